@@ -1,0 +1,3 @@
+from geoproxy.runtime.cli import main
+
+raise SystemExit(main())

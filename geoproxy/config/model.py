@@ -1,0 +1,498 @@
+"""The typed configuration every other layer reads.
+
+Rules:
+1. Everything here is a frozen, slotted dataclass or an enum. Nothing downstream of the parser
+   ever sees a raw configuration line; it sees these values.
+2. Times are seconds as ``float``; ``None`` means "not set" (HAProxy's meaning for an unset
+   timeout is "no limit", and its documentation warns about it, as ``geoproxy check`` does).
+3. Defaults are HAProxy's, so that a value left out of a configuration means here what it means
+   in HAProxy's configuration manual. Each default names its manual keyword.
+4. ``defaults`` sections are resolved by the parser: a ``Frontend`` or ``Backend`` carries the
+   final values it runs with, never a reference to the defaults it inherited them from.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a value came from, for error messages: ``file:line``."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+# --------------------------------------------------------------------------------------------
+# ACLs and conditions (`acl NAME CRITERION [-i] PATTERN...`, `if|unless COND`)
+
+
+class AclCriterion(enum.Enum):
+    """The ACL fetches geoproxy evaluates. The value is HAProxy's spelling."""
+
+    PATH = "path"
+    PATH_BEG = "path_beg"
+    PATH_END = "path_end"
+    PATH_SUB = "path_sub"
+    PATH_REG = "path_reg"
+    HDR = "hdr"  # exact match on a header value: hdr(host) -i example.com
+    HDR_BEG = "hdr_beg"
+    HDR_END = "hdr_end"
+    HDR_SUB = "hdr_sub"
+    HDR_DOM = "hdr_dom"
+    HDR_REG = "hdr_reg"
+    METHOD = "method"
+    SRC = "src"  # client address against addresses or CIDR networks
+    ALWAYS_TRUE = "always_true"  # also the predefined ACL `TRUE`
+    ALWAYS_FALSE = "always_false"  # also the predefined ACL `FALSE`
+
+
+@dataclass(frozen=True, slots=True)
+class AclTest:
+    """One ACL test: a fetch, its argument (the header name for ``hdr*``), flags and patterns.
+
+    ``patterns`` are matched with OR, as in HAProxy. ``ignore_case`` is the ``-i`` flag; header
+    names in ``argument`` are stored lower-case.
+    """
+
+    criterion: AclCriterion
+    argument: str | None
+    patterns: tuple[str, ...]
+    ignore_case: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    """A named ACL. Several ``acl`` lines with the same name are ORed, as in HAProxy."""
+
+    name: str
+    tests: tuple[AclTest, ...]
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionTerm:
+    """One term of a condition: a named ACL or an anonymous ``{ ... }`` ACL, maybe negated."""
+
+    test: Acl
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``if`` / ``unless`` followed by terms: ANDed within a group, groups ORed (``||``, ``or``).
+
+    Named ACLs are already resolved to their ``Acl`` value by the parser.
+    """
+
+    unless: bool
+    any_of: tuple[tuple[ConditionTerm, ...], ...]
+    location: Location
+
+
+# --------------------------------------------------------------------------------------------
+# Balancing
+
+
+class BalanceAlgorithm(enum.Enum):
+    ROUNDROBIN = "roundrobin"
+    STATIC_RR = "static-rr"
+    LEASTCONN = "leastconn"
+    FIRST = "first"
+    SOURCE = "source"
+    URI = "uri"
+    URL_PARAM = "url_param"
+    HDR = "hdr"
+    RANDOM = "random"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """``balance ALGORITHM [ARGS]``. HAProxy's default is roundrobin.
+
+    ``param`` is the parameter name for url_param and the header name (lower-case) for hdr.
+    ``uri_len``/``uri_depth``/``uri_whole`` are ``balance uri`` options, ``use_domain_only``
+    belongs to ``hdr``, ``draws`` to ``random`` (HAProxy's default: 2, the least loaded of two
+    random picks).
+    """
+
+    algorithm: BalanceAlgorithm = BalanceAlgorithm.ROUNDROBIN
+    param: str | None = None
+    uri_len: int = 0
+    uri_depth: int = 0
+    uri_whole: bool = False
+    use_domain_only: bool = False
+    draws: int = 2
+
+
+class HashType(enum.Enum):
+    """``hash-type map-based | consistent``. HAProxy's default is map-based."""
+
+    MAP_BASED = "map-based"
+    CONSISTENT = "consistent"
+
+
+class HashFunction(enum.Enum):
+    SDBM = "sdbm"
+    DJB2 = "djb2"
+    WT6 = "wt6"
+    CRC32 = "crc32"
+
+
+@dataclass(frozen=True, slots=True)
+class HashSettings:
+    method: HashType = HashType.MAP_BASED
+    function: HashFunction = HashFunction.SDBM
+    avalanche: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Servers and health
+
+
+class Observe(enum.Enum):
+    LAYER4 = "layer4"
+    LAYER7 = "layer7"
+
+
+class OnError(enum.Enum):
+    FASTINTER = "fastinter"
+    FAIL_CHECK = "fail-check"
+    SUDDEN_DEATH = "sudden-death"
+    MARK_DOWN = "mark-down"
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """``server NAME ADDR:PORT [params]`` with HAProxy's defaults.
+
+    ``maxconn``/``maxqueue`` of 0 mean "no limit" as in HAProxy. ``cookie`` is the server id
+    written into persistence cookies (None: this server never gets persistent clients).
+    ``fastinter``/``downinter`` of None mean "same as inter". ``check_port``/``check_addr``
+    are the ``port``/``addr`` parameters (where checks are sent, when not the traffic address).
+    """
+
+    name: str
+    host: str
+    port: int
+    location: Location
+    weight: int = 1
+    maxconn: int = 0
+    maxqueue: int = 0
+    backup: bool = False
+    disabled: bool = False
+    cookie: str | None = None
+    check: bool = False
+    check_port: int | None = None
+    check_addr: str | None = None
+    inter: float = 2.0
+    fastinter: float | None = None
+    downinter: float | None = None
+    rise: int = 2
+    fall: int = 3
+    slowstart: float = 0.0
+    observe: Observe | None = None
+    error_limit: int = 10
+    on_error: OnError = OnError.FAIL_CHECK
+    on_marked_down_shutdown_sessions: bool = False
+    on_marked_up_shutdown_backup_sessions: bool = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+class HttpCheckExpectKind(enum.Enum):
+    STATUS = "status"
+    RSTATUS = "rstatus"
+    STRING = "string"
+    RSTRING = "rstring"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheckExpect:
+    """``http-check expect [!] status|rstatus|string|rstring PATTERN``."""
+
+    kind: HttpCheckExpectKind
+    pattern: str
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheck:
+    """``option httpchk [METHOD] [URI] [VERSION]``; HAProxy's default is ``OPTIONS / HTTP/1.0``.
+
+    Without ``expect``, a 2xx or 3xx status passes, as in HAProxy.
+    """
+
+    method: str = "OPTIONS"
+    uri: str = "/"
+    version: str = "HTTP/1.0"
+    expect: HttpCheckExpect | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Persistence
+
+
+class CookieMode(enum.Enum):
+    REWRITE = "rewrite"
+    INSERT = "insert"
+    PREFIX = "prefix"
+    # geoproxy's own: the application's session id ends with its route (Tomcat's jvmRoute)
+    ROUTE = "route"
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePolicy:
+    """``cookie NAME [rewrite|insert|prefix|route] [options]``.
+
+    HAProxy's default mode, when none is named, is rewrite. ``route_delim`` belongs to route mode
+    (the character before the route in the session id). ``maxidle``/``maxlife`` are seconds.
+    """
+
+    name: str
+    mode: CookieMode
+    location: Location
+    indirect: bool = False
+    nocache: bool = False
+    postonly: bool = False
+    preserve: bool = False
+    httponly: bool = False
+    secure: bool = False
+    domains: tuple[str, ...] = ()
+    maxidle: float | None = None
+    maxlife: float | None = None
+    dynamic: bool = False
+    attrs: tuple[str, ...] = ()
+    route_delim: str = "."
+
+
+class StickTableType(enum.Enum):
+    IP = "ip"
+    IPV6 = "ipv6"
+    INTEGER = "integer"
+    STRING = "string"
+    BINARY = "binary"
+
+
+@dataclass(frozen=True, slots=True)
+class StickTable:
+    """``stick-table type T [len N] size N [expire T] [nopurge]``.
+
+    ``size`` is an entry count (HAProxy's k/m/g suffixes resolved), ``expire`` seconds or None.
+    """
+
+    type: StickTableType
+    size: int
+    location: Location
+    length: int = 32
+    expire: float | None = None
+    nopurge: bool = False
+
+
+class SampleFetch(enum.Enum):
+    REQ_COOK = "req.cook"
+    RES_COOK = "res.cook"
+    SRC = "src"
+    HDR = "hdr"
+    RES_HDR = "res.hdr"
+    URL_PARAM = "url_param"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A sample fetch with its argument: ``req.cook(JSESSIONID)``, ``src``, ``hdr(x-user)``."""
+
+    fetch: SampleFetch
+    argument: str | None = None
+
+
+class StickRuleKind(enum.Enum):
+    ON = "on"
+    MATCH = "match"
+    STORE_REQUEST = "store-request"
+    STORE_RESPONSE = "store-response"
+
+
+@dataclass(frozen=True, slots=True)
+class StickRule:
+    """``stick on|match|store-request|store-response SAMPLE [table NAME] [if|unless COND]``."""
+
+    kind: StickRuleKind
+    sample: Sample
+    location: Location
+    table: str | None = None
+    condition: Condition | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """``timeout ...`` values in seconds; None where unset.
+
+    The 1.x aliases map here: ``contimeout`` -> connect, ``clitimeout`` -> client,
+    ``srvtimeout`` -> server. ``http_keep_alive`` unset means "use http_request", and
+    ``check`` unset means "use inter", as HAProxy documents.
+    """
+
+    connect: float | None = None
+    client: float | None = None
+    server: float | None = None
+    queue: float | None = None
+    http_request: float | None = None
+    http_keep_alive: float | None = None
+    check: float | None = None
+    tunnel: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardFor:
+    """``option forwardfor [except NETWORK] [header NAME] [if-none]``."""
+
+    header: str = "X-Forwarded-For"
+    except_network: str | None = None
+    if_none: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFile:
+    """``errorfile CODE FILE``: the file holds a whole HTTP response, parsed at load time."""
+
+    status: int
+    path: str
+    response: bytes
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """One ``bind`` address. ``*`` or an empty host means every IPv4 address (0.0.0.0)."""
+
+    host: str
+    port: int
+    location: Location
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class UseBackend:
+    """``use_backend NAME if|unless COND``."""
+
+    backend: str
+    condition: Condition
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Frontend:
+    """A ``frontend``, or the frontend half of a ``listen`` section.
+
+    ``options`` keeps the options that only matter on the client side: forwardfor, httplog,
+    dontlognull, http-server-close, http-keep-alive.
+    """
+
+    name: str
+    location: Location
+    binds: tuple[Bind, ...]
+    default_backend: str | None = None
+    use_backends: tuple[UseBackend, ...] = ()
+    acls: tuple[Acl, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    forwardfor: ForwardFor | None = None
+    httplog: bool = False
+    dontlognull: bool = False
+    http_server_close: bool = False
+    http_keep_alive: bool = True
+    maxconn: int = 0
+    errorfiles: tuple[ErrorFile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A ``backend``, or the backend half of a ``listen`` section.
+
+    ``retries`` defaults to 3 as in HAProxy. ``servers`` keep configuration order, which HAProxy
+    uses for ids, cookie matching and the ``first`` algorithm.
+    """
+
+    name: str
+    location: Location
+    servers: tuple[Server, ...] = ()
+    balance: Balance = field(default_factory=Balance)
+    hash: HashSettings = field(default_factory=HashSettings)
+    cookie: CookiePolicy | None = None
+    dynamic_cookie_key: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: int = 3
+    redispatch: bool = False
+    persist: bool = False
+    allbackups: bool = False
+    forwardfor: ForwardFor | None = None
+    http_server_close: bool = False
+    http_keep_alive: bool = True
+    httpchk: HttpCheck | None = None
+    stick_table: StickTable | None = None
+    stick_rules: tuple[StickRule, ...] = ()
+    force_persist: tuple[Condition, ...] = ()
+    ignore_persist: tuple[Condition, ...] = ()
+    acls: tuple[Acl, ...] = ()
+    errorfiles: tuple[ErrorFile, ...] = ()
+
+    def server(self, name: str) -> Server | None:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalSettings:
+    """The ``global`` keywords geoproxy uses. ``redis_url`` and ``workers`` are geoproxy's own
+    (``redis-url URL``, ``workers N``); the command line and environment override them."""
+
+    maxconn: int = 0
+    redis_url: str | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A warning or an error, phrased as HAProxy phrases them: ``parsing [file:line] : ...``."""
+
+    location: Location
+    keyword: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"parsing [{self.location}] : '{self.keyword}' : {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole, validated configuration. ``warnings`` are printed by ``geoproxy check`` and at
+    start-up; a configuration with errors never becomes a ``Config`` (the parser raises
+    ``ConfigError`` with all of them)."""
+
+    path: str
+    global_: GlobalSettings
+    frontends: tuple[Frontend, ...]
+    backends: tuple[Backend, ...]
+    warnings: tuple[Diagnostic, ...] = ()
+
+    def backend(self, name: str) -> Backend | None:
+        for backend in self.backends:
+            if backend.name == name:
+                return backend
+        return None
