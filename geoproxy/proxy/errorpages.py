@@ -1,0 +1,125 @@
+"""The error responses geoproxy sends itself, byte for byte as HAProxy 2.6 sends them.
+
+HAProxy's built-in pages (src/http.c ``http_err_msgs``) are used unless the frontend or the
+backend names an ``errorfile`` for that status; an errorfile holds a whole HTTP response, which is
+sent as the file says (status line, headers, body), as HAProxy does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from geoproxy.config.model import ErrorFile
+
+_BUILTIN_TEXT = {
+    400: ("Bad request", "Your browser sent an invalid request."),
+    403: ("Forbidden", "Request forbidden by administrative rules."),
+    405: (
+        "Method Not Allowed",
+        "A request was made of a resource using a request method not supported by that resource",
+    ),
+    408: ("Request Time-out", "Your browser didn't send a complete request in time."),
+    413: ("Payload Too Large", "The request entity exceeds the maximum allowed."),
+    414: (
+        "Request-URI Too Long",
+        "The requested URL's length exceeds the capacity limit for this server.",
+    ),
+    431: ("Request Header Fields Too Large", "Your browser sent too many or too large headers."),
+    500: ("Internal Server Error", "An internal server error occurred."),
+    502: ("Bad Gateway", "The server returned an invalid or incomplete response."),
+    503: ("Service Unavailable", "No server is available to handle this request."),
+    504: ("Gateway Time-out", "The server didn't respond in time."),
+}
+
+# HAProxy's connection-level answers (400, 408) close the connection and carry
+# ``Connection: close``; the others keep it open.
+_CLOSING = frozenset({400, 408, 414, 431})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    """A ready-to-send error response: WSGI status string, headers, body, and whether the
+    client connection must be closed after it."""
+
+    status: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    close: bool
+
+    @property
+    def raw(self) -> bytes:
+        """The whole response as bytes, for answers sent outside WSGI (the worker's 400/408)."""
+        lines = [f"HTTP/1.1 {self.status}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        if self.close and not any(name.lower() == "connection" for name, _ in self.headers):
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+def builtin_page(status: int) -> ErrorPage:
+    reason, text = _BUILTIN_TEXT[status]
+    body = f"<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n".encode()
+    if status in _CLOSING:
+        # Sent by HAProxy's HTTP/1 mux itself, hence another spelling and a Connection header.
+        headers: tuple[tuple[str, str], ...] = (
+            ("Content-length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+            ("Connection", "close"),
+            ("Content-Type", "text/html"),
+        )
+    else:
+        headers = (
+            ("content-length", str(len(body))),
+            ("cache-control", "no-cache"),
+            ("content-type", "text/html"),
+        )
+    return ErrorPage(f"{status} {reason}", headers, body, status in _CLOSING)
+
+
+def parse_errorfile(response: bytes) -> ErrorPage:
+    """Turn an errorfile's raw HTTP response into an ``ErrorPage``. The parser has already
+    validated the file; ``Connection: close`` in it closes the client connection."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    if not _ and b"\n\n" in response:
+        head, _, body = response.partition(b"\n\n")
+    lines = head.decode("latin-1").splitlines()
+    status = lines[0].split(" ", 1)[1].strip()
+    headers: list[tuple[str, str]] = []
+    close = False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if name.lower() == "connection":
+            close = close or "close" in value.lower()
+            continue
+        if name.lower() == "content-length":
+            continue
+        headers.append((name, value))
+    headers.append(("content-length", str(len(body))))
+    return ErrorPage(status, tuple(headers), body, close)
+
+
+class ErrorPages:
+    """Every error page of one proxy (frontend or backend), built once at start-up."""
+
+    def __init__(self, errorfiles: Iterable[ErrorFile]) -> None:
+        self._pages = {page.status: parse_errorfile(page.response) for page in errorfiles}
+
+    def get(self, status: int) -> ErrorPage | None:
+        """This proxy's own errorfile for ``status``, if it has one."""
+        return self._pages.get(status)
+
+    def page(self, status: int) -> ErrorPage:
+        """This proxy's errorfile for ``status``, else HAProxy's built-in page."""
+        return self._pages.get(status) or _builtin(status)
+
+
+_BUILTIN_CACHE: dict[int, ErrorPage] = {}
+
+
+def _builtin(status: int) -> ErrorPage:
+    page = _BUILTIN_CACHE.get(status)
+    if page is None:
+        page = _BUILTIN_CACHE[status] = builtin_page(status)
+    return page

@@ -1,0 +1,84 @@
+"""``geoproxy run | check | state``: the command line.
+
+geoproxy's own settings come, highest first, from the command line, the environment
+(``GEOPROXY_REDIS_URL``, ``GEOPROXY_WORKERS``), the configuration's ``global`` section
+(``redis-url``, ``workers``), and the defaults (an embedded Redis, 2 workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_WORKERS = 2
+REDIS_ENV = "GEOPROXY_REDIS_URL"
+WORKERS_ENV = "GEOPROXY_WORKERS"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.cfg"
+DEMO_BACKENDS = (("s1", 9001), ("s2", 9002), ("s3", 9003))
+
+
+def runtime_dir() -> Path:
+    """Where ``geoproxy run`` keeps its runtime files (the embedded Redis socket, its URL)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    path = Path(base) / f"geoproxy-{os.getuid()}"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geoproxy",
+        description="An HTTP/1.1 load balancer that reads HAProxy's configuration and shares "
+        "its routing state through Redis.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the proxy (gunicorn with gevent workers)")
+    run.add_argument("-c", "--config", help="HAProxy-syntax configuration (default: the demo)")
+    run.add_argument("--workers", type=int, help=f"worker processes (env {WORKERS_ENV}, default 2)")
+    run.add_argument("--redis", help=f"Redis URL (env {REDIS_ENV}; default: an embedded Redis)")
+
+    check = commands.add_parser("check", help="validate a configuration, like haproxy -c")
+    check.add_argument("-c", "--config", required=True)
+
+    state = commands.add_parser("state", help="print every backend's servers as Redis has them")
+    state.add_argument(
+        "--redis",
+        help=f"Redis URL (env {REDIS_ENV}; default: the embedded "
+        "Redis of a running `geoproxy run`)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        from geoproxy.config.check import check
+
+        return check(args.config)
+    if args.command == "state":
+        from geoproxy.runtime.state_command import print_state
+
+        return print_state(_state_redis_url(args.redis))
+    from geoproxy.runtime.run_command import run
+
+    return run(args.config, workers=args.workers, redis_url=args.redis)
+
+
+def _state_redis_url(explicit: str | None) -> str:
+    url = explicit or os.environ.get(REDIS_ENV)
+    if url:
+        return url
+    recorded = runtime_dir() / "redis.url"
+    if recorded.exists():
+        return recorded.read_text().strip()
+    print(
+        "geoproxy state: no Redis URL: pass --redis URL, set GEOPROXY_REDIS_URL, or start "
+        "`geoproxy run` (its embedded Redis is found automatically)",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)

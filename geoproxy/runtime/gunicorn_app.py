@@ -1,0 +1,140 @@
+"""Embedding gunicorn: one master, gevent workers running ``ProxyApp``.
+
+Where each piece of per-process state is made (gunicorn's hooks are the places for it):
+- the master registers the configured servers in Redis once, and reaps a worker's in-flight
+  counts the moment that worker exits (``child_exit``), whatever killed it;
+- each worker, after fork and gevent's monkey-patching, opens its own Redis client, builds its
+  local snapshot and its pools (``load``), and starts its background loops
+  (``post_worker_init``); on exit it flushes its pending releases (``worker_exit``).
+SIGHUP re-reads the configuration: a configuration with errors is refused and the running one
+stays; a valid one is registered and gunicorn replaces the workers gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from geoproxy.config import load
+from geoproxy.config.model import Config
+from geoproxy.errors import ConfigError
+from geoproxy.proxy.app import ProxyApp
+from geoproxy.state.redis_store import RedisFleetState
+
+log = logging.getLogger("geoproxy")
+
+WORKER_CLASS = "geoproxy.runtime.worker.ProxyWorker"
+
+
+def worker_id(pid: int) -> str:
+    """The id under which a worker counts its requests in Redis: unique among live workers of
+    the fleet, and computable by the master from the pid alone."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+def bind_addresses(config: Config) -> list[str]:
+    addresses = []
+    for frontend in config.frontends:
+        for bind in frontend.binds:
+            host = f"[{bind.host}]" if ":" in bind.host else bind.host
+            addresses.append(f"{host}:{bind.port}")
+    return addresses
+
+
+class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
+    def __init__(self, config: Config, redis_url: str, workers: int) -> None:
+        self.config = config
+        self.redis_url = redis_url
+        self.workers = workers
+        self._master_fleet: RedisFleetState | None = None
+        super().__init__(usage=None, prog="geoproxy")
+
+    # -- gunicorn's configuration -------------------------------------------------------------
+
+    def load_config(self) -> None:
+        settings: dict[str, Any] = {
+            "bind": bind_addresses(self.config),
+            "workers": self.workers,
+            "worker_class": WORKER_CLASS,
+            "worker_connections": self.config.global_.maxconn or 10000,
+            "keepalive": 5,
+            "timeout": 30,
+            "graceful_timeout": 10,
+            "proc_name": "geoproxy",
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "info",
+            "limit_request_line": 8190,
+            # A proxy relays these headers; gunicorn must not interpret them for itself.
+            "forwarded_allow_ips": "",
+            "secure_scheme_headers": {},
+            "post_worker_init": _post_worker_init,
+            "worker_exit": _worker_exit,
+            "child_exit": self._child_exit,
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> ProxyApp:
+        """Build the WSGI app in a worker (after fork)."""
+        fleet = RedisFleetState(self.redis_url, worker_id(os.getpid()))
+        fleet.attach(self.config.backends)
+        return ProxyApp(self.config, fleet)
+
+    # -- the master's part ----------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Write the configured servers to Redis; called once by the master before workers
+        start, and again after each successful reload."""
+        if self._master_fleet is not None:
+            self._master_fleet.close()
+        self._master_fleet = RedisFleetState(self.redis_url, worker_id(os.getpid()))
+        self._master_fleet.register(self.config.backends)
+
+    def _child_exit(self, arbiter: Any, worker: Any) -> None:
+        if self._master_fleet is None:
+            return
+        try:
+            reaped = self._master_fleet.reap([worker_id(worker.pid)])
+        except Exception as error:  # Redis away: the heartbeat TTL reaps it later
+            log.warning("could not reap worker %s at once: %s", worker.pid, error)
+        else:
+            if reaped:
+                log.info("reaped the in-flight counts of exited worker %s", worker.pid)
+
+    def reload(self) -> None:
+        try:
+            config = load(self.config.path)
+        except ConfigError as error:
+            log.error(
+                "configuration %s refused on reload; the running one stays:\n%s",
+                self.config.path,
+                error,
+            )
+            return
+        except OSError as error:
+            log.error(
+                "configuration %s unreadable on reload (%s); the running one stays",
+                self.config.path,
+                error,
+            )
+            return
+        for warning in config.warnings:
+            log.warning("%s", warning)
+        self.config = config
+        self.register()
+        super().reload()
+
+
+def _post_worker_init(worker: Any) -> None:
+    worker.wsgi.fleet.start()
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, ProxyApp):
+        app.fleet.stop()

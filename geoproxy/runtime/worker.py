@@ -1,0 +1,168 @@
+"""geoproxy's gunicorn worker: the gevent worker, with HAProxy's client-side timeouts and answers.
+
+Why a worker of our own (a subclass of gunicorn's ``GeventWorker``, the WSGI app unchanged):
+1. HAProxy's ``timeout http-request`` answers 408 when a request's head does not arrive in time;
+   ``timeout http-keep-alive`` closes an idle keep-alive connection silently; ``timeout client``
+   bounds every read of the client. gunicorn has one keepalive timeout and answers nothing.
+2. Answers to malformed requests are HAProxy's pages (400, 414, 431), not gunicorn's.
+3. A proxy relays the server's headers: gunicorn's own ``Server`` and ``Date`` headers would
+   duplicate or contradict them, so responses carry only what the server (or geoproxy) sent,
+   plus the framing headers HAProxy adds.
+4. A response that the server cut mid-body cuts the client connection quietly, as HAProxy does;
+   it is not an application crash with a traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import gevent
+from gevent.socket import wait_read
+from gunicorn import http
+from gunicorn.http import errors as http_errors
+from gunicorn.http import wsgi
+from gunicorn.workers.ggevent import GeventWorker
+
+from geoproxy.errors import ClientGone, UpstreamError
+from geoproxy.proxy.errorpages import builtin_page
+
+_PAGE_400 = builtin_page(400).raw
+_PAGE_408 = builtin_page(408).raw
+_PAGE_414 = builtin_page(414).raw
+_PAGE_431 = builtin_page(431).raw
+_PAGE_500 = builtin_page(500).raw
+
+
+class ProxyResponse(wsgi.Response):  # type: ignore[misc]
+    """gunicorn's response writer without ``Server``/``Date``, always ``HTTP/1.1``, with
+    ``connection`` only where HAProxy writes it (close, or keep-alive to an HTTP/1.0 client), and
+    honouring ``Connection: close`` from the app (an errorfile may ask for it)."""
+
+    def process_headers(self, headers: list[tuple[str, str]]) -> None:
+        for name, value in headers:
+            if name.lower() == "connection" and "close" in value.lower():
+                self.must_close = True
+        super().process_headers(headers)
+
+    def default_headers(self) -> list[str]:
+        lines = [f"HTTP/1.1 {self.status}\r\n"]
+        if self.should_close():
+            lines.append("connection: close\r\n")
+        elif self.req.version < (1, 1):
+            lines.append("connection: keep-alive\r\n")
+        if self.chunked:
+            lines.append("transfer-encoding: chunked\r\n")
+        return lines
+
+
+def _page_for(error: Exception) -> bytes:
+    if isinstance(error, http_errors.LimitRequestLine):
+        return _PAGE_414
+    if isinstance(error, http_errors.LimitRequestHeaders):
+        return _PAGE_431
+    return _PAGE_400
+
+
+class ProxyWorker(GeventWorker):  # type: ignore[misc]
+    """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp``."""
+
+    def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
+        client.setblocking(True)
+        timeouts = self.wsgi.client_timeouts(listener.getsockname())
+        parser = http.get_parser(self.cfg, client, addr)
+        listener_name = listener.getsockname()
+        first = True
+        try:
+            while self.alive:
+                if not first and not _has_buffered(parser):
+                    try:
+                        wait_read(client.fileno(), timeout=timeouts.idle)
+                    except TimeoutError:
+                        return  # idle keep-alive connection: closed silently, as HAProxy
+                client.settimeout(None)
+                try:
+                    with gevent.Timeout(timeouts.request_head):
+                        request = next(parser)
+                except gevent.Timeout:
+                    _send_quietly(client, _PAGE_408)
+                    return
+                client.settimeout(timeouts.client)
+                if not self.handle_request(listener_name, request, client, addr):
+                    return
+                first = False
+        except (StopIteration, http_errors.NoMoreData):
+            pass
+        except http_errors.ParseException as error:
+            _send_quietly(client, _page_for(error))
+        except OSError:
+            pass  # the client went away or stalled past timeout client: nothing to answer
+        except Exception:
+            self.log.exception("unexpected error on a client connection")
+        finally:
+            _close(client)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: socket.socket, addr: Any) -> bool:
+        """Serve one request; True when the connection may serve another."""
+        response = None
+        try:
+            response, environ = wsgi.create(
+                req, sock, addr, listener_name, self.cfg, response_class=ProxyResponse
+            )
+            environ["wsgi.multithread"] = True
+            self.nr += 1
+            if self.nr >= self.max_requests and self.alive:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+            if not self.alive:
+                response.force_close()
+            body = self.wsgi(environ, response.start_response)
+            try:
+                for chunk in body:
+                    response.write(chunk)
+                response.close()
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+            return not response.should_close()
+        except (UpstreamError, ClientGone, http_errors.NoMoreData, OSError):
+            return False  # cut: the connection closes without a word, as HAProxy cuts it
+        except http_errors.ParseException:
+            raise
+        except Exception:
+            if response is None or not response.headers_sent:
+                self.log.exception("error while serving a request")
+                _send_quietly(sock, _PAGE_500)
+            else:
+                self.log.exception("error after the response started; connection cut")
+            return False
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        if isinstance(exc, http_errors.ParseException):
+            _send_quietly(client, _page_for(exc))
+        else:
+            self.log.exception("error on a client connection", exc_info=exc)
+            _send_quietly(client, _PAGE_500)
+
+
+def _has_buffered(parser: Any) -> bool:
+    """True when the client already pipelined bytes of its next request."""
+    buffer = parser.unreader.buf
+    buffer.seek(0, 2)
+    return bool(buffer.tell())
+
+
+def _send_quietly(client: socket.socket, data: bytes) -> None:
+    try:
+        client.settimeout(1.0)
+        client.sendall(data)
+    except OSError:
+        pass
+
+
+def _close(client: socket.socket) -> None:
+    try:
+        client.close()
+    except OSError:
+        pass

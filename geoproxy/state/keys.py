@@ -1,0 +1,70 @@
+"""Every Redis key geoproxy uses. The README's key table is written from this module.
+
+Rules:
+1. Every key of one backend carries the hash tag ``{backend}``, so that one script touches one
+   cluster slot (DESIGN.md: the scripts also run on Redis Cluster).
+2. Names read well in ``redis-cli``: ``gp:{app}:inflight`` is the in-flight count of every
+   server of backend ``app``.
+3. Nothing outside ``geoproxy/state`` builds a key by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "gp"
+
+# A set of backend names, so that `geoproxy state` finds every backend without KEYS/SCAN.
+BACKENDS = f"{PREFIX}:backends"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendKeys:
+    """The keys of one backend, built once per process."""
+
+    backend: str
+    servers: str  # ZSET: server name -> configuration order
+    inflight: str  # HASH: server name -> requests in flight, fleet-wide
+    total: str  # HASH: server name -> requests ever acquired
+    workers: str  # ZSET: worker id -> heartbeat expiry (ms, Redis clock)
+    worker_prefix: str  # HASH per worker: prefix + worker id -> {server: in flight}
+
+    def server(self, name: str) -> str:
+        """HASH of one server's configuration and state (address, weight, admin, oper...)."""
+        return f"{PREFIX}:{{{self.backend}}}:srv:{name}"
+
+    def worker(self, worker_id: str) -> str:
+        return self.worker_prefix + worker_id
+
+
+def backend_keys(backend: str) -> BackendKeys:
+    tag = f"{PREFIX}:{{{backend}}}"
+    return BackendKeys(
+        backend=backend,
+        servers=f"{tag}:servers",
+        inflight=f"{tag}:inflight",
+        total=f"{tag}:total",
+        workers=f"{tag}:workers",
+        worker_prefix=f"{tag}:w:",
+    )
+
+
+# The key table the README documents: (pattern, type, meaning).
+KEY_TABLE: tuple[tuple[str, str, str], ...] = (
+    (BACKENDS, "SET", "names of every backend a geoproxy process has registered"),
+    ("gp:{B}:servers", "ZSET", "server names of backend B, scored by configuration order"),
+    (
+        "gp:{B}:srv:S",
+        "HASH",
+        "server S of backend B: addr, weight, maxconn, backup, admin (ready|drain|maint), "
+        "oper (up|down|...)",
+    ),
+    ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
+    ("gp:{B}:total", "HASH", "server -> requests sent to it since the keys were created"),
+    ("gp:{B}:workers", "ZSET", "live worker ids, scored by heartbeat expiry (ms, Redis clock)"),
+    (
+        "gp:{B}:w:W",
+        "HASH",
+        "server -> requests worker W has in flight; given back by the reaper if W dies",
+    ),
+)

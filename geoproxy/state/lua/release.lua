@@ -1,0 +1,26 @@
+-- release.lua: give back in-flight counts a worker batched, off the request's critical path.
+--
+-- KEYS[1]  in-flight hash of the backend
+-- KEYS[2]  this worker's in-flight hash
+-- ARGV     pairs: server name, count
+-- Returns  the number of requests actually released (a worker that was reaped as dead while it
+--          was only slow gives back nothing twice: it can only release what its hash still holds)
+
+local inflight, mine = KEYS[1], KEYS[2]
+local released = 0
+for i = 1, #ARGV, 2 do
+  local name = ARGV[i]
+  local count = tonumber(ARGV[i + 1])
+  local held = tonumber(redis.call('HGET', mine, name) or '0')
+  local given = math.min(held, count)
+  if given > 0 then
+    redis.call('HINCRBY', inflight, name, -given)
+    if held == given then
+      redis.call('HDEL', mine, name)
+    else
+      redis.call('HINCRBY', mine, name, -given)
+    end
+    released = released + given
+  end
+end
+return released

@@ -1,0 +1,92 @@
+"""The fleet state interface: what the request path and the tools may ask of shared state.
+
+Rules:
+1. ``acquire`` is the only call on a request's critical path, and it costs at most one Redis
+   round trip (DESIGN.md invariant 1). ``release`` never waits on Redis: releases are batched and
+   ride on the next acquire of the same backend, or on a short background flush.
+2. ``view`` never does I/O: it returns the process's local snapshot, which a background loop
+   refreshes from Redis twice a second.
+3. When Redis is unreachable, every call still answers, from local counts and the last snapshot
+   (DESIGN.md invariant 4); the implementation logs the outage once and converges when Redis is
+   back. A lease taken while Redis was away is never released to Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from geoproxy.balance.policy import Ranking
+from geoproxy.balance.view import BackendView
+from geoproxy.config.model import Backend
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One request counted in flight on one server. ``shared`` is false when the count is only
+    local (Redis was unreachable when it was taken)."""
+
+    backend: str
+    server: str
+    shared: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReport:
+    """One server as ``geoproxy state`` prints it."""
+
+    name: str
+    address: str
+    admin: str
+    oper: str
+    weight: int
+    inflight: int
+    total: int
+    backup: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BackendReport:
+    name: str
+    servers: tuple[ServerReport, ...]
+    live_workers: int
+
+
+class FleetState(Protocol):
+    def register(self, backends: Sequence[Backend]) -> None:
+        """Write the configured servers to shared state (once per host, at start-up), keeping
+        the admin and health state that operators and checkers set earlier."""
+        ...
+
+    def attach(self, backends: Sequence[Backend]) -> None:
+        """Build this process's local snapshot of ``backends`` (every worker, after fork)."""
+        ...
+
+    def view(self, backend: str) -> BackendView:
+        """The local snapshot of one backend (no I/O)."""
+        ...
+
+    def acquire(self, backend: str, ranking: Ranking) -> Lease | None:
+        """Take a server among ``ranking`` and count one request in flight on it.
+
+        Returns None when no candidate has room.
+        """
+        ...
+
+    def release(self, lease: Lease) -> None:
+        """Give back what ``acquire`` took; batched, never blocks on Redis."""
+        ...
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable and decisions are local."""
+        ...
+
+    def start(self) -> None:
+        """Start the background loops (release flusher, heartbeat and snapshot refresh)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the background loops and flush what is pending."""
+        ...
