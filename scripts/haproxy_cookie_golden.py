@@ -328,6 +328,7 @@ def ex(cookie: str | list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
     headers += [tuple(h) for h in kwargs.pop("request_headers", [])]
     answer: list[tuple[str, str]] = [("Set-Cookie", v) for v in kwargs.pop("set_cookie", [])]
     answer += [tuple(h) for h in kwargs.pop("response_headers", [])]
+    differs = kwargs.pop("differs", None)
     out = {
         "method": kwargs.pop("method", "GET"),
         "target": kwargs.pop("target", "/"),
@@ -336,15 +337,16 @@ def ex(cookie: str | list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
         "ignore_persist": kwargs.pop("ignore_persist", False),
         "response": {"status": kwargs.pop("status", 200), "headers": answer},
     }
+    if differs:
+        out["geoproxy_differs"] = differs
     assert not kwargs, kwargs
     return out
 
 
-def case(name: str, *exchanges: dict[str, Any], differs: dict[str, Any] | None = None) -> dict:
-    out: dict[str, Any] = {"name": name, "exchanges": list(exchanges)}
-    if differs:
-        out["geoproxy_differs"] = differs
-    return out
+def case(name: str, *exchanges: dict[str, Any]) -> dict[str, Any]:
+    """A case: exchanges sent in order on one keep-alive connection. An exchange's
+    ``geoproxy_differs`` states a deliberate difference: why, and what geoproxy does."""
+    return {"name": name, "exchanges": list(exchanges)}
 
 
 SERVERS = [
@@ -416,6 +418,9 @@ def request_cases(name: str) -> list[dict[str, Any]]:
     ]
 
 
+MAX_AGE = ("Cache-Control", "max-age=60")
+
+
 def response_cases(name: str) -> list[dict[str, Any]]:
     """Response-side cases: the server's Set-Cookie, caching."""
     n = name
@@ -468,7 +473,7 @@ def response_cases(name: str) -> list[dict[str, Any]]:
         case("cacheable: 500", ex(status=500, response_headers=[("Cache-Control", "max-age=60")])),
         case("cacheable: 204", ex(status=204, response_headers=[("Cache-Control", "max-age=60")])),
         case("cacheable: 304", ex(status=304, response_headers=[("Cache-Control", "max-age=60")])),
-        case("cacheable: direct", ex(f"{n}=s1", response_headers=[("Cache-Control", "max-age=60")])),
+        case("cacheable: direct", ex(f"{n}=s1", response_headers=[MAX_AGE])),
         case("cacheable: POST public max-age", ex(
             method="POST", response_headers=[("Cache-Control", "public, max-age=60")])),
         case("cacheable: private then public",
@@ -477,7 +482,8 @@ def response_cases(name: str) -> list[dict[str, Any]]:
         case("cacheable: upper case", ex(response_headers=[("Cache-Control", "MAX-AGE=60")])),
         case("cacheable: s-maxage=0", ex(response_headers=[("Cache-Control", "s-maxage=0"),
                                                             ("ETag", '"x"')])),
-        case("cacheable: no-store", ex(response_headers=[("Cache-Control", "no-store, max-age=9")])),
+        case("cacheable: no-store",
+             ex(response_headers=[("Cache-Control", "no-store, max-age=9")])),
         case("cacheable: two headers", ex(response_headers=[("Cache-Control", "max-age=60"),
                                                             ("Cache-Control", "private")])),
         case("cacheable: pragma alone", ex(response_headers=[("Pragma", "no-cache"),
@@ -486,7 +492,7 @@ def response_cases(name: str) -> list[dict[str, Any]]:
                                                              ("ETag", '"x"')])),
         case("cacheable: OPTIONS", ex(method="OPTIONS",
                                       response_headers=[("Cache-Control", "max-age=60")])),
-        case("cacheable: PUT", ex(method="PUT", response_headers=[("Cache-Control", "max-age=60")])),
+        case("cacheable: PUT", ex(method="PUT", response_headers=[MAX_AGE])),
         *[case(f"cacheable: {code}", ex(status=code, response_headers=[
             ("Cache-Control", "max-age=60")])) for code in (203, 206, 300, 301, 405, 410, 414,
                                                             501, 201, 307)],
@@ -513,6 +519,24 @@ def cookie_suite(name: str, line: str, policy: dict[str, Any], **extra: Any) -> 
 
 def policy(name: str, mode: str, **options: Any) -> dict[str, Any]:
     return {"name": name, "mode": mode, **options}
+
+
+MAINT_DIFFERENCE = (
+    "HAProxy 2.6 sends a request whose cookie names a server in MAINT there under 'option "
+    "persist'; geoproxy keeps an operator's maintenance and balances it (only force-persist "
+    "reaches a server in MAINT), as its specification says."
+)
+
+
+def persist_cases(n: str) -> list[dict[str, Any]]:
+    cases = request_cases(n)[:8]
+    for item in cases:
+        if item["name"] == "cookie for a server in maintenance":
+            item["exchanges"][0]["geoproxy_differs"] = {
+                "why": MAINT_DIFFERENCE, "answered_by": "bal", "request_log": "D",
+                "client_headers": [["set-cookie", f"{n}=bal; path=/"]], "response_log": "I",
+            }
+    return cases
 
 
 def date_cases(n: str) -> list[dict[str, Any]]:
@@ -553,23 +577,28 @@ STORY_DIFFERENCE = (
 
 def prefix_cases(n: str, indirect: bool) -> list[dict[str, Any]]:
     new = [f"{n}=NEW; Path=/app"]
-    diff = (
-        {"why": STORY_DIFFERENCE, "client_headers": [["set-cookie", f"{n}=s1~NEW; Path=/app"]],
-         "response_log": "R"}
-        if indirect else None
-    )
+
+    def differs(*client: str) -> dict[str, Any] | None:
+        if not indirect:
+            return None
+        headers = [
+            ["cache-control", value.partition(": ")[2]] if value.startswith("Cache-Control: ")
+            else ["set-cookie", value] for value in client
+        ]
+        return {"why": STORY_DIFFERENCE, "client_headers": headers, "response_log": "R"}
+
+    prefixed = f"{n}=s1~NEW; Path=/app"
+    deleted = f"{n}=; Expires=Thu, 01-Jan-1970 00:00:01 GMT"
     return [
         case("no cookie, server opens a session", ex(set_cookie=new)),
         case("valid prefixed cookie", ex(f"{n}=s1~OLD")),
         case("valid prefixed cookie, server opens a new session (the story)",
-             ex(f"{n}=s1~OLD", set_cookie=new), differs=diff),
+             ex(f"{n}=s1~OLD", set_cookie=new, differs=differs(prefixed))),
         case("valid prefixed cookie, server repeats the same session",
              ex(f"{n}=s1~OLD", set_cookie=[f"{n}=OLD; Path=/app"])),
         case("valid prefixed cookie, server deletes the session",
-             ex(f"{n}=s1~OLD", set_cookie=[f"{n}=; Expires=Thu, 01-Jan-1970 00:00:01 GMT"]),
-             differs=({"why": STORY_DIFFERENCE, "client_headers": [
-                 ["set-cookie", f"{n}=s1~; Expires=Thu, 01-Jan-1970 00:00:01 GMT"]],
-                 "response_log": "R"} if indirect else None)),
+             ex(f"{n}=s1~OLD", set_cookie=[deleted],
+                differs=differs(f"{n}=s1~; Expires=Thu, 01-Jan-1970 00:00:01 GMT"))),
         case("prefixed cookie for a down server", ex(f"{n}=s2~OLD", set_cookie=new)),
         case("prefixed cookie for an unknown server", ex(f"{n}=zz~OLD", set_cookie=new)),
         case("cookie without a prefix", ex(f"{n}=OLD", set_cookie=new)),
@@ -579,17 +608,21 @@ def prefix_cases(n: str, indirect: bool) -> list[dict[str, Any]]:
         case("spaces around equal sign", ex(f"a = 1; {n} = s1~OLD")),
         case("two prefixed cookies", ex(f"{n}=s1~A; {n}=b1~B")),
         case("two prefixed cookies, first unknown", ex(f"{n}=zz~A; {n}=s1~B")),
+        case("two prefixed cookies, server repeats the second",
+             ex(f"{n}=s1~A; {n}=b1~B", set_cookie=[f"{n}=B"])),
         case("dollar attributes", ex(f"$Version=1; {n}=s1~OLD; $Path=/app")),
         case("keep-alive: every request is rewritten",
-             ex(f"{n}=s1~ONE"), ex(f"{n}=s1~TWO", set_cookie=new), ex(f"{n}=b1~THREE"),
-             differs=diff),
-        case("other Set-Cookie untouched", ex(f"{n}=s1~OLD", set_cookie=["other=1", *new]),
-             differs=({"why": STORY_DIFFERENCE, "client_headers": [
-                 ["set-cookie", "other=1"], ["set-cookie", f"{n}=s1~NEW; Path=/app"]],
-                 "response_log": "R"} if indirect else None)),
+             ex(f"{n}=s1~ONE"), ex(f"{n}=s1~TWO", set_cookie=new, differs=differs(prefixed)),
+             ex(f"{n}=b1~THREE")),
+        case("other Set-Cookie untouched",
+             ex(f"{n}=s1~OLD", set_cookie=["other=1", *new],
+                differs=differs("other=1", prefixed))),
         case("ignore-persist", ex(f"{n}=s1~OLD", set_cookie=new, ignore_persist=True)),
         case("cacheable response", ex(f"{n}=s1~OLD",
                                       response_headers=[("Cache-Control", "max-age=60")])),
+        case("cacheable response, new session", ex(
+            f"{n}=s1~OLD", set_cookie=new, response_headers=[("Cache-Control", "max-age=60")],
+            differs=differs(prefixed, "Cache-Control: max-age=60"))),
     ]
 
 
@@ -616,7 +649,8 @@ def suites() -> list[dict[str, Any]]:
                    attrs=["SameSite=Lax", "Priority=High"]),
             cases=[case("no cookie", ex()), case("valid cookie", ex(f"{n}=s1")),
                    case("server without id", ex(f"{n}=zz"))]),
-        cookie_suite("insert_maxidle_maxlife", f"cookie {n} insert indirect maxidle 60 maxlife 3600",
+        cookie_suite("insert_maxidle_maxlife",
+                     f"cookie {n} insert indirect maxidle 60 maxlife 3600",
                      policy(n, "insert", indirect=True, maxidle=60, maxlife=3600),
                      cases=date_cases(n)),
         cookie_suite("insert_maxidle", f"cookie {n} insert maxidle 60",
@@ -624,13 +658,14 @@ def suites() -> list[dict[str, Any]]:
         cookie_suite("insert_maxlife", f"cookie {n} insert nocache maxlife 3600",
                      policy(n, "insert", nocache=True, maxlife=3600), cases=date_cases(n)),
         cookie_suite("insert_persist", f"cookie {n} insert indirect", policy(n, "insert",
-                     indirect=True), persist=True, cases=request_cases(n)[:8]),
+                     indirect=True), persist=True, cases=persist_cases(n)),
         cookie_suite("rewrite", f"cookie {n} rewrite", policy(n, "rewrite")),
         # 'rewrite' and 'indirect' are incompatible in HAProxy's configuration
         cookie_suite("rewrite_nocache", f"cookie {n} rewrite nocache",
                      policy(n, "rewrite", nocache=True),
                      cases=request_cases(n)[:10] + response_cases(n)),
-        cookie_suite("default_mode", f"cookie {n}", policy(n, "rewrite"),
+        # no mode named: HAProxy's passive mode (routes by the cookie, rewrites nothing)
+        cookie_suite("default_mode", f"cookie {n}", policy(n, "passive"),
                      cases=request_cases(n)[:3] + response_cases(n)[:2]),
         cookie_suite("prefix", f"cookie {j} prefix", policy(j, "prefix"),
                      cases=prefix_cases(j, indirect=False)),
