@@ -11,7 +11,9 @@ Rules:
    ids must stay equal across load balancers; names are what people keep equal).
 3. A hash goes to the closer of the two points around it (HAProxy's
    ``chash_get_server_hash``: the point before wins a tie). The fallbacks are the other servers
-   in the order met walking clockwise from there.
+   by the distance of their own closest point: the second is where the key goes if the first
+   goes down, and it is the server HAProxy's ``hash-balance-factor`` moves a key to when the
+   first is too loaded (it skips such servers in both directions and takes the closer).
 4. Only the eligible servers are on the ring: a server that is down simply has no points,
    which gives the same mapping as skipping its points on a ring of every configured server.
 """
@@ -26,6 +28,7 @@ from geoproxy.balance.hashfuncs import MASK32, full_hash
 from geoproxy.balance.weightmap import WalkOrders
 
 POINTS_PER_WEIGHT = 16
+ORDER_MEMO_LIMIT = 4096
 
 
 class PointKeys:
@@ -48,7 +51,7 @@ class PointKeys:
 class Ring:
     """The ring of one set of (name, weight) servers; positions follow their order."""
 
-    __slots__ = ("keys", "walk")
+    __slots__ = ("walk", "_server_keys", "_by_hash")
 
     def __init__(self, servers: Sequence[tuple[str, int]], point_keys: PointKeys) -> None:
         points = []
@@ -58,22 +61,38 @@ class Ring:
                 # independent of the servers' positions
                 points.append((key, name, position))
         points.sort()
-        self.keys = [key for key, _, _ in points]
         self.walk = WalkOrders([position for _, _, position in points], len(servers))
+        self._server_keys: list[list[int]] = [[] for _ in servers]
+        for key, _, position in points:
+            self._server_keys[position].append(key)
+        self._by_hash: dict[int, tuple[int, ...]] = {}
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.walk)
 
-    def slot_for(self, h: int) -> int:
-        """The point a 32-bit hash maps to (rule 3). The ring must not be empty."""
-        keys = self.keys
-        nxt = bisect_left(keys, h)
-        if nxt == len(keys):
-            nxt = 0
-        prv = nxt - 1 if nxt else len(keys) - 1
-        owners = self.walk.owners
-        if owners[nxt] == owners[prv]:
-            return nxt
-        if (h - keys[prv]) & MASK32 <= (keys[nxt] - h) & MASK32:
-            return prv
-        return nxt
+    def order_from_slot(self, slot: int) -> tuple[int, ...]:
+        """The servers met walking clockwise from point ``slot`` (the round-robin fallback)."""
+        return self.walk.order(slot)
+
+    def order_for_hash(self, h: int) -> tuple[int, ...]:
+        """Every server by the distance from ``h`` to its closest point (rule 3)."""
+        order = self._by_hash.get(h)
+        if order is None:
+            if len(self._by_hash) >= ORDER_MEMO_LIMIT:
+                self._by_hash.clear()
+            order = self._nearest_first(h)
+            self._by_hash[h] = order
+        return order
+
+    def _nearest_first(self, h: int) -> tuple[int, ...]:
+        distances = []
+        for position, keys in enumerate(self._server_keys):
+            if not keys:
+                continue
+            i = bisect_left(keys, h)
+            after = (keys[i if i < len(keys) else 0] - h) & MASK32
+            before = (h - keys[i - 1]) & MASK32
+            # the point before wins a tie, as in chash_get_server_hash (dp <= dn)
+            distances.append((before, 0, position) if before <= after else (after, 1, position))
+        distances.sort()
+        return tuple(position for _, _, position in distances)

@@ -22,8 +22,8 @@ Rules:
    eligible servers and their configured weights; when that set changes, most keys move.
    hash-type consistent: the ring of ``chash.py`` over the eligible servers and their current
    weights; only the keys of a server that comes or goes move.
-4. The ranking is FIRST_WITH_ROOM: the hashed server, then the others along the map or ring,
-   so a full server hands the request to its neighbour rather than queueing it.
+4. The ranking is FIRST_WITH_ROOM: the hashed server, then the others (along the map; by
+   distance on the ring), so a full server hands the request on rather than queueing it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Protocol
 from geoproxy.balance.chash import PointKeys, Ring
 from geoproxy.balance.hashfuncs import MASK32, HashFn, full_hash, octets
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
-from geoproxy.balance.tables import Binder, Table, names, names_and_weights
+from geoproxy.balance.tables import Binder, Order, Table, names, names_and_weights
 from geoproxy.balance.view import ServerView
 from geoproxy.config.model import HashType
 
@@ -45,9 +45,7 @@ KeyHash = Callable[[RequestKeys], "int | None"]
 
 
 class HashTable(Table, Protocol):
-    def __len__(self) -> int: ...
-
-    def slot_for(self, h: int) -> int: ...
+    def order_for_hash(self, h: int) -> Order: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,9 +271,8 @@ class HashPolicy:
         if h is None:
             slot = self._position % len(table)
             self._position = slot + 1
-        else:
-            slot = table.slot_for(h)
-        return bound.ranking(slot)
+            return bound.ranking(table.order_from_slot(slot))
+        return bound.ranking(table.order_for_hash(h))
 
 
 def _ring_builder() -> Callable[[Sequence[ServerView]], HashTable]:

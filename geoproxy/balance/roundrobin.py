@@ -72,9 +72,10 @@ class StaticRoundRobin:
 
     def rank(self, eligible: Sequence[ServerView], request: RequestKeys | None) -> Ranking:
         bound = self._binder.bind(eligible)
-        slot = self._position % len(bound.table)
+        table = bound.table
+        slot = self._position % len(table)
         self._position = slot + 1
-        return bound.ranking(slot)
+        return bound.ranking(table.order_from_slot(slot))
 
 
 class _StaticMapBuilder:

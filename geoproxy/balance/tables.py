@@ -17,7 +17,6 @@ from typing import Generic, Protocol, TypeVar
 
 from geoproxy.balance.policy import PickMode, Ranking
 from geoproxy.balance.view import ServerView
-from geoproxy.balance.weightmap import WalkOrders
 
 TABLE_LIMIT = 32
 
@@ -33,11 +32,16 @@ def names_and_weights(eligible: Sequence[ServerView]) -> tuple[tuple[str, int], 
     return tuple(map(_NAME_WEIGHT, eligible))
 
 
-class Table(Protocol):
-    """What a table-driven policy walks: one ranking order per slot."""
+Order = tuple[int, ...]
+"""A ranking as positions in the eligible tuple."""
 
-    @property
-    def walk(self) -> WalkOrders: ...
+
+class Table(Protocol):
+    """What a table-driven policy walks: a ranking order for each of its slots."""
+
+    def __len__(self) -> int: ...
+
+    def order_from_slot(self, slot: int) -> Order: ...
 
 
 TableT = TypeVar("TableT", bound=Table)
@@ -52,15 +56,15 @@ class Bound(Generic[TableT]):
         self.eligible = eligible
         self.table = table
         self._mode = mode
-        self._rankings: dict[int, Ranking] = {}
+        self._rankings: dict[Order, Ranking] = {}
 
-    def ranking(self, slot: int) -> Ranking:
-        ranking = self._rankings.get(slot)
+    def ranking(self, order: Order) -> Ranking:
+        """The ranking of the eligible servers at the positions ``order`` gives."""
+        ranking = self._rankings.get(order)
         if ranking is None:
             eligible = self.eligible
-            candidates = tuple([eligible[i] for i in self.table.walk.order(slot)])
-            ranking = Ranking(self._mode, candidates)
-            self._rankings[slot] = ranking
+            ranking = Ranking(self._mode, tuple([eligible[i] for i in order]))
+            self._rankings[order] = ranking
         return ranking
 
 

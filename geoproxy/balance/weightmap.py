@@ -113,6 +113,9 @@ class ServerMap:
     def __len__(self) -> int:
         return len(self.walk)
 
-    def slot_for(self, h: int) -> int:
-        """HAProxy's ``map_get_server_hash``: ``hash % total weight``."""
-        return h % len(self.walk)
+    def order_from_slot(self, slot: int) -> tuple[int, ...]:
+        return self.walk.order(slot)
+
+    def order_for_hash(self, h: int) -> tuple[int, ...]:
+        """HAProxy's ``map_get_server_hash`` (slot ``hash % total weight``), then the walk."""
+        return self.walk.order(h % len(self.walk))
