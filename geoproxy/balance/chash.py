@@ -45,7 +45,7 @@ class PointKeys:
         encoded = name.encode("utf-8", "surrogateescape")
         while len(keys) < count:
             keys.append(full_hash(zlib.crc32(b"%s-%d" % (encoded, len(keys))) & MASK32))
-        return keys
+        return keys[:count]
 
 
 class Ring:
