@@ -162,7 +162,7 @@ def test_eligible_follows_the_backup_rule_for_any_backend(
         ServerView(f"s{i}", i, weight, backup=backup, oper=oper, admin=admin)
         for i, (backup, oper, admin, weight) in enumerate(states)
     )
-    usable = [s for s in servers if s.is_running and s.admin is AdminState.READY and s.weight > 0]
+    usable = [s for s in servers if s.is_usable]
     primaries = [s for s in usable if not s.backup]
     backups = [s for s in usable if s.backup]
     if primaries:
