@@ -28,6 +28,7 @@ from geoproxy.balance.hashfuncs import MASK32, full_hash
 from geoproxy.balance.weightmap import WalkOrders
 
 POINTS_PER_WEIGHT = 16
+RING_SIZE = 1 << 32
 ORDER_MEMO_LIMIT = 4096
 
 
@@ -62,9 +63,16 @@ class Ring:
                 points.append((key, name, position))
         points.sort()
         self.walk = WalkOrders([position for _, _, position in points], len(servers))
-        self._server_keys: list[list[int]] = [[] for _ in servers]
+        keys_of: list[list[int]] = [[] for _ in servers]
         for key, _, position in points:
-            self._server_keys[position].append(key)
+            keys_of[position].append(key)
+        # each server's points with its last one repeated one turn before and its first one
+        # turn after, so a lookup needs no wrap-around test
+        self._server_keys = [
+            (position, [keys[-1] - RING_SIZE, *keys, keys[0] + RING_SIZE])
+            for position, keys in enumerate(keys_of)
+            if keys
+        ]
         self._by_hash: dict[int, tuple[int, ...]] = {}
 
     def __len__(self) -> int:
@@ -86,13 +94,11 @@ class Ring:
 
     def _nearest_first(self, h: int) -> tuple[int, ...]:
         distances = []
-        for position, keys in enumerate(self._server_keys):
-            if not keys:
-                continue
+        for position, keys in self._server_keys:
             i = bisect_left(keys, h)
-            after = (keys[i if i < len(keys) else 0] - h) & MASK32
-            before = (h - keys[i - 1]) & MASK32
+            after = keys[i] - h
+            before = h - keys[i - 1]
             # the point before wins a tie, as in chash_get_server_hash (dp <= dn)
             distances.append((before, 0, position) if before <= after else (after, 1, position))
         distances.sort()
-        return tuple(position for _, _, position in distances)
+        return tuple([position for _, _, position in distances])
