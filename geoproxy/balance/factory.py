@@ -24,7 +24,7 @@ from geoproxy.balance.hashing import (
 from geoproxy.balance.leastconn import LeastConn
 from geoproxy.balance.policy import Policy
 from geoproxy.balance.random import RandomDraws
-from geoproxy.balance.roundrobin import RoundRobin, StaticRoundRobin, static_map_builder
+from geoproxy.balance.roundrobin import RoundRobin, StaticRoundRobin
 from geoproxy.config.model import Backend, BalanceAlgorithm
 
 
@@ -42,7 +42,7 @@ def policy_for(backend: Backend, rng: random.Random) -> Policy:
         return First()
     if algorithm is BalanceAlgorithm.RANDOM:
         return RandomDraws(backend.balance.draws, rng)
-    return HashPolicy(_key_hash(backend), backend.hash.method, static_map_builder(configured))
+    return HashPolicy(_key_hash(backend), backend.hash.method, configured)
 
 
 def _key_hash(backend: Backend) -> KeyHash:

@@ -28,7 +28,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from socket import AF_INET, AF_INET6, inet_pton
 from typing import Protocol
 
@@ -37,14 +37,17 @@ from geoproxy.balance.hashfuncs import MASK32, HashFn, full_hash, octets
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.tables import Binder, Order, Table, names, names_and_weights
 from geoproxy.balance.view import ServerView
+from geoproxy.balance.weightmap import StaticMapBuilder
 from geoproxy.config.model import HashType
 
 MEMO_LIMIT = 4096
 
-KeyHash = Callable[[RequestKeys], "int | None"]
+KeyHash = Callable[[RequestKeys], int | None]
 
 
 class HashTable(Table, Protocol):
+    """A table a hash can be looked up in: a server map or a ring."""
+
     def order_for_hash(self, h: int) -> Order: ...
 
 
@@ -246,18 +249,15 @@ class HashPolicy:
 
     __slots__ = ("_key_hash", "_binder", "_position")
 
-    def __init__(
-        self,
-        key_hash: KeyHash,
-        method: HashType,
-        build_map: Callable[[Sequence[ServerView]], HashTable],
-    ) -> None:
+    def __init__(self, key_hash: KeyHash, method: HashType, configured: Mapping[str, int]) -> None:
+        """``configured`` maps each server name to its configured weight (map-based only)."""
         self._key_hash = key_hash
         self._binder: Binder[HashTable]
         if method is HashType.CONSISTENT:
             self._binder = Binder(PickMode.FIRST_WITH_ROOM, names_and_weights, _ring_builder())
         else:
-            self._binder = Binder(PickMode.FIRST_WITH_ROOM, names, build_map)
+            builder = StaticMapBuilder(configured)
+            self._binder = Binder(PickMode.FIRST_WITH_ROOM, names, builder)
         self._position = 0
 
     @property

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.tables import Binder, names
 from geoproxy.balance.view import ServerView
-from geoproxy.balance.weightmap import ServerMap, weight_divisor
+from geoproxy.balance.weightmap import StaticMapBuilder
 
 
 class RoundRobin:
@@ -63,7 +63,7 @@ class StaticRoundRobin:
     __slots__ = ("_binder", "_position")
 
     def __init__(self, configured: Mapping[str, int]) -> None:
-        self._binder = Binder(PickMode.FIRST_WITH_ROOM, names, static_map_builder(configured))
+        self._binder = Binder(PickMode.FIRST_WITH_ROOM, names, StaticMapBuilder(configured))
         self._position = 0
 
     @property
@@ -76,28 +76,3 @@ class StaticRoundRobin:
         slot = self._position % len(table)
         self._position = slot + 1
         return bound.ranking(table.order_from_slot(slot))
-
-
-class _StaticMapBuilder:
-    """Builds the server map of an eligible set from the configured weights (rule 3)."""
-
-    __slots__ = ("_configured", "_divisor")
-
-    def __init__(self, configured: Mapping[str, int]) -> None:
-        self._configured = dict(configured)
-        self._divisor = weight_divisor(list(configured.values()))
-
-    def __call__(self, eligible: Sequence[ServerView]) -> ServerMap:
-        weights = []
-        for server in eligible:
-            configured = self._configured.get(server.name)
-            # never expected: a server unknown to the configuration weighs what the view
-            # says; one configured with weight 0 that an operator enabled gets one slot
-            weight = server.weight if configured is None else configured // self._divisor
-            weights.append(max(weight, 1))
-        return ServerMap(weights)
-
-
-def static_map_builder(configured: Mapping[str, int]) -> _StaticMapBuilder:
-    """A builder of static server maps for a backend whose servers weigh ``configured``."""
-    return _StaticMapBuilder(configured)

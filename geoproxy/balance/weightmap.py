@@ -17,8 +17,10 @@ Rules:
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from math import gcd
+
+from geoproxy.balance.view import ServerView
 
 
 def weight_divisor(weights: Sequence[int]) -> int:
@@ -119,3 +121,23 @@ class ServerMap:
     def order_for_hash(self, h: int) -> tuple[int, ...]:
         """HAProxy's ``map_get_server_hash`` (slot ``hash % total weight``), then the walk."""
         return self.walk.order(h % len(self.walk))
+
+
+class StaticMapBuilder:
+    """Builds the server map of an eligible set from the configured weights (rule 2)."""
+
+    __slots__ = ("_configured", "_divisor")
+
+    def __init__(self, configured: Mapping[str, int]) -> None:
+        self._configured = dict(configured)
+        self._divisor = weight_divisor(list(configured.values()))
+
+    def __call__(self, eligible: Sequence[ServerView]) -> ServerMap:
+        weights = []
+        for server in eligible:
+            configured = self._configured.get(server.name)
+            # never expected: a server unknown to the configuration weighs what the view
+            # says; one configured with weight 0 that an operator enabled gets one slot
+            weight = server.weight if configured is None else configured // self._divisor
+            weights.append(max(weight, 1))
+        return ServerMap(weights)

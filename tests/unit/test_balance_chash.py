@@ -16,7 +16,6 @@ from geoproxy.balance.hashfuncs import MASK32, sdbm
 from geoproxy.balance.hashing import HashPolicy, UriHash, UrlParamHash
 from geoproxy.balance.policy import PickMode, RequestKeys
 from geoproxy.balance.rank import decide
-from geoproxy.balance.roundrobin import static_map_builder
 from geoproxy.balance.view import OperState, ServerView
 from geoproxy.config.model import HashType
 
@@ -27,7 +26,7 @@ def farm(*weights: int, prefix: str = "s") -> tuple[ServerView, ...]:
 
 def consistent(key_hash: UriHash | UrlParamHash | None = None) -> HashPolicy:
     key_hash = key_hash or UriHash(sdbm, True, 0, 0, False)
-    return HashPolicy(key_hash, HashType.CONSISTENT, static_map_builder({}))
+    return HashPolicy(key_hash, HashType.CONSISTENT, {})
 
 
 def uris(count: int, seed: int) -> list[str]:

@@ -27,7 +27,7 @@ from geoproxy.balance.hashing import (
 )
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import decide
-from geoproxy.balance.roundrobin import StaticRoundRobin, static_map_builder
+from geoproxy.balance.roundrobin import StaticRoundRobin
 from geoproxy.balance.view import ServerView
 from geoproxy.config.model import HashType
 
@@ -41,7 +41,7 @@ def request(uri: str = "/", source: str = "127.0.0.1", **headers: str) -> Reques
 
 
 def map_policy(key_hash: Callable[[RequestKeys], int | None]) -> HashPolicy:
-    return HashPolicy(key_hash, HashType.MAP_BASED, static_map_builder(WEIGHTS))
+    return HashPolicy(key_hash, HashType.MAP_BASED, WEIGHTS)
 
 
 def pick(
@@ -241,9 +241,7 @@ def test_the_same_key_always_reaches_the_same_server() -> None:
 def test_map_based_hashing_spreads_keys_by_weight() -> None:
     weights = {"a": 1, "b": 2, "c": 3}
     farm = tuple(ServerView(n, i, w) for i, (n, w) in enumerate(weights.items()))
-    policy = HashPolicy(
-        UriHash(sdbm, True, 0, 0, False), HashType.MAP_BASED, static_map_builder(weights)
-    )
+    policy = HashPolicy(UriHash(sdbm, True, 0, 0, False), HashType.MAP_BASED, weights)
     counts = Counter(pick(policy, request(u), farm) for u in random_uris(6000, seed=2))
     for name, expected in (("a", 1000), ("b", 2000), ("c", 3000)):
         assert counts[name] == pytest.approx(expected, rel=0.07)
@@ -252,9 +250,7 @@ def test_map_based_hashing_spreads_keys_by_weight() -> None:
 def test_map_based_hashing_moves_most_keys_when_a_server_goes_down() -> None:
     weights = {"a": 1, "b": 1, "c": 1, "d": 1}
     farm = tuple(ServerView(n, i, 1) for i, n in enumerate(weights))
-    policy = HashPolicy(
-        UriHash(sdbm, True, 0, 0, False), HashType.MAP_BASED, static_map_builder(weights)
-    )
+    policy = HashPolicy(UriHash(sdbm, True, 0, 0, False), HashType.MAP_BASED, weights)
     uris = random_uris(2000, seed=3)
     before = [pick(policy, request(u), farm) for u in uris]
     after = [pick(policy, request(u), farm[:3]) for u in uris]
