@@ -204,11 +204,9 @@ def test_decide_returns_the_candidate_view_itself() -> None:
     assert decide(Ranking(PickMode.LEAST_LOADED, (a,))) is a
 
 
+# (weight, inflight, maxconn) of each candidate
 _candidates = st.lists(
-    st.tuples(
-        st.integers(0, 5), st.integers(0, 20), st.integers(0, 20)
-    ),  # weight, inflight, maxconn
-    max_size=7,
+    st.tuples(st.integers(0, 5), st.integers(0, 20), st.integers(0, 20)), max_size=7
 )
 
 
