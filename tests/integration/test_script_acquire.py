@@ -1,0 +1,50 @@
+"""The acquire script and its Python twin (geoproxy.balance.rank.decide) agree on every row of
+one decision table, run against a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from geoproxy.balance.policy import PickMode, Ranking
+from geoproxy.balance.rank import decide
+from geoproxy.balance.view import ServerView
+from geoproxy.state.scripts import Scripts
+from tests.unit.cases.decide_cases import DECIDE_CASES
+
+KEYS = ["gp:{t}:inflight", "gp:{t}:total", "gp:{t}:w:tester", "gp:{t}:workers"]
+
+
+def _views(candidates: list[tuple[str, int, int, int]]) -> tuple[ServerView, ...]:
+    return tuple(
+        ServerView(name=name, index=i, weight=weight, inflight=inflight, maxconn=maxconn)
+        for i, (name, weight, inflight, maxconn) in enumerate(candidates)
+    )
+
+
+@pytest.mark.parametrize("case", DECIDE_CASES, ids=[str(c["id"]) for c in DECIDE_CASES])
+def test_the_script_takes_the_server_its_python_twin_takes(
+    case: dict[str, object], redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    candidates = case["candidates"]
+    assert isinstance(candidates, list)
+    views = _views(candidates)
+    client.delete(*KEYS)
+    for view in views:
+        if view.inflight:
+            client.hset(KEYS[0], view.name, view.inflight)
+    mode = PickMode(case["mode"])
+    args: list[object] = ["tester", 1000, mode.value, len(views)]
+    for view in views:
+        args += [view.name, view.weight, view.maxconn]
+    args.append(0)
+    reply = Scripts().call(client, "acquire", KEYS, args)
+    chosen = views[int(reply[0]) - 1].name if int(reply[0]) else None
+    twin = decide(Ranking(mode, views))
+    assert chosen == (twin.name if twin else None) == case["expected"]
+    if chosen is not None:
+        before = next(v.inflight for v in views if v.name == chosen)
+        assert int(client.hget(KEYS[0], chosen) or 0) == before + 1
+        assert client.hget(KEYS[2], chosen) == "1"
+    client.close()
