@@ -2,20 +2,24 @@
 
 It serves ``geoproxy.demo.app.DemoApp`` with gevent's pywsgi (keep-alive, chunked request
 bodies), without an access log so that it is not the bottleneck of a benchmark. SIGTERM (or
-SIGINT) stops it cleanly: the listener closes, requests in progress get ``--grace`` seconds.
+SIGINT) stops it cleanly: the listener closes, idle keep-alive connections close at once, and
+requests in progress get ``--grace`` seconds to finish.
 The line ``demo backend NAME listening on http://HOST:PORT`` on stdout says it is ready.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import gevent
+import gevent.event
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from geoproxy.demo.app import CONNECTION_KEY, DemoApp
@@ -94,12 +98,36 @@ class DemoHandler(WSGIHandler):  # type: ignore[misc]  # gevent ships no type hi
     _holding_head = False
     _held_head: bytes | None = None
 
+    idle = False
+
     def handle(self) -> None:
-        self.server.application.stats.accepted += 1
+        server: DemoServer = self.server
+        server.application.stats.accepted += 1
         # Head and body go out in separate writes when the body is streamed: without NODELAY,
         # Nagle holds the body back until the client's delayed ACK (40 ms).
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle()
+        server.handlers.add(self)
+        try:
+            super().handle()
+        finally:
+            server.handlers.discard(self)
+
+    def read_requestline(self) -> str:
+        """Wait for the next request; none once the server is draining (the connection then
+        closes after the answer in progress)."""
+        if self.server.draining:
+            return ""
+        self.idle = True
+        try:
+            line: str = super().read_requestline()
+            return line
+        finally:
+            self.idle = False
+
+    def close_if_idle(self) -> None:
+        if self.idle and self.socket is not None:
+            with contextlib.suppress(OSError):
+                self.socket.shutdown(socket.SHUT_RDWR)
 
     def MessageClass(self, rfile: Any, *_: Any) -> RequestHead:  # noqa: N802 (pywsgi's name)
         return RequestHead.read(rfile)
@@ -140,9 +168,30 @@ class DemoHandler(WSGIHandler):  # type: ignore[misc]  # gevent ships no type hi
         super()._sendall(data)
 
 
-def make_server(name: str, host: str, port: int) -> WSGIServer:
-    """A started-on-demand server for ``DemoApp(name)`` on ``host:port`` (0 picks a port)."""
-    return WSGIServer(
+class DemoServer(WSGIServer):  # type: ignore[misc]
+    """pywsgi's server, plus a drain that lets the requests in progress finish."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handlers: set[DemoHandler] = set()
+        self.draining = False
+
+    def drain(self, grace: float) -> None:
+        """Stop accepting, close idle keep-alive connections at once, give the requests in
+        progress up to ``grace`` seconds to finish (pywsgi's own ``stop`` either waits for
+        idle connections too, or for nothing)."""
+        self.draining = True
+        self.close()
+        deadline = time.monotonic() + grace
+        while self.handlers and time.monotonic() < deadline:
+            for handler in list(self.handlers):
+                handler.close_if_idle()
+            gevent.sleep(0.01)
+
+
+def make_server(name: str, host: str, port: int) -> DemoServer:
+    """A server for ``DemoApp(name)`` on ``host:port`` (0 picks a port), not yet started."""
+    return DemoServer(
         (host, port),
         DemoApp(name),
         handler_class=DemoHandler,
@@ -152,19 +201,16 @@ def make_server(name: str, host: str, port: int) -> WSGIServer:
 
 
 def serve(name: str, host: str, port: int, grace: float) -> None:
-    """Serve until SIGTERM or SIGINT."""
+    """Serve until SIGTERM or SIGINT, then drain."""
     server = make_server(name, host, port)
     server.start()
-
-    def stop() -> None:
-        # Run outside the signal callback: stopping waits for the requests in progress.
-        gevent.spawn(server.stop, timeout=grace)
-
-    gevent.signal_handler(signal.SIGTERM, stop)
-    gevent.signal_handler(signal.SIGINT, stop)
+    stop_requested = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stop_requested.set)
+    gevent.signal_handler(signal.SIGINT, stop_requested.set)
     bound_host, bound_port = server.address[:2]
     print(f"demo backend {name} listening on http://{bound_host}:{bound_port}", flush=True)
-    server.serve_forever()
+    stop_requested.wait()
+    server.drain(grace)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

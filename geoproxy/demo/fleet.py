@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,9 +91,12 @@ def backend_command(spec: BackendSpec) -> list[str]:
 
 
 def start_backends(
-    specs: Sequence[BackendSpec], log_dir: Path | None = None, timeout: float = 10.0
+    specs: Iterable[BackendSpec | tuple[str, int]],
+    log_dir: Path | None = None,
+    timeout: float = 10.0,
 ) -> list[BackendProcess]:
-    """Start one process per spec and wait (up to ``timeout`` each) until each accepts.
+    """Start one process per spec (a BackendSpec, or a ``(name, port)`` pair on 127.0.0.1) and
+    wait (up to ``timeout`` each) until each accepts connections.
 
     Output goes to ``log_dir/NAME.log`` when ``log_dir`` is given; otherwise stdout is dropped
     and stderr is inherited, so that a crash still shows.
@@ -101,6 +104,8 @@ def start_backends(
     started: list[BackendProcess] = []
     try:
         for spec in specs:
+            if not isinstance(spec, BackendSpec):
+                spec = BackendSpec(*spec)
             started.append(_spawn(spec, log_dir))
         for backend in started:
             _wait_ready(backend, timeout)
