@@ -1,5 +1,16 @@
 """The demo application server's WSGI app: endpoints for the demo, the tests and the benchmark.
 
+Endpoints:
+- ``/`` and any unknown path: 200 ``served by NAME``.
+- ``/slow?ms=N``: the same after N milliseconds.
+- ``/status/N`` (200..599): that status; no body for 204 and 304.
+- ``/bytes/N[?chunked=1]``: N bytes (``expected_bytes(N)``), with Content-Length or chunked.
+- ``/echo``: reads the request body as it streams in; answers ``{"length", "sha256"}``.
+- ``/headers``: the request's header fields as received: ``[[name, value], ...]`` in order,
+  names in their original case, values without the blanks around them.
+- ``/set-cookie?name=N&value=V&path=P``: answers with ``Set-Cookie: N=V; Path=P``.
+- ``/health``, ``/health/fail``, ``/health/ok``; ``/stats`` and ``/stats/reset`` (JSON).
+
 Rules:
 - Every response the app makes carries ``X-Server: NAME``.
 - Nothing is buffered whole: ``/bytes`` streams out, ``/echo`` streams in (64 KiB at a time).

@@ -55,6 +55,8 @@ class RequestHead:
             if line in (b"\r\n", b"\n", b""):
                 return cls(fields)
             text = line.decode("latin-1").rstrip("\r\n")
+            if not text:
+                return cls([], "Invalid header line")
             if text[0] in " \t" and fields:
                 # obs-fold (RFC 9112 5.2): the line continues the previous field's value.
                 name, value = fields[-1]

@@ -13,7 +13,8 @@ Rules:
   files it made. It is idempotent.
 - The server runs in its own session, so a Ctrl-C meant for the proxy does not take Redis away
   while the workers drain; on Linux it also dies with its parent, so a SIGKILLed geoproxy
-  leaves no orphan behind.
+  leaves no orphan behind. (Linux ties this to the thread that started it: call ``start()``
+  from a thread that lives as long as the server should, such as the main thread.)
 
 This module speaks just enough RESP to send PING; only ``geoproxy/state`` imports redis-py.
 """
