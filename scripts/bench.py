@@ -1,0 +1,252 @@
+"""geoproxy's benchmark: the same load through six setups, in the same run, on this machine.
+
+    python scripts/bench.py [--quick] [--only a,b,f] [--json PATH] [--keep-logs]
+
+Rows (each over the same two backends: one nginx with two server blocks answering 1 KB when
+nginx is installed, else two demo backends):
+  a  straight to the backend, no proxy
+  b  HAProxy, 1 thread, balance leastconn + cookie insert
+  c  a hello-world WSGI app under gunicorn, 2 gevent workers (no proxying)
+  d  "the obvious proxy": Werkzeug + urllib3 PoolManager, gunicorn 2 gevent workers, round robin
+  e  the same, leastconn through Redis (MGET of both counts, INCR before, DECR after)
+  f  geoproxy, 2 workers, balance leastconn, cookie SERVERID insert indirect nocache, its Redis
+The load is ``wrk -t1 -c32 -d8s --latency`` (``-d3s`` with --quick) when wrk is installed, else
+scripts/bench_loadgen.py; every row gets a warm-up, then two rounds (rows interleaved), and the
+table shows medians. "req/CPU-s" is requests per CPU-second of the row's serving process tree
+(the proxy's, plus its Redis for e and f; the backend's for a), from /proc before and after.
+Every process is started here on 127.0.0.1 and stopped by pid; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import bench_services as services
+from bench_cpu import tree_cpu_seconds
+from bench_load import LoadResult, load_tool, run_load
+from bench_services import Service, ServiceError
+
+ROWS = {
+    "a": "straight to the backend (no proxy)",
+    "b": "HAProxy, 1 thread, leastconn + cookie insert",
+    "c": "hello-world WSGI, gunicorn 2 gevent workers",
+    "d": "obvious proxy: Werkzeug + urllib3, round robin",
+    "e": "obvious proxy, leastconn through Redis",
+    "f": "geoproxy, 2 workers, leastconn + cookie insert, Redis",
+}
+CONNECTIONS = 32
+ROUNDS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row's medians over the rounds."""
+
+    row: str
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: int
+    req_per_cpu_s: float
+    rounds: list[dict[str, float]]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs: about a minute in all")
+    parser.add_argument("--only", default=",".join(ROWS), help="rows to run, e.g. b,d,f")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--load", choices=("auto", "wrk", "python"), default="auto", help="load generator"
+    )
+    parser.add_argument(
+        "--backends", choices=("auto", "nginx", "demo"), default="auto", help="backend servers"
+    )
+    args = parser.parse_args()
+    args.rows = [row.strip() for row in args.only.split(",") if row.strip()]
+    unknown = [row for row in args.rows if row not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose among {','.join(ROWS)}")
+    return args
+
+
+def start_row(row: str, work: Path, backends: Service, backend_ports: list[int]) -> Service:
+    """Start what row ``row`` measures (row a measures the backends themselves)."""
+    port = services.free_tcp_port()
+    balance = {"BENCH_BACKENDS": ",".join(f"127.0.0.1:{p}" for p in backend_ports)}
+    if row == "a":
+        return Service("backend", backends.url, cpu_roots=backends.cpu_roots[:1])
+    if row == "b":
+        if services.find_binary("haproxy") is None:
+            raise ServiceError("haproxy is not installed")
+        return services.start_haproxy(work, port, backend_ports)
+    if row == "c":
+        return services.start_gunicorn(work, "hello", port, "bench_apps.hello:app")
+    if row == "d":
+        env = {**balance, "BENCH_BALANCE": "roundrobin"}
+        return services.start_gunicorn(work, "obvious", port, "bench_apps.obvious_proxy:app", env)
+    if row == "e":
+        service = Service("obvious+redis", f"http://127.0.0.1:{port}/")
+        redis = services.start_redis(service)
+        env = {**balance, "BENCH_BALANCE": "leastconn", "BENCH_REDIS_URL": redis.url}
+        return services.start_gunicorn_into(
+            service, work, port, "bench_apps.obvious_proxy:app", env
+        )
+    return services.start_geoproxy(work, port, backend_ports)
+
+
+def measure(service: Service, duration: float, tool: str) -> tuple[LoadResult, float]:
+    """One load run, and the CPU seconds the service's trees spent on it."""
+    before = tree_cpu_seconds(service.cpu_roots)
+    result = run_load(service.url, CONNECTIONS, duration, tool)
+    return result, tree_cpu_seconds(service.cpu_roots) - before
+
+
+def summarise(row: str, runs: list[tuple[LoadResult, float]]) -> Row:
+    rounds = [
+        {**asdict(result), "cpu_s": cpu, "req_per_cpu_s": result.requests / cpu if cpu else 0.0}
+        for result, cpu in runs
+    ]
+
+    def median(key: str) -> float:
+        return float(statistics.median(r[key] for r in rounds))
+
+    return Row(
+        row=row,
+        name=ROWS[row],
+        rps=median("rps"),
+        p50_ms=median("p50_ms"),
+        p99_ms=median("p99_ms"),
+        non_2xx=sum(int(r["non_2xx"]) for r in rounds),
+        errors=sum(int(r["errors"]) for r in rounds),
+        req_per_cpu_s=median("req_per_cpu_s"),
+        rounds=rounds,
+    )
+
+
+def ratio(value: float, base: Row | None, key: Callable[[Row], float]) -> str:
+    if base is None or not key(base):
+        return "—"
+    return f"{value / key(base):.2f}"
+
+
+def table(rows: list[Row], notes: dict[str, str]) -> str:
+    by_row = {row.row: row for row in rows}
+    haproxy, obvious = by_row.get("b"), by_row.get("d")
+    lines = [
+        "| row | setup | req/s | p50 ms | p99 ms | non-2xx | errors | req/CPU-s "
+        "| req/s ÷ HAProxy | req/s ÷ obvious | req/CPU-s ÷ HAProxy | req/CPU-s ÷ obvious |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+
+        def rps(r: Row) -> float:
+            return r.rps
+
+        def eff(r: Row) -> float:
+            return r.req_per_cpu_s
+
+        lines.append(
+            f"| {row.row} | {row.name} | {row.rps:,.0f} | {row.p50_ms:.2f} | {row.p99_ms:.2f} "
+            f"| {row.non_2xx} | {row.errors} | {row.req_per_cpu_s:,.0f} "
+            f"| {ratio(row.rps, haproxy, rps)} | {ratio(row.rps, obvious, rps)} "
+            f"| {ratio(row.req_per_cpu_s, haproxy, eff)} "
+            f"| {ratio(row.req_per_cpu_s, obvious, eff)} |"
+        )
+    for missing, why in notes.items():
+        lines.append(f"| {missing} | {ROWS[missing]} | not measured: {why} |" + " |" * 9)
+    return "\n".join(lines)
+
+
+def header(tool: str, duration: float, backend_kind: str) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    nproc = len(os.sched_getaffinity(0))
+    load = (
+        f"wrk -t1 -c{CONNECTIONS} -d{duration:g}s --latency"
+        if tool == "wrk"
+        else f"bench_loadgen.py, {CONNECTIONS} keep-alive connections, {duration:g}s"
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=services.ROOT,
+    ).stdout.strip()
+    return (
+        f"geoproxy benchmark, {now}, nproc {nproc}, commit {commit or '?'}\n"
+        f"load: {load}; {ROUNDS} rounds, medians; backends: {backend_kind}"
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    duration, warmup = (3.0, 1.0) if args.quick else (8.0, 2.0)
+    tool = load_tool() if args.load == "auto" else args.load
+    work = Path(tempfile.mkdtemp(prefix="geoproxy-bench-"))
+    started: dict[str, Service] = {}
+    notes: dict[str, str] = {}
+    backends: Service | None = None
+    try:
+        backend_ports = [services.free_tcp_port(), services.free_tcp_port()]
+        use_nginx = args.backends == "nginx" or (
+            args.backends == "auto" and services.find_binary("nginx") is not None
+        )
+        if use_nginx:
+            backends, backend_kind = services.start_nginx(work, backend_ports), "nginx, 1 KB"
+        else:
+            backends = services.start_demo_backends(work, backend_ports)
+            backend_kind = "two demo backends"
+        for row in args.rows:
+            try:
+                started[row] = start_row(row, work, backends, backend_ports)
+            except ServiceError as exc:
+                notes[row] = str(exc).splitlines()[0]
+                print(f"row {row} not measured: {exc}", file=sys.stderr)
+        for service in started.values():
+            run_load(service.url, CONNECTIONS, warmup, tool)
+        runs: dict[str, list[tuple[LoadResult, float]]] = {row: [] for row in started}
+        for round_number in range(1, ROUNDS + 1):
+            for row, service in started.items():
+                print(f"round {round_number}, row {row}: {ROWS[row]}", file=sys.stderr)
+                runs[row].append(measure(service, duration, tool))
+    finally:
+        for service in reversed(list(started.values())):
+            service.stop()
+        if backends is not None:
+            backends.stop()
+        if args.keep_logs or notes:
+            print(f"logs kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    rows = [summarise(row, runs[row]) for row in started]
+    print(header(tool, duration, backend_kind))
+    print()
+    print(table(rows, notes))
+    if args.json:
+        report = {
+            "header": header(tool, duration, backend_kind),
+            "nproc": len(os.sched_getaffinity(0)),
+            "rows": [asdict(row) for row in rows],
+            "not_measured": notes,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

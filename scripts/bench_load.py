@@ -1,0 +1,89 @@
+"""The benchmark's load: wrk when installed, else bench_loadgen.py (gevent, keep-alive).
+
+Either way one run is one fixed number of keep-alive connections for a fixed time, and gives a
+``LoadResult``. wrk counts "Non-2xx or 3xx responses" (it has no cheaper way to count statuses);
+the Python generator counts non-2xx exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", re.M)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+_TOTAL = re.compile(r"^\s*(\d+) requests in", re.M)
+_NON_2XX = re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", re.M)
+_SOCKET_ERRORS = re.compile(
+    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", re.M
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """One load run: throughput, latency percentiles, bad answers and socket errors."""
+
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: int
+
+
+def load_tool() -> str:
+    """``wrk`` when it is installed, else ``python``."""
+    return "wrk" if shutil.which("wrk") else "python"
+
+
+def run_load(url: str, connections: int, duration: float, tool: str) -> LoadResult:
+    """Drive ``url`` with ``connections`` keep-alive connections for ``duration`` seconds."""
+    if tool == "wrk":
+        return run_wrk(url, connections, duration)
+    return run_python(url, connections, duration)
+
+
+def run_wrk(url: str, connections: int, duration: float) -> LoadResult:
+    seconds = max(1, round(duration))
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    output = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + 30, check=True
+    ).stdout
+    return parse_wrk(output)
+
+
+def parse_wrk(output: str) -> LoadResult:
+    """Read wrk's ``--latency`` report."""
+    percentiles = {
+        int(p): float(value) * _UNITS[unit] for p, value, unit in _PERCENTILE.findall(output)
+    }
+    rps = _RPS.search(output)
+    total = _TOTAL.search(output)
+    if rps is None or total is None or set(percentiles) != {50, 99}:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    non_2xx = _NON_2XX.search(output)
+    errors = _SOCKET_ERRORS.search(output)
+    return LoadResult(
+        requests=int(total.group(1)),
+        rps=float(rps.group(1)),
+        p50_ms=percentiles[50],
+        p99_ms=percentiles[99],
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        errors=sum(int(n) for n in errors.groups()) if errors else 0,
+    )
+
+
+def run_python(url: str, connections: int, duration: float) -> LoadResult:
+    argv = [sys.executable, str(HERE / "bench_loadgen.py"), url]
+    argv += ["--connections", str(connections), "--duration", str(duration)]
+    output = subprocess.run(
+        argv, capture_output=True, text=True, timeout=duration + 30, check=True
+    ).stdout
+    return LoadResult(**json.loads(output))

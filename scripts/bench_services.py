@@ -1,0 +1,231 @@
+"""The processes the benchmark measures, each started on loopback and stopped by pid.
+
+Rules:
+- Every process writes to a log in the bench's work directory and is stopped by its pid
+  (SIGTERM, a bounded wait, SIGKILL), the last started first.
+- A service is ready when its port accepts connections and ``GET /`` answers 200, both within
+  ``READY_TIMEOUT`` seconds; otherwise starting it raises ServiceError with its log's end.
+- ``cpu_roots`` are the pids whose process trees serve the load (the proxy, and its Redis):
+  their CPU is what the benchmark charges to the row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from geoproxy.demo.fleet import BackendSpec, backend_command, wait_for_port  # noqa: E402
+from geoproxy.runtime.embedded_redis import (  # noqa: E402
+    EmbeddedRedis,
+    free_tcp_port,
+    stop_child,
+)
+
+__all__ = ["free_tcp_port"]
+
+HOST = "127.0.0.1"
+READY_TIMEOUT = 30.0
+BODY_1K = "x" * 1024
+SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+
+
+class ServiceError(RuntimeError):
+    """A service did not become ready."""
+
+
+@dataclass
+class Service:
+    """One running thing the load can hit (``url``), and how to stop it."""
+
+    name: str
+    url: str
+    cpu_roots: list[int] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop_child(process, 5.0)
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+
+def find_binary(name: str) -> str | None:
+    return shutil.which(name, path=SBIN)
+
+
+def spawn(
+    service: Service, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    child_env = dict(os.environ)
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), child_env.get("PYTHONPATH", "")) if p
+    )
+    child_env.update(env or {})
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service.processes.append(process)
+    return process
+
+
+def wait_ready(service: Service, port: int, log: Path) -> None:
+    """Port open, then ``GET /`` answers 200 (a proxy may need a moment to see its servers)."""
+    process = service.processes[-1]
+    deadline = time.monotonic() + READY_TIMEOUT
+    try:
+        wait_for_port(HOST, port, READY_TIMEOUT, lambda: process.poll() is None)
+        while True:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise TimeoutError(f"GET / on port {port} did not answer 200")
+            time.sleep(0.1)
+    except (TimeoutError, ChildProcessError) as exc:
+        tail = log.read_text("utf-8", "replace")[-3000:] if log.exists() else ""
+        service.stop()
+        raise ServiceError(f"{service.name}: {exc}\n--- {log} ---\n{tail}") from exc
+
+
+# -- backends ---------------------------------------------------------------------------------
+
+
+def start_nginx(work: Path, ports: Sequence[int]) -> Service:
+    """One nginx process, one server block per port, each answering a 1 KB body."""
+    nginx = find_binary("nginx")
+    assert nginx is not None
+    (work / "nginx-temp").mkdir(exist_ok=True)
+    temp = work / "nginx-temp"
+    servers = "\n".join(
+        f"  server {{ listen {HOST}:{port}; location / {{ add_header X-Server s{i}; "
+        f'return 200 "{BODY_1K}"; }} }}'
+        for i, port in enumerate(ports, 1)
+    )
+    conf = work / "nginx.conf"
+    conf.write_text(
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\n"
+        f"error_log {work}/nginx-error.log warn;\npid {work}/nginx.pid;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n  access_log off;\n  default_type text/plain;\n"
+        "  keepalive_requests 10000000;\n"
+        f"  client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n"
+        f"  fastcgi_temp_path {temp}/fastcgi;\n  uwsgi_temp_path {temp}/uwsgi;\n"
+        f"  scgi_temp_path {temp}/scgi;\n{servers}\n}}\n"
+    )
+    service = Service("nginx", f"http://{HOST}:{ports[0]}/")
+    log = work / "nginx.log"
+    process = spawn(service, [nginx, "-p", str(work), "-c", str(conf), "-e", str(log)], log)
+    service.cpu_roots.append(process.pid)
+    for port in ports:
+        wait_ready(service, port, log)
+    return service
+
+
+def start_demo_backends(work: Path, ports: Sequence[int]) -> Service:
+    """Demo backends (geoproxy.demo.backend), one process per port."""
+    service = Service("demo backends", f"http://{HOST}:{ports[0]}/")
+    for i, port in enumerate(ports, 1):
+        log = work / f"backend-s{i}.log"
+        process = spawn(service, backend_command(BackendSpec(f"s{i}", port, HOST)), log)
+        service.cpu_roots.append(process.pid)
+        wait_ready(service, port, log)
+    return service
+
+
+# -- proxies and servers ----------------------------------------------------------------------
+
+
+def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = "") -> str:
+    """The benchmark's configuration: leastconn, cookie insert, over the backends."""
+    servers = "\n".join(
+        f"    server s{i} {HOST}:{p} cookie s{i}" for i, p in enumerate(backend_ports, 1)
+    )
+    return (
+        f"global\n{global_lines}"
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 30s\n"
+        "    timeout server 30s\n"
+        f"frontend fe\n    bind {HOST}:{port}\n    default_backend be\n"
+        "backend be\n    balance leastconn\n    cookie SERVERID insert indirect nocache\n"
+        f"{servers}\n"
+    )
+
+
+def start_haproxy(work: Path, port: int, backend_ports: Sequence[int]) -> Service:
+    haproxy = find_binary("haproxy")
+    assert haproxy is not None
+    conf = work / "haproxy.cfg"
+    conf.write_text(proxy_config(port, backend_ports, "    nbthread 1\n    maxconn 4096\n"))
+    service = Service("haproxy", f"http://{HOST}:{port}/")
+    log = work / "haproxy.log"
+    process = spawn(service, [haproxy, "-db", "-f", str(conf)], log)
+    service.cpu_roots.append(process.pid)
+    wait_ready(service, port, log)
+    return service
+
+
+def start_redis(service: Service) -> EmbeddedRedis:
+    """A private Redis for one row; its CPU is charged to that row."""
+    redis = EmbeddedRedis().start()
+    service.cleanups.append(redis.stop)
+    service.cpu_roots.append(redis.pid)
+    return redis
+
+
+def start_gunicorn(
+    work: Path, name: str, port: int, app: str, env: Mapping[str, str] | None = None
+) -> Service:
+    """``app`` (``module:callable`` under scripts/) in gunicorn, 2 gevent workers."""
+    service = Service(name, f"http://{HOST}:{port}/")
+    return start_gunicorn_into(service, work, port, app, env)
+
+
+def start_gunicorn_into(
+    service: Service, work: Path, port: int, app: str, env: Mapping[str, str] | None = None
+) -> Service:
+    log = work / f"gunicorn-{port}.log"
+    argv = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "2"]
+    argv += ["--worker-connections", "4000", "-b", f"{HOST}:{port}"]
+    argv += ["--chdir", str(ROOT / "scripts"), "--log-level", "warning", app]
+    process = spawn(service, argv, log, env)
+    service.cpu_roots.append(process.pid)
+    wait_ready(service, port, log)
+    return service
+
+
+def start_geoproxy(work: Path, port: int, backend_ports: Sequence[int]) -> Service:
+    """``geoproxy run``, 2 workers, with a Redis the bench starts (so its CPU is counted)."""
+    service = Service("geoproxy", f"http://{HOST}:{port}/")
+    try:
+        redis = start_redis(service)
+        conf = work / "geoproxy.cfg"
+        conf.write_text(proxy_config(port, backend_ports))
+        log = work / "geoproxy.log"
+        argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
+        argv += ["--workers", "2", "--redis", redis.url]
+        process = spawn(service, argv, log)
+        service.cpu_roots.append(process.pid)
+        wait_ready(service, port, log)
+    except BaseException:
+        service.stop()
+        raise
+    return service

@@ -1,0 +1,83 @@
+"""Fixtures shared by every test: a real Redis, demo backends, geoproxy as a process.
+
+- ``redis_server`` (session): one real Redis-protocol server on a free loopback port.
+- ``redis_url`` (function): its URL, every database emptied before the test.
+- ``backends`` (factory): ``backends(count=2, names=None)`` starts demo backends on free ports.
+- ``proxy`` (factory): ``proxy(config_text, workers=2, redis_url=None)`` runs ``geoproxy run``
+  (against the test's clean Redis unless told otherwise) and waits for its binds.
+Everything a test starts is stopped by pid when the test ends, even if it crashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.support.backends import Backend, start_backends
+from tests.support.processes import REGISTRY, ProcessRegistry
+from tests.support.proxy_process import ProxyProcess, start_proxy
+from tests.support.redis_server import RedisServer, flush_all, start_redis_server
+
+BackendsFactory = Callable[..., list[Backend]]
+ProxyFactory = Callable[..., ProxyProcess]
+
+
+@pytest.fixture(scope="session")
+def process_registry() -> Iterator[ProcessRegistry]:
+    yield REGISTRY
+    REGISTRY.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_the_test_started(process_registry: ProcessRegistry) -> Iterator[None]:
+    yield
+    process_registry.stop_test_processes()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server, embedded = start_redis_server()
+    try:
+        yield server
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    flush_all(redis_server.url)
+    return redis_server.url
+
+
+@pytest.fixture
+def backends(process_registry: ProcessRegistry, tmp_path: Path) -> Iterator[BackendsFactory]:
+    started: list[Backend] = []
+
+    def start(count: int = 2, names: Sequence[str] | None = None) -> list[Backend]:
+        new = start_backends(process_registry, tmp_path / "backends", count, names)
+        started.extend(new)
+        return new
+
+    yield start
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture
+def proxy(
+    process_registry: ProcessRegistry, tmp_path: Path, redis_url: str
+) -> Iterator[ProxyFactory]:
+    started: list[ProxyProcess] = []
+
+    def start(config_text: str, workers: int = 2, redis: str | None = None) -> ProxyProcess:
+        work_dir = tmp_path / f"proxy{len(started) + 1}"
+        work_dir.mkdir()
+        running = start_proxy(process_registry, config_text, work_dir, redis or redis_url, workers)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()

@@ -1,0 +1,1 @@
+"""Test support: real processes on loopback ports, stopped by pid, with bounded waits."""
