@@ -204,11 +204,12 @@ def make_server(name: str, host: str, port: int) -> DemoServer:
 
 def serve(name: str, host: str, port: int, grace: float) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
-    server = make_server(name, host, port)
-    server.start()
+    # Handlers first: whoever sees the port accept may send SIGTERM at once.
     stop_requested = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stop_requested.set)
     gevent.signal_handler(signal.SIGINT, stop_requested.set)
+    server = make_server(name, host, port)
+    server.start()
     bound_host, bound_port = server.address[:2]
     print(f"demo backend {name} listening on http://{bound_host}:{bound_port}", flush=True)
     stop_requested.wait()

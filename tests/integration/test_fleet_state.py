@@ -20,6 +20,7 @@ from geoproxy.balance.policy import PickMode, Ranking
 from geoproxy.balance.rank import eligible
 from geoproxy.config.model import Backend, Location, Server
 from geoproxy.state.redis_store import HEARTBEAT_PERIOD, WORKER_TTL_MS, RedisFleetState
+from tests.support.redis_monitor import wire_commands
 
 HERE = Location("test", 1)
 
@@ -109,20 +110,16 @@ def test_maxconn_full_server_is_skipped_and_none_when_all_are_full(fleet: RedisF
     assert lease is not None and lease.server == "s1"
 
 
-def test_acquire_costs_one_round_trip(fleet: RedisFleetState, redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.config_resetstat()
-    before = client.info("commandstats")
-    for _ in range(20):
-        lease = fleet.acquire("app", ranking(fleet, PickMode.LEAST_LOADED, "s1", "s2"))
-        assert lease is not None
-        fleet.release(lease)
-    after = client.info("commandstats")
-    client.close()
-    calls = {k: after[k]["calls"] - before.get(k, {}).get("calls", 0) for k in after}
-    calls.pop("cmdstat_info", None)
-    calls.pop("cmdstat_config|resetstat", None)
-    assert calls == {"cmdstat_evalsha": 20}
+def test_acquire_costs_one_round_trip_and_releases_ride_along(
+    fleet: RedisFleetState, redis_url: str
+) -> None:
+    with wire_commands(redis_url) as sent:
+        for _ in range(20):
+            lease = fleet.acquire("app", ranking(fleet, PickMode.LEAST_LOADED, "s1", "s2"))
+            assert lease is not None
+            fleet.release(lease)
+    assert sent == {"EVALSHA": 20}
+    assert sum(counts(redis_url).values()) == 1, "the last release is still pending"
 
 
 REAP_CHILD = """
@@ -144,19 +141,19 @@ time.sleep(60)
 
 
 def _kill_holder(redis_url: str, worker: str) -> None:
-    child = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", REAP_CHILD, redis_url, worker],
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.getcwd(),
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "held"
-        assert counts(redis_url)["s1"] == 3
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "held"
+            assert counts(redis_url)["s1"] == 3
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
 
 
 def test_a_worker_killed_with_sigkill_is_reaped_by_a_live_process_heartbeat(

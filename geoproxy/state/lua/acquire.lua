@@ -62,8 +62,8 @@ if n > 0 then
         chosen = i
         break
       end
-      -- (count+1)/weight < best, compared without division; weight 0 never wins
-      if weight > 0 and (chosen == 0 or (count + 1) * best_weight < best_load * weight) then
+      -- (count+1)/weight < best, without division: weight 0 loses to any weight above 0
+      if chosen == 0 or (count + 1) * best_weight < best_load * weight then
         chosen, best_load, best_weight = i, count + 1, weight
       end
     end
