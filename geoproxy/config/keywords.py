@@ -59,7 +59,8 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "http-check": Keyword(parse_http_check, frontend=False),
     "default-server": Keyword(parse_default_server, frontend=False, strict=True),
     "server": Keyword(parse_server, in_defaults=False, frontend=False, strict=True),
-    "stick-table": Keyword(parse_stick_table, in_defaults=False),
+    # HAProxy also allows stick tables in frontends, for track-sc rules geoproxy lacks
+    "stick-table": Keyword(parse_stick_table, in_defaults=False, frontend=False, strict=True),
     "stick": Keyword(parse_stick, in_defaults=False, frontend=False),
     "force-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "ignore-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),

@@ -153,9 +153,6 @@ def parse_dynamic_cookie_key(proxy: ProxyDraft, line: Line) -> None:
 
 
 def parse_stick_table(proxy: ProxyDraft, line: Line) -> None:
-    if not proxy.kind.has_backend:
-        line.fail(f"'stick-table' in {proxy.label} would serve 'track-sc' rules, which geoproxy "
-                  "does not implement; stick tables belong to backends.")
     existing = proxy.rules.stick_table
     if existing is not None:
         line.fail(f"stick-table name '{proxy.name}' conflicts with table declared in "

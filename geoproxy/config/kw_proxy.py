@@ -32,6 +32,11 @@ _TLS_BIND_OPTIONS = frozenset({
     "ca-sign-file", "generate-certificates", "no-tls-tickets", "prefer-client-ciphers",
     "allow-0rtt", "ca-ignore-err", "crt-ignore-err", "sigalgs", "client-sigalgs", "quic-cc-algo",
 })
+_REFUSED_BIND_OPTIONS = frozenset({
+    "accept-proxy", "accept-netscaler-cip", "interface", "namespace", "transparent", "v6only",
+    "maxconn", "uid", "gid", "mode", "user", "group", "level", "severity-output", "expose-fd",
+    "proto", "label", "tcp-ut", "quic-force-retry", "shards", "idle-ping",
+})
 _IGNORED_BIND_OPTIONS = frozenset({"name", "id", "process", "thread", "defer-accept", "tfo",
                                    "nice", "backlog", "mss", "v4v6"})
 _BIND_OPTION_ARITY = {"name": 1, "id": 1, "process": 1, "thread": 1, "nice": 1, "backlog": 1,
@@ -90,6 +95,8 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> None:
         if option in _TLS_BIND_OPTIONS:
             line.fail(f"'bind {line.arg(0)}' : '{option}' : geoproxy does not terminate TLS; "
                       "put a TLS terminator in front of it and bind geoproxy to plain HTTP.")
+        if option in _REFUSED_BIND_OPTIONS:
+            line.fail(f"'bind {line.arg(0)}' : '{option}' is not supported by geoproxy.")
         if option not in _IGNORED_BIND_OPTIONS:
             line.fail(f"{where} : unknown keyword '{option}' (geoproxy accepts "
                       f"{quoted_list(sorted(_IGNORED_BIND_OPTIONS))}, and ignores them).")

@@ -34,6 +34,8 @@ from geoproxy.config.lexer import SECTION_KEYWORDS, Directive
 from geoproxy.config.model import Diagnostic
 
 _PROXY_KINDS = {kind.value: kind for kind in ProxyKind}
+_TWO_WORD_KEYWORDS = frozenset({"stats", "capture", "compression", "email-alert", "rate-limit",
+                                "declare"})
 
 
 @dataclass(slots=True)
@@ -110,7 +112,7 @@ class SectionReader:
             return
         reason = global_ignored_reason(keyword)
         if reason is not None:
-            line.warn(f"'{keyword}' is ignored by geoproxy ({reason}).")
+            line.warn(f"'{_shown(line)}' is ignored by geoproxy ({reason}).")
             return
         if keyword in GLOBAL_REFUSED:
             line.fail(f"'{keyword}' is not supported by geoproxy: {GLOBAL_REFUSED[keyword]}.")
@@ -146,7 +148,7 @@ class SectionReader:
     def _unknown_proxy_keyword(self, draft: ProxyDraft, line: Line) -> None:
         keyword = line.keyword
         if keyword in PROXY_IGNORED:
-            line.warn(f"'{keyword}' is ignored by geoproxy ({PROXY_IGNORED[keyword]}).")
+            line.warn(f"'{_shown(line)}' is ignored by geoproxy ({PROXY_IGNORED[keyword]}).")
             return
         if keyword in PROXY_REFUSED:
             line.fail(f"'{keyword}' is not supported by geoproxy: {PROXY_REFUSED[keyword]}.")
@@ -260,6 +262,13 @@ class SectionReader:
         for registry in registries:
             registry[draft.name] = draft
         self.proxies.append(draft)
+
+
+def _shown(line: Line) -> str:
+    """The keyword as a reader knows it: ``stats socket`` rather than ``stats``."""
+    if line.keyword in _TWO_WORD_KEYWORDS and line.args:
+        return f"{line.keyword} {line.arg(0)}"
+    return line.keyword
 
 
 def _allowed_in(spec: Keyword[ProxyDraft], kind: ProxyKind) -> bool:
