@@ -59,6 +59,12 @@ class Line:
         self.warnings.append(self.diagnostic(message))
 
     def diagnostic(self, message: str) -> Diagnostic:
+        """A diagnostic for this line. DESIGN.md invariant 8: every message names its keyword.
+        HAProxy's sentence is kept; when it does not name the keyword ("unexpected keyword
+        'when' after switching rule"), the keyword goes in front, as HAProxy does elsewhere
+        ("'timeout client' : ...")."""
+        if self.keyword.lower() not in message.lower():
+            message = f"'{self.keyword}' : {message}"
         return Diagnostic(self.location, self.keyword, message)
 
     def fail(self, message: str) -> NoReturn:

@@ -52,7 +52,7 @@ def parse_option(proxy: ProxyDraft, line: Line) -> None:
         (option.backend and proxy.kind.has_backend)
     if not side_ok:
         missing = "frontend" if option.frontend else "backend"
-        line.warn(f"'{name}' ignored because {proxy.label} has no {missing} capability.")
+        line.warn(f"'option {name}' ignored because {proxy.label} has no {missing} capability.")
         return
     option.parse(proxy, line)
 

@@ -230,8 +230,8 @@ def lex(text: str, path: str,
         empty = next((i for i, (word, _) in enumerate(words) if not word), None)
         if empty is not None:
             errors.append(Diagnostic(location, words[0][0], (
-                f"argument number {empty} at position {words[empty][1]} is empty and marks "
-                "the end of the argument list")))
+                f"'{words[0][0]}' : argument number {empty} at position {words[empty][1]} is "
+                "empty and marks the end of the argument list")))
             continue
         directive = Directive(location, words[0][0], tuple(w for w, _ in words[1:]),
                               tuple(c for _, c in words))

@@ -99,7 +99,8 @@ class SectionReader:
     def _strip_prefix(self, line: Line) -> Line:
         words = line.args
         if not words or words[0] not in PREFIXABLE or isinstance(self.current, GlobalDraft):
-            line.fail("negation/default currently supported only for options and log.")
+            line.fail(f"'{line.keyword} {line.arg(0)}' : negation/default currently supported "
+                      "only for options and log.")
         directive = line.directive
         stripped = Directive(directive.location, words[0], words[1:], directive.columns[1:])
         return Line(stripped, line.config_dir, line.warnings, prefix=line.keyword)
@@ -203,7 +204,8 @@ class SectionReader:
         if len(line.args) > 1 and (line.arg(1) != "from" or not line.arg(2)
                                    or len(line.args) > 3):
             if kind.has_frontend:
-                line.fail("please use the 'bind' keyword for listening addresses.")
+                line.fail(f"{kind.value} '{name}' : please use the 'bind' keyword for listening "
+                          "addresses.")
             line.at_most(1)
         self._check_section_name(kind.value, name, line)
         label = f"{'proxy' if kind is ProxyKind.LISTEN else kind.value} '{name}'"
@@ -257,8 +259,8 @@ class SectionReader:
         for registry in registries:
             other = registry.get(draft.name)
             if other is not None:
-                line.fail(f"{draft.label} has the same name as {other.label} declared at "
-                          f"{other.location}.")
+                line.fail(f"{draft.kind.value} '{draft.name}' has the same name as "
+                          f"{other.label} declared at {other.location}.")
         for registry in registries:
             registry[draft.name] = draft
         self.proxies.append(draft)

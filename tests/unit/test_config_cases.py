@@ -61,3 +61,24 @@ def test_every_case_has_its_expectation_file() -> None:
     missing += [p.name for p in cases("valid") if not p.with_suffix(".expected").exists()]
     assert missing == []
     assert len(cases("invalid")) > 20 and len(cases("valid")) > 10
+
+
+@pytest.mark.parametrize("case", cases("invalid"), ids=lambda p: p.stem)
+def test_every_error_names_its_file_line_and_keyword(
+    case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DESIGN.md invariant 8: a configuration error names the file, the line and the keyword."""
+    monkeypatch.chdir(case.parent)
+    with pytest.raises(ConfigError) as caught:
+        load(case.name, env=ENV)
+    for error in caught.value.errors:
+        assert str(error).startswith(f"parsing [{case.name}:{error.location.line}] : ")
+        if error.keyword:  # "" only for a line that could not be cut into words
+            assert error.keyword.lower() in error.message.lower(), str(error)
+
+
+@pytest.mark.parametrize("case", cases("valid"), ids=lambda p: p.stem)
+def test_every_warning_names_its_keyword(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(case.parent)
+    for warning in load(case.name, env=ENV).warnings:
+        assert warning.keyword.lower() in warning.message.lower(), str(warning)

@@ -111,9 +111,9 @@ def test_an_empty_argument_is_an_error_because_haproxy_would_stop_reading_there(
     directives, errors = lex('  maxconn "" 5\n  x "$NOPE" y\n', "t.cfg", {})
     assert directives == []
     assert [str(e) for e in errors] == [
-        "parsing [t.cfg:1] : argument number 1 at position 11 is empty and marks the end "
-        "of the argument list",
-        "parsing [t.cfg:2] : argument number 1 at position 5 is empty and marks the end "
+        "parsing [t.cfg:1] : 'maxconn' : argument number 1 at position 11 is empty and marks "
+        "the end of the argument list",
+        "parsing [t.cfg:2] : 'x' : argument number 1 at position 5 is empty and marks the end "
         "of the argument list",
     ]
 
