@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, NoReturn, TypeVar
 
 from geoproxy.config.lexer import Directive
@@ -88,7 +88,6 @@ class Keyword(Generic[Section]):
     frontend: bool = True
     backend: bool = True
     strict: bool = False
-    doc: str = field(default="", compare=False)
 
 
 def suggestion(word: str, candidates: Iterable[str]) -> str:

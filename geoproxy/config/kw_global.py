@@ -60,8 +60,8 @@ def _default_path(draft: GlobalDraft, line: Line) -> None:
 
 
 GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
-    "maxconn": Keyword(_maxconn, doc="maxconn N: the most concurrent client connections"),
-    "redis-url": Keyword(_redis_url, doc="redis-url URL: the Redis every worker shares"),
-    "workers": Keyword(_workers, doc="workers N: gunicorn worker processes"),
-    "default-path": Keyword(_default_path, doc="default-path config"),
+    "maxconn": Keyword(_maxconn),  # the most concurrent client connections
+    "redis-url": Keyword(_redis_url),  # the Redis every worker and host shares
+    "workers": Keyword(_workers),  # gunicorn worker processes
+    "default-path": Keyword(_default_path),
 }

@@ -104,16 +104,24 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> None:
         index += 1 + _BIND_OPTION_ARITY.get(option, 0)
 
 
+def _backend_name(line: Line) -> str:
+    name = line.arg(0)
+    if not name:
+        line.fail(f"'{line.keyword}' expects a backend name.")
+    if "%[" in name:
+        line.fail(f"'{line.keyword}' : backend names computed from samples ('{name}') are not "
+                  "supported by geoproxy; name the backend.")
+    return name
+
+
 def parse_default_backend(proxy: ProxyDraft, line: Line) -> None:
-    if not line.args:
-        line.fail("'default_backend' expects a backend name.")
+    name = _backend_name(line)
     line.at_most(1)
-    proxy.settings.default_backend = line.arg(0)
+    proxy.settings.default_backend = name
 
 
 def parse_use_backend(proxy: ProxyDraft, line: Line) -> None:
-    if not line.args:
-        line.fail("'use_backend' expects a backend name.")
+    _backend_name(line)
     if line.arg(1) not in ("if", "unless"):
         if not line.arg(1):
             line.fail("'use_backend' : geoproxy needs a condition ('if' or 'unless') on "

@@ -57,7 +57,8 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
                                  "no 'frontend' or 'listen' section: geoproxy would not "
                                  "listen anywhere."))
     for frontend in config.frontends:
-        errors.extend(_frontend_errors(frontend, backends))
+        kind = "listen" if frontend.name in listens else "frontend"
+        errors.extend(_frontend_errors(frontend, kind, backends))
         if frontend.name not in listens and frontend.timeouts.client is None:
             warnings.append(_missing_timeouts(frontend.location, f"frontend '{frontend.name}'"))
     errors.extend(_bind_collisions(config.frontends))
@@ -78,14 +79,15 @@ def _missing_timeouts(location: Location, label: str) -> Diagnostic:
     return Diagnostic(location, "timeout", _MISSING_TIMEOUTS.format(label=label))
 
 
-def _frontend_errors(frontend: Frontend, backends: dict[str, Backend]) -> Iterator[Diagnostic]:
+def _frontend_errors(frontend: Frontend, kind: str,
+                     backends: dict[str, Backend]) -> Iterator[Diagnostic]:
     where = frontend.location
     if not frontend.binds:
-        yield Diagnostic(where, "bind", f"frontend '{frontend.name}' has no 'bind' directive: "
+        yield Diagnostic(where, "bind", f"{kind} '{frontend.name}' has no 'bind' directive: "
                          "geoproxy would never receive its traffic.")
     if frontend.default_backend is None and not frontend.use_backends:
         yield Diagnostic(where, "default_backend", (
-            f"frontend '{frontend.name}' has no 'default_backend' and no 'use_backend' rule: "
+            f"{kind} '{frontend.name}' has no 'default_backend' and no 'use_backend' rule: "
             "every request would be answered with 503."))
     if frontend.default_backend is not None and frontend.default_backend not in backends:
         yield Diagnostic(where, "default_backend", (
