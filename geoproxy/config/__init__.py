@@ -2,8 +2,9 @@
 
 ``load(path)`` reads a file, ``parse_text(text, path)`` a string (for tests). Both collect every
 error before raising ``ConfigError(errors, warnings)``; on success the warnings travel in
-``Config.warnings``. Pipeline: ``lexer`` (words) -> ``sections`` (drafts, defaults
-inheritance, keyword tables) -> ``freeze`` (model values) -> ``validate`` (whole-config pass).
+``Config.warnings``. Pipeline: ``lexer`` (words) -> ``conditional`` (``.if`` blocks) ->
+``sections`` (drafts, defaults inheritance, keyword tables) -> ``freeze`` (model values) ->
+``validate`` (whole-config pass).
 
 Relative paths inside the configuration (``errorfile``) are read from the directory of the
 configuration file, HAProxy's ``default-path config`` behaviour; for ``parse_text`` that is the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from geoproxy.config.conditional import apply_conditions
 from geoproxy.config.freeze import freeze
 from geoproxy.config.lexer import lex
 from geoproxy.config.model import Config, Diagnostic, Location
@@ -46,11 +48,14 @@ def load(path: str, env: Mapping[str, str] | None = None) -> Config:
 def parse_text(text: str, path: str, env: Mapping[str, str] | None = None) -> Config:
     """Parse and check configuration ``text`` as if read from ``path``. Raises
     ``ConfigError``."""
-    directives, errors = lex(text, path, env)
+    variables = os.environ if env is None else env
+    directives, errors = lex(text, path, variables)
+    directives, block_errors, warnings = apply_conditions(directives, variables)
+    errors.extend(block_errors)
     config_dir = os.path.dirname(os.path.abspath(path))
     sections = SectionReader(config_dir).read(directives)
     errors.extend(sections.errors)
-    warnings = list(sections.warnings)
+    warnings = sorted(warnings + sections.warnings, key=lambda d: d.location.line)
     if errors:
         raise ConfigError(_in_file_order(errors), warnings)
     frontends, backends = freeze(sections.proxies)
