@@ -45,6 +45,10 @@ def _flag(change: Callable[[Server], Server]) -> Apply:
     return lambda server, _name, _value: change(server)
 
 
+def _who(server: Server) -> str:
+    return f"server {server.name}" if server.name else "default-server"
+
+
 def _integer(name: str, value: str, minimum: int, maximum: int | None = None) -> int:
     if not value.isdigit() or int(value) < minimum or (maximum and int(value) > maximum):
         bound = f"between {minimum} and {maximum}" if maximum else f"of at least {minimum}"
@@ -54,7 +58,7 @@ def _integer(name: str, value: str, minimum: int, maximum: int | None = None) ->
 
 def _weight(server: Server, name: str, value: str) -> Server:
     if not value.lstrip("-").isdigit() or not 0 <= int(value) <= 256:
-        raise ParamError(f"weight of server {server.name} is not within 0 and 256 ({value}).")
+        raise ParamError(f"weight of {_who(server)} is not within 0 and 256 ({value}).")
     return replace(server, weight=int(value))
 
 
@@ -74,9 +78,9 @@ def _interval(allow_zero: bool, change: Callable[[Server, float], Server]) -> Ap
             if exc.overflow:
                 raise ParamError(exc.describe(name)) from None
             raise ParamError(f"unexpected character '{exc.character}' in '{name}' argument of "
-                             f"server {server.name}.") from None
+                             f"{_who(server)}.") from None
         if seconds == 0 and not allow_zero:
-            raise ParamError(f"invalid value 0 for argument '{name}' of server {server.name}.")
+            raise ParamError(f"invalid value 0 for argument '{name}' of {_who(server)}.")
         return change(server, seconds)
     return apply
 

@@ -23,8 +23,9 @@ def test_a_proxy_inherits_from_the_last_defaults_before_it_not_a_later_one() -> 
         "backend late\n    server s 127.0.0.1:9001\n"
         "frontend f\n    bind :80\n    default_backend early\n"
     )
-    assert config.backend("early").balance.algorithm is BalanceAlgorithm.LEASTCONN  # type: ignore[union-attr]
-    assert config.backend("late").balance.algorithm is BalanceAlgorithm.FIRST  # type: ignore[union-attr]
+    early, late = config.backend("early"), config.backend("late")
+    assert early is not None and early.balance.algorithm is BalanceAlgorithm.LEASTCONN
+    assert late is not None and late.balance.algorithm is BalanceAlgorithm.FIRST
 
 
 def test_a_new_defaults_section_starts_from_haproxys_defaults_not_the_previous_one() -> None:
