@@ -354,7 +354,8 @@ class Timeouts:
 
     The 1.x aliases map here: ``contimeout`` -> connect, ``clitimeout`` -> client,
     ``srvtimeout`` -> server. ``http_keep_alive`` unset means "use http_request", and
-    ``check`` unset means "use inter", as HAProxy documents.
+    ``check`` unset means "use inter", as HAProxy documents. A timeout of 0 is unset, as in
+    HAProxy (its "missing timeouts" warning asks for non-zero values).
     """
 
     connect: float | None = None

@@ -74,6 +74,9 @@ class SectionReader:
         for directive in directives:
             line = Line(directive, self.config_dir, self.warnings)
             try:
+                if line.keyword in ("no", "default") and isinstance(self.current, ProxyDraft):
+                    # errors then name the real keyword: 'option', not 'no'
+                    line = self._strip_prefix(line)
                 self._feed(line)
             except LineError as exc:
                 self.errors.append(line.diagnostic(exc.message))
@@ -90,7 +93,7 @@ class SectionReader:
         if isinstance(current, _Skipped):
             return
         if keyword in ("no", "default"):
-            line = self._strip_prefix(line)
+            self._strip_prefix(line)  # in the global section: always refused
         if isinstance(current, GlobalDraft):
             self._global_line(current, line)
         else:
