@@ -3,7 +3,8 @@
 Output shape (HAProxy 2.6, without the process id HAProxy puts in brackets):
 
     [WARNING]  config : parsing [app.cfg:12] : ...       (stderr, one per warning)
-    [ALERT]    config : parsing [app.cfg:14] : ...       (stderr, one per error)
+    [ALERT]    config : parsing [app.cfg:14] : ...       (stderr, one per error; in file order,
+                                                          mixed with the warnings)
     [ALERT]    config : Error(s) found in configuration file : app.cfg
     [ALERT]    config : Fatal errors found in configuration.
 or
@@ -34,8 +35,10 @@ def check(path: str, out: TextIO | None = None, err: TextIO | None = None) -> in
     try:
         config = load(path)
     except ConfigError as exc:
-        _print(err, WARNING, exc.warnings)
-        _print(err, ALERT, exc.errors)
+        # in file order, warnings and errors interleaved, as HAProxy reports while it reads
+        levelled = [(WARNING, w) for w in exc.warnings] + [(ALERT, e) for e in exc.errors]
+        for prefix, diagnostic in sorted(levelled, key=lambda item: item[1].location.line):
+            err.write(f"{prefix}{diagnostic}\n")
         err.write(f"{ALERT}Error(s) found in configuration file : {path}\n")
         err.write(f"{ALERT}Fatal errors found in configuration.\n")
         return 1
