@@ -7,6 +7,8 @@ keyword back: ``unknown keyword 'a b' in 'global' section``.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from geoproxy.config.lexer import Directive, lex
 from geoproxy.config.model import Location
@@ -121,3 +123,29 @@ def test_an_empty_argument_is_an_error_because_haproxy_would_stop_reading_there(
 def test_every_lexical_error_is_reported_not_only_the_first() -> None:
     _, errors = lex('"a\n"b\n\\x\n', "t.cfg", {})
     assert [e.location.line for e in errors] == [1, 2, 3]
+
+
+_WORD = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\n\r'"),
+    min_size=1, max_size=12)
+
+
+@given(st.lists(_WORD, min_size=1, max_size=6))
+def test_any_words_strongly_quoted_come_back_unchanged(words: list[str]) -> None:
+    line = " ".join(f"'{word}'" for word in words)
+    directives, errors = lex(line, "t.cfg", {})
+    assert errors == []
+    assert list(directives[0].words) == words
+
+
+def _escaped(word: str) -> str:
+    special = {" ": "\\ ", "\t": "\\t", "\\": "\\\\", "#": "\\#", "'": "\\'", '"': '\\"'}
+    return "".join(special.get(char, char) for char in word)
+
+
+@given(st.lists(_WORD, min_size=1, max_size=6))
+def test_any_words_backslash_escaped_come_back_unchanged(words: list[str]) -> None:
+    line = " ".join(_escaped(word) for word in words)
+    directives, errors = lex(line, "t.cfg", {})
+    assert errors == []
+    assert list(directives[0].words) == words
