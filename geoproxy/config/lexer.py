@@ -31,6 +31,9 @@ from geoproxy.config.model import Diagnostic, Location
 
 _SPACES = " \t\n\v\f"
 _HEX = "0123456789abcdefABCDEF"
+# variable names are ASCII, as C's isalpha()/isalnum() read them
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NAME_CHARS = _NAME_START | frozenset("0123456789")
 _SIMPLE_ESCAPES = {" ": " ", "\\": "\\", "t": "\t", "n": "\n", "r": "\r", "#": "#",
                    "'": "'", '"': '"'}
 _PSEUDO_VARIABLES = (".FILE", ".LINE", ".SECTION")
@@ -157,11 +160,11 @@ class _LineCutter:
         if brace:
             pos += 1
         name_start = pos
-        if pos >= len(line) or not (line[pos].isalpha() or line[pos] in "_."):
+        if pos >= len(line) or not (line[pos] in _NAME_START or line[pos] == "."):
             raise LexError("forbidden first char in environment variable name", pos + 1)
         if line[pos] == ".":
             pos += 1
-        while pos < len(line) and (line[pos].isalnum() or line[pos] == "_"):
+        while pos < len(line) and line[pos] in _NAME_CHARS:
             pos += 1
         name = line[name_start:pos]
         if name.startswith(".") and name not in _PSEUDO_VARIABLES:
