@@ -116,9 +116,9 @@ class Balance:
     """``balance ALGORITHM [ARGS]``. HAProxy's default is roundrobin.
 
     ``param`` is the parameter name for url_param and the header name (lower-case) for hdr.
-    ``uri_len``/``uri_depth``/``uri_whole`` are ``balance uri`` options, ``use_domain_only``
-    belongs to ``hdr``, ``draws`` to ``random`` (HAProxy's default: 2, the least loaded of two
-    random picks).
+    ``uri_len``/``uri_depth``/``uri_whole``/``uri_path_only`` are ``balance uri`` options
+    (0: no limit), ``use_domain_only`` belongs to ``hdr``, ``draws`` to ``random`` (HAProxy's
+    default: 2, the least loaded of two random picks).
     """
 
     algorithm: BalanceAlgorithm = BalanceAlgorithm.ROUNDROBIN
@@ -126,6 +126,7 @@ class Balance:
     uri_len: int = 0
     uri_depth: int = 0
     uri_whole: bool = False
+    uri_path_only: bool = False
     use_domain_only: bool = False
     draws: int = 2
 
@@ -146,6 +147,9 @@ class HashFunction(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class HashSettings:
+    """``hash-type METHOD [FUNCTION [avalanche]]``. HAProxy applies avalanche by default to
+    ``consistent`` when no function is named."""
+
     method: HashType = HashType.MAP_BASED
     function: HashFunction = HashFunction.SDBM
     avalanche: bool = False
@@ -227,13 +231,18 @@ class HttpCheckExpect:
 class HttpCheck:
     """``option httpchk [METHOD] [URI] [VERSION]``; HAProxy's default is ``OPTIONS / HTTP/1.0``.
 
-    Without ``expect``, a 2xx or 3xx status passes, as in HAProxy.
+    ``http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]... [body TEXT]`` overrides the
+    request line and adds ``headers`` (in order) and a ``body``; headers hidden after ``\r\n``
+    in the version of ``option httpchk`` (the 1.x idiom) land in ``headers`` too. Without
+    ``expect``, a 2xx or 3xx status passes, as in HAProxy.
     """
 
     method: str = "OPTIONS"
     uri: str = "/"
     version: str = "HTTP/1.0"
     expect: HttpCheckExpect | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,6 +250,9 @@ class HttpCheck:
 
 
 class CookieMode(enum.Enum):
+    # No mode named: HAProxy only reads the cookie (the server sets it to the server id
+    # itself); responses are never modified. Checked against HAProxy 2.6.
+    PASSIVE = "passive"
     REWRITE = "rewrite"
     INSERT = "insert"
     PREFIX = "prefix"
@@ -252,8 +264,9 @@ class CookieMode(enum.Enum):
 class CookiePolicy:
     """``cookie NAME [rewrite|insert|prefix|route] [options]``.
 
-    HAProxy's default mode, when none is named, is rewrite. ``route_delim`` belongs to route mode
-    (the character before the route in the session id). ``maxidle``/``maxlife`` are seconds.
+    When no mode is named the mode is ``PASSIVE`` (HAProxy reads the cookie and leaves the
+    server's Set-Cookie alone). ``route_delim`` belongs to route mode (the character before the
+    route in the session id). ``maxidle``/``maxlife`` are seconds, None when not set.
     """
 
     name: str
@@ -341,7 +354,8 @@ class Timeouts:
 
     The 1.x aliases map here: ``contimeout`` -> connect, ``clitimeout`` -> client,
     ``srvtimeout`` -> server. ``http_keep_alive`` unset means "use http_request", and
-    ``check`` unset means "use inter", as HAProxy documents.
+    ``check`` unset means "use inter", as HAProxy documents. A timeout of 0 is unset, as in
+    HAProxy (its "missing timeouts" warning asks for non-zero values).
     """
 
     connect: float | None = None
@@ -365,12 +379,31 @@ class ForwardFor:
 
 @dataclass(frozen=True, slots=True)
 class ErrorFile:
-    """``errorfile CODE FILE``: the file holds a whole HTTP response, parsed at load time."""
+    """``errorfile CODE FILE``: the file holds a whole HTTP response, parsed at load time.
+
+    ``status`` is the code the file replaces; ``response`` is the file as read, and
+    ``response_status``/``reason``/``headers``/``body`` its parsed parts (the status line of
+    the file may differ from ``status``: HAProxy sends the file as it is).
+    """
 
     status: int
     path: str
     response: bytes
     location: Location
+    response_status: int = 0
+    reason: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+class HttpMode(enum.Enum):
+    """How connections are kept: ``option http-keep-alive`` (HAProxy's default),
+    ``option http-server-close`` (close the server side after each response), ``option
+    httpclose`` (close both sides). The last one named in a section wins."""
+
+    KEEP_ALIVE = "http-keep-alive"
+    SERVER_CLOSE = "http-server-close"
+    CLOSE = "httpclose"
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,8 +432,8 @@ class UseBackend:
 class Frontend:
     """A ``frontend``, or the frontend half of a ``listen`` section.
 
-    ``options`` keeps the options that only matter on the client side: forwardfor, httplog,
-    dontlognull, http-server-close, http-keep-alive.
+    ``default_backend`` is the backend's name (for a ``listen`` section: its own name, unless
+    one was named); ``http_mode`` is the connection mode named in the frontend.
     """
 
     name: str
@@ -413,10 +446,17 @@ class Frontend:
     forwardfor: ForwardFor | None = None
     httplog: bool = False
     dontlognull: bool = False
-    http_server_close: bool = False
-    http_keep_alive: bool = True
+    http_mode: HttpMode = HttpMode.KEEP_ALIVE
     maxconn: int = 0
     errorfiles: tuple[ErrorFile, ...] = ()
+
+    @property
+    def http_server_close(self) -> bool:
+        return self.http_mode is HttpMode.SERVER_CLOSE
+
+    @property
+    def http_keep_alive(self) -> bool:
+        return self.http_mode is HttpMode.KEEP_ALIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +464,9 @@ class Backend:
     """A ``backend``, or the backend half of a ``listen`` section.
 
     ``retries`` defaults to 3 as in HAProxy. ``servers`` keep configuration order, which HAProxy
-    uses for ids, cookie matching and the ``first`` algorithm.
+    uses for ids, cookie matching and the ``first`` algorithm. ``redispatch_interval`` is the
+    optional argument of ``option redispatch`` (HAProxy: -1, redispatch on the last retry; N > 0,
+    on every Nth retry; N < 0, N retries before the last).
     """
 
     name: str
@@ -437,11 +479,11 @@ class Backend:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retries: int = 3
     redispatch: bool = False
+    redispatch_interval: int = -1
     persist: bool = False
     allbackups: bool = False
     forwardfor: ForwardFor | None = None
-    http_server_close: bool = False
-    http_keep_alive: bool = True
+    http_mode: HttpMode = HttpMode.KEEP_ALIVE
     httpchk: HttpCheck | None = None
     stick_table: StickTable | None = None
     stick_rules: tuple[StickRule, ...] = ()
@@ -456,6 +498,14 @@ class Backend:
                 return server
         return None
 
+    @property
+    def http_server_close(self) -> bool:
+        return self.http_mode is HttpMode.SERVER_CLOSE
+
+    @property
+    def http_keep_alive(self) -> bool:
+        return self.http_mode is HttpMode.KEEP_ALIVE
+
 
 @dataclass(frozen=True, slots=True)
 class GlobalSettings:
@@ -469,14 +519,19 @@ class GlobalSettings:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """A warning or an error, phrased as HAProxy phrases them: ``parsing [file:line] : ...``."""
+    """A warning or an error, phrased as HAProxy phrases them: ``parsing [file:line] : ...``.
+
+    ``keyword`` is the directive's keyword ("" for a line that could not be cut into words);
+    ``message`` is HAProxy's sentence, which names the keyword itself (HAProxy's messages put
+    it in different places: "'timeout client' expects ...", "unknown keyword 'x' in ...").
+    """
 
     location: Location
     keyword: str
     message: str
 
     def __str__(self) -> str:
-        return f"parsing [{self.location}] : '{self.keyword}' : {self.message}"
+        return f"parsing [{self.location}] : {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,4 +550,10 @@ class Config:
         for backend in self.backends:
             if backend.name == name:
                 return backend
+        return None
+
+    def frontend(self, name: str) -> Frontend | None:
+        for frontend in self.frontends:
+            if frontend.name == name:
+                return frontend
         return None

@@ -1,0 +1,109 @@
+"""Section drafts -> the frozen ``Frontend`` and ``Backend`` values every layer reads.
+
+Rules:
+1. A ``frontend`` becomes a ``Frontend``, a ``backend`` a ``Backend``, a ``listen`` both, with
+   the same name; the frontend half's ``default_backend`` is the listen itself unless one is
+   named (HAProxy then sends the traffic to the named one).
+2. Each half keeps only the timeouts of its side, as HAProxy copies them (client,
+   http-request, http-keep-alive for frontends; connect, server, queue, check, tunnel,
+   http-request, http-keep-alive for backends).
+3. Conditions are bound to the section's final ACLs here (``draft.py`` rule 4).
+"""
+
+from __future__ import annotations
+
+from geoproxy.config.acl import PREDEFINED
+from geoproxy.config.draft import ConditionDraft, ProxyDraft, ProxyKind, bind_condition
+from geoproxy.config.model import (
+    Acl,
+    Backend,
+    Bind,
+    Condition,
+    Frontend,
+    StickRule,
+    Timeouts,
+    UseBackend,
+)
+
+
+def freeze(drafts: list[ProxyDraft]) -> tuple[tuple[Frontend, ...], tuple[Backend, ...]]:
+    """Every frontend and backend, in configuration order."""
+    frontends: list[Frontend] = []
+    backends: list[Backend] = []
+    for draft in drafts:
+        acls = _acls(draft)
+        if draft.kind.has_frontend:
+            frontends.append(_frontend(draft, acls))
+        if draft.kind.has_backend:
+            backends.append(_backend(draft, acls))
+    return tuple(frontends), tuple(backends)
+
+
+def _acls(draft: ProxyDraft) -> dict[str, Acl]:
+    rules = draft.rules
+    return {name: Acl(name, tuple(tests), rules.acl_locations[name])
+            for name, tests in rules.acls.items()}
+
+
+def _bind(condition: ConditionDraft, acls: dict[str, Acl]) -> Condition:
+    return bind_condition(condition, acls, PREDEFINED)
+
+
+def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
+    settings, rules = draft.settings, draft.rules
+    timeouts = settings.timeouts
+    default_backend = settings.default_backend
+    if default_backend is None and draft.kind is ProxyKind.LISTEN:
+        default_backend = draft.name
+    return Frontend(
+        name=draft.name,
+        location=draft.location,
+        binds=tuple(Bind(host, port, location) for host, port, location in rules.binds),
+        default_backend=default_backend,
+        use_backends=tuple(UseBackend(name, _bind(cond, acls), location)
+                           for name, cond, location in rules.use_backends),
+        acls=tuple(acls.values()),
+        timeouts=Timeouts(client=timeouts.client, http_request=timeouts.http_request,
+                          http_keep_alive=timeouts.http_keep_alive),
+        forwardfor=settings.forwardfor,
+        httplog=settings.httplog,
+        dontlognull=settings.dontlognull,
+        http_mode=settings.http_mode,
+        maxconn=settings.maxconn,
+        errorfiles=tuple(settings.errorfiles.values()),
+    )
+
+
+def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
+    settings, rules = draft.settings, draft.rules
+    timeouts = settings.timeouts
+    return Backend(
+        name=draft.name,
+        location=draft.location,
+        servers=tuple(rules.servers),
+        balance=settings.balance,
+        hash=settings.hash,
+        cookie=settings.cookie,
+        dynamic_cookie_key=settings.dynamic_cookie_key,
+        timeouts=Timeouts(connect=timeouts.connect, server=timeouts.server,
+                          queue=timeouts.queue, http_request=timeouts.http_request,
+                          http_keep_alive=timeouts.http_keep_alive, check=timeouts.check,
+                          tunnel=timeouts.tunnel),
+        retries=settings.retries,
+        redispatch=settings.redispatch,
+        redispatch_interval=settings.redispatch_interval,
+        persist=settings.persist,
+        allbackups=settings.allbackups,
+        forwardfor=settings.forwardfor,
+        http_mode=settings.http_mode,
+        httpchk=settings.check_request if settings.httpchk else None,
+        stick_table=rules.stick_table,
+        stick_rules=tuple(
+            StickRule(rule.kind, rule.sample, rule.location, rule.table,
+                      _bind(rule.condition, acls) if rule.condition else None)
+            for rule in rules.stick_rules),
+        force_persist=tuple(_bind(cond, acls) for cond in rules.force_persist),
+        ignore_persist=tuple(_bind(cond, acls) for cond in rules.ignore_persist),
+        acls=tuple(acls.values()),
+        errorfiles=tuple(settings.errorfiles.values()),
+    )

@@ -1,0 +1,100 @@
+"""HAProxy keywords geoproxy accepts but does not act on, and those it refuses by name.
+
+Rules:
+1. A keyword is *ignored* (one warning naming file:line and the keyword, then nothing) only
+   when leaving it out cannot change where a request goes or what the client receives:
+   process management, logging, TLS material for listeners geoproxy does not have, tuning.
+2. A keyword HAProxy knows that would change traffic and that geoproxy does not implement is
+   *refused* with an error that says so, never silently dropped.
+3. Anything in neither list is unknown: an error that lists what the section supports.
+"""
+
+from __future__ import annotations
+
+_PROCESS = "process management belongs to gunicorn and geoproxy's command line"
+_LOGGING = "logging is configured on geoproxy's command line"
+_TLS = "geoproxy does not terminate TLS"
+_TUNING = "HAProxy's tuning does not apply to geoproxy"
+_STATS = "geoproxy's stats and admin interface are configured on its command line"
+_NOTHING = "it has no effect on traffic in geoproxy"
+
+# keyword -> reason, for the global section
+GLOBAL_IGNORED: dict[str, str] = {
+    **dict.fromkeys(("daemon", "master-worker", "user", "group", "uid", "gid", "chroot",
+                     "pidfile", "nbproc", "nbthread", "cpu-map", "thread-groups", "ulimit-n",
+                     "quiet", "localpeer", "hard-stop-after", "grace", "set-dumpable",
+                     "insecure-fork-wanted", "insecure-setuid-wanted", "node", "description",
+                     "expose-experimental-directives", "zero-warning", "strict-limits",
+                     "mworker-max-reloads", "numa-cpu-mapping", "server-state-base",
+                     "server-state-file"), _PROCESS),
+    **dict.fromkeys(("log", "log-tag", "log-send-hostname", "log-format"), _LOGGING),
+    **dict.fromkeys(("ca-base", "crt-base", "ssl-server-verify", "ssl-engine",
+                     "ssl-mode-async", "ssl-load-extra-files", "ssl-dh-param-file"), _TLS),
+    **dict.fromkeys(("maxconnrate", "maxsessrate", "maxsslconn", "maxsslrate", "maxpipes",
+                     "maxcomprate", "maxcompcpuusage", "maxzlibmem", "spread-checks",
+                     "max-spread-checks", "busy-polling", "noepoll", "nokqueue", "noevports",
+                     "nopoll", "nosplice", "nogetaddrinfo", "noreuseport", "profiling.tasks",
+                     "profiling.memory", "h1-case-adjust", "h1-case-adjust-file"), _TUNING),
+    "stats": _STATS,
+}
+# prefixes of whole keyword families ignored in the global section
+GLOBAL_IGNORED_PREFIXES: dict[str, str] = {"tune.": _TUNING, "ssl-default-": _TLS}
+
+GLOBAL_REFUSED: dict[str, str] = {
+    **dict.fromkeys(("setenv", "presetenv", "resetenv", "unsetenv"),
+                    "set the variable in geoproxy's environment instead"),
+    "lua-load": "geoproxy does not run Lua",
+    "lua-prepend-path": "geoproxy does not run Lua",
+    "lua-load-per-thread": "geoproxy does not run Lua",
+}
+
+# keyword -> reason, for proxy sections (defaults, frontend, backend, listen)
+PROXY_IGNORED: dict[str, str] = {
+    **dict.fromkeys(("log", "log-tag", "log-format", "log-format-sd", "error-log-format",
+                     "capture", "declare", "unique-id-format", "unique-id-header"), _LOGGING),
+    **dict.fromkeys(("description", "id", "backlog", "fullconn", "http-reuse",
+                     "max-keep-alive-queue", "email-alert", "load-server-state-from-file",
+                     "server-state-file-name", "bind-process", "rate-limit", "compression",
+                     "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt",
+                     "srvtcpka-idle", "srvtcpka-intvl", "max-session-srv-conns"), _NOTHING),
+    "stats": _STATS,
+    "monitor-uri": "geoproxy answers no monitor URI: such requests go to the backend",
+}
+
+PROXY_REFUSED: dict[str, str] = {
+    **dict.fromkeys(("http-request", "http-response", "http-after-response", "tcp-request",
+                     "tcp-response", "redirect", "use-server", "http-error", "errorfiles",
+                     "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
+                     "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
+                     "persist", "server-template", "tcp-check", "external-check",
+                     "http-send-name-header", "monitor", "disabled", "enabled"),
+                    "it changes traffic and geoproxy does not implement it"),
+}
+
+# `option` names: ignored ones, refused ones (supported ones live with their parsers)
+OPTION_IGNORED: dict[str, str] = {
+    **dict.fromkeys(("tcplog", "httpslog", "dontlog-normal", "log-separate-errors", "logasap",
+                     "log-health-checks", "contstats", "socket-stats"), _LOGGING),
+    **dict.fromkeys(("http-buffer-request", "tcpka", "clitcpka", "srvtcpka", "tcp-smart-accept",
+                     "tcp-smart-connect", "splice-auto", "splice-request", "splice-response",
+                     "http-no-delay", "independent-streams", "nolinger", "http-ignore-probes",
+                     "idle-close-on-response", "disable-h2-upgrade"), _NOTHING),
+}
+OPTION_REFUSED = frozenset({
+    "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response",
+    "checkcache", "http-pretend-keepalive", "http-use-proxy-header", "prefer-last-server",
+    "transparent", "originalto", "forwarded", "ssl-hello-chk", "smtpchk", "pgsql-check",
+    "mysql-check", "redis-check", "ldap-check", "spop-check", "tcp-check", "external-check",
+    "http-restrict-req-hdr-names", "h1-case-adjust-bogus-client",
+    "h1-case-adjust-bogus-server", "forceclose", "http-tunnel", "http_proxy",
+})
+
+
+def global_ignored_reason(keyword: str) -> str | None:
+    """Why a global keyword is ignored, or None when it is not."""
+    if keyword in GLOBAL_IGNORED:
+        return GLOBAL_IGNORED[keyword]
+    for prefix, reason in GLOBAL_IGNORED_PREFIXES.items():
+        if keyword.startswith(prefix):
+            return reason
+    return None

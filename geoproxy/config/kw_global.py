@@ -1,0 +1,67 @@
+"""The ``global`` section: ``maxconn``, and geoproxy's own ``redis-url`` and ``workers``.
+
+HAProxy's process-level keywords are ignored with a warning or refused (see ``ignored.py``).
+``default-path config`` is accepted silently because it is what geoproxy always does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geoproxy.config.context import Keyword, Line
+from geoproxy.config.model import GlobalSettings
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(slots=True)
+class GlobalDraft:
+    maxconn: int = 0
+    redis_url: str | None = None
+    workers: int | None = None
+
+    def freeze(self) -> GlobalSettings:
+        return GlobalSettings(self.maxconn, self.redis_url, self.workers)
+
+
+def integer(line: Line, index: int, name: str, minimum: int = 0) -> int:
+    """The integer argument at ``index``; HAProxy's "'NAME' expects an integer argument."."""
+    text = line.arg(index)
+    if not text.isdigit() or int(text) < minimum:
+        suffix = f" of at least {minimum}" if minimum > 0 else ""
+        got = f" (got '{text}')" if text else ""
+        line.fail(f"'{name}' expects an integer argument{suffix}{got}.")
+    return int(text)
+
+
+def _maxconn(draft: GlobalDraft, line: Line) -> None:
+    draft.maxconn = integer(line, 0, "maxconn")
+    line.at_most(1)
+
+
+def _redis_url(draft: GlobalDraft, line: Line) -> None:
+    url = line.arg(0)
+    if not url.startswith(_REDIS_SCHEMES):
+        got = f", got '{url}'" if url else ""
+        line.fail(f"'redis-url' expects a URL starting with redis://, rediss:// or unix://{got}.")
+    line.at_most(1)
+    draft.redis_url = url
+
+
+def _workers(draft: GlobalDraft, line: Line) -> None:
+    draft.workers = integer(line, 0, "workers", minimum=1)
+    line.at_most(1)
+
+
+def _default_path(draft: GlobalDraft, line: Line) -> None:
+    if line.arg(0) != "config" or len(line.args) > 1:
+        line.fail("'default-path' : geoproxy always resolves relative paths against the "
+                  "configuration file's directory; only 'default-path config' is accepted.")
+
+
+GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
+    "maxconn": Keyword(_maxconn),  # the most concurrent client connections
+    "redis-url": Keyword(_redis_url),  # the Redis every worker and host shares
+    "workers": Keyword(_workers),  # gunicorn worker processes
+    "default-path": Keyword(_default_path),
+}

@@ -1,0 +1,238 @@
+"""``server NAME ADDR:PORT [params]`` and ``default-server [params]``: HAProxy's ``srv_kws``.
+
+Rules (manual section 5.2; HAProxy's server.c):
+1. A ``server`` starts from a copy of the section's ``default-server`` as it is on that line
+   (later ``default-server`` lines do not change earlier servers), which itself starts from the
+   ``defaults`` section's.
+2. ``SERVER_PARAMS`` maps each parameter to its number of arguments and the function that
+   applies it to a ``Server`` value; the same table serves ``default-server``.
+3. Server names are unique per backend; the address is kept as written (see ``address.py``).
+4. Parameters HAProxy has but geoproxy does not implement are refused by name; a few that do
+   not change traffic are ignored with a warning; the ``no-`` forms of refused features are
+   accepted silently, since geoproxy already behaves that way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from geoproxy.config import address
+from geoproxy.config.context import Line, quoted_list, suggestion
+from geoproxy.config.draft import ProxyDraft
+from geoproxy.config.kw_proxy import check_name
+from geoproxy.config.model import Observe, OnError, Server
+from geoproxy.config.units import UnitError, parse_time
+
+
+class ParamError(Exception):
+    """A server parameter HAProxy or geoproxy refuses; the message omits the server prefix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    arity: int
+    apply: Callable[[Server, str, str], Server]  # (server, parameter name, value) -> server
+
+
+Apply = Callable[[Server, str, str], Server]
+replace = dataclasses.replace
+
+
+def _flag(change: Callable[[Server], Server]) -> Apply:
+    return lambda server, _name, _value: change(server)
+
+
+def _who(server: Server) -> str:
+    return f"server {server.name}" if server.name else "default-server"
+
+
+def _integer(name: str, value: str, minimum: int, maximum: int | None = None) -> int:
+    if not value.isdigit() or int(value) < minimum or (maximum and int(value) > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum else f"of at least {minimum}"
+        raise ParamError(f"'{name}' expects an integer {bound} (got '{value}').")
+    return int(value)
+
+
+def _weight(server: Server, name: str, value: str) -> Server:
+    if not value.lstrip("-").isdigit() or not 0 <= int(value) <= 256:
+        raise ParamError(f"weight of {_who(server)} is not within 0 and 256 ({value}).")
+    return replace(server, weight=int(value))
+
+
+def _count(minimum: int, change: Callable[[Server, int], Server]) -> Apply:
+    def apply(server: Server, name: str, value: str) -> Server:
+        if minimum == 1 and value.isdigit() and int(value) == 0:
+            raise ParamError(f"'{name}' has to be > 0.")
+        return change(server, _integer(name, value, minimum))
+    return apply
+
+
+def _interval(allow_zero: bool, change: Callable[[Server, float], Server]) -> Apply:
+    def apply(server: Server, name: str, value: str) -> Server:
+        try:
+            seconds = parse_time(value)
+        except UnitError as exc:
+            if exc.overflow:
+                raise ParamError(exc.describe(name)) from None
+            raise ParamError(f"unexpected character '{exc.character}' in '{name}' argument of "
+                             f"{_who(server)}.") from None
+        if seconds == 0 and not allow_zero:
+            raise ParamError(f"invalid value 0 for argument '{name}' of {_who(server)}.")
+        return change(server, seconds)
+    return apply
+
+
+def _port(server: Server, name: str, value: str) -> Server:
+    return replace(server, check_port=_integer(name, value, 1, 65535))
+
+
+def _addr(server: Server, name: str, value: str) -> Server:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ParamError("'addr' expects <ipv4|ipv6> as argument.") from None
+    return replace(server, check_addr=value)
+
+
+def _cookie(server: Server, name: str, value: str) -> Server:
+    return replace(server, cookie=value)
+
+
+def _observe(server: Server, name: str, value: str) -> Server:
+    if value == "none":
+        return replace(server, observe=None)
+    if value not in ("layer4", "layer7"):
+        raise ParamError(f"'observe' expects one of 'none', 'layer4', 'layer7' but got '{value}'.")
+    return replace(server, observe=Observe(value))
+
+
+def _on_error(server: Server, name: str, value: str) -> Server:
+    choices = {e.value: e for e in OnError}
+    if value not in choices:
+        raise ParamError(f"'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' "
+                         f"or 'mark-down' but got '{value}'.")
+    return replace(server, on_error=choices[value])
+
+
+def _on_marked(expected: str, change: Callable[[Server], Server]) -> Apply:
+    def apply(server: Server, name: str, value: str) -> Server:
+        if value != expected:
+            raise ParamError(f"'{name}' expects '{expected}' but got '{value}'.")
+        return change(server)
+    return apply
+
+
+SERVER_PARAMS: dict[str, Param] = {
+    "weight": Param(1, _weight),
+    "maxconn": Param(1, _count(0, lambda s, v: replace(s, maxconn=v))),
+    "maxqueue": Param(1, _count(0, lambda s, v: replace(s, maxqueue=v))),
+    "backup": Param(0, _flag(lambda s: replace(s, backup=True))),
+    "no-backup": Param(0, _flag(lambda s: replace(s, backup=False))),
+    "disabled": Param(0, _flag(lambda s: replace(s, disabled=True))),
+    "enabled": Param(0, _flag(lambda s: replace(s, disabled=False))),
+    "check": Param(0, _flag(lambda s: replace(s, check=True))),
+    "no-check": Param(0, _flag(lambda s: replace(s, check=False))),
+    "cookie": Param(1, _cookie),
+    "port": Param(1, _port),
+    "addr": Param(1, _addr),
+    "inter": Param(1, _interval(False, lambda s, v: replace(s, inter=v))),
+    "fastinter": Param(1, _interval(False, lambda s, v: replace(s, fastinter=v))),
+    "downinter": Param(1, _interval(False, lambda s, v: replace(s, downinter=v))),
+    "slowstart": Param(1, _interval(True, lambda s, v: replace(s, slowstart=v))),
+    "rise": Param(1, _count(1, lambda s, v: replace(s, rise=v))),
+    "fall": Param(1, _count(1, lambda s, v: replace(s, fall=v))),
+    "error-limit": Param(1, _count(1, lambda s, v: replace(s, error_limit=v))),
+    "observe": Param(1, _observe),
+    "on-error": Param(1, _on_error),
+    "on-marked-down": Param(1, _on_marked(
+        "shutdown-sessions", lambda s: replace(s, on_marked_down_shutdown_sessions=True))),
+    "on-marked-up": Param(1, _on_marked(
+        "shutdown-backup-sessions",
+        lambda s: replace(s, on_marked_up_shutdown_backup_sessions=True))),
+}
+_IGNORED = {"id": 1, "init-addr": 1, "resolvers": 1, "resolve-prefer": 1, "resolve-net": 1,
+            "resolve-opts": 1}
+_SILENT = {"no-ssl": 0, "no-send-proxy": 0, "no-send-proxy-v2": 0, "no-agent-check": 0,
+           "no-check-ssl": 0, "no-tfo": 0, "no-verifyhost": 0}
+_TLS = frozenset({"ssl", "verify", "ca-file", "crt", "sni", "alpn", "npn", "check-ssl",
+                  "check-sni", "check-alpn", "ciphers", "ciphersuites", "crl-file", "verifyhost",
+                  "ssl-min-ver", "ssl-max-ver", "ssl-reuse", "no-ssl-reuse", "sigalgs",
+                  "client-sigalgs", "curves", "allow-0rtt", "force-sslv3", "force-tlsv10",
+                  "force-tlsv11", "force-tlsv12", "force-tlsv13"})
+_REFUSED = frozenset({"send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn",
+                      "proxy-v2-options", "track", "redir", "source", "usesrc", "agent-check",
+                      "agent-port", "agent-inter", "agent-addr", "agent-send", "minconn",
+                      "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
+                      "max-reuse", "proto", "socks4", "tcp-ut", "ws", "check-send-proxy",
+                      "check-proto", "check-via-socks4", "tfo", "non-stick", "log-proto",
+                      "shard", "set-proxy-v2-tlv-fmt", "hash-key", "guid"})
+
+
+def parse_server(proxy: ProxyDraft, line: Line) -> None:
+    if len(line.args) < 2:
+        line.fail("'server' expects <name> and <addr>[:<port>] as arguments.")
+    name = line.arg(0)
+    bad = check_name("server", name)
+    if bad:
+        line.fail(bad)
+    label = f"'server {proxy.name}/{name}'"
+    previous = next((s for s in proxy.rules.servers if s.name == name), None)
+    if previous is not None:
+        line.fail(f"{proxy.label}, another server named '{name}' was already defined at line "
+                  f"{previous.location.line}, please use distinct names.")
+    try:
+        host, port = address.parse_server(line.arg(1))
+    except address.AddressError as exc:
+        line.fail(f"{label} : {exc}")
+    template = dataclasses.replace(proxy.settings.default_server, name=name, host=host,
+                                   port=port, location=line.location)
+    server = _apply_params(line, template, 2, label)
+    proxy.rules.servers.append(server)
+
+
+def parse_default_server(proxy: ProxyDraft, line: Line) -> None:
+    proxy.settings.default_server = _apply_params(
+        line, proxy.settings.default_server, 0, "'default-server'")
+
+
+def _apply_params(line: Line, server: Server, index: int, label: str) -> Server:
+    args = line.args
+    while index < len(args):
+        name = args[index]
+        arity = _arity(line, name, label)
+        if arity and index + 1 >= len(args):
+            line.fail(f"{label} : '{name}' expects {_expected(name)} as argument.")
+        value = args[index + 1] if arity else ""
+        param = SERVER_PARAMS.get(name)
+        if param is not None:
+            try:
+                server = param.apply(server, name, value)
+            except ParamError as exc:
+                line.fail(f"{label} : {exc}")
+        elif name in _IGNORED:
+            line.warn(f"{label} : '{name}' is ignored by geoproxy.")
+        index += 1 + arity
+    return server
+
+
+def _arity(line: Line, name: str, label: str) -> int:
+    if name in SERVER_PARAMS:
+        return SERVER_PARAMS[name].arity
+    if name in _IGNORED:
+        return _IGNORED[name]
+    if name in _SILENT:
+        return 0
+    if name in _TLS:
+        line.fail(f"{label} : '{name}' : geoproxy does not connect to servers over TLS.")
+    if name in _REFUSED:
+        line.fail(f"{label} : '{name}' is not supported by geoproxy.")
+    line.fail(f"{label} : unknown keyword '{name}'{suggestion(name, SERVER_PARAMS)} "
+              f"(geoproxy supports {quoted_list(SERVER_PARAMS)}).")
+
+
+def _expected(name: str) -> str:
+    return {"cookie": "<value>", "addr": "<ipv4|ipv6>", "port": "<port>",
+            "observe": "'none', 'layer4' or 'layer7'"}.get(name, "a value")
