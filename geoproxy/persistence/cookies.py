@@ -67,6 +67,7 @@ sends a cookie's request to a server in MAINT; geoproxy keeps MAINT for ``force-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from geoproxy.balance.view import ServerView
@@ -75,7 +76,9 @@ from geoproxy.persistence import jvmroute
 from geoproxy.persistence.cookie_request import read_cookie_request
 from geoproxy.persistence.cookie_response import rewrite_cookie_response
 from geoproxy.persistence.result import (
+    KEEP,
     NO_PERSISTENCE,
+    CookieStatus,
     Persistence,
     PersistenceRequest,
     RewrittenResponse,
@@ -100,7 +103,21 @@ def read_request(
         return NO_PERSISTENCE
     if policy.mode is CookieMode.ROUTE:
         return jvmroute.read_route_request(policy, servers, request)
+    if policy.mode is CookieMode.PASSIVE:
+        return read_passive_request(policy, servers, request, now)
     return read_cookie_request(policy, servers, request, now)
+
+
+def read_passive_request(
+    policy: CookiePolicy, servers: Sequence[ServerView], request: PersistenceRequest, now: float
+) -> Persistence:
+    """A bare ``cookie NAME`` line (HAProxy's passive mode, checked against haproxy 2.6): the
+    cookie routes as in rewrite mode, nothing is changed in either direction, and the log shows
+    no cookie flags."""
+    routed = read_cookie_request(policy, servers, request, now)
+    return dataclasses.replace(
+        routed, upstream_cookie=KEEP, status=CookieStatus.NOT_APPLICABLE
+    )
 
 
 def rewrite_response(
@@ -119,4 +136,6 @@ def rewrite_response(
         return RewrittenResponse(headers, SetCookieStatus.NOT_APPLICABLE)
     if policy.mode is CookieMode.ROUTE:
         return jvmroute.rewrite_route_response(policy, headers)
+    if policy.mode is CookieMode.PASSIVE:
+        return RewrittenResponse(headers, SetCookieStatus.NOT_APPLICABLE)
     return rewrite_cookie_response(persistence, server, status, headers, now)

@@ -7,18 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from geoproxy.config.model import CookieMode
 from tests.unit.cookie_cases import CASES, Exchange, expectation, load, replay
 
-MODES = {mode.value for mode in CookieMode}
-PASSIVE_GAP = (
-    "HAProxy's mode for a bare 'cookie NAME' is passive (route by the cookie, touch nothing, "
-    "log '--'); geoproxy's config model has no CookieMode for it yet"
-)
 ALL = [
-    pytest.param(e, id=e.id, marks=[] if e.suite["policy"]["mode"] in MODES else
-                 [pytest.mark.skip(reason=PASSIVE_GAP)])
-    for e in load(*sorted(path.stem for path in CASES.glob("*.json")))
+    pytest.param(e, id=e.id) for e in load(*sorted(path.stem for path in CASES.glob("*.json")))
 ]
 
 
