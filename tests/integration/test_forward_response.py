@@ -157,9 +157,9 @@ def test_hop_by_hop_and_connection_named_response_headers_are_removed(
     pools: list[ServerPool],
 ) -> None:
     raw = (
-        b"HTTP/1.1 200 OK\r\nServer: s\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n"
-        b"Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nX-Hop: 1\r\nSet-Cookie: a=1\r\n"
-        b"set-cookie: b=2\r\nContent-Length: 2\r\n\r\nok"
+        b"HTTP/1.1 200 OK\r\nServer: s\r\nConnection: keep-alive, X-Hop\r\n"
+        b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nUpgrade: h2c\r\n"
+        b"X-Hop: 1\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 2\r\n\r\nok"
     )
     with answer(raw) as server:
         upstream = forward(pool_for(pools, server), GET)
