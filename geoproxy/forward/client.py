@@ -12,7 +12,7 @@ Rules:
    ``sendall``. That piece is read once a connection is taken (a ``ConnectFailed`` leaves the
    body unread, so the caller can retry elsewhere); if the client fails before it, the
    connection goes back to the pool untouched.
-3. A server may answer before the whole body is sent (413, 401, ...). The connection is peeked
+3. A server may answer before the whole body is sent (413, 401, ...). The connection is polled
    between two pieces; a final response stops the upload and is returned; an interim one is
    dropped. When sending fails, or stalls, the response is read the same way. Such a
    connection is never reused.

@@ -11,7 +11,7 @@ Rules:
    unread response byte and nothing buffered. Whoever takes it out owns it until it gives it
    back with ``release`` or closes it.
 4. A connection taken from the pool is checked for a server-side close (or for stray bytes the
-   server sent while it was idle) with a zero-timeout peek before it is handed out; a failed
+   server sent while it was idle) with a zero-timeout poll before it is handed out; a failed
    check closes it and the next idle one is tried.
 5. Nothing here blocks a gevent hub: sockets come from the ``socket`` module at call time, so
    monkey-patched gevent sockets are used under gunicorn's gevent workers.
@@ -21,8 +21,11 @@ Rules:
 
 from __future__ import annotations
 
+import select
 import socket
 from typing import Any
+
+from gevent.monkey import get_original
 
 from geoproxy.errors import ConnectFailed
 
@@ -30,7 +33,10 @@ from geoproxy.errors import ConnectFailed
 # default is 16384 too; a larger head is a 502 there as here).
 BUFFER_SIZE = 16384
 
-_PEEK_FLAGS = socket.MSG_PEEK
+# The operating system's poll even under gevent's monkey-patching (which makes select.poll
+# cooperative): a zero-timeout poll must return at once, not yield to the hub.
+_poll = get_original("select", "poll")
+_INPUT_EVENTS = select.POLLIN | select.POLLPRI | select.POLLRDHUP
 
 
 class Connection:
@@ -40,10 +46,12 @@ class Connection:
     connection was taken from the pool's idle list rather than freshly opened.
     """
 
-    __slots__ = ("sock", "buf", "view", "start", "end", "reused")
+    __slots__ = ("sock", "buf", "view", "start", "end", "reused", "_poller")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self._poller = _poll()
+        self._poller.register(sock.fileno(), _INPUT_EVENTS)
         self.buf = bytearray(BUFFER_SIZE)
         self.view = memoryview(self.buf)
         self.start = 0
@@ -83,19 +91,9 @@ class Connection:
     def has_input(self) -> bool:
         """Whether the server sent something (bytes, a close, a reset) not yet received.
 
-        Never blocks: a zero-timeout peek, which gevent sockets honour too.
+        Never blocks: one zero-timeout poll (errors and hang-ups are always reported).
         """
-        timeout = self.sock.gettimeout()
-        self.sock.settimeout(0.0)
-        try:
-            self.sock.recv(1, _PEEK_FLAGS)
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-        finally:
-            self.sock.settimeout(timeout)
-        return True
+        return bool(self._poller.poll(0))
 
     def close(self) -> None:
         self.sock.close()

@@ -84,8 +84,11 @@ _ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(.*)", r
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELD_VALUE_FORBIDDEN: Final = re.compile(r"[\x00\r\n]")
 
+_SPECIAL_KEYS: Final = frozenset({"HTTP_COOKIE", "HTTP_HOST", "CONTENT_LENGTH", "CONTENT_TYPE"})
+
 # Per-process caches, bounded: clients choose the keys, so a flood of distinct header names or
-# Connection values must not grow them without limit.
+# Connection values must not grow them without limit. ``_line_prefixes`` maps every environ key
+# seen to the start of its header line ("user-agent: "), or to "" for keys that are no header.
 _CACHE_LIMIT: Final = 1024
 _line_prefixes: dict[str, str] = {}
 _connection_drops: dict[str, frozenset[str]] = {}
@@ -110,9 +113,12 @@ def build_request_head(
     parts = [environ["REQUEST_METHOD"], " ", target, " HTTP/1.1\r\n"]
     cookie_sent = has_host = False
     for key, value in environ.items():
-        if key[:5] == "HTTP_":
-            if key in dropped:
-                continue
+        prefix = _line_prefixes.get(key)
+        if prefix is None:
+            prefix = _learn_line_prefix(key)
+        if not prefix or key in dropped:
+            continue
+        if key in _SPECIAL_KEYS:
             if key == "HTTP_COOKIE":
                 cookie_sent = True
                 if cookie is None:
@@ -121,11 +127,13 @@ def build_request_head(
                     value = _checked_value(cookie)
             elif key == "HTTP_HOST":
                 has_host = True
-            parts += (_line_prefix(key), value, "\r\n")
-        elif key == "CONTENT_TYPE" and value:
-            parts += ("content-type: ", value, "\r\n")
-        elif key == "CONTENT_LENGTH" and framing.kind is Framing.LENGTH:
-            parts += ("content-length: ", str(framing.length), "\r\n")
+            elif key == "CONTENT_LENGTH":
+                if framing.kind is not Framing.LENGTH:
+                    continue
+                value = str(framing.length)
+            elif not value:
+                continue  # WSGI allows an empty CONTENT_TYPE for "none"
+        parts += (prefix, value, "\r\n")
     if not has_host:
         parts.insert(4, f"host: {authority or ''}\r\n")
     if framing.kind is Framing.CHUNKED:
@@ -185,12 +193,15 @@ def _dropped_keys(connection: str | None) -> frozenset[str]:
     return dropped
 
 
-def _line_prefix(key: str) -> str:
-    prefix = _line_prefixes.get(key)
-    if prefix is None:
+def _learn_line_prefix(key: str) -> str:
+    if key[:5] == "HTTP_":
         prefix = key[5:].lower().replace("_", "-") + ": "
-        if len(_line_prefixes) < _CACHE_LIMIT:
-            _line_prefixes[key] = prefix
+    elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        prefix = key.lower().replace("_", "-") + ": "
+    else:
+        prefix = ""
+    if len(_line_prefixes) < _CACHE_LIMIT:
+        _line_prefixes[key] = prefix
     return prefix
 
 

@@ -40,13 +40,28 @@ CHUNK_SIZE: Final = 65536
 _MAX_LINE: Final = 4096
 _MAX_TRAILER_LINES: Final = 100
 
-_STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([1-5][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?")
-_FIELD_LINE: Final = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t\x20-\x7e\x80-\xff]*)")
+# Heads are decoded as latin-1 (each byte one character) and checked whole, in C: the status
+# line then every header line; a second pass extracts the fields.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TEXT = r"[\t\x20-\x7e\x80-\xff]*"
+_STATUS_LINE: Final = re.compile(rf"HTTP/1\.([01]) ([1-5][0-9]{{2}})(?: ({_TEXT}))?")
+_HEAD: Final = re.compile(rf"{_STATUS_LINE.pattern}((?:\r\n{_TOKEN}:{_TEXT})*)")
+_VALUE = r"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?"
+_FIELD: Final = re.compile(rf"\r\n({_TOKEN}):[ \t]*({_VALUE})[ \t]*")
+_FIELD_LINE: Final = re.compile(rf"{_TOKEN}:{_TEXT}")
 _CHUNK_SIZE_LINE: Final = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?")
 _DIGITS: Final = re.compile(r"[0-9]+")
 
-_HOP_BY_HOP: Final = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"}
+_FRAMING_OR_HOP_BY_HOP: Final = frozenset(
+    {
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+    }
 )
 _KEPT_BY_101: Final = frozenset({"connection", "upgrade"})
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
@@ -112,11 +127,11 @@ def read_head(conn: Connection) -> bytes:
 
 def parse_head(head: bytes, *, is_head: bool) -> ResponseHead:
     """Parse a response head (as ``read_head`` returns it) by the module rules."""
-    lines = head.split(b"\r\n")
-    status_line = _STATUS_LINE.fullmatch(lines[0])
-    if status_line is None:
-        raise BadResponse(f"invalid status line {lines[0][:100]!r}")
-    minor, status_digits, reason = status_line.groups()
+    text = head.decode("latin-1")
+    matched = _HEAD.fullmatch(text)
+    if matched is None:
+        raise BadResponse(_diagnosis(text))
+    minor, status_digits, reason, fields = matched.groups()
     status = int(status_digits)
     headers: list[tuple[str, str]] = []
     tokens: set[str] = set()
@@ -124,26 +139,26 @@ def parse_head(head: bytes, *, is_head: bool) -> ResponseHead:
     lengths: list[str] = []
     length_at = -1
     kept = _KEPT_BY_101 if status == 101 else frozenset()
-    for line in lines[1:]:
-        field = _FIELD_LINE.fullmatch(line)
-        if field is None:
-            raise BadResponse(f"invalid header line {line[:100]!r}")
-        name = field[1].decode("ascii")
-        value = field[2].decode("latin-1").rstrip(" \t")
-        lowered = name.lower()
+    for field in _FIELD.findall(fields):
+        lowered = field[0].lower()
+        if lowered not in _FRAMING_OR_HOP_BY_HOP:
+            headers.append(field)
+            continue
+        value = field[1]
         if lowered == "content-length":
             if length_at < 0:
                 length_at = len(headers)
-                headers.append((name, value))
+                headers.append(field)
             lengths += value.split(",")
         elif lowered == "transfer-encoding":
             codings += (coding.strip(" \t").lower() for coding in value.split(","))
         elif lowered == "connection":
-            tokens.update(token.strip(" \t").lower() for token in value.split(","))
-            if lowered in kept:
-                headers.append((name, value))
-        elif lowered not in _HOP_BY_HOP or lowered in kept:
-            headers.append((name, value))
+            if "," in value:
+                tokens.update(token.strip(" \t").lower() for token in value.split(","))
+            else:
+                tokens.add(value.lower())
+        if lowered in kept:
+            headers.append(field)
     body, length = _body_framing(status, is_head, codings, lengths)
     if length_at >= 0:
         if codings:
@@ -153,11 +168,19 @@ def parse_head(head: bytes, *, is_head: bool) -> ResponseHead:
     named = tokens - {"close", "keep-alive"} - kept
     if named:
         headers = [header for header in headers if header[0].lower() not in named]
-    keep_alive = ("close" not in tokens) if minor == b"1" else ("keep-alive" in tokens)
-    if body is BodyKind.CLOSE or status == 101 or (codings and (lengths or minor == b"0")):
+    keep_alive = ("close" not in tokens) if minor == "1" else ("keep-alive" in tokens)
+    if body is BodyKind.CLOSE or status == 101 or (codings and (lengths or minor == "0")):
         keep_alive = False
-    reason_text = (reason or b"").decode("latin-1")
-    return ResponseHead(status, reason_text, headers, body, length, keep_alive)
+    return ResponseHead(status, reason or "", headers, body, length, keep_alive)
+
+
+def _diagnosis(text: str) -> str:
+    """Say what is wrong with a head ``_HEAD`` refused (the slow path, for the log)."""
+    lines = text.split("\r\n")
+    if _STATUS_LINE.fullmatch(lines[0]) is None:
+        return f"invalid status line {lines[0][:100]!r}"
+    bad = next((line for line in lines[1:] if _FIELD_LINE.fullmatch(line) is None), "")
+    return f"invalid header line {bad[:100]!r}"
 
 
 def _body_framing(
@@ -165,10 +188,13 @@ def _body_framing(
 ) -> tuple[BodyKind, int]:
     length = -1
     if lengths and not codings:
-        values = {value.strip(" \t") for value in lengths}
-        if len(values) != 1:
-            raise BadResponse(f"conflicting content-length values {sorted(values)!r}")
-        value = values.pop()
+        if len(lengths) == 1:
+            value = lengths[0].strip(" \t")
+        else:
+            values = {value.strip(" \t") for value in lengths}
+            if len(values) != 1:
+                raise BadResponse(f"conflicting content-length values {sorted(values)!r}")
+            value = values.pop()
         if _DIGITS.fullmatch(value) is None:
             raise BadResponse(f"invalid content-length {value!r}")
         length = int(value)
