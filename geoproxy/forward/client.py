@@ -65,64 +65,54 @@ def send(
 
     Raises ``ConnectFailed``, ``ServerTimeout``, ``BadResponse`` or ``ClientGone`` (module rules).
     """
-    upload = _Upload(framing, body)
-    reusable = not head.endswith(_ASKS_CLOSE)
+    request = _Request(head, framing, body, server_timeout, is_head)
     conn = pool.acquire(connect_timeout)
     try:
-        first = head + upload.next_piece() if not upload.done else head
+        request.read_first_piece()
     except BaseException:
         pool.release(conn)  # nothing was sent on it
         raise
     may_resend = conn.reused and not framing.has_body
     try:
-        return _exchange(pool, conn, first, upload, server_timeout, is_head, reusable)
+        return _exchange(pool, conn, request)
     except ServerClosed as exc:
         if not may_resend:
             raise BadResponse(f"server closed the connection before responding: {exc}") from exc
     conn = pool.connect(connect_timeout)
     try:
-        return _exchange(pool, conn, first, upload, server_timeout, is_head, reusable)
+        return _exchange(pool, conn, request)
     except ServerClosed as exc:
         raise BadResponse(f"server closed the connection before responding: {exc}") from exc
 
 
-def _exchange(
-    pool: ServerPool,
-    conn: Connection,
-    first: bytes,
-    upload: _Upload,
-    server_timeout: float | None,
-    is_head: bool,
-    reusable: bool,
-) -> UpstreamResponse:
+def _exchange(pool: ServerPool, conn: Connection, request: _Request) -> UpstreamResponse:
     try:
-        conn.sock.settimeout(server_timeout)
-        early, complete = _send_request(conn, first, upload, is_head)
-        head = early or _final_head(conn, is_head)
-        return UpstreamResponse(pool, conn, head, request_complete=complete and reusable)
+        conn.sock.settimeout(request.server_timeout)
+        early, complete = _send_request(conn, request)
+        head = early or _final_head(conn, request.is_head)
+        reusable = complete and request.reusable
+        return UpstreamResponse(pool, conn, head, request_complete=reusable)
     except BaseException:
         conn.close()
         raise
 
 
-def _send_request(
-    conn: Connection, first: bytes, upload: _Upload, is_head: bool
-) -> tuple[ResponseHead | None, bool]:
+def _send_request(conn: Connection, request: _Request) -> tuple[ResponseHead | None, bool]:
     """Send the request; return (a final response that came before its end, whether all of
     the request was sent)."""
-    if not _sent(conn, first):
+    if not _sent(conn, request.first):
         return None, False
     interims = 0
-    while not upload.done:
+    while not request.done:
         if conn.has_input():
-            head = parse_head(read_head(conn), is_head=is_head)
+            head = parse_head(read_head(conn), is_head=request.is_head)
             if not head.is_interim:
                 return head, False
             interims += 1
             if interims > _MAX_INTERIM:
                 raise BadResponse("too many interim responses")
             continue
-        if not _sent(conn, upload.next_piece()):
+        if not _sent(conn, request.next_piece()):
             return None, False
     return None, True
 
@@ -155,18 +145,44 @@ def _final_head(conn: Connection, is_head: bool) -> ResponseHead:
     raise BadResponse("too many interim responses")
 
 
-class _Upload:
-    """The request body as pieces of wire bytes, read from the client on demand."""
+class _Request:
+    """One request on its way: its first bytes (head and first body piece), then the rest of
+    the body as pieces of wire bytes read from the client on demand."""
 
-    __slots__ = ("_body", "_chunked", "_remaining", "done")
+    __slots__ = (
+        "first",
+        "server_timeout",
+        "is_head",
+        "reusable",
+        "done",
+        "_body",
+        "_chunked",
+        "_remaining",
+    )
 
-    def __init__(self, framing: BodyFraming, body: BodyReader | None) -> None:
-        self._chunked = framing.kind is Framing.CHUNKED
-        self._remaining = framing.length
+    def __init__(
+        self,
+        head: bytes,
+        framing: BodyFraming,
+        body: BodyReader | None,
+        server_timeout: float | None,
+        is_head: bool,
+    ) -> None:
+        self.first = head
+        self.server_timeout = server_timeout
+        self.is_head = is_head
+        self.reusable = not head.endswith(_ASKS_CLOSE)
         self.done = not framing.has_body
         if body is None and not self.done:
             raise ValueError(f"{framing} needs a body")
         self._body = body
+        self._chunked = framing.kind is Framing.CHUNKED
+        self._remaining = framing.length
+
+    def read_first_piece(self) -> None:
+        """Append the first piece of the body to ``first``, so both leave in one ``sendall``."""
+        if not self.done:
+            self.first += self.next_piece()
 
     def next_piece(self) -> bytes:
         """Read the next piece of the body and return it framed; ``done`` after the last."""
