@@ -140,14 +140,18 @@ def build_request_head(
         parts += ("transfer-encoding: ", environ["HTTP_TRANSFER_ENCODING"], "\r\n")
     if isinstance(cookie, str) and not cookie_sent:
         parts += ("cookie: ", _checked_value(cookie), "\r\n")
+    _add_own_lines(parts, append, server_close)
+    return "".join(parts).encode("latin-1"), framing
+
+
+def _add_own_lines(parts: list[str], append: Sequence[tuple[str, str]], close: bool) -> None:
     for name, value in append:
         if _TOKEN.fullmatch(name) is None:
             raise ValueError(f"invalid header name {name!r}")
         parts += (name.lower(), ": ", _checked_value(value), "\r\n")
-    if server_close:
+    if close:
         parts.append("connection: close\r\n")
     parts.append("\r\n")
-    return "".join(parts).encode("latin-1"), framing
 
 
 def _framing(environ: Mapping[str, Any]) -> BodyFraming:

@@ -160,18 +160,27 @@ def parse_head(head: bytes, *, is_head: bool) -> ResponseHead:
         if lowered in kept:
             headers.append(field)
     body, length = _body_framing(status, is_head, codings, lengths)
-    if length_at >= 0:
-        if codings:
-            del headers[length_at]
-        else:
-            headers[length_at] = (headers[length_at][0], str(length))
     named = tokens - {"close", "keep-alive"} - kept
-    if named:
-        headers = [header for header in headers if header[0].lower() not in named]
+    headers = _handed_on(headers, length_at, length if not codings else -1, named)
     keep_alive = ("close" not in tokens) if minor == "1" else ("keep-alive" in tokens)
     if body is BodyKind.CLOSE or status == 101 or (codings and (lengths or minor == "0")):
         keep_alive = False
     return ResponseHead(status, reason or "", headers, body, length, keep_alive)
+
+
+def _handed_on(
+    headers: list[tuple[str, str]], length_at: int, length: int, named: set[str]
+) -> list[tuple[str, str]]:
+    """Settle the Content-Length header at ``length_at`` (its one value, or none when
+    ``length`` is -1) and drop the headers the server's Connection ``named``."""
+    if length_at >= 0:
+        if length < 0:
+            del headers[length_at]
+        else:
+            headers[length_at] = (headers[length_at][0], str(length))
+    if named:
+        headers = [header for header in headers if header[0].lower() not in named]
+    return headers
 
 
 def _diagnosis(text: str) -> str:
