@@ -25,8 +25,7 @@ from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
 from geoproxy.config.model import Config
 from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
-from geoproxy.forward.client import UpstreamResponse, send
-from geoproxy.forward.request_head import KEEP, build_request_head
+from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.runtime import (
     BackendRuntime,
@@ -148,12 +147,16 @@ class ProxyApp:
         if lease is None:
             return self._error(start_response, frontend, backend, 503)
         forwardfor = (backend.forwardfor or frontend.forwardfor)(environ)
-        head, framing = build_request_head(
-            environ,
-            cookie=KEEP,
-            append=(forwardfor,) if forwardfor else (),
-            server_close=backend.server_close,
-        )
+        try:
+            head, framing = build_request_head(
+                environ,
+                cookie=KEEP,
+                append=(forwardfor,) if forwardfor else (),
+                server_close=backend.server_close,
+            )
+        except UnforwardableRequest:
+            self.fleet.release(lease)
+            return self._answer(start_response, frontend.errors.page(400))
         try:
             response, lease = self._send(environ, backend, lease, head, framing)
         except UpstreamError as error:

@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from geoproxy.runtime.state_command import print_state
 
         return print_state(_state_redis_url(args.redis))
+    # gevent asks to be patched before ssl, sockets and redis-py are imported; the workers
+    # inherit the master's modules, so the master patches before importing any of them.
+    from gevent import monkey
+
+    monkey.patch_all()
     from geoproxy.runtime.run_command import run
 
     return run(args.config, workers=args.workers, redis_url=args.redis)

@@ -69,6 +69,9 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": "info",
             "limit_request_line": 8190,
+            # gunicorn 27's control socket would land in the user's home; geoproxy's runtime
+            # state is in Redis and its commands talk to Redis.
+            "control_socket_disable": True,
             # A proxy relays these headers; gunicorn must not interpret them for itself.
             "forwarded_allow_ips": "",
             "secure_scheme_headers": {},

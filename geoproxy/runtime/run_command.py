@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 
 from geoproxy.config import load
 from geoproxy.config.model import Config
@@ -26,7 +26,7 @@ def run(config_path: str | None, *, workers: int | None, redis_url: str | None) 
     with contextlib.ExitStack() as cleanup:
         if config_path is None:
             config_path = str(cli.DEMO_CONFIG)
-            cleanup.enter_context(_only_in(master_pid, _demo_backends()))
+            _start_demo_backends(cleanup, master_pid)
         try:
             config = load(config_path)
         except ConfigError as error:
@@ -40,7 +40,7 @@ def run(config_path: str | None, *, workers: int | None, redis_url: str | None) 
             print(f"[WARNING] {warning}", file=sys.stderr)
         url = redis_url or os.environ.get(cli.REDIS_ENV) or config.global_.redis_url
         if not url:
-            url = cleanup.enter_context(_only_in(master_pid, _embedded_redis()))
+            url = _start_embedded_redis(cleanup, master_pid)
         app = GeoproxyApplication(config, url, _workers(workers, config))
         app.register()
         _announce(config)
@@ -60,45 +60,37 @@ def _workers(explicit: int | None, config: Config) -> int:
     return config.global_.workers or cli.DEFAULT_WORKERS
 
 
-@contextlib.contextmanager
-def _only_in(master_pid: int, resource: contextlib.AbstractContextManager[str]) -> Iterator[str]:
-    """Enter ``resource`` here; leave it only in the process that entered it (the master)."""
-    value = resource.__enter__()
-    try:
-        yield value
-    finally:
+def _in_master(master_pid: int, stop: Callable[[], None]) -> Callable[[], None]:
+    """``stop``, made a no-op in any other process than the master (gunicorn's workers unwind
+    the same stack after fork)."""
+
+    def stop_if_master() -> None:
         if os.getpid() == master_pid:
-            resource.__exit__(None, None, None)
+            stop()
+
+    return stop_if_master
 
 
-@contextlib.contextmanager
-def _embedded_redis() -> Iterator[str]:
+def _start_embedded_redis(cleanup: contextlib.ExitStack, master_pid: int) -> str:
     from geoproxy.runtime.embedded_redis import EmbeddedRedis
 
     directory = cli.runtime_dir()
-    server = EmbeddedRedis(runtime_dir=directory)
-    server.start()
+    server = EmbeddedRedis(runtime_dir=directory).start()
+    cleanup.callback(_in_master(master_pid, server.stop))
     url_file = directory / "redis.url"
     url_file.write_text(server.url + "\n")
+    cleanup.callback(_in_master(master_pid, lambda: url_file.unlink(missing_ok=True)))
     print(f"geoproxy: embedded Redis at {server.url} (inspect: {server.cli_hint})", flush=True)
-    try:
-        yield server.url
-    finally:
-        url_file.unlink(missing_ok=True)
-        server.stop()
+    return server.url
 
 
-@contextlib.contextmanager
-def _demo_backends() -> Iterator[str]:
+def _start_demo_backends(cleanup: contextlib.ExitStack, master_pid: int) -> None:
     from geoproxy.demo.fleet import start_backends, stop_backends
 
     backends = start_backends(cli.DEMO_BACKENDS)
+    cleanup.callback(_in_master(master_pid, lambda: stop_backends(backends)))
     names = ", ".join(f"{name} on 127.0.0.1:{port}" for name, port in cli.DEMO_BACKENDS)
     print(f"geoproxy: demo backends {names}", flush=True)
-    try:
-        yield ""
-    finally:
-        stop_backends(backends)
 
 
 def _announce(config: Config) -> None:
