@@ -10,8 +10,10 @@ the termination state HAProxy would log.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from geoproxy.config.model import Diagnostic
+if TYPE_CHECKING:  # the config package raises ConfigError: no import cycle at run time
+    from geoproxy.config.model import Diagnostic
 
 
 class ConfigError(Exception):
