@@ -67,6 +67,8 @@ def _page_for(error: Exception) -> bytes:
 class ProxyWorker(GeventWorker):  # type: ignore[misc]
     """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp``."""
 
+    alive: bool
+
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         client.setblocking(True)
         timeouts = self.wsgi.client_timeouts(listener.getsockname())

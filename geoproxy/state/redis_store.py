@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -148,7 +148,7 @@ class RedisFleetState:
         self.attach(backends)
 
     def _forget_removed_servers(self, keys: BackendKeys, configured: set[str]) -> None:
-        known: list[str] = self._client.zrange(keys.servers, 0, -1)
+        known = cast(list[str], self._client.zrange(keys.servers, 0, -1))
         removed = [name for name in known if name not in configured]
         if not removed:
             return
@@ -404,9 +404,9 @@ class RedisFleetState:
         seconds, micros = self._client.time()
         now_ms = seconds * 1000 + micros // 1000
         reports = []
-        for name in sorted(self._client.smembers(BACKENDS)):
+        for name in sorted(cast(set[str], self._client.smembers(BACKENDS))):
             keys = backend_keys(name)
-            servers: list[str] = self._client.zrange(keys.servers, 0, -1)
+            servers = cast(list[str], self._client.zrange(keys.servers, 0, -1))
             pipe = self._client.pipeline(transaction=False)
             for server in servers:
                 pipe.hgetall(keys.server(server))

@@ -30,14 +30,14 @@ class Scripts:
     def call(self, client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run one script in one round trip (two if Redis lost its script cache)."""
         try:
-            return client.evalsha(self._sha[name], len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return client.evalsha(self._sha[name], len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             self.load(client)
-            return client.evalsha(self._sha[name], len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return client.evalsha(self._sha[name], len(keys), *keys, *args)
 
     def queue(self, pipe: Pipeline, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Add one script call to a pipeline; run it with ``execute``."""
-        pipe.evalsha(self._sha[name], len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        pipe.evalsha(self._sha[name], len(keys), *keys, *args)
 
     def load(self, client: redis.Redis) -> None:
         for text in self._text.values():

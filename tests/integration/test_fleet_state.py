@@ -86,7 +86,9 @@ def test_acquire_counts_the_request_in_flight_and_release_gives_it_back(
     assert counts(redis_url, "gp:{app}:w:host-a:1") == {}
 
 
-def test_a_pending_release_rides_on_the_next_acquire(fleet: RedisFleetState, redis_url: str) -> None:
+def test_a_pending_release_rides_on_the_next_acquire(
+    fleet: RedisFleetState, redis_url: str
+) -> None:
     first = fleet.acquire("app", ranking(fleet, PickMode.FIRST_WITH_ROOM, "s1"))
     assert first is not None
     fleet.release(first)
