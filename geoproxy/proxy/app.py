@@ -26,6 +26,8 @@ from geoproxy.balance.rank import eligible
 from geoproxy.config.model import Config
 from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
+from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
+from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.runtime import (
     BackendRuntime,
@@ -33,7 +35,7 @@ from geoproxy.proxy.runtime import (
     build_backends,
     build_frontends,
 )
-from geoproxy.state.store import FleetState, Lease
+from geoproxy.state.store import FleetState, Lease, StickRequest
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -143,14 +145,32 @@ class ProxyApp:
         frontend: FrontendRuntime,
         backend: BackendRuntime,
     ) -> Iterable[bytes]:
-        lease = self._acquire(environ, backend)
+        sticky = backend.persistence
+        view = self.fleet.view(backend.config.name)
+        persistence = NO_PERSISTENCE
+        stick = None
+        now = 0.0
+        if sticky.is_active:
+            now = time.time()
+            persistence = sticky.read(environ, view, now)
+            stick = sticky.stick_request(environ, view, direct=persistence.is_direct)
+        lease = None
+        if persistence.server is not None:
+            lease = self.fleet.acquire(
+                backend.config.name,
+                Ranking(PickMode.FIRST_WITH_ROOM, (persistence.server,)),
+                stick,
+            )
+        if lease is None:
+            lease = self._acquire(environ, backend, stick=stick)
         if lease is None:
             return self._error(start_response, frontend, backend, 503)
         forwardfor = (backend.forwardfor or frontend.forwardfor)(environ)
+        upstream_cookie = persistence.upstream_cookie
         try:
             head, framing = build_request_head(
                 environ,
-                cookie=KEEP,
+                cookie=KEEP if upstream_cookie is PERSISTENCE_KEEP else upstream_cookie,
                 append=(forwardfor,) if forwardfor else (),
                 server_close=backend.server_close,
             )
@@ -161,21 +181,52 @@ class ProxyApp:
             response, lease = self._send(environ, backend, lease, head, framing)
         except UpstreamError as error:
             return self._error(start_response, frontend, backend, error.status)
-        start_response(f"{response.status} {response.reason}", response.headers)
+        headers = response.headers
+        if sticky.is_active:
+            headers = self._persist_response(environ, backend, persistence, lease, response, now)
+        start_response(f"{response.status} {response.reason}", headers)
         return ProxiedBody(response, self.fleet, lease)
 
+    def _persist_response(
+        self,
+        environ: Environ,
+        backend: BackendRuntime,
+        persistence: Persistence,
+        lease: Lease,
+        response: UpstreamResponse,
+        now: float,
+    ) -> list[tuple[str, str]]:
+        """The response headers after cookie persistence; learns ``stick store-response``
+        entries from the server's own headers."""
+        sticky = backend.persistence
+        entries = sticky.response_entries(environ, response.headers)
+        if entries:
+            self.fleet.stick_store(entries, lease.server)
+        answered = self.fleet.view(backend.config.name).server(lease.server)
+        if answered is None or persistence.policy is None:
+            return response.headers
+        rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)
+        return rewritten.headers
+
     def _acquire(
-        self, environ: Environ, backend: BackendRuntime, avoid: str | None = None
+        self,
+        environ: Environ,
+        backend: BackendRuntime,
+        avoid: str | None = None,
+        stick: StickRequest | None = None,
     ) -> Lease | None:
         view = self.fleet.view(backend.config.name)
         candidates = eligible(view, backend.config.allbackups)
         if avoid is not None and len(candidates) > 1:
             candidates = tuple(server for server in candidates if server.name != avoid)
-        if not candidates:
+        if not candidates and stick is None:
             return None
         policy = backend.policy
-        keys = _request_keys(environ) if policy.needs_request else None
-        return self.fleet.acquire(backend.config.name, policy.rank(candidates, keys))
+        ranking = Ranking(PickMode.FIRST_WITH_ROOM, ())
+        if candidates:
+            keys = _request_keys(environ) if policy.needs_request else None
+            ranking = policy.rank(candidates, keys)
+        return self.fleet.acquire(backend.config.name, ranking, stick)
 
     def _acquire_same(self, backend: BackendRuntime, server: str) -> Lease | None:
         view = self.fleet.view(backend.config.name).server(server)

@@ -15,6 +15,7 @@ from geoproxy.config.model import Backend, Config, ForwardFor, Frontend
 from geoproxy.forward.pool import ServerPool
 from geoproxy.proxy.acl import Predicate, compile_condition
 from geoproxy.proxy.errorpages import ErrorPages
+from geoproxy.proxy.sticky import BackendPersistence
 
 Environ = dict[str, Any]
 
@@ -61,6 +62,7 @@ class BackendRuntime:
     turnaround: float
     server_close: bool
     forwardfor: Callable[[Environ], tuple[str, str] | None] | None
+    persistence: BackendPersistence
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRunti
             turnaround=min(MAX_TURNAROUND, timeouts.connect or MAX_TURNAROUND),
             server_close=backend.http_server_close,
             forwardfor=_forwardfor_rule(backend.forwardfor) if backend.forwardfor else None,
+            persistence=BackendPersistence(backend, config),
         )
     return backends
 

@@ -49,6 +49,11 @@ def backend_keys(backend: str) -> BackendKeys:
     )
 
 
+def stick_key(table: str, key: str) -> str:
+    """STRING: the server name a stick-table entry sends to, with the table's expiry as TTL."""
+    return f"{PREFIX}:{{{table}}}:stick:{key}"
+
+
 # The key table the README documents: (pattern, type, meaning).
 KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (BACKENDS, "SET", "names of every backend a geoproxy process has registered"),
@@ -62,6 +67,12 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
     ("gp:{B}:total", "HASH", "server -> requests sent to it since the keys were created"),
     ("gp:{B}:workers", "ZSET", "live worker ids, scored by heartbeat expiry (ms, Redis clock)"),
+    (
+        "gp:{T}:stick:K",
+        "STRING",
+        "stick table T (the backend declaring it), entry K (a session id, an address...): the "
+        "server name, expiring with the table's 'expire'",
+    ),
     (
         "gp:{B}:w:W",
         "HASH",

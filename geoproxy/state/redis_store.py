@@ -32,9 +32,15 @@ from geoproxy.balance.policy import Ranking
 from geoproxy.balance.rank import decide
 from geoproxy.balance.view import AdminState, BackendView, OperState, ServerView
 from geoproxy.config.model import Backend
-from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys
+from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
 from geoproxy.state.scripts import Scripts, execute
-from geoproxy.state.store import BackendReport, Lease, ServerReport
+from geoproxy.state.store import (
+    BackendReport,
+    Lease,
+    ServerReport,
+    StickEntry,
+    StickRequest,
+)
 
 HEARTBEAT_PERIOD = 0.5  # seconds between two heartbeats (and snapshot refreshes) of a process
 WORKER_TTL_MS = 1500  # a worker whose last heartbeat is older than this is dead
@@ -45,6 +51,11 @@ RETRY_AFTER = 1.0  # after a failure, the request path leaves Redis alone this l
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 _STATE_FIELDS = ("admin", "oper", "weight")
+
+
+def _ttl_ms(ttl: float | None) -> int:
+    """A stick entry's lifetime for Redis: milliseconds, 0 for none."""
+    return max(int(ttl * 1000), 1) if ttl else 0
 
 
 @dataclass(slots=True)
@@ -111,6 +122,7 @@ class RedisFleetState:
         )
         self._scripts = Scripts()
         self._backends: dict[str, _BackendState] = {}
+        self._pending_sticks: list[tuple[StickEntry, str]] = []
         self._down_until = 0.0
         self._degraded = False
         self._stop = threading.Event()
@@ -178,20 +190,24 @@ class RedisFleetState:
     def view(self, backend: str) -> BackendView:
         return self._backends[backend].view
 
-    def acquire(self, backend: str, ranking: Ranking) -> Lease | None:
+    def acquire(
+        self, backend: str, ranking: Ranking, stick: StickRequest | None = None
+    ) -> Lease | None:
         state = self._backends[backend]
         if self._clock() >= self._down_until:
             taken = state.take_pending()
+            keys = state.acquire_keys
+            args = self._acquire_args(ranking, taken)
+            if stick is not None:
+                keys, args = self._with_stick(keys, args, stick)
             try:
-                reply = self._scripts.call(
-                    self._client, "acquire", state.acquire_keys, self._acquire_args(ranking, taken)
-                )
+                reply = self._scripts.call(self._client, "acquire", keys, args)
             except REDIS_ERRORS as error:
                 state.give_back_pending(taken)
                 self._mark_down(error)
             else:
                 self._mark_up()
-                return self._lease_from_reply(state, ranking, reply)
+                return self._lease_from_reply(state, reply)
         return self._acquire_locally(state, ranking)
 
     def _acquire_args(self, ranking: Ranking, releases: dict[str, int]) -> list[Any]:
@@ -208,18 +224,33 @@ class RedisFleetState:
             args += (name, count)
         return args
 
-    def _lease_from_reply(
-        self, state: _BackendState, ranking: Ranking, reply: list[Any]
-    ) -> Lease | None:
+    @staticmethod
+    def _with_stick(
+        keys: list[str], args: list[Any], stick: StickRequest
+    ) -> tuple[list[str], list[Any]]:
+        keys = keys + [stick_key(e.table, e.key) for e in stick.lookups]
+        keys += [stick_key(e.table, e.key) for e in stick.stores]
+        args = args + [len(stick.lookups), len(stick.stores), len(stick.allowed)]
+        for server in stick.allowed:
+            args += (server.name, server.maxconn)
+        args += [_ttl_ms(entry.ttl) for entry in stick.stores]
+        return keys, args
+
+    def _lease_from_reply(self, state: _BackendState, reply: list[Any]) -> Lease | None:
         counts = state.fleet_inflight
-        for i in range(1, len(reply), 2):
+        for i in range(2, len(reply), 2):
             counts[reply[i]] = int(reply[i + 1])
-        chosen = int(reply[0])
-        if chosen == 0:
+        name = reply[0]
+        if not name:
             return None
-        name = ranking.candidates[chosen - 1].name
         state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
-        return Lease(state.config.name, name, shared=True)
+        return Lease(state.config.name, name, shared=True, stuck=bool(reply[1]))
+
+    def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
+        if not entries:
+            return
+        self._pending_sticks.extend((entry, server) for entry in entries)
+        self._flush_wanted.set()
 
     def _acquire_locally(self, state: _BackendState, ranking: Ranking) -> Lease | None:
         local = state.local_inflight
@@ -313,9 +344,13 @@ class RedisFleetState:
         """Send every pending release now, one pipeline for all backends."""
         taken = [(state, state.take_pending()) for state in self._backends.values()]
         taken = [(state, releases) for state, releases in taken if releases]
-        if not taken:
+        sticks, self._pending_sticks = self._pending_sticks, []
+        if not taken and not sticks:
             return
         pipe = self._client.pipeline(transaction=False)
+        for entry, server in sticks:
+            ttl = _ttl_ms(entry.ttl)
+            pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
         for state, releases in taken:
             args: list[Any] = []
             for name, count in releases.items():
@@ -327,6 +362,7 @@ class RedisFleetState:
         except REDIS_ERRORS:
             for state, releases in taken:
                 state.give_back_pending(releases)
+            self._pending_sticks[:0] = sticks
             raise
 
     def _heartbeat_loop(self) -> None:

@@ -18,18 +18,42 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from geoproxy.balance.policy import Ranking
-from geoproxy.balance.view import BackendView
+from geoproxy.balance.view import BackendView, ServerView
 from geoproxy.config.model import Backend
 
 
 @dataclass(frozen=True, slots=True)
 class Lease:
     """One request counted in flight on one server. ``shared`` is false when the count is only
-    local (Redis was unreachable when it was taken)."""
+    local (Redis was unreachable when it was taken); ``stuck`` is true when a stick-table entry
+    chose the server."""
 
     backend: str
     server: str
     shared: bool
+    stuck: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StickEntry:
+    """One stick-table entry: ``table`` is the table's name (the backend that declares it),
+    ``key`` the sample value already converted to the table's type, ``ttl`` the table's
+    ``expire`` in seconds (None: no expiry)."""
+
+    table: str
+    key: str
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StickRequest:
+    """The stick-table work of one request, done inside the acquire round trip: ``lookups`` in
+    rule order (the first entry naming a server in ``allowed`` that has room decides), then
+    ``stores`` set to the server chosen."""
+
+    lookups: tuple[StickEntry, ...]
+    stores: tuple[StickEntry, ...]
+    allowed: tuple[ServerView, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +91,19 @@ class FleetState(Protocol):
         """The local snapshot of one backend (no I/O)."""
         ...
 
-    def acquire(self, backend: str, ranking: Ranking) -> Lease | None:
-        """Take a server among ``ranking`` and count one request in flight on it.
+    def acquire(
+        self, backend: str, ranking: Ranking, stick: StickRequest | None = None
+    ) -> Lease | None:
+        """Take a server (a stick-table entry's, else one among ``ranking``) and count one
+        request in flight on it, in one round trip.
 
         Returns None when no candidate has room.
         """
+        ...
+
+    def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
+        """Remember ``server`` under ``entries`` (``stick store-response``); batched, never
+        blocks on Redis."""
         ...
 
     def release(self, lease: Lease) -> None:

@@ -1,0 +1,189 @@
+"""One backend's persistence, per process: cookie (or route) persistence and stick tables,
+compiled once from the configuration and applied to each request and response.
+
+Order, as HAProxy processes a request: ``force-persist`` / ``ignore-persist`` rules, then the
+persistence cookie (a valid one makes the request "direct"), then ``stick match`` / ``stick on``
+lookups (skipped when the cookie already chose a server), then balancing; the stick lookups and
+the ``stick on`` / ``stick store-request`` stores travel inside the acquire round trip.
+``stick store-response`` entries are learnt from the response, off the critical path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from geoproxy.balance.view import AdminState, BackendView
+from geoproxy.config.model import (
+    Backend,
+    Config,
+    StickRule,
+    StickRuleKind,
+    StickTable,
+    StickTableType,
+)
+from geoproxy.persistence import (
+    NO_PERSISTENCE,
+    Persistence,
+    PersistenceRequest,
+    SampleSource,
+    fetch,
+    read_request,
+)
+from geoproxy.proxy.acl import Predicate, compile_condition
+from geoproxy.state.store import StickEntry, StickRequest
+
+Environ = dict[str, Any]
+Headers = list[tuple[str, str]]
+
+
+def request_headers(environ: Environ) -> Headers:
+    """The request's headers as (name, value) pairs, rebuilt from the WSGI environ."""
+    headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").lower(), value))
+    if "CONTENT_TYPE" in environ:
+        headers.append(("content-type", environ["CONTENT_TYPE"]))
+    return headers
+
+
+def _converter(table: StickTable) -> Callable[[str], str | None]:
+    """The sample value as the table stores it (HAProxy converts to the table's type and drops
+    samples that do not convert)."""
+    kind = table.type
+    if kind is StickTableType.STRING or kind is StickTableType.BINARY:
+        length = table.length
+        return lambda value: value[:length]
+    if kind is StickTableType.INTEGER:
+        return lambda value: str(int(value)) if value.lstrip("-").isdigit() else None
+
+    def address(value: str) -> str | None:
+        try:
+            parsed = ipaddress.ip_address(value)
+        except ValueError:
+            return None
+        if kind is StickTableType.IP and parsed.version == 6:
+            mapped = parsed.ipv4_mapped
+            return str(mapped) if mapped else None
+        return str(parsed)
+
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    kind: StickRuleKind
+    rule: StickRule
+    table: str
+    ttl: float | None
+    convert: Callable[[str], str | None]
+    condition: Predicate | None
+
+    def applies(self, environ: Environ) -> bool:
+        return self.condition is None or self.condition(environ)
+
+    def entry(self, source: SampleSource) -> StickEntry | None:
+        value = fetch(self.rule.sample, source)
+        if value is None:
+            return None
+        key = self.convert(value)
+        return StickEntry(self.table, key, self.ttl) if key is not None else None
+
+
+class BackendPersistence:
+    """Everything persistence needs for one backend, built at start-up."""
+
+    def __init__(self, backend: Backend, config: Config) -> None:
+        self.policy = backend.cookie
+        self._persist = backend.persist
+        self._force = tuple(compile_condition(c) for c in backend.force_persist)
+        self._ignore = tuple(compile_condition(c) for c in backend.ignore_persist)
+        rules = []
+        for rule in backend.stick_rules:
+            owner = config.backend(rule.table) if rule.table else backend
+            table = owner.stick_table if owner else None
+            if owner is None or table is None:
+                continue  # the parser refuses this; never fail a request on it
+            rules.append(
+                _CompiledRule(
+                    kind=rule.kind,
+                    rule=rule,
+                    table=owner.name,
+                    ttl=table.expire,
+                    convert=_converter(table),
+                    condition=compile_condition(rule.condition) if rule.condition else None,
+                )
+            )
+        self._request_rules = tuple(r for r in rules if r.kind is not StickRuleKind.STORE_RESPONSE)
+        self._response_rules = tuple(r for r in rules if r.kind is StickRuleKind.STORE_RESPONSE)
+        self.is_active = bool(self.policy or rules or self._force or self._ignore)
+
+    def read(self, environ: Environ, view: BackendView, now: float) -> Persistence:
+        """The cookie (or route) decision for one request."""
+        if self.policy is None:
+            return NO_PERSISTENCE
+        request = PersistenceRequest(
+            method=environ["REQUEST_METHOD"],
+            cookie=environ.get("HTTP_COOKIE"),
+            target=environ.get("RAW_URI") or "/",
+            persist=self._persist,
+            force_persist=any(rule(environ) for rule in self._force),
+            ignore_persist=any(rule(environ) for rule in self._ignore),
+        )
+        return read_request(self.policy, view.servers, request, now)
+
+    def stick_request(
+        self, environ: Environ, view: BackendView, direct: bool
+    ) -> StickRequest | None:
+        """The stick-table lookups and stores of one request; None when it has none."""
+        if not self._request_rules:
+            return None
+        source = SampleSource(
+            client_address=environ.get("REMOTE_ADDR", ""),
+            target=environ.get("RAW_URI") or "/",
+            request_headers=request_headers(environ),
+        )
+        lookups: list[StickEntry] = []
+        stores: list[StickEntry] = []
+        for rule in self._request_rules:
+            if not rule.applies(environ):
+                continue
+            entry = rule.entry(source)
+            if entry is None:
+                continue
+            if rule.kind in (StickRuleKind.ON, StickRuleKind.MATCH) and not direct:
+                lookups.append(entry)
+            if rule.kind in (StickRuleKind.ON, StickRuleKind.STORE_REQUEST):
+                stores.append(entry)
+        if not lookups and not stores:
+            return None
+        allowed = tuple(
+            server
+            for server in view.servers
+            if server.accepts_persistent or (self._persist and server.admin is not AdminState.MAINT)
+        )
+        return StickRequest(tuple(lookups), tuple(stores), allowed)
+
+    def response_entries(
+        self, environ: Environ, response_headers: Sequence[tuple[str, str]]
+    ) -> list[StickEntry]:
+        """``stick store-response`` entries learnt from a response (e.g. the session id in the
+        server's Set-Cookie, as HAProxy 1.5's ``appsession`` did)."""
+        if not self._response_rules:
+            return []
+        source = SampleSource(
+            client_address=environ.get("REMOTE_ADDR", ""),
+            target=environ.get("RAW_URI") or "/",
+            request_headers=(),
+            response_headers=response_headers,
+        )
+        entries = []
+        for rule in self._response_rules:
+            if rule.applies(environ):
+                entry = rule.entry(source)
+                if entry is not None:
+                    entries.append(entry)
+        return entries
