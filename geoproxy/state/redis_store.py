@@ -32,6 +32,7 @@ from geoproxy.balance.policy import Ranking
 from geoproxy.balance.rank import decide
 from geoproxy.balance.view import AdminState, BackendView, OperState, ServerView
 from geoproxy.config.model import Backend
+from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
 from geoproxy.state.scripts import Scripts, execute
 from geoproxy.state.store import (
@@ -121,6 +122,7 @@ class RedisFleetState:
             socket_connect_timeout=REDIS_TIMEOUT,
         )
         self._scripts = Scripts()
+        self._fast = fast_caller(url, REDIS_TIMEOUT)
         self._backends: dict[str, _BackendState] = {}
         self._pending_sticks: list[tuple[StickEntry, str]] = []
         self._down_until = 0.0
@@ -201,7 +203,7 @@ class RedisFleetState:
             if stick is not None:
                 keys, args = self._with_stick(keys, args, stick)
             try:
-                reply = self._scripts.call(self._client, "acquire", keys, args)
+                reply = self._scripts.call(self._client, "acquire", keys, args, self._fast)
             except REDIS_ERRORS as error:
                 state.give_back_pending(taken)
                 self._mark_down(error)
@@ -467,4 +469,6 @@ class RedisFleetState:
         return reports
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         self._client.close()

@@ -16,6 +16,8 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from geoproxy.state.fastpath import FastCaller
+
 SCRIPT_NAMES = ("acquire", "release", "heartbeat")
 
 
@@ -27,13 +29,26 @@ class Scripts:
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._text.items()
         }
 
-    def call(self, client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run one script in one round trip (two if Redis lost its script cache)."""
+    def call(
+        self,
+        client: redis.Redis,
+        name: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        fast: FastCaller | None = None,
+    ) -> Any:
+        """Run one script in one round trip (two if Redis lost its script cache), on the
+        ``fast`` path when there is one."""
+        sha = self._sha[name]
         try:
-            return client.evalsha(self._sha[name], len(keys), *keys, *args)
+            if fast is not None:
+                return fast.evalsha(sha, keys, args)
+            return client.evalsha(sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             self.load(client)
-            return client.evalsha(self._sha[name], len(keys), *keys, *args)
+            if fast is not None:
+                return fast.evalsha(sha, keys, args)
+            return client.evalsha(sha, len(keys), *keys, *args)
 
     def queue(self, pipe: Pipeline, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Add one script call to a pipeline; run it with ``execute``."""

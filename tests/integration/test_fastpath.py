@@ -1,0 +1,69 @@
+"""The raw-socket acquire path (geoproxy/state/fastpath.py) against real Redis servers: TCP with
+a database number, a unix socket, a password, and a server that lost its scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from geoproxy.runtime.embedded_redis import EmbeddedRedis
+from geoproxy.state.fastpath import fast_caller
+from geoproxy.state.scripts import Scripts
+
+KEYS = ["gp:{f}:inflight", "gp:{f}:total", "gp:{f}:w:x", "gp:{f}:workers"]
+ARGS = ["x", 1000, "first", 1, "s1", 1, 0, 0]
+
+
+def test_urls_that_need_redis_py_get_no_fast_path() -> None:
+    assert fast_caller("rediss://127.0.0.1:6380/0", 0.5) is None
+    assert fast_caller("redis+sentinel://127.0.0.1:26379/mymaster", 0.5) is None
+    assert fast_caller("redis://127.0.0.1:1/3", 0.5) is not None
+
+
+def test_acquire_on_the_fast_path_selects_the_database_of_the_url(redis_url: str) -> None:
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    fast = fast_caller(url, 0.5)
+    assert fast is not None
+    client = redis.Redis.from_url(url, decode_responses=True)
+    reply = Scripts().call(client, "acquire", KEYS, ARGS, fast)
+    assert reply[0] == "s1"
+    assert client.hget(KEYS[0], "s1") == "1"
+    assert redis.Redis.from_url(redis_url).hget(KEYS[0], "s1") is None, "db 0 untouched"
+    fast.close()
+    client.close()
+
+
+def test_a_server_that_lost_its_scripts_gets_them_again(redis_url: str) -> None:
+    fast = fast_caller(redis_url, 0.5)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.script_flush()
+    assert Scripts().call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+    fast.close() if fast else None
+    client.close()
+
+
+def test_unix_socket_and_password(tmp_path: Path) -> None:
+    with EmbeddedRedis(runtime_dir=tmp_path) as server:
+        plain = redis.Redis.from_url(server.url)
+        plain.config_set("requirepass", "s3cret")
+        plain.close()
+        socket_path = server.url.split("://", 1)[1].split("?", 1)[0]
+        url = f"unix://:s3cret@{socket_path}?db=0"
+        fast = fast_caller(url, 0.5)
+        client = redis.Redis.from_url(url, decode_responses=True)
+        assert Scripts().call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+        wrong = fast_caller(f"unix://:nope@{socket_path}?db=0", 0.5)
+        assert wrong is not None
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            wrong.evalsha("0" * 40, [], [])
+        fast.close() if fast else None
+        client.close()
+
+
+def test_a_dead_server_is_a_connection_error() -> None:
+    fast = fast_caller("redis://127.0.0.1:1/0", 0.5)
+    assert fast is not None
+    with pytest.raises(redis.exceptions.ConnectionError):
+        fast.evalsha("0" * 40, [], [])
