@@ -61,8 +61,8 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (
         "gp:{B}:srv:S",
         "HASH",
-        "server S of backend B: addr, weight, maxconn, backup, admin (ready|drain|maint), "
-        "oper (up|down|...)",
+        "server S of backend B: addr, weight, maxconn, backup, admin (ready, drain or maint), "
+        "oper (up, down, going-up or going-down)",
     ),
     ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
     ("gp:{B}:total", "HASH", "server -> requests sent to it since the keys were created"),
