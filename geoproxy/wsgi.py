@@ -15,7 +15,7 @@ import os
 
 from geoproxy.config import load
 from geoproxy.proxy.app import ProxyApp
-from geoproxy.runtime.gunicorn_app import worker_id
+from geoproxy.runtime.gunicorn_app import start_background, worker_id
 from geoproxy.state.redis_store import RedisFleetState
 
 
@@ -27,5 +27,6 @@ def app() -> ProxyApp:
     config = load(config_path)
     fleet = RedisFleetState(redis_url, worker_id(os.getpid()))
     fleet.register(config.backends)
-    fleet.start()
-    return ProxyApp(config, fleet)
+    proxy = ProxyApp(config, fleet)
+    start_background(proxy, worker_id(os.getpid()))
+    return proxy

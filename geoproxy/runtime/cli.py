@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Redis URL (env {REDIS_ENV}; default: the embedded "
         "Redis of a running `geoproxy run`)",
     )
+    setter = commands.add_parser(
+        "set", help="set a server's admin state or weight, fleet-wide (HAProxy's 'set server')"
+    )
+    setter.add_argument("what", choices=["server"])
+    setter.add_argument("target", metavar="BACKEND/SERVER")
+    setter.add_argument("field", choices=["state", "weight"])
+    setter.add_argument("value", help="ready | drain | maint, or a weight 0-256 (or N%%)")
+    setter.add_argument("--redis", help=f"Redis URL (env {REDIS_ENV})")
     return parser
 
 
@@ -64,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from geoproxy.runtime.state_command import print_state
 
         return print_state(_state_redis_url(args.redis))
+    if args.command == "set":
+        from geoproxy.runtime.state_command import set_server
+
+        return set_server(_state_redis_url(args.redis), args.target, args.field, args.value)
     # gevent asks to be patched before ssl, sockets and redis-py are imported; the workers
     # inherit the master's modules, so the master patches before importing any of them.
     from gevent import monkey

@@ -22,6 +22,7 @@ from gunicorn.app.base import BaseApplication
 from geoproxy.config import load
 from geoproxy.config.model import Config
 from geoproxy.errors import ConfigError
+from geoproxy.health.checker import HealthChecker
 from geoproxy.proxy.app import ProxyApp
 from geoproxy.state.redis_store import RedisFleetState
 
@@ -134,10 +135,24 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
 
 
 def _post_worker_init(worker: Any) -> None:
-    worker.wsgi.fleet.start()
+    worker.geoproxy_checker = start_background(worker.wsgi, worker_id(os.getpid()))
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
+    checker = getattr(worker, "geoproxy_checker", None)
+    if isinstance(checker, HealthChecker):
+        checker.stop()
     app = getattr(worker, "wsgi", None)
     if isinstance(app, ProxyApp):
         app.fleet.stop()
+
+
+def start_background(app: ProxyApp, checker_id: str) -> HealthChecker | None:
+    """Start a worker's background loops: the fleet state's flusher and heartbeat, and its
+    share of the fleet's health checks."""
+    app.fleet.start()
+    if not isinstance(app.fleet, RedisFleetState):
+        return None
+    checker = HealthChecker(app.fleet.health, app.config.backends, checker_id)
+    checker.start()
+    return checker

@@ -33,6 +33,10 @@ class BackendKeys:
         """HASH of one server's configuration and state (address, weight, admin, oper...)."""
         return f"{PREFIX}:{{{self.backend}}}:srv:{name}"
 
+    def check_lease(self, name: str) -> str:
+        """STRING: the id of the process that checks server ``name`` now, with a short TTL."""
+        return f"{PREFIX}:{{{self.backend}}}:chk:{name}"
+
     def worker(self, worker_id: str) -> str:
         return self.worker_prefix + worker_id
 
@@ -63,6 +67,11 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "HASH",
         "server S of backend B: addr, weight, maxconn, backup, admin (ready, drain or maint), "
         "oper (up, down, going-up or going-down)",
+    ),
+    (
+        "gp:{B}:chk:S",
+        "STRING",
+        "the worker id that runs server S's health checks now (a lease with a 3 s TTL)",
     ),
     ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
     ("gp:{B}:total", "HASH", "server -> requests sent to it since the keys were created"),

@@ -30,11 +30,13 @@ import redis
 
 from geoproxy.balance.policy import Ranking
 from geoproxy.balance.rank import decide
-from geoproxy.balance.view import AdminState, BackendView, OperState, ServerView
+from geoproxy.balance.view import BackendView, OperState
 from geoproxy.config.model import Backend
 from geoproxy.state.fastpath import fast_caller
+from geoproxy.state.health_store import HealthStore
 from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
 from geoproxy.state.scripts import Scripts, execute
+from geoproxy.state.snapshot import STATE_FIELDS, initial_view, rebuild_view, transitions
 from geoproxy.state.store import (
     BackendReport,
     Lease,
@@ -49,10 +51,10 @@ FLUSH_DELAY = 0.01  # how long a release may wait for an acquire to carry it, se
 REDIS_TIMEOUT = 0.5  # socket timeout for every Redis call, seconds
 RETRY_AFTER = 1.0  # after a failure, the request path leaves Redis alone this long, seconds
 
+# (backend, server, health before, health after), called from the snapshot refresh
+TransitionListener = Callable[[str, str, OperState, OperState], None]
+
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
-_STATE_FIELDS = ("admin", "oper", "weight")
-
 
 def _ttl_ms(ttl: float | None) -> int:
     """A stick entry's lifetime for Redis: milliseconds, 0 for none."""
@@ -80,26 +82,6 @@ class _BackendState:
             self.pending[name] = self.pending.get(name, 0) + count
 
 
-def _initial_view(backend: Backend) -> BackendView:
-    return BackendView(
-        name=backend.name,
-        servers=tuple(
-            ServerView(
-                name=server.name,
-                index=index,
-                weight=server.weight,
-                backup=server.backup,
-                admin=AdminState.MAINT if server.disabled else AdminState.READY,
-                oper=OperState.UP,
-                maxconn=server.maxconn,
-                maxqueue=server.maxqueue,
-                cookie=server.cookie,
-            )
-            for index, server in enumerate(backend.servers)
-        ),
-    )
-
-
 class RedisFleetState:
     """``FleetState`` on one Redis (a single server; Sentinel and Cluster come through the
     same client interface)."""
@@ -125,6 +107,8 @@ class RedisFleetState:
         self._fast = fast_caller(url, REDIS_TIMEOUT)
         self._backends: dict[str, _BackendState] = {}
         self._pending_sticks: list[tuple[StickEntry, str]] = []
+        self._transition_listeners: list[TransitionListener] = []
+        self.health = HealthStore(self._client, self._scripts)
         self._down_until = 0.0
         self._degraded = False
         self._stop = threading.Event()
@@ -180,7 +164,7 @@ class RedisFleetState:
                 config=backend,
                 keys=keys,
                 acquire_keys=[keys.inflight, keys.total, keys.worker(self.worker_id), keys.workers],
-                view=_initial_view(backend),
+                view=initial_view(backend),
             )
         try:
             self.refresh()
@@ -275,6 +259,10 @@ class RedisFleetState:
         pending = state.pending
         pending[lease.server] = pending.get(lease.server, 0) + 1
         self._flush_wanted.set()
+
+    def on_transition(self, listener: TransitionListener) -> None:
+        """Call ``listener`` whenever a refresh sees a server's health state change."""
+        self._transition_listeners.append(listener)
 
     @property
     def degraded(self) -> bool:
@@ -381,6 +369,7 @@ class RedisFleetState:
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
         states = list(self._backends.values())
         pipe = self._client.pipeline(transaction=False)
+        pipe.time()
         for state in states:
             keys = state.keys
             if beat:
@@ -391,10 +380,12 @@ class RedisFleetState:
                     [keys.worker_prefix, self.worker_id, WORKER_TTL_MS],
                 )
             for server in state.config.servers:
-                pipe.hmget(keys.server(server.name), _STATE_FIELDS)
+                pipe.hmget(keys.server(server.name), STATE_FIELDS)
             pipe.hgetall(keys.inflight)
         replies = execute(pipe, self._scripts, self._client)
-        position = 0
+        seconds, micros = replies[0]
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        position = 1
         for state in states:
             position += 1 if beat else 0
             fields = replies[position : position + len(state.config.servers)]
@@ -402,24 +393,11 @@ class RedisFleetState:
             counts = {name: int(count) for name, count in replies[position].items()}
             position += 1
             state.fleet_inflight = counts
-            state.view = self._rebuilt_view(state, fields, counts)
-
-    @staticmethod
-    def _rebuilt_view(
-        state: _BackendState, fields: list[list[str | None]], counts: dict[str, int]
-    ) -> BackendView:
-        servers = []
-        for view, (admin, oper, weight) in zip(state.view.servers, fields, strict=True):
-            servers.append(
-                dataclasses.replace(
-                    view,
-                    admin=AdminState(admin) if admin else view.admin,
-                    oper=OperState(oper) if oper else view.oper,
-                    weight=int(weight) if weight is not None else view.weight,
-                    inflight=counts.get(view.name, 0),
-                )
-            )
-        return BackendView(state.view.name, tuple(servers))
+            previous = state.view
+            state.view = rebuild_view(state.config, previous, fields, counts, {}, now_ms)
+            for name, before, after in transitions(previous, state.view):
+                for listener in self._transition_listeners:
+                    listener(state.config.name, name, before, after)
 
     def reap(self, worker_ids: Sequence[str]) -> int:
         """Give back at once what ``worker_ids`` (known dead) held, in every backend; returns

@@ -18,7 +18,7 @@ from redis.client import Pipeline
 
 from geoproxy.state.fastpath import FastCaller
 
-SCRIPT_NAMES = ("acquire", "release", "heartbeat")
+SCRIPT_NAMES = ("acquire", "release", "heartbeat", "claim_checks", "record_check", "observe")
 
 
 class Scripts:

@@ -1,0 +1,176 @@
+"""Active health checks, once per fleet: every process runs this loop, but a server is checked
+only by the process holding its lease (DESIGN.md invariant 3).
+
+Rules:
+1. Every ``TICK`` seconds the loop claims (or renews) the lease of every checked server; a
+   lease it holds is renewed long before its TTL, and one whose holder died is taken over by the
+   first process that claims after it expired.
+2. A held server is checked when due: ``inter`` after the previous check while UP,
+   ``fastinter`` while going up or down (or after passive errors asked for it), ``downinter``
+   while DOWN. A newly taken-over server is checked at once.
+3. A check runs in its own greenlet and records its result through the lease-guarded script;
+   the loop never waits on a server. On stop, leases are handed back so another process takes
+   over at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from geoproxy.balance.view import OperState
+from geoproxy.config.model import Backend, Server
+from geoproxy.health.probe import CheckResult, CheckTarget, run_check
+from geoproxy.health.verdict import next_interval
+from geoproxy.state.health_store import CheckOutcome, HealthStore
+
+TICK = 0.5
+
+log = logging.getLogger("geoproxy.health")
+
+
+def check_target(backend: Backend, server: Server) -> CheckTarget:
+    """Where and how long to check ``server``, as HAProxy's manual says: with ``timeout check``,
+    connect within min(``timeout connect``, ``inter``) and read within ``timeout check``; without
+    it, the whole check within ``inter``."""
+    timeouts = backend.timeouts
+    if timeouts.check:
+        connect = min(timeouts.connect or server.inter, server.inter)
+        total = connect + timeouts.check
+    else:
+        connect = total = server.inter
+    return CheckTarget(
+        host=server.check_addr or server.host,
+        port=server.check_port or server.port,
+        timeout=total,
+        connect_timeout=connect,
+        http=backend.httpchk,
+        host_header=f"{server.host}:{server.port}",
+    )
+
+
+@dataclass(slots=True)
+class _Schedule:
+    server: Server
+    target: CheckTarget
+    due: float = 0.0
+    running: bool = False
+    state: OperState = OperState.UP
+    fastinter: bool = False
+
+
+@dataclass(slots=True)
+class _BackendChecks:
+    backend: Backend
+    schedules: dict[str, _Schedule] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
+
+
+class HealthChecker:
+    def __init__(
+        self,
+        store: HealthStore,
+        backends: Sequence[Backend],
+        checker_id: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._id = checker_id
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._backends = [
+            _BackendChecks(
+                backend,
+                {
+                    server.name: _Schedule(server, check_target(backend, server))
+                    for server in backend.servers
+                    if server.check
+                },
+            )
+            for backend in backends
+        ]
+        self._backends = [checks for checks in self._backends if checks.schedules]
+
+    def start(self) -> None:
+        if not self._backends:
+            return
+        self._thread = threading.Thread(target=self._run, name="geoproxy-checker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        for checks in self._backends:
+            try:
+                self._store.give_up_checks(checks.backend.name, sorted(checks.held), self._id)
+            except Exception as error:  # Redis away: the leases expire by themselves
+                log.warning("could not hand back the check leases of %s: %s",
+                            checks.backend.name, error)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("health checker tick failed; retrying")
+            self._stop.wait(TICK)
+
+    def tick(self) -> None:
+        """Claim leases, then start every check that is due (rules 1 and 2)."""
+        now = self._clock()
+        for checks in self._backends:
+            held = self._store.claim_checks(
+                checks.backend.name, list(checks.schedules), self._id
+            )
+            for name in held - checks.held:
+                checks.schedules[name].due = now  # taken over: check at once
+            checks.held = held
+            for name in held:
+                schedule = checks.schedules[name]
+                if not schedule.running and schedule.due <= now:
+                    schedule.running = True
+                    threading.Thread(
+                        target=self._check, args=(checks.backend, schedule), daemon=True
+                    ).start()
+
+    def _check(self, backend: Backend, schedule: _Schedule) -> None:
+        try:
+            result = run_check(schedule.target)
+            outcome = self._store.record_check(
+                backend.name,
+                schedule.server,
+                self._id,
+                (result.passed, result.code, result.description, result.duration_ms),
+            )
+            if outcome is not None:
+                self._after(backend, schedule, result, outcome)
+        except Exception:
+            log.exception("health check of %s/%s failed", backend.name, schedule.server.name)
+            schedule.due = self._clock() + schedule.server.inter
+        finally:
+            schedule.running = False
+
+    def _after(
+        self, backend: Backend, schedule: _Schedule, result: CheckResult, outcome: CheckOutcome
+    ) -> None:
+        schedule.state = OperState(outcome.after)
+        interval = next_interval(schedule.server, schedule.state)
+        if outcome.fastinter and schedule.state is not OperState.DOWN:
+            interval = schedule.server.fastinter or schedule.server.inter
+        schedule.due = self._clock() + interval
+        if outcome.changed_running:
+            verdict = "UP" if schedule.state in (OperState.UP, OperState.GOING_DOWN) else "DOWN"
+            log.warning(
+                "Server %s/%s is %s, reason: %s, check duration: %dms.",
+                backend.name,
+                schedule.server.name,
+                verdict,
+                result.description,
+                result.duration_ms,
+            )

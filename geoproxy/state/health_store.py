@@ -1,0 +1,106 @@
+"""Health and admin state on Redis: checker leases, check results, passive observations,
+operator actions. Part of the state layer (the only one that talks to Redis).
+
+Rules:
+1. One checker per server, fleet-wide: a process checks a server only while it holds that
+   server's lease (``gp:{B}:chk:S``, TTL ``LEASE_TTL_MS``), and records a result only while it
+   still holds it (the script checks), so a slow check that outlived its lease changes nothing.
+2. Health and admin state live in the server's hash; every worker's snapshot refresh (twice a
+   second) reads them, which is how a verdict or an operator action reaches every worker of
+   every host within a second (DESIGN.md invariant 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from geoproxy.balance.view import AdminState
+from geoproxy.config.model import Server
+from geoproxy.state.keys import backend_keys
+from geoproxy.state.scripts import Scripts
+
+LEASE_TTL_MS = 3000  # a dead checker's servers are taken over within this (+ a claim tick)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What one recorded check did: the server's health state before and after, and whether
+    passive observation asked for ``fastinter``."""
+
+    before: str
+    after: str
+    fastinter: bool
+
+    @property
+    def changed_running(self) -> bool:
+        running = ("up", "going-down")
+        return (self.before in running) != (self.after in running)
+
+
+class HealthStore:
+    def __init__(self, client: redis.Redis, scripts: Scripts) -> None:
+        self._client = client
+        self._scripts = scripts
+
+    def claim_checks(
+        self, backend: str, servers: Sequence[str], checker: str, ttl_ms: int = LEASE_TTL_MS
+    ) -> set[str]:
+        """Take or renew the checker lease of ``servers``; returns those the caller holds."""
+        if not servers:
+            return set()
+        keys = backend_keys(backend)
+        leases = [keys.check_lease(name) for name in servers]
+        held = self._scripts.call(self._client, "claim_checks", leases, [checker, ttl_ms])
+        return {name for name, mine in zip(servers, held, strict=True) if int(mine)}
+
+    def give_up_checks(self, backend: str, servers: Sequence[str], checker: str) -> None:
+        """Hand back the leases still ours, so another process takes them over at once."""
+        self.claim_checks(backend, servers, checker, ttl_ms=1)
+
+    def record_check(
+        self,
+        backend: str,
+        server: Server,
+        checker: str,
+        result: tuple[bool, str, str, int],
+    ) -> CheckOutcome | None:
+        """Apply one check result (passed, code, description, duration ms); None when the
+        lease is no longer ours."""
+        keys = backend_keys(backend)
+        passed, code, description, duration_ms = result
+        reply = self._scripts.call(
+            self._client,
+            "record_check",
+            [keys.server(server.name), keys.check_lease(server.name)],
+            [checker, int(passed), server.rise, server.fall, code, description, duration_ms],
+        )
+        if not reply:
+            return None
+        return CheckOutcome(reply[0], reply[1], reply[2] == "1")
+
+    def set_admin(self, backend: str, server: str, state: AdminState) -> None:
+        self._set(backend, server, "admin", state.value)
+
+    def set_weight(self, backend: str, server: str, weight: int) -> None:
+        if not 0 <= weight <= 256:
+            raise ValueError(f"weight {weight} is out of range: 0 to 256, as in HAProxy")
+        self._set(backend, server, "weight", str(weight))
+
+    def _set(self, backend: str, server: str, field: str, value: str) -> None:
+        keys = backend_keys(backend)
+        if not self._client.zscore(keys.servers, server):
+            known = self._client.zrange(keys.servers, 0, -1)
+            if server not in known:
+                raise KeyError(f"no server {backend}/{server} in this Redis")
+        seconds, micros = self._client.time()
+        self._client.hset(
+            keys.server(server),
+            mapping={field: value, "admin_changed": seconds * 1000 + micros // 1000},
+        )
+
+    def server_state(self, backend: str, server: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._client.hgetall(backend_keys(backend).server(server)))
