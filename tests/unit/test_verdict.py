@@ -14,7 +14,12 @@ from geoproxy.health.verdict import (
     next_interval,
 )
 
-UP, DOWN, GOING_UP, GOING_DOWN = OperState.UP, OperState.DOWN, OperState.GOING_UP, OperState.GOING_DOWN
+UP, DOWN, GOING_UP, GOING_DOWN = (
+    OperState.UP,
+    OperState.DOWN,
+    OperState.GOING_UP,
+    OperState.GOING_DOWN,
+)
 
 
 def server(**params: object) -> Server:
@@ -65,7 +70,9 @@ def test_rise_one_fall_one_flips_on_every_result() -> None:
         (OnError.FASTINTER, (4, UP)),
     ],
 )
-def test_on_error_actions_move_the_same_counter(action: OnError, expected: tuple[int, OperState]) -> None:
+def test_on_error_actions_move_the_same_counter(
+    action: OnError, expected: tuple[int, OperState]
+) -> None:
     health = after_error_limit(initial_health(server(rise=2, fall=3)), action)
     assert (health.value, health.state) == expected
 
