@@ -23,12 +23,14 @@ from typing import Any
 
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
+from geoproxy.balance.view import ServerView
 from geoproxy.config.model import Config
 from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
 from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.errorpages import ErrorPage
+from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
 from geoproxy.proxy.runtime import (
     BackendRuntime,
     FrontendRuntime,
@@ -154,15 +156,7 @@ class ProxyApp:
             now = time.time()
             persistence = sticky.read(environ, view, now)
             stick = sticky.stick_request(environ, view, direct=persistence.is_direct)
-        lease = None
-        if persistence.server is not None:
-            lease = self.fleet.acquire(
-                backend.config.name,
-                Ranking(PickMode.FIRST_WITH_ROOM, (persistence.server,)),
-                stick,
-            )
-        if lease is None:
-            lease = self._acquire(environ, backend, stick=stick)
+        lease = self._take_server(environ, backend, persistence.server, stick)
         if lease is None:
             return self._error(start_response, frontend, backend, 503)
         forwardfor = (backend.forwardfor or frontend.forwardfor)(environ)
@@ -208,25 +202,58 @@ class ProxyApp:
         rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)
         return rewritten.headers
 
-    def _acquire(
+    def _take_server(
         self,
         environ: Environ,
         backend: BackendRuntime,
-        avoid: str | None = None,
-        stick: StickRequest | None = None,
+        direct: ServerView | None,
+        stick: StickRequest | None,
     ) -> Lease | None:
+        """The server for a new request: the persistent one (waiting in its queue while it is
+        full, unless that queue is full), else a balanced pick (waiting in the backend's queue
+        while every candidate is full). None: answer 503."""
+        name = backend.config.name
+        if direct is not None:
+            only = Ranking(PickMode.FIRST_WITH_ROOM, (direct,))
+            lease = self.fleet.acquire(name, only, stick)
+            if lease is not None or not direct.maxconn:
+                return lease
+            waited = wait_in_queue(self.fleet, backend.config, only, direct.name)
+            if waited is QueueOutcome.TIMED_OUT:
+                return None
+            if isinstance(waited, Lease):
+                return waited
+        ranking = self._ranking(environ, backend)
+        if ranking is None and stick is None:
+            return None
+        lease = self.fleet.acquire(name, ranking or Ranking(PickMode.FIRST_WITH_ROOM, ()), stick)
+        if lease is not None or ranking is None:
+            return lease
+        if all(server.maxconn for server in ranking.candidates):
+            waited = wait_in_queue(self.fleet, backend.config, ranking)
+            if isinstance(waited, Lease):
+                return waited
+        return None
+
+    def _ranking(
+        self, environ: Environ, backend: BackendRuntime, avoid: str | None = None
+    ) -> Ranking | None:
+        """The balancing policy's ranking of the usable servers; None when none is usable."""
         view = self.fleet.view(backend.config.name)
         candidates = eligible(view, backend.config.allbackups)
         if avoid is not None and len(candidates) > 1:
             candidates = tuple(server for server in candidates if server.name != avoid)
-        if not candidates and stick is None:
+        if not candidates:
             return None
         policy = backend.policy
-        ranking = Ranking(PickMode.FIRST_WITH_ROOM, ())
-        if candidates:
-            keys = _request_keys(environ) if policy.needs_request else None
-            ranking = policy.rank(candidates, keys)
-        return self.fleet.acquire(backend.config.name, ranking, stick)
+        keys = _request_keys(environ) if policy.needs_request else None
+        return policy.rank(candidates, keys)
+
+    def _acquire(
+        self, environ: Environ, backend: BackendRuntime, avoid: str | None = None
+    ) -> Lease | None:
+        ranking = self._ranking(environ, backend, avoid)
+        return self.fleet.acquire(backend.config.name, ranking) if ranking else None
 
     def _acquire_same(self, backend: BackendRuntime, server: str) -> Lease | None:
         view = self.fleet.view(backend.config.name).server(server)

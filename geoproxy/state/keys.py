@@ -28,6 +28,13 @@ class BackendKeys:
     total: str  # HASH: server name -> requests ever acquired
     workers: str  # ZSET: worker id -> heartbeat expiry (ms, Redis clock)
     worker_prefix: str  # HASH per worker: prefix + worker id -> {server: in flight}
+    queue: str  # ZSET: tickets of balanced requests waiting for a slot -> arrival sequence
+    queue_deadlines: str  # HASH: ticket -> deadline (ms, Redis clock)
+    queue_sequence: str  # STRING counter: the next arrival sequence
+
+    def server_queue(self, name: str) -> str:
+        """ZSET: tickets of persistent requests waiting for server ``name``."""
+        return f"{PREFIX}:{{{self.backend}}}:queue:{name}"
 
     def server(self, name: str) -> str:
         """HASH of one server's configuration and state (address, weight, admin, oper...)."""
@@ -50,6 +57,9 @@ def backend_keys(backend: str) -> BackendKeys:
         total=f"{tag}:total",
         workers=f"{tag}:workers",
         worker_prefix=f"{tag}:w:",
+        queue=f"{tag}:queue",
+        queue_deadlines=f"{tag}:qdeadline",
+        queue_sequence=f"{tag}:qseq",
     )
 
 
@@ -82,6 +92,18 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "stick table T (the backend declaring it), entry K (a session id, an address...): the "
         "server name, expiring with the table's 'expire'",
     ),
+    (
+        "gp:{B}:queue",
+        "ZSET",
+        "tickets of requests waiting for a slot (maxconn) in backend B, by arrival order",
+    ),
+    (
+        "gp:{B}:queue:S",
+        "ZSET",
+        "tickets of persistent requests waiting for server S, by arrival order",
+    ),
+    ("gp:{B}:qdeadline", "HASH", "ticket -> when its request stops waiting (timeout queue)"),
+    ("gp:{B}:qseq", "STRING", "arrival counter of backend B's queues"),
     (
         "gp:{B}:w:W",
         "HASH",

@@ -40,9 +40,11 @@ from geoproxy.state.snapshot import STATE_FIELDS, initial_view, rebuild_view, tr
 from geoproxy.state.store import (
     BackendReport,
     Lease,
+    QueueUnavailable,
     ServerReport,
     StickEntry,
     StickRequest,
+    Ticket,
 )
 
 HEARTBEAT_PERIOD = 0.5  # seconds between two heartbeats (and snapshot refreshes) of a process
@@ -72,6 +74,7 @@ class _BackendState:
     fleet_inflight: dict[str, int] = field(default_factory=dict)
     local_inflight: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
+    contended_until: float = 0.0  # requests of this process queued recently (clock seconds)
 
     def take_pending(self) -> dict[str, int]:
         taken, self.pending = self.pending, {}
@@ -108,6 +111,7 @@ class RedisFleetState:
         self._backends: dict[str, _BackendState] = {}
         self._pending_sticks: list[tuple[StickEntry, str]] = []
         self._transition_listeners: list[TransitionListener] = []
+        self._flush_now = False
         self.health = HealthStore(self._client, self._scripts)
         self._down_until = 0.0
         self._degraded = False
@@ -196,7 +200,8 @@ class RedisFleetState:
                 return self._lease_from_reply(state, reply)
         return self._acquire_locally(state, ranking)
 
-    def _acquire_args(self, ranking: Ranking, releases: dict[str, int]) -> list[Any]:
+    def _ranking_args(self, ranking: Ranking) -> list[Any]:
+        """The arguments acquire.lua and queue.lua start with: who asks, and the ranking."""
         args: list[Any] = [
             self.worker_id,
             WORKER_TTL_MS,
@@ -205,6 +210,10 @@ class RedisFleetState:
         ]
         for candidate in ranking.candidates:
             args += (candidate.name, candidate.weight, candidate.maxconn)
+        return args
+
+    def _acquire_args(self, ranking: Ranking, releases: dict[str, int]) -> list[Any]:
+        args = self._ranking_args(ranking)
         args.append(len(releases))
         for name, count in releases.items():
             args += (name, count)
@@ -232,6 +241,49 @@ class RedisFleetState:
         state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
         return Lease(state.config.name, name, shared=True, stuck=bool(reply[1]))
 
+    def queue_acquire(
+        self, backend: str, ranking: Ranking, ticket: Ticket
+    ) -> Lease | int | None:
+        """Wait in line for a slot: a ``Lease`` when served, else the ticket's rank in its
+        queue; None when the queue is full (``maxqueue``). Raises on Redis errors (a queued
+        request cannot be served from local counts)."""
+        state = self._backends[backend]
+        keys = state.keys
+        queue = keys.server_queue(ticket.server) if ticket.server else keys.queue
+        args = self._ranking_args(ranking) + [ticket.id, ticket.wait_ms, ticket.maxqueue]
+        try:
+            reply = self._scripts.call(
+                self._client,
+                "queue",
+                [*state.acquire_keys, queue, keys.queue_deadlines, keys.queue_sequence],
+                args,
+                self._fast,
+            )
+        except REDIS_ERRORS as error:
+            self._mark_down(error)
+            raise QueueUnavailable(str(error)) from error
+        name, rank = reply
+        if name:
+            state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
+            state.contended_until = self._clock() + 1.0
+            return Lease(backend, name, shared=True)
+        if int(rank) < 0:
+            return None
+        state.contended_until = self._clock() + 1.0
+        return int(rank)
+
+    def leave_queue(self, backend: str, ticket: Ticket) -> None:
+        """Take a ticket out of its queue (the request gave up waiting)."""
+        keys = self._backends[backend].keys
+        queue = keys.server_queue(ticket.server) if ticket.server else keys.queue
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zrem(queue, ticket.id)
+        pipe.hdel(keys.queue_deadlines, ticket.id)
+        try:
+            pipe.execute()
+        except REDIS_ERRORS as error:
+            raise QueueUnavailable(str(error)) from error
+
     def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
         if not entries:
             return
@@ -258,6 +310,8 @@ class RedisFleetState:
             return
         pending = state.pending
         pending[lease.server] = pending.get(lease.server, 0) + 1
+        if state.contended_until and self._clock() < state.contended_until:
+            self._flush_now = True  # someone waits in a queue: give the slot back at once
         self._flush_wanted.set()
 
     def on_transition(self, listener: TransitionListener) -> None:
@@ -322,7 +376,9 @@ class RedisFleetState:
         while not self._stop.is_set():
             self._flush_wanted.wait()
             self._flush_wanted.clear()
-            self._stop.wait(FLUSH_DELAY)
+            if not self._flush_now:
+                self._stop.wait(FLUSH_DELAY)
+            self._flush_now = False
             try:
                 self.flush()
             except REDIS_ERRORS as error:

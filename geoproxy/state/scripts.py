@@ -18,7 +18,15 @@ from redis.client import Pipeline
 
 from geoproxy.state.fastpath import FastCaller
 
-SCRIPT_NAMES = ("acquire", "release", "heartbeat", "claim_checks", "record_check", "observe")
+SCRIPT_NAMES = (
+    "acquire",
+    "release",
+    "heartbeat",
+    "claim_checks",
+    "record_check",
+    "observe",
+    "queue",
+)
 
 
 class Scripts:

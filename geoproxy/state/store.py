@@ -56,6 +56,22 @@ class StickRequest:
     allowed: tuple[ServerView, ...]
 
 
+class QueueUnavailable(Exception):
+    """Queueing needs Redis and Redis cannot be reached: the request is answered 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A request's place in a queue: ``server`` names the server queue of a persistent
+    request (None: the backend's queue); ``wait_ms`` is ``timeout queue``; ``maxqueue`` bounds
+    a server queue (0: no limit)."""
+
+    id: str
+    wait_ms: int
+    server: str | None = None
+    maxqueue: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ServerReport:
     """One server as ``geoproxy state`` prints it."""
@@ -99,6 +115,15 @@ class FleetState(Protocol):
 
         Returns None when no candidate has room.
         """
+        ...
+
+    def queue_acquire(self, backend: str, ranking: Ranking, ticket: Ticket) -> Lease | int | None:
+        """Wait in line for a slot (one call per attempt): a ``Lease`` when served, else the
+        ticket's rank; None when the queue is full."""
+        ...
+
+    def leave_queue(self, backend: str, ticket: Ticket) -> None:
+        """Take a ticket out of its queue (the request gave up waiting)."""
         ...
 
     def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
