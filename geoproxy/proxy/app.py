@@ -23,8 +23,8 @@ from typing import Any
 
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
-from geoproxy.balance.view import ServerView
-from geoproxy.config.model import Config
+from geoproxy.balance.view import OperState, ServerView
+from geoproxy.config.model import Config, Observe
 from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
 from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
@@ -63,21 +63,37 @@ class ProxiedBody:
     """The response body handed to gunicorn: streams the server's body, and on ``close()``
     returns the connection to its pool and releases the lease."""
 
-    __slots__ = ("_response", "_fleet", "_lease", "_closed")
+    __slots__ = ("_response", "_fleet", "_lease", "_closed", "_sessions")
 
-    def __init__(self, response: UpstreamResponse, fleet: FleetState, lease: Lease) -> None:
+    def __init__(
+        self,
+        response: UpstreamResponse,
+        fleet: FleetState,
+        lease: Lease,
+        sessions: set[ProxiedBody] | None = None,
+    ) -> None:
         self._response = response
         self._fleet = fleet
         self._lease = lease
         self._closed = False
+        self._sessions = sessions
+        if sessions is not None:
+            sessions.add(self)
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._response)
+
+    def abort(self) -> None:
+        """Cut the connection to the server (``on-marked-down shutdown-sessions``): the body
+        being streamed ends with an error, and the client's connection is cut."""
+        self._response.close()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._sessions is not None:
+            self._sessions.discard(self)
         try:
             self._response.close()
         finally:
@@ -99,6 +115,44 @@ class ProxyApp:
                 self._by_address[(bind.host, str(bind.port))] = frontend
                 self._by_port.setdefault(str(bind.port), frontend)
         self._first_frontend = frontends[0]
+        # Responses streaming now, per (backend, server), for backends whose servers ask for
+        # their sessions to be shut down on a health transition.
+        self._sessions: dict[tuple[str, str], set[ProxiedBody]] = {}
+        self._shutdown_rules = {
+            backend.name: backend
+            for backend in config.backends
+            if any(
+                s.on_marked_down_shutdown_sessions or s.on_marked_up_shutdown_backup_sessions
+                for s in backend.servers
+            )
+        }
+        if self._shutdown_rules:
+            fleet.on_transition(self._on_transition)
+
+    def _on_transition(
+        self, backend: str, server: str, before: OperState, after: OperState
+    ) -> None:
+        """HAProxy's ``on-marked-down shutdown-sessions`` and ``on-marked-up
+        shutdown-backup-sessions``, applied to this worker's streaming responses."""
+        config = self._shutdown_rules.get(backend)
+        changed = config.server(server) if config else None
+        if config is None or changed is None:
+            return
+        running = (OperState.UP, OperState.GOING_DOWN)
+        if changed.on_marked_down_shutdown_sessions and after is OperState.DOWN:
+            victims = [server]
+        elif (
+            changed.on_marked_up_shutdown_backup_sessions
+            and before not in running
+            and after in running
+            and not changed.backup
+        ):
+            victims = [s.name for s in config.servers if s.backup]
+        else:
+            return
+        for name in victims:
+            for body in list(self._sessions.get((backend, name), ())):
+                body.abort()
 
     def client_timeouts(self, listener: Any) -> ClientTimeouts:
         """The client-side timeouts of the frontend that listens on ``listener`` (its address)."""
@@ -179,7 +233,10 @@ class ProxyApp:
         if sticky.is_active:
             headers = self._persist_response(environ, backend, persistence, lease, response, now)
         start_response(f"{response.status} {response.reason}", headers)
-        return ProxiedBody(response, self.fleet, lease)
+        sessions = None
+        if backend.config.name in self._shutdown_rules:
+            sessions = self._sessions.setdefault((backend.config.name, lease.server), set())
+        return ProxiedBody(response, self.fleet, lease, sessions)
 
     def _persist_response(
         self,
@@ -283,8 +340,13 @@ class ProxyApp:
                     server_timeout=backend.server_timeout,
                     is_head=is_head,
                 )
+                if backend.observe:
+                    self._observe(backend, current.server, response.status)
                 return response, current
             except ConnectFailed:
+                self.fleet.count_error(backend.config.name, current.server, "conn")
+                if backend.observe:
+                    self._observe(backend, current.server, None)
                 self.fleet.release(current)
                 if retries_left == 0:
                     raise
@@ -297,9 +359,30 @@ class ProxyApp:
                     current = self._acquire_same(backend, failed)
                 if current is None:
                     raise
+            except UpstreamError:
+                self.fleet.count_error(backend.config.name, current.server, "resp")
+                if backend.observe.get(current.server) is Observe.LAYER7:
+                    self._observe(backend, current.server, None)
+                self.fleet.release(current)
+                raise
             except BaseException:
                 self.fleet.release(current)
                 raise
+
+    def _observe(self, backend: BackendRuntime, server: str, status: int | None) -> None:
+        """Passive health (``observe``): connection failures count as errors at layer 4; at
+        layer 7 so do invalid or missing responses and 5xx statuses but 501 and 505, as in
+        HAProxy."""
+        level = backend.observe.get(server)
+        if level is None:
+            return
+        if status is None:
+            ok = False
+        elif level is Observe.LAYER7:
+            ok = status < 500 or status in (501, 505)
+        else:
+            ok = True
+        self.fleet.observe(backend.config.name, server, ok)
 
     # -- answers geoproxy makes itself ------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from geoproxy.balance.factory import policy_for
 from geoproxy.balance.policy import Policy
-from geoproxy.config.model import Backend, Config, ForwardFor, Frontend
+from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
 from geoproxy.forward.pool import ServerPool
 from geoproxy.proxy.acl import Predicate, compile_condition
 from geoproxy.proxy.errorpages import ErrorPages
@@ -63,6 +63,7 @@ class BackendRuntime:
     server_close: bool
     forwardfor: Callable[[Environ], tuple[str, str] | None] | None
     persistence: BackendPersistence
+    observe: dict[str, Observe]  # servers under passive health observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRunti
             server_close=backend.http_server_close,
             forwardfor=_forwardfor_rule(backend.forwardfor) if backend.forwardfor else None,
             persistence=BackendPersistence(backend, config),
+            observe={s.name: s.observe for s in backend.servers if s.observe is not None},
         )
     return backends
 

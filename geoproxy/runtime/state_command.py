@@ -6,25 +6,63 @@ import sys
 
 from geoproxy.balance.view import AdminState
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
-from geoproxy.state.store import BackendReport
+from geoproxy.state.store import BackendReport, ServerReport
 
-_COLUMNS = ("server", "address", "admin", "oper", "weight", "inflight", "total", "backup")
+_COLUMNS = (
+    "server",
+    "address",
+    "admin",
+    "oper",
+    "weight",
+    "inflight",
+    "queued",
+    "total",
+    "errors",
+    "backup",
+    "check",
+    "streak",
+    "changed",
+)
+
+
+def _since(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.0f}h ago"
+
+
+def _check(server: ServerReport) -> str:
+    if not server.check:
+        return "-"
+    return f"{server.check} ({server.check_ms}ms)" if server.check_ms is not None else server.check
 
 
 def format_report(reports: list[BackendReport]) -> str:
     lines: list[str] = []
     for report in reports:
-        lines.append(f"backend {report.name} ({report.live_workers} live workers)")
+        lines.append(
+            f"backend {report.name} ({report.live_workers} live workers, "
+            f"{report.queued} queued in the backend)"
+        )
         rows = [_COLUMNS] + [
             (
                 server.name,
                 server.address,
                 server.admin,
                 server.oper,
-                str(server.weight),
+                f"{server.weight}/{server.cfg_weight}",
                 str(server.inflight),
+                str(server.queued),
                 str(server.total),
+                str(server.errors),
                 "yes" if server.backup else "no",
+                _check(server),
+                server.streak or "-",
+                _since(server.since_change),
             )
             for server in report.servers
         ]
@@ -65,8 +103,10 @@ def set_server(redis_url: str, target: str, field: str, value: str) -> int:
             try:
                 state = AdminState(value)
             except ValueError:
-                print(f"geoproxy set: state must be ready, drain or maint, not {value!r}",
-                      file=sys.stderr)
+                print(
+                    f"geoproxy set: state must be ready, drain or maint, not {value!r}",
+                    file=sys.stderr,
+                )
                 return 2
             store.health.set_admin(backend, server, state)
         else:

@@ -35,13 +35,13 @@ from geoproxy.config.model import Backend
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
+from geoproxy.state.report import read_report
 from geoproxy.state.scripts import Scripts, execute
 from geoproxy.state.snapshot import STATE_FIELDS, initial_view, rebuild_view, transitions
 from geoproxy.state.store import (
     BackendReport,
     Lease,
     QueueUnavailable,
-    ServerReport,
     StickEntry,
     StickRequest,
     Ticket,
@@ -57,6 +57,7 @@ RETRY_AFTER = 1.0  # after a failure, the request path leaves Redis alone this l
 TransitionListener = Callable[[str, str, OperState, OperState], None]
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
 
 def _ttl_ms(ttl: float | None) -> int:
     """A stick entry's lifetime for Redis: milliseconds, 0 for none."""
@@ -112,6 +113,9 @@ class RedisFleetState:
         self._pending_sticks: list[tuple[StickEntry, str]] = []
         self._transition_listeners: list[TransitionListener] = []
         self._flush_now = False
+        self._pending_errors: dict[tuple[str, str, str], int] = {}
+        # (backend, server) -> [errors since the last success, saw a success, all errors]
+        self._pending_observations: dict[tuple[str, str], list[int]] = {}
         self.health = HealthStore(self._client, self._scripts)
         self._down_until = 0.0
         self._degraded = False
@@ -139,6 +143,7 @@ class RedisFleetState:
                         "maxqueue": server.maxqueue,
                         "backup": int(server.backup),
                         "cookie": server.cookie or "",
+                        "slowstart": server.slowstart,
                     },
                 )
                 # Operator and checker state survives restarts and reloads: set only if absent.
@@ -241,9 +246,7 @@ class RedisFleetState:
         state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
         return Lease(state.config.name, name, shared=True, stuck=bool(reply[1]))
 
-    def queue_acquire(
-        self, backend: str, ranking: Ranking, ticket: Ticket
-    ) -> Lease | int | None:
+    def queue_acquire(self, backend: str, ranking: Ranking, ticket: Ticket) -> Lease | int | None:
         """Wait in line for a slot: a ``Lease`` when served, else the ticket's rank in its
         queue; None when the queue is full (``maxqueue``). Raises on Redis errors (a queued
         request cannot be served from local counts)."""
@@ -283,6 +286,20 @@ class RedisFleetState:
             pipe.execute()
         except REDIS_ERRORS as error:
             raise QueueUnavailable(str(error)) from error
+
+    def count_error(self, backend: str, server: str, kind: str) -> None:
+        key = (backend, server, kind)
+        self._pending_errors[key] = self._pending_errors.get(key, 0) + 1
+        self._flush_wanted.set()
+
+    def observe(self, backend: str, server: str, ok: bool) -> None:
+        run = self._pending_observations.setdefault((backend, server), [0, 0, 0])
+        if ok:
+            run[0], run[1] = 0, 1  # a success ends the run of errors before it
+        else:
+            run[0] += 1
+            run[2] += 1
+        self._flush_wanted.set()
 
     def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
         if not entries:
@@ -391,9 +408,15 @@ class RedisFleetState:
         taken = [(state, state.take_pending()) for state in self._backends.values()]
         taken = [(state, releases) for state, releases in taken if releases]
         sticks, self._pending_sticks = self._pending_sticks, []
-        if not taken and not sticks:
+        observed, self._pending_observations = self._pending_observations, {}
+        errors, self._pending_errors = self._pending_errors, {}
+        if not taken and not sticks and not observed and not errors:
             return
         pipe = self._client.pipeline(transaction=False)
+        for (backend, name, kind), count in errors.items():
+            pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
+        for (backend, name), (run, reset, seen) in observed.items():
+            self._queue_observation(pipe, backend, name, run, reset, seen)
         for entry, server in sticks:
             ttl = _ttl_ms(entry.ttl)
             pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
@@ -410,6 +433,28 @@ class RedisFleetState:
                 state.give_back_pending(releases)
             self._pending_sticks[:0] = sticks
             raise
+
+    def _queue_observation(
+        self, pipe: Any, backend: str, name: str, run: int, reset: int, errors: int
+    ) -> None:
+        state = self._backends[backend]
+        server = state.config.server(name)
+        if server is None:
+            return
+        self._scripts.queue(
+            pipe,
+            "observe",
+            [state.keys.server(name)],
+            [
+                run,
+                reset,
+                errors,
+                server.error_limit,
+                server.on_error.value,
+                server.rise,
+                server.fall,
+            ],
+        )
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_PERIOD):
@@ -473,34 +518,7 @@ class RedisFleetState:
 
     def report(self) -> list[BackendReport]:
         """Every registered backend as ``geoproxy state`` prints it, read from Redis alone."""
-        seconds, micros = self._client.time()
-        now_ms = seconds * 1000 + micros // 1000
-        reports = []
-        for name in sorted(cast(set[str], self._client.smembers(BACKENDS))):
-            keys = backend_keys(name)
-            servers = cast(list[str], self._client.zrange(keys.servers, 0, -1))
-            pipe = self._client.pipeline(transaction=False)
-            for server in servers:
-                pipe.hgetall(keys.server(server))
-            pipe.hgetall(keys.inflight)
-            pipe.hgetall(keys.total)
-            pipe.zcount(keys.workers, now_ms, "+inf")
-            *details, inflight, total, live = pipe.execute()
-            rows = tuple(
-                ServerReport(
-                    name=server,
-                    address=detail.get("addr", ""),
-                    admin=detail.get("admin", ""),
-                    oper=detail.get("oper", ""),
-                    weight=int(detail.get("weight", 0)),
-                    inflight=int(inflight.get(server, 0)),
-                    total=int(total.get(server, 0)),
-                    backup=detail.get("backup") == "1",
-                )
-                for server, detail in zip(servers, details, strict=True)
-            )
-            reports.append(BackendReport(name=name, servers=rows, live_workers=int(live)))
-        return reports
+        return read_report(self._client)
 
     def close(self) -> None:
         if self._fast is not None:

@@ -13,12 +13,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from geoproxy.balance.policy import Ranking
-from geoproxy.balance.view import BackendView, ServerView
+from geoproxy.balance.view import BackendView, OperState, ServerView
 from geoproxy.config.model import Backend
 
 
@@ -80,10 +80,17 @@ class ServerReport:
     address: str
     admin: str
     oper: str
-    weight: int
+    weight: int  # effective (operator's weight, ramped by slowstart)
+    cfg_weight: int
     inflight: int
+    queued: int
     total: int
     backup: bool
+    check: str  # last check: HAProxy status code and description
+    check_ms: int | None
+    streak: str  # consecutive check successes or failures
+    errors: int  # connection and response errors
+    since_change: float | None  # seconds since the last UP/DOWN transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,7 @@ class BackendReport:
     name: str
     servers: tuple[ServerReport, ...]
     live_workers: int
+    queued: int = 0  # requests waiting in the backend's queue
 
 
 class FleetState(Protocol):
@@ -126,6 +134,14 @@ class FleetState(Protocol):
         """Take a ticket out of its queue (the request gave up waiting)."""
         ...
 
+    def count_error(self, backend: str, server: str, kind: str) -> None:
+        """Count a connection (``conn``) or response (``resp``) error of a server; batched."""
+        ...
+
+    def observe(self, backend: str, server: str, ok: bool) -> None:
+        """Count one passive-health observation (``observe``); batched, never blocks."""
+        ...
+
     def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
         """Remember ``server`` under ``entries`` (``stick store-response``); batched, never
         blocks on Redis."""
@@ -138,6 +154,11 @@ class FleetState(Protocol):
     @property
     def degraded(self) -> bool:
         """True while Redis is unreachable and decisions are local."""
+        ...
+
+    def on_transition(self, listener: Callable[[str, str, OperState, OperState], None]) -> None:
+        """Call ``listener(backend, server, before, after)`` when a snapshot refresh sees a
+        server's health state change."""
         ...
 
     def start(self) -> None:
