@@ -5,8 +5,9 @@ Rules:
 2. ``Settings`` holds exactly what HAProxy copies from a ``defaults`` section into a new proxy
    (``proxy_defproxy_cpy()`` in HAProxy's proxy.c): mode, options, timeouts, errorfiles,
    balance, hash-type, cookie, retries, default-server, health-check request, maxconn and
-   default_backend. ``Rules`` holds what is never inherited: binds, ACLs, use_backend, servers,
-   stick tables and rules, force-persist and ignore-persist.
+   default_backend, and the ``stats`` page settings. ``Rules`` holds what is never inherited:
+   binds, ACLs, use_backend, servers, stick tables and rules, force-persist and ignore-persist,
+   ``stats admin`` rules.
 3. A new proxy starts from a deep copy of its defaults' ``Settings``; a ``defaults`` section
    without ``from`` starts from HAProxy's built-in defaults (the model's field defaults).
 4. ACL names in conditions are checked when the rule is read (HAProxy refuses an ACL declared
@@ -35,6 +36,7 @@ from geoproxy.config.model import (
     Location,
     Sample,
     Server,
+    StatsAuth,
     StickRuleKind,
     StickTable,
     Timeouts,
@@ -61,6 +63,21 @@ class ProxyKind(enum.Enum):
 def default_server_template() -> Server:
     """The ``default-server`` every backend starts with: the model's (HAProxy's) defaults."""
     return Server(name="", host="", port=0, location=Location("", 0))
+
+
+@dataclass(slots=True)
+class StatsDraft:
+    """The ``stats`` keywords read so far (model: ``StatsConfig``); inherited from defaults as
+    HAProxy shares a defaults section's ``uri_auth`` with its proxies."""
+
+    location: Location
+    uri: str = "/haproxy?stats"
+    realm: str = "HAProxy Statistics"
+    auths: list[StatsAuth] = field(default_factory=list)
+    refresh: float | None = None
+    hide_version: bool = False
+    scopes: list[str] = field(default_factory=list)
+    metrics_uri: str | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +108,7 @@ class Settings:
     check_request: HttpCheck = field(default_factory=HttpCheck)
     http_check_location: Location | None = None
     default_server: Server = field(default_factory=default_server_template)
+    stats: StatsDraft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +149,7 @@ class Rules:
     stick_rules: list[StickRuleDraft] = field(default_factory=list)
     force_persist: list[ConditionDraft] = field(default_factory=list)
     ignore_persist: list[ConditionDraft] = field(default_factory=list)
+    stats_admin: list[ConditionDraft] = field(default_factory=list)
     # where this section's own `http-check expect` is, once it has one
     http_check_expect: Location | None = None
 

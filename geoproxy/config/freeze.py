@@ -13,13 +13,20 @@ Rules:
 from __future__ import annotations
 
 from geoproxy.config.acl import PREDEFINED
-from geoproxy.config.draft import ConditionDraft, ProxyDraft, ProxyKind, bind_condition
+from geoproxy.config.draft import (
+    ConditionDraft,
+    ProxyDraft,
+    ProxyKind,
+    StatsDraft,
+    bind_condition,
+)
 from geoproxy.config.model import (
     Acl,
     Backend,
     Bind,
     Condition,
     Frontend,
+    StatsConfig,
     StickRule,
     Timeouts,
     UseBackend,
@@ -71,6 +78,24 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         http_mode=settings.http_mode,
         maxconn=settings.maxconn,
         errorfiles=tuple(settings.errorfiles.values()),
+        stats=_stats(settings.stats, rules.stats_admin, acls),
+    )
+
+
+def _stats(draft: StatsDraft | None, admin: list[ConditionDraft],
+           acls: dict[str, Acl]) -> StatsConfig | None:
+    if draft is None:
+        return None
+    return StatsConfig(
+        location=draft.location,
+        uri=draft.uri,
+        realm=draft.realm,
+        auths=tuple(draft.auths),
+        admin=tuple(_bind(rule, acls) for rule in admin),
+        refresh=draft.refresh,
+        hide_version=draft.hide_version,
+        scopes=tuple(draft.scopes),
+        metrics_uri=draft.metrics_uri,
     )
 
 

@@ -15,7 +15,7 @@ _PROCESS = "process management belongs to gunicorn and geoproxy's command line"
 _LOGGING = "logging is configured on geoproxy's command line"
 _TLS = "geoproxy does not terminate TLS"
 _TUNING = "HAProxy's tuning does not apply to geoproxy"
-_STATS = "geoproxy's stats and admin interface are configured on its command line"
+_STATS = "geoproxy's runtime commands go through Redis: see 'geoproxy set' and 'geoproxy state'"
 _NOTHING = "it has no effect on traffic in geoproxy"
 
 # keyword -> reason, for the global section
@@ -57,7 +57,6 @@ PROXY_IGNORED: dict[str, str] = {
                      "server-state-file-name", "bind-process", "rate-limit", "compression",
                      "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt",
                      "srvtcpka-idle", "srvtcpka-intvl", "max-session-srv-conns"), _NOTHING),
-    "stats": _STATS,
     "monitor-uri": "geoproxy answers no monitor URI: such requests go to the backend",
 }
 

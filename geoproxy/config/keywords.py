@@ -34,6 +34,7 @@ from geoproxy.config.kw_proxy import (
     parse_use_backend,
 )
 from geoproxy.config.kw_server import parse_default_server, parse_server
+from geoproxy.config.kw_stats import parse_stats
 
 ProxyKeyword = Keyword[ProxyDraft]
 
@@ -64,6 +65,7 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "stick": Keyword(parse_stick, in_defaults=False, frontend=False),
     "force-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "ignore-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
+    "stats": Keyword(parse_stats),
 }
 
 # the keywords a `no` or `default` prefix may precede

@@ -429,6 +429,39 @@ class UseBackend:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsAuth:
+    """``stats auth USER:PASSWORD`` (the password is what follows the first colon, in clear, as
+    HAProxy reads it; no colon: an empty password)."""
+
+    user: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatsConfig:
+    """The ``stats ...`` keywords of a frontend or listen section (or inherited from its
+    defaults), with HAProxy's defaults: any of them enables the page.
+
+    ``uri`` is a prefix of the request URI, query string included (HAProxy's
+    ``/haproxy?stats`` default); ``auths`` empty means no authentication; ``admin`` holds the
+    ``stats admin if|unless COND`` conditions (any that holds grants admin rights); ``refresh``
+    is seconds (None: no ``Refresh`` header); ``scopes`` limits the proxies shown (empty: all;
+    ``.`` is the section itself). ``metrics_uri`` is geoproxy's own ``stats metrics-uri PATH``,
+    where Prometheus scrapes (None: ``/metrics`` on a listener serving only stats, else none).
+    """
+
+    location: Location
+    uri: str = "/haproxy?stats"
+    realm: str = "HAProxy Statistics"
+    auths: tuple[StatsAuth, ...] = ()
+    admin: tuple[Condition, ...] = ()
+    refresh: float | None = None
+    hide_version: bool = False
+    scopes: tuple[str, ...] = ()
+    metrics_uri: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Frontend:
     """A ``frontend``, or the frontend half of a ``listen`` section.
 
@@ -449,6 +482,7 @@ class Frontend:
     http_mode: HttpMode = HttpMode.KEEP_ALIVE
     maxconn: int = 0
     errorfiles: tuple[ErrorFile, ...] = ()
+    stats: StatsConfig | None = None
 
     @property
     def http_server_close(self) -> bool:

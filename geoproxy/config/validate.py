@@ -8,7 +8,7 @@ Rules:
    stick rule without a stick table, no frontend at all.
 3. Warnings: HAProxy's ("missing timeouts", http-check rules without ``option httpchk``), and
    geoproxy's own where a configuration is legal but surely not what was meant (a backend
-   without servers, persistence cookies nobody can get) or where geoproxy departs from HAProxy
+   without servers, unless it is a ``listen`` section serving the stats page, persistence cookies nobody can get) or where geoproxy departs from HAProxy
    (``cookie ... prefix indirect``, see the persistence spec).
 4. Each message carries the location of the line at fault, or of the section when the fault is
    an absence.
@@ -62,9 +62,11 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
         if frontend.name not in listens and frontend.timeouts.client is None:
             warnings.append(_missing_timeouts(frontend.location, f"frontend '{frontend.name}'"))
     errors.extend(_bind_collisions(config.frontends))
+    stats_only = {f.name for f in config.frontends if f.stats is not None}
     for backend in config.backends:
         errors.extend(_stick_errors(backend, backends))
-        warnings.extend(_backend_warnings(backend))
+        if not (backend.name in listens and backend.name in stats_only and not backend.servers):
+            warnings.extend(_backend_warnings(backend))
         missing = backend.timeouts.connect is None or backend.timeouts.server is None
         if backend.name in listens:
             half = config.frontend(backend.name)
@@ -85,7 +87,7 @@ def _frontend_errors(frontend: Frontend, kind: str,
     if not frontend.binds:
         yield Diagnostic(where, "bind", f"{kind} '{frontend.name}' has no 'bind' directive: "
                          "geoproxy would never receive its traffic.")
-    if frontend.default_backend is None and not frontend.use_backends:
+    if frontend.default_backend is None and not frontend.use_backends and not frontend.stats:
         yield Diagnostic(where, "default_backend", (
             f"{kind} '{frontend.name}' has no 'default_backend' and no 'use_backend' rule: "
             "every request would be answered with 503."))
