@@ -8,8 +8,9 @@ Rules:
    stick rule without a stick table, no frontend at all.
 3. Warnings: HAProxy's ("missing timeouts", http-check rules without ``option httpchk``), and
    geoproxy's own where a configuration is legal but surely not what was meant (a backend
-   without servers, unless it is a ``listen`` section serving the stats page, persistence cookies nobody can get) or where geoproxy departs from HAProxy
-   (``cookie ... prefix indirect``, see the persistence spec).
+   without servers, unless it is a ``listen`` section serving the stats page; persistence
+   cookies nobody can get) or where geoproxy departs from HAProxy (``cookie ... prefix
+   indirect``, see the persistence spec).
 4. Each message carries the location of the line at fault, or of the section when the fault is
    an absence.
 """

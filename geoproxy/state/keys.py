@@ -31,6 +31,7 @@ class BackendKeys:
     queue: str  # ZSET: tickets of balanced requests waiting for a slot -> arrival sequence
     queue_deadlines: str  # HASH: ticket -> deadline (ms, Redis clock)
     queue_sequence: str  # STRING counter: the next arrival sequence
+    stats: str  # HASH: the backend's statistics (rates, maxima, per-frontend counters)
 
     def server_queue(self, name: str) -> str:
         """ZSET: tickets of persistent requests waiting for server ``name``."""
@@ -60,6 +61,7 @@ def backend_keys(backend: str) -> BackendKeys:
         queue=f"{tag}:queue",
         queue_deadlines=f"{tag}:qdeadline",
         queue_sequence=f"{tag}:qseq",
+        stats=f"{tag}:stats",
     )
 
 
@@ -76,7 +78,10 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:srv:S",
         "HASH",
         "server S of backend B: addr, weight, maxconn, backup, admin (ready, drain or maint), "
-        "oper (up, down, going-up or going-down)",
+        "oper (up, down, going-up or going-down); its check (check_code, check_desc, check_ms, "
+        "checked_at, failed_checks, downs, last_change, downtime_ms) and traffic statistics "
+        "(bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, max_inflight, "
+        "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second)",
     ),
     (
         "gp:{B}:chk:S",
@@ -104,6 +109,13 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     ),
     ("gp:{B}:qdeadline", "HASH", "ticket -> when its request stops waiting (timeout queue)"),
     ("gp:{B}:qseq", "STRING", "arrival counter of backend B's queues"),
+    (
+        "gp:{B}:stats",
+        "HASH",
+        "backend B's statistics: max_inflight, max_queued, session rate fields (as in the "
+        "server hash), and fe:F:sessions, fe:F:bytes_in, fe:F:bytes_out, fe:F:rate_* for what "
+        "frontend F sent to B",
+    ),
     (
         "gp:{B}:w:W",
         "HASH",

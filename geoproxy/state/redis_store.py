@@ -35,17 +35,19 @@ from geoproxy.config.model import Backend
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
-from geoproxy.state.report import read_report
+from geoproxy.state.report import read_fleet, read_report
 from geoproxy.state.scripts import Scripts, execute
 from geoproxy.state.snapshot import STATE_FIELDS, initial_view, rebuild_view, transitions
 from geoproxy.state.store import (
     BackendReport,
+    FleetReport,
     Lease,
     QueueUnavailable,
     StickEntry,
     StickRequest,
     Ticket,
 )
+from geoproxy.state.tally import BackendTally
 
 HEARTBEAT_PERIOD = 0.5  # seconds between two heartbeats (and snapshot refreshes) of a process
 WORKER_TTL_MS = 1500  # a worker whose last heartbeat is older than this is dead
@@ -75,6 +77,7 @@ class _BackendState:
     fleet_inflight: dict[str, int] = field(default_factory=dict)
     local_inflight: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
+    tally: BackendTally = field(default_factory=BackendTally)
     contended_until: float = 0.0  # requests of this process queued recently (clock seconds)
 
     def take_pending(self) -> dict[str, int]:
@@ -84,6 +87,10 @@ class _BackendState:
     def give_back_pending(self, taken: dict[str, int]) -> None:
         for name, count in taken.items():
             self.pending[name] = self.pending.get(name, 0) + count
+
+    def take_tally(self) -> BackendTally:
+        taken, self.tally = self.tally, BackendTally()
+        return taken
 
 
 class RedisFleetState:
@@ -144,6 +151,9 @@ class RedisFleetState:
                         "backup": int(server.backup),
                         "cookie": server.cookie or "",
                         "slowstart": server.slowstart,
+                        "check": int(server.check),
+                        "rise": server.rise,
+                        "fall": server.fall,
                     },
                 )
                 # Operator and checker state survives restarts and reloads: set only if absent.
@@ -244,6 +254,7 @@ class RedisFleetState:
         if not name:
             return None
         state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
+        state.tally.saw_acquire(name, counts)
         return Lease(state.config.name, name, shared=True, stuck=bool(reply[1]))
 
     def queue_acquire(self, backend: str, ranking: Ranking, ticket: Ticket) -> Lease | int | None:
@@ -269,10 +280,12 @@ class RedisFleetState:
         if name:
             state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
             state.contended_until = self._clock() + 1.0
+            state.tally.saw_acquire(name, state.fleet_inflight)
             return Lease(backend, name, shared=True)
         if int(rank) < 0:
             return None
         state.contended_until = self._clock() + 1.0
+        state.tally.saw_queue(ticket.server, int(rank) + 1)
         return int(rank)
 
     def leave_queue(self, backend: str, ticket: Ticket) -> None:
@@ -291,6 +304,14 @@ class RedisFleetState:
         key = (backend, server, kind)
         self._pending_errors[key] = self._pending_errors.get(key, 0) + 1
         self._flush_wanted.set()
+
+    def count_traffic(self, lease: Lease, frontend: str, bytes_in: int, bytes_out: int) -> None:
+        self._backends[lease.backend].tally.saw_traffic(
+            lease.server, frontend, bytes_in, bytes_out
+        )
+
+    def count_retry(self, backend: str, server: str, redispatch: bool) -> None:
+        self._backends[backend].tally.saw_retry(server, redispatch)
 
     def observe(self, backend: str, server: str, ok: bool) -> None:
         run = self._pending_observations.setdefault((backend, server), [0, 0, 0])
@@ -405,8 +426,10 @@ class RedisFleetState:
 
     def flush(self) -> None:
         """Send every pending release now, one pipeline for all backends."""
-        taken = [(state, state.take_pending()) for state in self._backends.values()]
-        taken = [(state, releases) for state, releases in taken if releases]
+        taken = [
+            (state, state.take_pending(), state.take_tally()) for state in self._backends.values()
+        ]
+        taken = [item for item in taken if item[1] or not item[2].is_empty()]
         sticks, self._pending_sticks = self._pending_sticks, []
         observed, self._pending_observations = self._pending_observations, {}
         errors, self._pending_errors = self._pending_errors, {}
@@ -420,19 +443,29 @@ class RedisFleetState:
         for entry, server in sticks:
             ttl = _ttl_ms(entry.ttl)
             pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
-        for state, releases in taken:
-            args: list[Any] = []
-            for name, count in releases.items():
-                args += (name, count)
-            keys = [state.keys.inflight, state.keys.worker(self.worker_id)]
-            self._scripts.queue(pipe, "release", keys, args)
+        for state, releases, tally in taken:
+            self._queue_release(pipe, state, releases, tally)
         try:
             execute(pipe, self._scripts, self._client)
         except REDIS_ERRORS:
-            for state, releases in taken:
+            for state, releases, tally in taken:
                 state.give_back_pending(releases)
+                state.tally.merge(tally)
             self._pending_sticks[:0] = sticks
             raise
+
+    def _queue_release(
+        self, pipe: Any, state: _BackendState, releases: dict[str, int], tally: BackendTally
+    ) -> None:
+        """One release.lua call: the batched releases, then the statistics tally."""
+        keys = state.keys
+        args: list[Any] = [len(releases)]
+        for name, count in releases.items():
+            args += (name, count)
+        servers, accounting = tally.script_args()
+        script_keys = [keys.inflight, keys.worker(self.worker_id), keys.stats]
+        script_keys += [keys.server(name) for name in servers]
+        self._scripts.queue(pipe, "release", script_keys, args + accounting)
 
     def _queue_observation(
         self, pipe: Any, backend: str, name: str, run: int, reset: int, errors: int
@@ -519,6 +552,10 @@ class RedisFleetState:
     def report(self) -> list[BackendReport]:
         """Every registered backend as ``geoproxy state`` prints it, read from Redis alone."""
         return read_report(self._client)
+
+    def fleet_report(self) -> FleetReport:
+        """The whole fleet for the stats page and ``geoproxy top``, read from Redis alone."""
+        return read_fleet(self._client)
 
     def close(self) -> None:
         if self._fast is not None:

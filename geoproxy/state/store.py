@@ -91,6 +91,38 @@ class ServerReport:
     streak: str  # consecutive check successes or failures
     errors: int  # connection and response errors
     since_change: float | None  # seconds since the last UP/DOWN transition
+    # the statistics page's figures (fleet-wide, since the keys were created)
+    maxconn: int = 0
+    maxqueue: int = 0
+    checked: bool = False  # has active health checks
+    health: int = 0  # HAProxy's health counter: 0 .. rise+fall-1
+    rise: int = 2
+    fall: int = 3
+    check_failures: int = 0
+    downs: int = 0  # UP -> DOWN transitions
+    downtime: float = 0.0  # seconds spent DOWN
+    err_conn: int = 0
+    err_resp: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    retries: int = 0
+    redispatches: int = 0
+    max_inflight: int = 0
+    max_queued: int = 0
+    rate: int = 0  # sessions over the last second
+    rate_max: int = 0
+    last_check: float | None = None  # seconds since the last health check
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendReport:
+    """A frontend's figures, summed over the backends it sent requests to."""
+
+    name: str
+    sessions: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    rate: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +131,26 @@ class BackendReport:
     servers: tuple[ServerReport, ...]
     live_workers: int
     queued: int = 0  # requests waiting in the backend's queue
+    max_inflight: int = 0
+    max_queued: int = 0
+    rate: int = 0
+    rate_max: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetReport:
+    """The whole fleet as Redis holds it, at Redis time ``now_ms``: every backend, the
+    frontends that sent traffic, and the live workers (``HOST:PID``)."""
+
+    backends: tuple[BackendReport, ...]
+    frontends: tuple[FrontendReport, ...]
+    workers: tuple[str, ...]
+    now_ms: int
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The hosts with at least one live worker, sorted."""
+        return tuple(sorted({worker.rpartition(":")[0] for worker in self.workers}))
 
 
 class FleetState(Protocol):
@@ -136,6 +188,16 @@ class FleetState(Protocol):
 
     def count_error(self, backend: str, server: str, kind: str) -> None:
         """Count a connection (``conn``) or response (``resp``) error of a server; batched."""
+        ...
+
+    def count_traffic(self, lease: Lease, frontend: str, bytes_in: int, bytes_out: int) -> None:
+        """Count one finished request of ``frontend`` served under ``lease`` and its bytes
+        (request and response as forwarded); batched, never blocks."""
+        ...
+
+    def count_retry(self, backend: str, server: str, redispatch: bool) -> None:
+        """Count a retry after a connection failure on ``server`` (a redispatch when the
+        next attempt goes to another server); batched, never blocks."""
         ...
 
     def observe(self, backend: str, server: str, ok: bool) -> None:

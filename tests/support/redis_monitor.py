@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
@@ -15,8 +15,11 @@ _MARK = "geoproxy-monitor-mark"
 
 
 @contextmanager
-def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str]]:
-    """Count, by name, every command clients send while the ``with`` block runs.
+def wire_commands(
+    redis_url: str, timeout: float = 10.0, label: Callable[[str], str] | None = None
+) -> Iterator[Counter[str]]:
+    """Count, by name (or by ``label(command line)``), every command clients send while the
+    ``with`` block runs.
 
     A marker ``ECHO`` opens and closes the window, so nothing before or after is counted and
     every command of the block is in when the block's result is read.
@@ -40,7 +43,8 @@ def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str
                     inside = True
                     continue
                 if inside and entry.get("client_type") != "lua":
-                    counted[command.split(" ", 1)[0].upper()] += 1
+                    name = label(command) if label else command.split(" ", 1)[0].upper()
+                    counted[name] += 1
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

@@ -62,6 +62,11 @@ end
 local was_running = before == 'up' or before == 'going-down'
 local is_running = after == 'up' or after == 'going-down'
 if was_running ~= is_running then
+  -- downtime_ms: time spent not running, added up when the server runs again
+  local last = tonumber(redis.call('HGET', server, 'last_change') or '0')
+  if is_running and last > 0 then
+    redis.call('HINCRBY', server, 'downtime_ms', now_ms - last)
+  end
   redis.call('HSET', server, 'last_change', now_ms)
   if is_running then
     redis.call('HSET', server, 'up_since', now_ms)
