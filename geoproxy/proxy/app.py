@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from geoproxy.admin.mount import StatsApps, mount_stats
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
 from geoproxy.balance.view import OperState, ServerView
@@ -59,11 +60,21 @@ class ClientTimeouts:
     client: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """What the statistics count of one request: its frontend, the bytes forwarded to the
+    server (head and declared body) and the response head's bytes."""
+
+    frontend: str
+    bytes_in: int
+    head_out: int
+
+
 class ProxiedBody:
     """The response body handed to gunicorn: streams the server's body, and on ``close()``
-    returns the connection to its pool and releases the lease."""
+    returns the connection to its pool, counts the traffic and releases the lease."""
 
-    __slots__ = ("_response", "_fleet", "_lease", "_closed", "_sessions")
+    __slots__ = ("_response", "_fleet", "_lease", "_closed", "_sessions", "_traffic", "_sent")
 
     def __init__(
         self,
@@ -71,17 +82,22 @@ class ProxiedBody:
         fleet: FleetState,
         lease: Lease,
         sessions: set[ProxiedBody] | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         self._response = response
         self._fleet = fleet
         self._lease = lease
         self._closed = False
         self._sessions = sessions
+        self._traffic = traffic
+        self._sent = 0
         if sessions is not None:
             sessions.add(self)
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._response)
+        for chunk in self._response:
+            self._sent += len(chunk)
+            yield chunk
 
     def abort(self) -> None:
         """Cut the connection to the server (``on-marked-down shutdown-sessions``): the body
@@ -97,6 +113,11 @@ class ProxiedBody:
         try:
             self._response.close()
         finally:
+            traffic = self._traffic
+            if traffic is not None:
+                self._fleet.count_traffic(
+                    self._lease, traffic.frontend, traffic.bytes_in, traffic.head_out + self._sent
+                )
             self._fleet.release(self._lease)
 
 
@@ -128,6 +149,7 @@ class ProxyApp:
         }
         if self._shutdown_rules:
             fleet.on_transition(self._on_transition)
+        self._stats: StatsApps = mount_stats(config, fleet)
 
     def _on_transition(
         self, backend: str, server: str, before: OperState, after: OperState
@@ -179,6 +201,10 @@ class ProxyApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         frontend = self.frontend_for(environ)
+        if self._stats:
+            stats = self._stats.get(frontend.config.name)
+            if stats is not None and stats.serves(environ):
+                return stats(environ, start_response)
         try:
             if environ["REQUEST_METHOD"] == "CONNECT":
                 return self._answer(start_response, frontend.errors.page(405))
@@ -232,11 +258,17 @@ class ProxyApp:
         headers = response.headers
         if sticky.is_active:
             headers = self._persist_response(environ, backend, persistence, lease, response, now)
-        start_response(f"{response.status} {response.reason}", headers)
+        status = f"{response.status} {response.reason}"
+        start_response(status, headers)
         sessions = None
         if backend.config.name in self._shutdown_rules:
             sessions = self._sessions.setdefault((backend.config.name, lease.server), set())
-        return ProxiedBody(response, self.fleet, lease, sessions)
+        traffic = Traffic(
+            frontend.config.name,
+            len(head) + framing.length,
+            len(status) + 13 + sum(len(name) + len(value) + 4 for name, value in headers),
+        )
+        return ProxiedBody(response, self.fleet, lease, sessions, traffic)
 
     def _persist_response(
         self,
@@ -352,7 +384,9 @@ class ProxyApp:
                     raise
                 retries_left -= 1
                 failed = current.server
-                if retries_left == 0 and backend.config.redispatch:
+                redispatch = retries_left == 0 and backend.config.redispatch
+                self.fleet.count_retry(backend.config.name, failed, redispatch)
+                if redispatch:
                     current = self._acquire(environ, backend, avoid=failed)
                 else:
                     time.sleep(backend.turnaround)

@@ -1,0 +1,80 @@
+"""Where the stats pages hang in a worker: one ``StatsApp`` per frontend that enables stats.
+
+Rules:
+1. Built once per worker, from the configuration; the proxy asks ``serves(environ)`` only on
+   frontends that have a page, so other frontends pay one dict lookup at most.
+2. The metrics path is ``stats metrics-uri`` when given; otherwise ``/metrics`` on a listener
+   that serves nothing but stats (no server of its own and no backend to send to), never on a
+   frontend whose ``/metrics`` may belong to the application.
+3. The page needs the fleet's state in Redis; a fleet state without it gets no page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geoproxy import __version__
+from geoproxy.admin.app import StatsApp, StatsSite
+from geoproxy.balance.view import AdminState
+from geoproxy.config.model import Config, Frontend
+from geoproxy.state.redis_store import RedisFleetState
+from geoproxy.state.store import FleetReport, FleetState
+
+StatsApps = dict[str, StatsApp]
+DEFAULT_METRICS_URI = "/metrics"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisControl:
+    """``FleetControl`` on the worker's own fleet state (its Redis client)."""
+
+    fleet: RedisFleetState
+
+    def fleet_report(self) -> FleetReport:
+        return self.fleet.fleet_report()
+
+    def set_admin(self, backend: str, server: str, state: AdminState) -> None:
+        self.fleet.health.set_admin(backend, server, state)
+
+    def set_weight(self, backend: str, server: str, weight: int) -> None:
+        self.fleet.health.set_weight(backend, server, weight)
+
+
+def serves_only_stats(frontend: Frontend, config: Config) -> bool:
+    """No ``use_backend`` and no default backend with servers: a dedicated stats listener."""
+    if frontend.use_backends:
+        return False
+    backend = config.backend(frontend.default_backend) if frontend.default_backend else None
+    return backend is None or not backend.servers
+
+
+def configuration_order(config: Config) -> tuple[str, ...]:
+    """Proxy names in the order their sections appear in the file."""
+    sections = [(f.location.line, f.name) for f in config.frontends]
+    sections += [(b.location.line, b.name) for b in config.backends]
+    return tuple(dict.fromkeys(name for _, name in sorted(sections)))
+
+
+def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
+    if not isinstance(fleet, RedisFleetState):
+        return {}
+    control = RedisControl(fleet)
+    order = configuration_order(config)
+    frontends = tuple(frontend.name for frontend in config.frontends)
+    apps: StatsApps = {}
+    for frontend in config.frontends:
+        stats = frontend.stats
+        if stats is None:
+            continue
+        metrics = stats.metrics_uri
+        if metrics is None and serves_only_stats(frontend, config):
+            metrics = DEFAULT_METRICS_URI
+        site = StatsSite(
+            name=frontend.name,
+            order=order,
+            frontends=frontends,
+            version=None if stats.hide_version else __version__,
+            metrics_uri=metrics,
+        )
+        apps[frontend.name] = StatsApp(stats, site, control)
+    return apps
