@@ -3,8 +3,9 @@
 - ``redis_server`` (session): one real Redis-protocol server on a free loopback port.
 - ``redis_url`` (function): its URL, every database emptied before the test.
 - ``backends`` (factory): ``backends(count=2, names=None)`` starts demo backends on free ports.
-- ``proxy`` (factory): ``proxy(config_text, workers=2, redis_url=None)`` runs ``geoproxy run``
-  (against the test's clean Redis unless told otherwise) and waits for its binds.
+- ``proxy`` (factory): ``proxy(config_text, workers=2, redis=None, env=None)`` runs
+  ``geoproxy run`` (against the test's clean Redis unless told otherwise, with ``env`` added to
+  its environment) and waits for its binds.
 Everything a test starts is stopped by pid when the test ends, even if it crashed.
 """
 
@@ -71,10 +72,17 @@ def proxy(
 ) -> Iterator[ProxyFactory]:
     started: list[ProxyProcess] = []
 
-    def start(config_text: str, workers: int = 2, redis: str | None = None) -> ProxyProcess:
+    def start(
+        config_text: str,
+        workers: int = 2,
+        redis: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ProxyProcess:
         work_dir = tmp_path / f"proxy{len(started) + 1}"
         work_dir.mkdir()
-        running = start_proxy(process_registry, config_text, work_dir, redis or redis_url, workers)
+        running = start_proxy(
+            process_registry, config_text, work_dir, redis or redis_url, workers, env=env
+        )
         started.append(running)
         return running
 

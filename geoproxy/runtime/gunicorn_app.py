@@ -31,10 +31,14 @@ log = logging.getLogger("geoproxy")
 WORKER_CLASS = "geoproxy.runtime.worker.ProxyWorker"
 
 
+HOSTNAME_ENV = "GEOPROXY_HOSTNAME"
+
+
 def worker_id(pid: int) -> str:
     """The id under which a worker counts its requests in Redis: unique among live workers of
-    the fleet, and computable by the master from the pid alone."""
-    return f"{socket.gethostname()}:{pid}"
+    the fleet, and computable by the master from the pid alone. The host part is
+    ``$GEOPROXY_HOSTNAME`` when set (hosts that share a name, containers), else the hostname."""
+    return f"{os.environ.get(HOSTNAME_ENV) or socket.gethostname()}:{pid}"
 
 
 def bind_addresses(config: Config) -> list[str]:

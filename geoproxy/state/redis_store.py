@@ -162,7 +162,9 @@ class RedisFleetState:
                 pipe.hsetnx(key, "weight", server.weight)
             pipe.execute()
             self._forget_removed_servers(keys, configured)
-        self.attach(backends)
+        # the registering process (gunicorn's master) serves nothing: it must not be listed
+        # as a live worker
+        self._attach(backends, beat=False)
 
     def _forget_removed_servers(self, keys: BackendKeys, configured: set[str]) -> None:
         known = cast(list[str], self._client.zrange(keys.servers, 0, -1))
@@ -177,6 +179,9 @@ class RedisFleetState:
         pipe.execute()
 
     def attach(self, backends: Sequence[Backend]) -> None:
+        self._attach(backends, beat=True)
+
+    def _attach(self, backends: Sequence[Backend], *, beat: bool) -> None:
         for backend in backends:
             keys = backend_keys(backend.name)
             self._backends[backend.name] = _BackendState(
@@ -186,7 +191,7 @@ class RedisFleetState:
                 view=initial_view(backend),
             )
         try:
-            self.refresh()
+            self.refresh(beat=beat)
         except REDIS_ERRORS as error:
             self._mark_down(error)
 

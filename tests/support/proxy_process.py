@@ -7,8 +7,10 @@ every bind port accepts connections.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def start_proxy(
     redis_url: str,
     workers: int = 2,
     timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
 ) -> ProxyProcess:
     """Write ``config_text`` to ``work_dir/geoproxy.cfg``, run geoproxy on it and wait until
     every bind accepts connections; on failure the process is stopped and its output shown."""
@@ -86,7 +89,8 @@ def start_proxy(
     config_path.write_text(config_text)
     argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(config_path)]
     argv += ["--workers", str(workers), "--redis", redis_url]
-    process = registry.start("geoproxy", argv, work_dir)
+    child_env = {**os.environ, **env} if env else None
+    process = registry.start("geoproxy", argv, work_dir, env=child_env)
     try:
         for host, port in binds:
             wait_for_port(host, port, timeout, process.is_running)
