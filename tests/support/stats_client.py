@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from prometheus_client.parser import text_string_to_metric_families
 
 Rows = dict[tuple[str, str], dict[str, str]]
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class StatsClient:
     def post(self, form: dict[str, str | list[str]], **kwargs: object) -> Reply:
         return self.request("POST", self.uri, form=form, **kwargs)  # type: ignore[arg-type]
 
-    def metrics(self, path: str = "/metrics") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self, path: str = "/metrics") -> Samples:
         reply = self.request("GET", path)
         assert reply.status == 200, reply
         return parse_metrics(reply.text)
@@ -99,7 +100,7 @@ def parse_csv(text: str) -> Rows:
     return rows
 
 
-def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def parse_metrics(text: str) -> Samples:
     """Every sample: (name, sorted labels) -> value."""
     samples = {}
     for family in text_string_to_metric_families(text):
