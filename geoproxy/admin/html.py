@@ -145,7 +145,7 @@ def _row(row: StatsRow, with_box: bool) -> str:
 
 
 def _table(proxy: Proxy, admin: bool, uri: str) -> str:
-    with_box = admin and proxy.is_backend
+    with_box = admin and any(row.type == 2 for row in proxy.rows)
     first = '<th rowspan="2"></th>' if with_box else ""
     width = 2 + len(_HEADS) if with_box else 1 + len(_HEADS)
     groups = "".join(f'<th colspan="{span}">{name}</th>' for name, span in _GROUPS)
