@@ -1,4 +1,4 @@
-"""``geoproxy run | check | state``: the command line.
+"""``geoproxy run | check | state | top | set``: the command line.
 
 geoproxy's own settings come, highest first, from the command line, the environment
 (``GEOPROXY_REDIS_URL``, ``GEOPROXY_WORKERS``), the configuration's ``global`` section
@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Redis URL (env {REDIS_ENV}; default: the embedded "
         "Redis of a running `geoproxy run`)",
     )
+    top = commands.add_parser("top", help="watch the whole fleet live, as hatop does")
+    top.add_argument("--redis", help=f"Redis URL (env {REDIS_ENV}; default: the embedded "
+                     "Redis of a running `geoproxy run`)")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
+    top.add_argument("--count", type=int, help="stop after this many frames")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
     setter = commands.add_parser(
         "set", help="set a server's admin state or weight, fleet-wide (HAProxy's 'set server')"
     )
@@ -72,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from geoproxy.runtime.state_command import print_state
 
         return print_state(_state_redis_url(args.redis))
+    if args.command == "top":
+        from geoproxy.runtime.top_command import run_top
+
+        return run_top(_state_redis_url(args.redis), args.interval, args.count, args.once)
     if args.command == "set":
         from geoproxy.runtime.state_command import set_server
 
