@@ -28,7 +28,7 @@ from geoproxy.admin import actions
 from geoproxy.admin.csv import render_csv
 from geoproxy.admin.html import Page, render_html
 from geoproxy.admin.prometheus import CONTENT_TYPE, render_metrics
-from geoproxy.admin.rows import proxies, with_frontends
+from geoproxy.admin.rows import Proxy, proxies, with_frontends
 from geoproxy.config.model import StatsConfig
 from geoproxy.proxy.acl import Predicate, compile_condition, request_path
 from geoproxy.state.redis_store import REDIS_ERRORS
@@ -64,6 +64,7 @@ class StatsSite:
     frontends: tuple[str, ...]
     version: str | None
     metrics_uri: str | None
+    applets: tuple[str, ...] = ()  # listeners serving only the page (their backend is UP)
 
 
 class StatsApp:
@@ -148,11 +149,15 @@ class StatsApp:
         })
 
     def _order(self) -> list[str]:
-        return [proxy.name for proxy in proxies(self._report(), self._site.order, self._scopes)]
+        return [proxy.name for proxy in self._proxies(self._report())]
+
+    def _proxies(self, report: FleetReport) -> list[Proxy]:
+        site = self._site
+        return proxies(report, site.order, self._scopes, site.applets)
 
     def _page(self, request: Request, options: Sequence[str]) -> Response:
         report = self._report()
-        listed = proxies(report, self._site.order, self._scopes)
+        listed = self._proxies(report)
         headers = {"cache-control": "no-cache"}
         if "csv" in options:
             return Response(render_csv(listed), headers=headers, content_type="text/plain")

@@ -61,6 +61,9 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
     control = RedisControl(fleet)
     order = configuration_order(config)
     frontends = tuple(frontend.name for frontend in config.frontends)
+    applets = tuple(
+        f.name for f in config.frontends if f.stats is not None and serves_only_stats(f, config)
+    )
     apps: StatsApps = {}
     for frontend in config.frontends:
         stats = frontend.stats
@@ -75,6 +78,7 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
             frontends=frontends,
             version=None if stats.hide_version else __version__,
             metrics_uri=metrics,
+            applets=applets,
         )
         apps[frontend.name] = StatsApp(stats, site, control)
     return apps

@@ -164,7 +164,9 @@ def server_row(backend: str, iid: int, sid: int, server: ServerReport) -> StatsR
     )
 
 
-def backend_row(iid: int, backend: BackendReport) -> StatsRow:
+def backend_row(iid: int, backend: BackendReport, applet: bool = False) -> StatsRow:
+    """``applet``: the backend half of a listener that serves the page itself, UP as in
+    HAProxy (the page is its server)."""
     servers = backend.servers
     usable = [s for s in servers if s.oper in _RUNNING and s.admin == "ready"]
     primaries = [s for s in usable if not s.backup]
@@ -182,7 +184,7 @@ def backend_row(iid: int, backend: BackendReport) -> StatsRow:
         eresp=sum(s.err_resp for s in servers),
         wretr=sum(s.retries for s in servers),
         wredis=sum(s.redispatches for s in servers),
-        status="UP" if usable else "DOWN",
+        status="UP" if usable or applet else "DOWN",
         weight=sum(s.weight for s in (primaries or usable)),
         act=len(primaries),
         bck=len(usable) - len(primaries),
@@ -213,10 +215,14 @@ def frontend_row(iid: int, frontend: FrontendReport) -> StatsRow:
 
 
 def proxies(
-    report: FleetReport, order: Sequence[str] = (), scopes: Sequence[str] = ()
+    report: FleetReport,
+    order: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+    applets: Sequence[str] = (),
 ) -> list[Proxy]:
     """Every proxy of the fleet as the page lists it (module rules); ``order`` names come
-    first, and ``scopes``, when given, keeps only those proxies."""
+    first, ``scopes``, when given, keeps only those proxies, and ``applets`` names the
+    listeners that serve nothing but the page."""
     backends = {backend.name: backend for backend in report.backends}
     frontends = {front.name: front for front in report.frontends}
     names = list(dict.fromkeys([n for n in order if n in backends or n in frontends]))
@@ -231,7 +237,7 @@ def proxies(
         backend = backends.get(name)
         if backend is not None:
             rows += [server_row(name, iid, sid, s) for sid, s in enumerate(backend.servers, 1)]
-            rows.append(backend_row(iid, backend))
+            rows.append(backend_row(iid, backend, applet=name in applets))
         listed.append(Proxy(name, iid, tuple(rows), backend is not None))
     return listed
 

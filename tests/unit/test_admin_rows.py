@@ -72,6 +72,8 @@ def test_a_backend_without_a_usable_server_is_down() -> None:
     listed = proxies(report(server(oper="down"), server(name="s2", admin="maint")))
     rows = next(proxy for proxy in listed if proxy.name == "app").rows
     assert rows[-1].status == "DOWN" and rows[-1].weight == 0
+    page_only = proxies(report(name="stats"), applets=("stats",))
+    assert page_only[0].rows[-1].status == "UP", "the page is the stats listener's server"
 
 
 def test_csv_cells_follow_the_header_and_empty_cells_stay_empty() -> None:
