@@ -5,7 +5,8 @@ Order, as HAProxy processes a request: ``force-persist`` / ``ignore-persist`` ru
 persistence cookie (a valid one makes the request "direct"), then ``stick match`` / ``stick on``
 lookups (skipped when the cookie already chose a server), then balancing; the stick lookups and
 the ``stick on`` / ``stick store-request`` stores travel inside the acquire round trip.
-``stick store-response`` entries are learnt from the response, off the critical path.
+``stick store-response`` entries are learnt from the response and written before it goes on
+(only a response that brings a new key costs that round trip).
 """
 
 from __future__ import annotations
@@ -167,23 +168,32 @@ class BackendPersistence:
         )
         return StickRequest(tuple(lookups), tuple(stores), allowed)
 
-    def response_entries(
-        self, environ: Environ, response_headers: Sequence[tuple[str, str]]
+    def entries_to_store(
+        self,
+        environ: Environ,
+        response_headers: Sequence[tuple[str, str]],
+        stick: StickRequest | None,
+        redispatched: bool,
     ) -> list[StickEntry]:
-        """``stick store-response`` entries learnt from a response (e.g. the session id in the
-        server's Set-Cookie, as HAProxy 1.5's ``appsession`` did)."""
+        """The stick-table entries to point at the server that answered, once its response is
+        in: what ``stick store-response`` learns from the response (e.g. the session id in the
+        server's Set-Cookie, as HAProxy 1.5's ``appsession`` did), less what the acquire
+        already stored for that server; and after a redispatch the request's own stores, which
+        the acquire pointed at the server that failed (HAProxy stores the server that answered).
+        """
+        stored = () if stick is None else stick.stores
+        entries = list(stored) if redispatched else []
         if not self._response_rules:
-            return []
+            return entries
         source = SampleSource(
             client_address=environ.get("REMOTE_ADDR", ""),
             target=environ.get("RAW_URI") or "/",
             request_headers=(),
             response_headers=response_headers,
         )
-        entries = []
         for rule in self._response_rules:
             if rule.applies(environ):
                 entry = rule.entry(source)
-                if entry is not None:
+                if entry is not None and entry not in entries and entry not in stored:
                     entries.append(entry)
         return entries
