@@ -201,7 +201,7 @@ class ProxyApp:
         now: float,
     ) -> list[tuple[str, str]]:
         """The response headers after cookie persistence."""
-        answered = self.fleet.view(backend.config.name).server(lease.server)
+        answered = backend.persistence.server(self.fleet.view(backend.config.name), lease.server)
         if answered is None or persistence.policy is None:
             return response.headers
         rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)
