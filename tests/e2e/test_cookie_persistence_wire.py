@@ -20,6 +20,7 @@ a keep-alive connection in prefix mode, and cookies a browser holds twice.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 import pytest
 import redis
 
-from geoproxy.persistence.cookie_dates import decode_date
+from geoproxy.persistence.cookie_dates import decode_date, encode_date
 from geoproxy.persistence.dynamic import dynamic_cookie
 from tests.support.backends import Backend, start_backends
 from tests.support.browser import Browser
@@ -252,3 +253,225 @@ def test_haproxy_recorded_exchange_gives_the_same_headers_through_the_proxy(
                 "status": exchange.data["result"]["status"],
             }
             assert got == want, exchange.id
+
+
+# -- hand-written: what the recordings do not show ------------------------------------------
+
+
+def _request(
+    connection: RawConnection, case: str, cookie: str | None = None, path: str = "/app/x"
+) -> RawResponse:
+    lines = [f"GET {path} HTTP/1.1", "Host: wire.test", f"{CASE_HEADER}: {case}"]
+    if cookie is not None:
+        lines.append(f"Cookie: {cookie}")
+    connection.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    return connection.read_response()
+
+
+def _set_cookies(response: RawResponse) -> list[str]:
+    return [value for name, value in response.headers if name.lower() == "set-cookie"]
+
+
+def json_pairs(response: RawResponse) -> list[tuple[str, str]]:
+    """The request fields a demo backend's /headers saw."""
+    return [(name, value) for name, value in json.loads(response.body)]
+
+
+def _case(name: str) -> str:
+    return f"{name}-{time.monotonic_ns()}"
+
+
+def test_insert_indirect_server_gets_the_other_cookies_untouched_and_in_order(wire: Wire) -> None:
+    with wire.connect("demo_insert") as connection:
+        cookie = 'a=1; SRV=d2; b="x y"; SRV2=d1; c=3'
+        response = _request(connection, "insert", cookie, path="/headers")
+        assert response.status == 200 and response.header("X-Server") == "demo2"
+        received = [value for name, value in json_pairs(response) if name.lower() == "cookie"]
+        assert received == ['a=1; b="x y"; SRV2=d1; c=3']
+        assert _set_cookies(response) == [] and response.header("Cache-Control") is None
+
+        response = _request(connection, "insert", "a=1", path="/headers")
+        assert response.header("X-Server") == "demo1"
+        assert [v for n, v in json_pairs(response) if n.lower() == "cookie"] == ["a=1"]
+        assert _set_cookies(response) == ["SRV=d1; path=/"]
+        assert response.header("Cache-Control") is None  # a plain 200 is not cacheable
+
+        response = _request(connection, "insert", "SRV=d2", path="/headers")
+        assert response.header("X-Server") == "demo2"
+        assert [n for n, _ in json_pairs(response) if n.lower() == "cookie"] == []
+
+
+def test_prefix_server_gets_its_own_session_id_back(wire: Wire) -> None:
+    with wire.connect("demo_prefix") as connection:
+        response = _request(
+            connection, "prefix", "x=1; JSESSIONID=d2~ABC.srv2; y=2", path="/headers"
+        )
+        assert response.header("X-Server") == "demo2"
+        assert [v for n, v in json_pairs(response) if n.lower() == "cookie"] == [
+            "x=1; JSESSIONID=ABC.srv2; y=2"
+        ]
+        response = _request(
+            connection, "prefix", "", path="/set-cookie?name=JSESSIONID&value=NEW&path=/app"
+        )
+        assert response.header("X-Server") == "demo1"
+        assert _set_cookies(response) == ["JSESSIONID=d1~NEW; Path=/app"]
+
+
+def test_prefix_every_response_on_a_keep_alive_connection_names_the_server_that_answered(
+    wire: Wire,
+) -> None:
+    steps = [  # (cookie sent, the server's new session, the server that must answer)
+        (None, "A", None),
+        ("JSESSIONID=s2~B", "C", "s2"),
+        ("JSESSIONID=s1~D", "E", "s1"),
+        (None, "F", None),
+        (None, "G", None),
+        ("JSESSIONID=s2~H", "H2", "s2"),
+        ("JSESSIONID=zz~I", "J", None),
+    ]
+    with wire.connect("prefix_rr") as connection:
+        for cookie, new_session, direct in steps:
+            case = _case("keep-alive prefix")
+            wire.servers.script(case, 200, [("Set-Cookie", f"JSESSIONID={new_session}; Path=/app")])
+            response = _request(connection, case, cookie)
+            answered = response.header("X-Server")
+            assert direct is None or answered == direct
+            assert _set_cookies(response) == [f"JSESSIONID={answered}~{new_session}; Path=/app"]
+            if cookie is not None:
+                sent = cookie.split("~", 1)[1]
+                assert wire.servers.received(case)[0].all("cookie") == [f"JSESSIONID={sent}"]
+
+
+def test_prefix_drops_the_servers_cookie_only_when_the_client_already_has_that_value(
+    wire: Wire,
+) -> None:
+    with wire.connect("prefix_rr") as connection:
+        same = _case("same session")
+        wire.servers.script(same, 200, [("Set-Cookie", "JSESSIONID=OLD; Path=/app")])
+        response = _request(connection, same, "JSESSIONID=s1~OLD")
+        assert response.header("X-Server") == "s1" and _set_cookies(response) == []
+        new = _case("new session")
+        wire.servers.script(new, 200, [("Set-Cookie", "JSESSIONID=NEW; Path=/app; HttpOnly")])
+        response = _request(connection, new, "JSESSIONID=s1~OLD")
+        assert _set_cookies(response) == ["JSESSIONID=s1~NEW; Path=/app; HttpOnly"]
+
+
+def test_two_session_cookies_in_the_jar_route_by_the_first_and_never_bounce(wire: Wire) -> None:
+    with Browser(HOST, wire.ports["prefix_rr"]) as browser:
+        browser.set_cookie("JSESSIONID", "s2~STALE", "/")
+        browser.set_cookie("JSESSIONID", "s1~CURRENT", "/app")
+        for _ in range(8):
+            case = _case("two in the jar")
+            page = browser.get("/app/page", headers={CASE_HEADER: case})
+            assert page.sent_cookie == "JSESSIONID=s1~CURRENT; JSESSIONID=s2~STALE"
+            assert page.header("X-Server") == "s1"
+            received = wire.servers.received(case)[0].all("cookie")
+            assert received == ["JSESSIONID=CURRENT; JSESSIONID=STALE"]
+        case = _case("new session, stale cookie still there")
+        wire.servers.script(case, 200, [("Set-Cookie", "JSESSIONID=FRESH; Path=/app")])
+        page = browser.get("/app/page", headers={CASE_HEADER: case})
+        assert page.all("Set-Cookie") == ["JSESSIONID=s1~FRESH; Path=/app"]
+        for _ in range(4):
+            page = browser.get("/app/page", headers={CASE_HEADER: _case("after")})
+            assert page.header("X-Server") == "s1"
+        assert browser.matching("JSESSIONID", "/app/page") == ["s1~FRESH", "s2~STALE"]
+
+
+def test_redispatch_moves_a_persistent_user_off_a_dead_server_and_gives_a_new_cookie(
+    wire: Wire,
+) -> None:
+    with wire.connect("redispatch_insert") as connection:
+        case = _case("redispatch insert")
+        response = _request(connection, case, "a=1; SRV=dead; b=2")
+        assert response.status == 200 and response.header("X-Server") == "s1"
+        assert _set_cookies(response) == ["SRV=s1; path=/"]
+        assert wire.servers.received(case)[0].all("cookie") == ["a=1; b=2"]
+        response = _request(connection, _case("then direct"), "a=1; SRV=s1; b=2")
+        assert response.header("X-Server") == "s1" and _set_cookies(response) == []
+
+
+def test_redispatch_in_prefix_mode_prefixes_the_new_servers_session(wire: Wire) -> None:
+    with wire.connect("redispatch_prefix") as connection:
+        case = _case("redispatch prefix")
+        wire.servers.script(case, 200, [("Set-Cookie", "JSESSIONID=NEW.s1; Path=/app")])
+        response = _request(connection, case, "JSESSIONID=dead~OLD.dead")
+        assert response.header("X-Server") == "s1"
+        assert _set_cookies(response) == ["JSESSIONID=s1~NEW.s1; Path=/app"]
+        assert wire.servers.received(case)[0].all("cookie") == ["JSESSIONID=OLD.dead"]
+
+
+def test_without_redispatch_a_dead_persistent_server_answers_503(wire: Wire) -> None:
+    with wire.connect("no_redispatch") as connection:
+        case = _case("no redispatch")
+        response = _request(connection, case, "SRV=dead")
+        assert response.status == 503 and _set_cookies(response) == []
+        assert wire.servers.received(case) == []
+    with wire.connect("no_redispatch") as connection:
+        response = _request(connection, _case("no cookie"))
+        assert response.header("X-Server") == "s1"
+        assert _set_cookies(response) == ["SRV=s1; path=/"]
+
+
+def _dated(response: RawResponse) -> tuple[str, int, int]:
+    """(server id, last-seen, first-seen) of the one SRV cookie a response inserted."""
+    (cookie,) = _set_cookies(response)
+    value, _, attributes = cookie.partition(";")
+    assert attributes == " path=/"
+    server, last_text, first_text = value.removeprefix("SRV=").split("|")
+    last, first = decode_date(last_text), decode_date(first_text)
+    assert last is not None and first is not None, cookie
+    return server, last, first
+
+
+def test_maxidle_maxlife_insert_todays_dates_and_refresh_the_last_seen_one(wire: Wire) -> None:
+    with wire.connect("maxidle") as connection:
+        before = int(time.time())
+        server, last, first = _dated(_request(connection, _case("no cookie")))
+        after = int(time.time())
+        assert server == "s1" and last == first and before <= last <= after + 3  # rounded up
+
+        # Direct to s2 with fresh dates: the first-seen date is kept as sent, last-seen is now.
+        sent_first = encode_date(before - 600)
+        cookie = f"SRV=s2|{encode_date(before - 20)}|{sent_first}"
+        response = _request(connection, _case("fresh"), cookie)
+        assert response.header("X-Server") == "s2"
+        (inserted,) = _set_cookies(response)
+        server, last, first = _dated(response)
+        assert server == "s2" and before <= last <= int(time.time()) + 3
+        assert inserted.split(";")[0].endswith("|" + sent_first)
+
+        # Idle longer than maxidle (60 s): ignored, balanced, dates started afresh.
+        cookie = f"SRV=s2|{encode_date(before - 120)}|{encode_date(before - 200)}"
+        response = _request(connection, _case("idle"), cookie)
+        server, last, first = _dated(response)
+        assert response.header("X-Server") == "s1" and server == "s1" and last == first
+
+        # Older than maxlife (3600 s), however fresh its last-seen date.
+        cookie = f"SRV=s2|{encode_date(before - 10)}|{encode_date(before - 7200)}"
+        response = _request(connection, _case("old"), cookie)
+        server, last, first = _dated(response)
+        assert response.header("X-Server") == "s1" and server == "s1" and last == first
+
+
+def test_a_server_drained_in_redis_keeps_its_persistent_users_and_gets_no_new_ones(
+    wire: Wire,
+) -> None:
+    key = "gp:{drain}:srv:s2"
+    wire.redis.hset(key, "admin", "drain")
+    try:
+        started = time.monotonic()
+        in_a_row = 0
+        while in_a_row < 8:  # new connections, so both workers must have seen it
+            with wire.connect("drain") as connection:
+                answered = _request(connection, _case("new user")).header("X-Server")
+            in_a_row = in_a_row + 1 if answered == "s1" else 0
+            assert time.monotonic() - started < 2.0, "the workers did not see the drain"
+        for _ in range(6):  # new connections land on both workers
+            with wire.connect("drain") as connection:
+                response = _request(connection, _case("new user"))
+                assert response.header("X-Server") == "s1"
+                assert _set_cookies(response) == ["SRV=s1; path=/"]
+                response = _request(connection, _case("persistent user"), "SRV=s2")
+                assert response.header("X-Server") == "s2" and _set_cookies(response) == []
+    finally:
+        wire.redis.hset(key, "admin", "ready")

@@ -94,6 +94,17 @@ class Browser:
         found.sort(key=lambda cookie: len(cookie.path), reverse=True)
         return found
 
+    def set_cookie(self, name: str, value: str, path: str) -> None:
+        """Put a cookie in the jar as if this host had set it earlier (no expiry)."""
+        self.jar.set_cookie(
+            http.cookiejar.Cookie(
+                version=0, name=name, value=value, port=None, port_specified=False,
+                domain=self.host, domain_specified=False, domain_initial_dot=False,
+                path=path, path_specified=True, secure=False, expires=None, discard=True,
+                comment=None, comment_url=None, rest={},
+            )
+        )
+
     def cookie_header(self, path: str) -> str | None:
         """The Cookie header the browser would send for ``path`` (None: none)."""
         request = urllib.request.Request(self.url(path))
