@@ -233,6 +233,7 @@ class RedisFleetState:
         args = args + [len(stick.lookups), len(stick.stores), len(stick.allowed)]
         for server in stick.allowed:
             args += (server.name, server.maxconn)
+        args += [_ttl_ms(entry.ttl) for entry in stick.lookups]
         args += [_ttl_ms(entry.ttl) for entry in stick.stores]
         return keys, args
 

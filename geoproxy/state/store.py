@@ -51,7 +51,8 @@ class StickEntry:
 @dataclass(frozen=True, slots=True)
 class StickRequest:
     """The stick-table work of one request, done inside the acquire round trip: ``lookups`` in
-    rule order (the first entry naming a server in ``allowed`` that has room decides), then
+    rule order (the first entry naming a server in ``allowed`` that has room decides; every
+    entry found gets its full lifetime back, as HAProxy touches what it matches), then
     ``stores`` set to the server chosen."""
 
     lookups: tuple[StickEntry, ...]
