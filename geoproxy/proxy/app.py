@@ -225,13 +225,18 @@ class ProxyApp:
         except UnforwardableRequest:
             self.fleet.release(lease)
             return self._answer(start_response, frontend.errors.page(400))
+        acquired = lease.server
         try:
             response, lease = self._send(environ, backend, lease, head, framing)
         except UpstreamError as error:
             return self._error(start_response, frontend, backend, error.status)
         headers = response.headers
         if sticky.is_active:
-            headers = self._persist_response(environ, backend, persistence, lease, response, now)
+            redispatched = lease.server != acquired
+            entries = sticky.entries_to_store(environ, headers, stick, redispatched)
+            if entries:
+                self.fleet.stick_store(entries, lease.server)
+            headers = self._persist_response(backend, persistence, lease, response, now)
         start_response(f"{response.status} {response.reason}", headers)
         sessions = None
         if backend.config.name in self._shutdown_rules:
@@ -240,20 +245,14 @@ class ProxyApp:
 
     def _persist_response(
         self,
-        environ: Environ,
         backend: BackendRuntime,
         persistence: Persistence,
         lease: Lease,
         response: UpstreamResponse,
         now: float,
     ) -> list[tuple[str, str]]:
-        """The response headers after cookie persistence; learns ``stick store-response``
-        entries from the server's own headers."""
-        sticky = backend.persistence
-        entries = sticky.response_entries(environ, response.headers)
-        if entries:
-            self.fleet.stick_store(entries, lease.server)
-        answered = self.fleet.view(backend.config.name).server(lease.server)
+        """The response headers after cookie persistence."""
+        answered = backend.persistence.server(self.fleet.view(backend.config.name), lease.server)
         if answered is None or persistence.policy is None:
             return response.headers
         rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)

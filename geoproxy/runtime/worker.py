@@ -112,6 +112,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
                 req, sock, addr, listener_name, self.cfg, response_class=ProxyResponse
             )
             environ["wsgi.multithread"] = True
+            _join_cookie_fields(environ, req.headers)
             self.nr += 1
             if self.nr >= self.max_requests and self.alive:
                 self.log.info("Autorestarting worker after current request.")
@@ -146,6 +147,17 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         else:
             self.log.exception("error on a client connection", exc_info=exc)
             _send_quietly(client, _PAGE_500)
+
+
+def _join_cookie_fields(environ: dict[str, Any], headers: list[tuple[str, str]]) -> None:
+    """Several Cookie fields become one joined by ``"; "`` (RFC 6265 5.4, RFC 9113 8.2.3), not
+    by the ``","`` gunicorn joins every repeated field with: a server reads ``a=1,b=2`` as one
+    cookie ``a`` whose value is ``1,b=2``."""
+    cookie = environ.get("HTTP_COOKIE")
+    if cookie is not None and "," in cookie:
+        values = [value for name, value in headers if name == "COOKIE"]
+        if len(values) > 1:
+            environ["HTTP_COOKIE"] = "; ".join(values)
 
 
 def _has_buffered(parser: Any) -> bool:

@@ -233,6 +233,7 @@ class RedisFleetState:
         args = args + [len(stick.lookups), len(stick.stores), len(stick.allowed)]
         for server in stick.allowed:
             args += (server.name, server.maxconn)
+        args += [_ttl_ms(entry.ttl) for entry in stick.lookups]
         args += [_ttl_ms(entry.ttl) for entry in stick.stores]
         return keys, args
 
@@ -304,6 +305,19 @@ class RedisFleetState:
     def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
         if not entries:
             return
+        # Written now, not by the flusher: a browser's next request comes within a millisecond,
+        # perhaps to another worker, and must find the session it was just given.
+        if self._clock() >= self._down_until:
+            pipe = self._client.pipeline(transaction=False)
+            for entry in entries:
+                pipe.set(stick_key(entry.table, entry.key), server, px=_ttl_ms(entry.ttl) or None)
+            try:
+                pipe.execute()
+            except REDIS_ERRORS as error:
+                self._mark_down(error)
+            else:
+                self._mark_up()
+                return
         self._pending_sticks.extend((entry, server) for entry in entries)
         self._flush_wanted.set()
 

@@ -22,6 +22,16 @@ def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str
     every command of the block is in when the block's result is read.
     """
     counted: Counter[str] = Counter()
+    with wire_command_lines(redis_url, timeout) as lines:
+        yield counted
+    counted.update(line.split(" ", 1)[0].upper() for line in lines)
+
+
+@contextmanager
+def wire_command_lines(redis_url: str, timeout: float = 10.0) -> Iterator[list[str]]:
+    """Every command clients send while the ``with`` block runs, as MONITOR prints it (name
+    and arguments), in order; filled in when the block ends."""
+    seen: list[str] = []
     started = threading.Event()
     finished = threading.Event()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -40,7 +50,7 @@ def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str
                     inside = True
                     continue
                 if inside and entry.get("client_type") != "lua":
-                    counted[command.split(" ", 1)[0].upper()] += 1
+                    seen.append(command)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -48,11 +58,13 @@ def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str
     marker = redis.Redis.from_url(redis_url)
     time.sleep(0.05)
     marker.echo(_MARK)
+    lines: list[str] = []
     try:
-        yield counted
+        yield lines
     finally:
         marker.echo(_MARK)
         marker.close()
         finished.wait(timeout)
         watcher.join(timeout)
         client.close()
+        lines.extend(seen)
