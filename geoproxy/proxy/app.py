@@ -27,6 +27,7 @@ from geoproxy.config.model import Config
 from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
 from geoproxy.proxy.errorpages import ErrorPage
+from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
     BackendRuntime,
     FrontendRuntime,
@@ -187,7 +188,7 @@ class ProxyApp:
         self, environ: Environ, backend: BackendRuntime, lease: Lease, head: bytes, framing: Any
     ) -> tuple[UpstreamResponse, Lease]:
         """Send the request, retrying on connection failures as HAProxy does: ``retries`` more
-        attempts on the same server, the last one on another server with ``option redispatch``.
+        attempts, on the same server or on another one (``geoproxy.proxy.retry``).
         Raises the last ``UpstreamError``; every lease not returned has been released."""
         body = environ["wsgi.input"] if framing.has_body else None
         is_head = environ["REQUEST_METHOD"] == "HEAD"
@@ -212,8 +213,13 @@ class ProxyApp:
                     raise
                 retries_left -= 1
                 failed = current.server
-                if retries_left == 0 and backend.config.redispatch:
+                view = self.fleet.view(backend.config.name)
+                usable = len(eligible(view, backend.config.allbackups))
+                failures = backend.config.retries - retries_left
+                if redispatches(backend.config, failures, usable):
                     current = self._acquire(environ, backend, avoid=failed)
+                    if current is not None and current.server == failed:
+                        time.sleep(backend.turnaround)
                 else:
                     time.sleep(backend.turnaround)
                     current = self._acquire_same(backend, failed)
