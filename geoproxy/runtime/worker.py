@@ -10,6 +10,9 @@ Why a worker of our own (a subclass of gunicorn's ``GeventWorker``, the WSGI app
    plus the framing headers HAProxy adds.
 4. A response that the server cut mid-body cuts the client connection quietly, as HAProxy does;
    it is not an application crash with a traceback.
+5. The client's Connection header is a list of tokens (RFC 9110 7.6.1): ``close`` anywhere in
+   it closes the connection after the response, and an HTTP/1.0 client stays kept alive when
+   ``keep-alive`` is anywhere in it. gunicorn reads only a header that is exactly one token.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from typing import Any
 
 import gevent
 from gevent.socket import wait_read
-from gunicorn import http
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi
+from gunicorn.http.message import Request
+from gunicorn.http.parser import RequestParser
 from gunicorn.workers.ggevent import GeventWorker
 
 from geoproxy.errors import ClientGone, UpstreamError
@@ -32,6 +36,25 @@ _PAGE_408 = builtin_page(408).raw
 _PAGE_414 = builtin_page(414).raw
 _PAGE_431 = builtin_page(431).raw
 _PAGE_500 = builtin_page(500).raw
+
+
+class ProxyRequest(Request):  # type: ignore[misc]
+    """gunicorn's request, reading the Connection header as a list of tokens (rule 5)."""
+
+    def should_close(self) -> bool:
+        if self.must_close or self.method == "CONNECT":
+            return True
+        tokens: set[str] = set()
+        for name, value in self.headers:
+            if name == "CONNECTION":
+                tokens.update(token.strip(" \t").lower() for token in value.split(","))
+        if "close" in tokens:
+            return True
+        return self.version < (1, 1) and "keep-alive" not in tokens
+
+
+class ProxyRequestParser(RequestParser):  # type: ignore[misc]
+    mesg_class = ProxyRequest
 
 
 class ProxyResponse(wsgi.Response):  # type: ignore[misc]
@@ -72,7 +95,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         client.setblocking(True)
         timeouts = self.wsgi.client_timeouts(listener.getsockname())
-        parser = http.get_parser(self.cfg, client, addr)
+        parser = ProxyRequestParser(self.cfg, client, addr)
         listener_name = listener.getsockname()
         first = True
         try:
