@@ -22,6 +22,7 @@ from typing import Any
 
 import gevent
 from gevent.socket import wait_read
+from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi
 from gunicorn.http.message import Request
@@ -59,24 +60,45 @@ class ProxyRequestParser(RequestParser):  # type: ignore[misc]
 
 class ProxyResponse(wsgi.Response):  # type: ignore[misc]
     """gunicorn's response writer without ``Server``/``Date``, always ``HTTP/1.1``, with
-    ``connection`` only where HAProxy writes it (close, or keep-alive to an HTTP/1.0 client), and
-    honouring ``Connection: close`` from the app (an errorfile may ask for it)."""
+    ``connection`` only where HAProxy writes it (close, or keep-alive to an HTTP/1.0 client),
+    after the response's own headers as HAProxy places it; a ``Connection: close`` from the app
+    (HAProxy's own 400 page, an errorfile) is obeyed and stays where the app put it."""
+
+    _own_connection = False
+    headers: list[tuple[str, str]]
+    headers_sent: bool
 
     def process_headers(self, headers: list[tuple[str, str]]) -> None:
-        for name, value in headers:
-            if name.lower() == "connection" and "close" in value.lower():
-                self.must_close = True
+        own = next(
+            (
+                index
+                for index, (name, value) in enumerate(headers)
+                if name.lower() == "connection" and "close" in value.lower()
+            ),
+            None,
+        )
         super().process_headers(headers)
+        if own is not None:
+            self.must_close = self._own_connection = True
+            # gunicorn dropped it with the other hop-by-hop headers: put it back in its place
+            kept_before = sum(1 for name, _ in headers[:own] if not util.is_hoppish(name))
+            self.headers.insert(kept_before, (headers[own][0], "close"))
 
-    def default_headers(self) -> list[str]:
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
         lines = [f"HTTP/1.1 {self.status}\r\n"]
-        if self.should_close():
-            lines.append("connection: close\r\n")
-        elif self.req.version < (1, 1):
-            lines.append("connection: keep-alive\r\n")
         if self.chunked:
             lines.append("transfer-encoding: chunked\r\n")
-        return lines
+        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
+        if not self._own_connection:
+            if self.should_close():
+                lines.append("connection: close\r\n")
+            elif self.req.version < (1, 1):
+                lines.append("connection: keep-alive\r\n")
+        lines.append("\r\n")
+        util.write(self.sock, "".join(lines).encode("latin-1"))
+        self.headers_sent = True
 
 
 def _page_for(error: Exception) -> bytes:

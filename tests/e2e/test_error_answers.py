@@ -324,3 +324,13 @@ def test_after_every_error_the_proxy_still_serves_on_a_kept_alive_connection(
             assert answer.status == {"/maint": 503, "/invalid": 502, "/refused": 503}.get(
                 path, 200
             )
+
+
+def test_an_error_page_for_a_client_that_asked_to_close_ends_its_head_with_connection_close(
+    scene: Scene,
+) -> None:
+    with RawConnection("127.0.0.1", scene.main) as connection:
+        connection.send(b"GET /maint HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        assert connection.read_until_closed() == PAGE_503.replace(
+            b"text/html\r\n\r\n", b"text/html\r\nconnection: close\r\n\r\n"
+        )
