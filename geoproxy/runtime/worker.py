@@ -121,7 +121,9 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         listener_name = listener.getsockname()
         first = True
         try:
-            while self.alive:
+            # A connection accepted while the worker is told to stop still gets its first
+            # request served (with connection: close): the client sent it to a live listener.
+            while first or self.alive:
                 if not first and not _has_buffered(parser):
                     try:
                         wait_read(client.fileno(), timeout=timeouts.idle)
