@@ -145,7 +145,7 @@ class RedisFleetState:
                 pipe.hsetnx(key, "weight", server.weight)
             pipe.execute()
             self._forget_removed_servers(keys, configured)
-        self.attach(backends)
+        self._attach(backends, beat=False)
 
     def _forget_removed_servers(self, keys: BackendKeys, configured: set[str]) -> None:
         known = cast(list[str], self._client.zrange(keys.servers, 0, -1))
@@ -160,6 +160,11 @@ class RedisFleetState:
         pipe.execute()
 
     def attach(self, backends: Sequence[Backend]) -> None:
+        self._attach(backends, beat=True)
+
+    def _attach(self, backends: Sequence[Backend], *, beat: bool) -> None:
+        """Build the local snapshot of ``backends``; ``beat``: count this process among the
+        live workers (the registering master and tools are none)."""
         for backend in backends:
             keys = backend_keys(backend.name)
             self._backends[backend.name] = _BackendState(
@@ -169,7 +174,7 @@ class RedisFleetState:
                 view=_initial_view(backend),
             )
         try:
-            self.refresh()
+            self.refresh(beat=beat)
         except REDIS_ERRORS as error:
             self._mark_down(error)
 
