@@ -15,19 +15,20 @@ _MARK = "geoproxy-monitor-mark"
 
 
 @contextmanager
-def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str]]:
-    """Count, by name, every command clients send while the ``with`` block runs.
+def wire_log(redis_url: str, timeout: float = 10.0) -> Iterator[list[list[str]]]:
+    """Record every command clients send while the ``with`` block runs, as its words
+    (``["EVALSHA", "<sha>", "4", ...]``), in the order Redis received them.
 
-    A marker ``ECHO`` opens and closes the window, so nothing before or after is counted and
+    A marker ``ECHO`` opens and closes the window, so nothing before or after is recorded and
     every command of the block is in when the block's result is read.
     """
-    counted: Counter[str] = Counter()
+    recorded: list[list[str]] = []
     started = threading.Event()
     finished = threading.Event()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
 
     def watch() -> None:
-        with client.monitor() as monitor:
+        with client.monitor() as monitor:  # type: ignore[no-untyped-call]
             started.set()
             inside = False
             while True:
@@ -40,7 +41,8 @@ def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str
                     inside = True
                     continue
                 if inside and entry.get("client_type") != "lua":
-                    counted[command.split(" ", 1)[0].upper()] += 1
+                    words = command.split(" ")
+                    recorded.append([words[0].upper(), *words[1:]])
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -49,10 +51,20 @@ def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str
     time.sleep(0.05)
     marker.echo(_MARK)
     try:
-        yield counted
+        yield recorded
     finally:
         marker.echo(_MARK)
         marker.close()
         finished.wait(timeout)
         watcher.join(timeout)
         client.close()
+
+
+@contextmanager
+def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str]]:
+    """Count, by name, every command clients send while the ``with`` block runs (see
+    ``wire_log``); the counts are complete once the block has ended."""
+    counted: Counter[str] = Counter()
+    with wire_log(redis_url, timeout) as recorded:
+        yield counted
+    counted.update(words[0] for words in recorded)
