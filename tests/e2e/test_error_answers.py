@@ -321,9 +321,7 @@ def test_after_every_error_the_proxy_still_serves_on_a_kept_alive_connection(
         for path in ("/maint", "/invalid", "/", "/refused", "/"):
             connection.send(get_raw(path))
             answer = connection.read_response()
-            assert answer.status == {"/maint": 503, "/invalid": 502, "/refused": 503}.get(
-                path, 200
-            )
+            assert answer.status == {"/maint": 503, "/invalid": 502, "/refused": 503}.get(path, 200)
 
 
 def test_an_error_page_for_a_client_that_asked_to_close_ends_its_head_with_connection_close(

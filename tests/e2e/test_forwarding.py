@@ -111,8 +111,7 @@ def test_option_forwardfor_adds_the_client_address_after_the_clients_own_value(
 ) -> None:
     headers = received_headers(
         scene.port,
-        b"GET /headers HTTP/1.1\r\nHost: forwarded.test\r\n"
-        b"X-Forwarded-For: 203.0.113.9\r\n\r\n",
+        b"GET /headers HTTP/1.1\r\nHost: forwarded.test\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n",
     )
     assert [v for n, v in headers if n.lower() == "x-forwarded-for"] == [
         "203.0.113.9",

@@ -139,9 +139,7 @@ def test_a_broken_configuration_on_sighup_is_refused_and_the_running_one_serves_
     assert running.worker_pids() == workers
 
 
-def test_sigterm_stops_the_master_and_every_worker(
-    proxy: Start, backends: StartBackends
-) -> None:
+def test_sigterm_stops_the_master_and_every_worker(proxy: Start, backends: StartBackends) -> None:
     (s1,) = backends(1)
     port = free_port()
     running = proxy(config(port, f"server s1 {s1.address}"))
@@ -149,8 +147,9 @@ def test_sigterm_stops_the_master_and_every_worker(
     assert get(port, "/").status == 200
     running.send_signal(signal.SIGTERM)
     assert running.process.process.wait(timeout=15) == 0
-    for pid in workers:
-        wait_until(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), 5, f"worker {pid} gone")
+    wait_until(
+        lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), 5, "workers gone"
+    )
     assert children(running.pid) == set()
 
 
@@ -177,7 +176,14 @@ def test_geoproxy_state_prints_each_servers_state_weight_in_flight_and_total(
     lines = output.splitlines()
     assert lines[0] == "backend app (2 live workers)"
     assert lines[1].split() == [
-        "server", "address", "admin", "oper", "weight", "inflight", "total", "backup"
+        "server",
+        "address",
+        "admin",
+        "oper",
+        "weight",
+        "inflight",
+        "total",
+        "backup",
     ]
     assert lines[2].split() == ["s1", s1.address, "ready", "up", "5", "1", "4", "no"]
     assert lines[3].split() == ["s2", s2.address, "maint", "up", "1", "0", "0", "no"]
