@@ -88,6 +88,7 @@ frontend main
     bind 127.0.0.1:{main_port}
     use_backend refused if {{ path_beg /refused }}
     use_backend invalid if {{ path_beg /invalid }}
+    use_backend truncated if {{ path_beg /truncated }}
     use_backend dying if {{ path_beg /dying }}
     use_backend slow if {{ path_beg /slow }}
     use_backend maint if {{ path_beg /maint }}
@@ -112,6 +113,9 @@ backend refused
 
 backend invalid
     server bad 127.0.0.1:{invalid_port}
+
+backend truncated
+    server cut 127.0.0.1:{truncated_port}
 
 backend invalid_custom
     errorfile 502 {directory}/502.http
@@ -144,6 +148,14 @@ def _answer_invalid(conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 abc\r\n\r\n")
 
 
+TRUNCATED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+
+
+def _answer_truncated(conn: socket.socket) -> None:
+    if Reader(conn).read_request() is not None:
+        conn.sendall(TRUNCATED_HEAD + b"0123456789")
+
+
 @pytest.fixture(scope="module")
 def scene(module_stack: Stack) -> Iterator[Scene]:
     (live,) = module_stack.backends(1)
@@ -157,7 +169,11 @@ def scene(module_stack: Stack) -> Iterator[Scene]:
         if request is not None:
             seen.append(request)
 
-    with ScriptedServer(_answer_invalid) as invalid, ScriptedServer(read_then_die) as dying:
+    with (
+        ScriptedServer(_answer_invalid) as invalid,
+        ScriptedServer(read_then_die) as dying,
+        ScriptedServer(_answer_truncated) as truncated,
+    ):
         main, custom = free_port(), free_port()
         config = CONFIG.format(
             retries=RETRIES,
@@ -167,6 +183,7 @@ def scene(module_stack: Stack) -> Iterator[Scene]:
             s1=live.address,
             dead_port=free_port(),
             invalid_port=invalid.port,
+            truncated_port=truncated.port,
             dying_port=dying.port,
         )
         proxy = module_stack.proxy(config, workers=2)
@@ -213,6 +230,19 @@ def test_a_refused_connection_is_retried_then_answered_with_haproxys_503_page(
 
 def test_an_invalid_server_response_is_answered_with_haproxys_502_page(scene: Scene) -> None:
     assert whole(exchange(scene.main, get_raw("/invalid"))) == PAGE_502
+
+
+def test_a_body_the_server_cuts_short_cuts_the_client_connection_after_what_came(
+    scene: Scene,
+) -> None:
+    # the head is gone by then: HAProxy forwards what it has and closes, it cannot say 502
+    with RawConnection("127.0.0.1", scene.main) as connection:
+        connection.send(get_raw("/truncated"))
+        answer = connection.read_until_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Length: 100" in head
+    assert body == b"0123456789"
 
 
 def test_a_server_that_does_not_answer_within_timeout_server_gets_haproxys_504_page(
