@@ -178,5 +178,10 @@ def test_two_geoproxy_hosts_sharing_redis_agree_on_the_least_loaded_server(
     assert served == Counter({other.name: 8})
     holder.join(10)
     assert held == [200]
-    # Once the slow request is over, host B uses both servers again.
-    assert set(served_by(host_b, 8)) == {"s1", "s2"}
+    # Once host A has released it (batched, off the critical path: within a few tens of
+    # milliseconds), host B uses both servers again.
+    seen: set[str] = set()
+    deadline = time.monotonic() + 3.0
+    while seen != {"s1", "s2"} and time.monotonic() < deadline:
+        seen.update(served_by(host_b, 2))
+    assert seen == {"s1", "s2"}

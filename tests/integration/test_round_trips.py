@@ -10,6 +10,7 @@ in-process (one request at a time, and so counted exactly) and through ``geoprox
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -27,6 +28,7 @@ from tests.support.proxy_process import ProxyProcess
 from tests.support.redis_monitor import wire_log
 
 REQUESTS = 200
+CLIENTS = 4  # a proxy under load: clients that keep a request in flight each
 
 CONFIG = """\
 defaults
@@ -123,9 +125,19 @@ def test_a_running_proxy_sends_at_most_two_redis_commands_per_request_on_average
     port = free_port()
     proxy(CONFIG.format(port=port, balance=balance, s1=s1.address, s2=s2.address))
     assert get(port, "/").status == 200  # both workers settle in before the count starts
+    statuses: list[int] = []
+
+    def client() -> None:
+        for _ in range(REQUESTS // CLIENTS):
+            statuses.append(get(port, "/").status)
+
     with wire_log(redis_url) as recorded:
-        for _ in range(REQUESTS):
-            assert get(port, "/").status == 200
+        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert statuses == [200] * REQUESTS
     kinds = by_kind(recorded)
     assert kinds["acquire"] == REQUESTS
     assert len(recorded) <= 2 * REQUESTS, kinds
