@@ -31,6 +31,7 @@ from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
+from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
     BackendRuntime,
     FrontendRuntime,
@@ -227,7 +228,8 @@ class ProxyApp:
             return self._answer(start_response, frontend.errors.page(400))
         acquired = lease.server
         try:
-            response, lease = self._send(environ, backend, lease, head, framing)
+            persistent = persistence.server is not None or lease.stuck
+            response, lease = self._send(environ, backend, lease, (head, framing), persistent)
         except UpstreamError as error:
             return self._error(start_response, frontend, backend, error.status)
         headers = response.headers
@@ -318,11 +320,17 @@ class ProxyApp:
         return self.fleet.acquire(backend.config.name, Ranking(PickMode.FIRST_WITH_ROOM, (view,)))
 
     def _send(
-        self, environ: Environ, backend: BackendRuntime, lease: Lease, head: bytes, framing: Any
+        self,
+        environ: Environ,
+        backend: BackendRuntime,
+        lease: Lease,
+        request: tuple[bytes, Any],
+        persistent: bool,
     ) -> tuple[UpstreamResponse, Lease]:
         """Send the request, retrying on connection failures as HAProxy does: ``retries`` more
-        attempts on the same server, the last one on another server with ``option redispatch``.
+        attempts, on the same server or on another one (``geoproxy.proxy.retry``).
         Raises the last ``UpstreamError``; every lease not returned has been released."""
+        head, framing = request
         body = environ["wsgi.input"] if framing.has_body else None
         is_head = environ["REQUEST_METHOD"] == "HEAD"
         retries_left = backend.config.retries
@@ -351,8 +359,13 @@ class ProxyApp:
                     raise
                 retries_left -= 1
                 failed = current.server
-                if retries_left == 0 and backend.config.redispatch:
+                view = self.fleet.view(backend.config.name)
+                usable = len(eligible(view, backend.config.allbackups))
+                failures = backend.config.retries - retries_left
+                if redispatches(backend.config, failures, usable, persistent):
                     current = self._acquire(environ, backend, avoid=failed)
+                    if current is not None and current.server == failed:
+                        time.sleep(backend.turnaround)
                 else:
                     time.sleep(backend.turnaround)
                     current = self._acquire_same(backend, failed)

@@ -131,7 +131,7 @@ class RedisFleetState:
             self._write_backend(pipe, backend, initial_view(backend))
             pipe.execute()
             self._forget_removed_servers(backend_keys(backend.name), backend)
-        self.attach(backends)
+        self._attach(backends, beat=False)
 
     @staticmethod
     def _write_backend(pipe: Any, backend: Backend, view: BackendView) -> None:
@@ -174,6 +174,11 @@ class RedisFleetState:
         pipe.execute()
 
     def attach(self, backends: Sequence[Backend]) -> None:
+        self._attach(backends, beat=True)
+
+    def _attach(self, backends: Sequence[Backend], *, beat: bool) -> None:
+        """Build the local snapshot of ``backends``; ``beat``: count this process among the
+        live workers (the registering master and tools are none)."""
         for backend in backends:
             keys = backend_keys(backend.name)
             self._backends[backend.name] = _BackendState(
@@ -183,7 +188,7 @@ class RedisFleetState:
                 view=initial_view(backend),
             )
         try:
-            self.refresh()
+            self.refresh(beat=beat)
         except REDIS_ERRORS as error:
             self._mark_down(error)
 
