@@ -19,6 +19,10 @@ Rules:
 6. ``append`` headers come after the client's; ``connection: close`` last when ``server_close``.
 7. An HTTP/1.1 request must carry Host (RFC 9112 3.2): a client without one (HTTP/1.0) gets the
    absolute-form authority, or an empty Host.
+8. An absolute-form target whose authority is not the Host header's value is refused with
+   ``UnforwardableRequest`` (a 400), as HAProxy 2.6 refuses it: they are compared without case,
+   without user info, and without the scheme's default port (80 for http, 443 for https).
+   Routing reads Host; a request naming two hosts would route by one and mean the other.
 """
 
 from __future__ import annotations
@@ -80,7 +84,8 @@ _ALWAYS_DROPPED: Final = frozenset(
         "HTTP_EXPECT",
     }
 )
-_ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(.*)", re.DOTALL)
+_ABSOLUTE_FORM: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELD_VALUE_FORBIDDEN: Final = re.compile(r"[\x00\r\n]")
 
@@ -109,6 +114,8 @@ def build_request_head(
     """
     framing = _framing(environ)
     target, authority = _origin_form(environ.get("RAW_URI") or "/")
+    if authority is not None and "HTTP_HOST" in environ:
+        _check_host(environ["RAW_URI"], environ["HTTP_HOST"])
     dropped = _dropped_keys(environ.get("HTTP_CONNECTION"))
     parts = [environ["REQUEST_METHOD"], " ", target, " HTTP/1.1\r\n"]
     cookie_sent = has_host = False
@@ -177,10 +184,27 @@ def _origin_form(raw_uri: str) -> tuple[str, str | None]:
     match = _ABSOLUTE_FORM.fullmatch(raw_uri)
     if match is None:
         raise UnforwardableRequest(f"request target {raw_uri!r}")
-    authority, rest = match.groups()
+    _scheme, authority, rest = match.groups()
     if rest[:1] != "/":
         rest = "/" + rest
     return rest, authority.rpartition("@")[2]
+
+
+def _check_host(raw_uri: str, host: str) -> None:
+    """Refuse an absolute-form target whose authority is not ``host`` (rule 8)."""
+    match = _ABSOLUTE_FORM.fullmatch(raw_uri)
+    assert match is not None
+    scheme, authority, _ = match.groups()
+    default_port = _DEFAULT_PORTS.get(scheme.lower(), "")
+
+    def normal(value: str) -> str:
+        value = value.rpartition("@")[2].strip(" \t").lower()
+        if default_port and value.endswith(default_port):
+            return value[: -len(default_port)]
+        return value
+
+    if normal(authority) != normal(host):
+        raise UnforwardableRequest(f"host {host!r} is not the target's authority {authority!r}")
 
 
 def _dropped_keys(connection: str | None) -> frozenset[str]:

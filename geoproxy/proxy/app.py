@@ -32,6 +32,7 @@ from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
+from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
     BackendRuntime,
     FrontendRuntime,
@@ -251,13 +252,19 @@ class ProxyApp:
         except UnforwardableRequest:
             self.fleet.release(lease)
             return self._answer(start_response, frontend.errors.page(400))
+        acquired = lease.server
         try:
-            response, lease = self._send(environ, backend, lease, head, framing)
+            persistent = persistence.server is not None or lease.stuck
+            response, lease = self._send(environ, backend, lease, (head, framing), persistent)
         except UpstreamError as error:
             return self._error(start_response, frontend, backend, error.status)
         headers = response.headers
         if sticky.is_active:
-            headers = self._persist_response(environ, backend, persistence, lease, response, now)
+            redispatched = lease.server != acquired
+            entries = sticky.entries_to_store(environ, headers, stick, redispatched)
+            if entries:
+                self.fleet.stick_store(entries, lease.server)
+            headers = self._persist_response(backend, persistence, lease, response, now)
         status = f"{response.status} {response.reason}"
         start_response(status, headers)
         sessions = None
@@ -272,20 +279,14 @@ class ProxyApp:
 
     def _persist_response(
         self,
-        environ: Environ,
         backend: BackendRuntime,
         persistence: Persistence,
         lease: Lease,
         response: UpstreamResponse,
         now: float,
     ) -> list[tuple[str, str]]:
-        """The response headers after cookie persistence; learns ``stick store-response``
-        entries from the server's own headers."""
-        sticky = backend.persistence
-        entries = sticky.response_entries(environ, response.headers)
-        if entries:
-            self.fleet.stick_store(entries, lease.server)
-        answered = self.fleet.view(backend.config.name).server(lease.server)
+        """The response headers after cookie persistence."""
+        answered = backend.persistence.server(self.fleet.view(backend.config.name), lease.server)
         if answered is None or persistence.policy is None:
             return response.headers
         rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)
@@ -351,11 +352,17 @@ class ProxyApp:
         return self.fleet.acquire(backend.config.name, Ranking(PickMode.FIRST_WITH_ROOM, (view,)))
 
     def _send(
-        self, environ: Environ, backend: BackendRuntime, lease: Lease, head: bytes, framing: Any
+        self,
+        environ: Environ,
+        backend: BackendRuntime,
+        lease: Lease,
+        request: tuple[bytes, Any],
+        persistent: bool,
     ) -> tuple[UpstreamResponse, Lease]:
         """Send the request, retrying on connection failures as HAProxy does: ``retries`` more
-        attempts on the same server, the last one on another server with ``option redispatch``.
+        attempts, on the same server or on another one (``geoproxy.proxy.retry``).
         Raises the last ``UpstreamError``; every lease not returned has been released."""
+        head, framing = request
         body = environ["wsgi.input"] if framing.has_body else None
         is_head = environ["REQUEST_METHOD"] == "HEAD"
         retries_left = backend.config.retries
@@ -384,10 +391,15 @@ class ProxyApp:
                     raise
                 retries_left -= 1
                 failed = current.server
-                redispatch = retries_left == 0 and backend.config.redispatch
+                view = self.fleet.view(backend.config.name)
+                usable = len(eligible(view, backend.config.allbackups))
+                failures = backend.config.retries - retries_left
+                redispatch = redispatches(backend.config, failures, usable, persistent)
                 self.fleet.count_retry(backend.config.name, failed, redispatch)
                 if redispatch:
                     current = self._acquire(environ, backend, avoid=failed)
+                    if current is not None and current.server == failed:
+                        time.sleep(backend.turnaround)
                 else:
                     time.sleep(backend.turnaround)
                     current = self._acquire_same(backend, failed)

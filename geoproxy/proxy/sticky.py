@@ -5,17 +5,19 @@ Order, as HAProxy processes a request: ``force-persist`` / ``ignore-persist`` ru
 persistence cookie (a valid one makes the request "direct"), then ``stick match`` / ``stick on``
 lookups (skipped when the cookie already chose a server), then balancing; the stick lookups and
 the ``stick on`` / ``stick store-request`` stores travel inside the acquire round trip.
-``stick store-response`` entries are learnt from the response, off the critical path.
+``stick store-response`` entries are learnt from the response and written before it goes on
+(only a response that brings a new key costs that round trip).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from geoproxy.balance.view import AdminState, BackendView
+from geoproxy.balance.view import AdminState, BackendView, ServerView
 from geoproxy.config.model import (
     Backend,
     Config,
@@ -31,6 +33,7 @@ from geoproxy.persistence import (
     SampleSource,
     fetch,
     read_request,
+    server_cookie,
 )
 from geoproxy.proxy.acl import Predicate, compile_condition
 from geoproxy.state.store import StickEntry, StickRequest
@@ -99,6 +102,13 @@ class BackendPersistence:
     def __init__(self, backend: Backend, config: Config) -> None:
         self.policy = backend.cookie
         self._persist = backend.persist
+        # ``cookie ... dynamic``: ids derived once from each server's address (the views the
+        # fleet state builds carry only the configured ``cookie`` values).
+        self._dynamic_ids = {
+            server.name: dynamic
+            for server in backend.servers
+            if server.cookie is None and (dynamic := server_cookie(backend, server)) is not None
+        }
         self._force = tuple(compile_condition(c) for c in backend.force_persist)
         self._ignore = tuple(compile_condition(c) for c in backend.ignore_persist)
         rules = []
@@ -121,6 +131,24 @@ class BackendPersistence:
         self._response_rules = tuple(r for r in rules if r.kind is StickRuleKind.STORE_RESPONSE)
         self.is_active = bool(self.policy or rules or self._force or self._ignore)
 
+    def servers(self, view: BackendView) -> tuple[ServerView, ...]:
+        """The backend's servers as persistence sees them: with their dynamic ids."""
+        if not self._dynamic_ids:
+            return view.servers
+        ids = self._dynamic_ids
+        return tuple(
+            dataclasses.replace(server, cookie=ids[server.name]) if server.name in ids else server
+            for server in view.servers
+        )
+
+    def server(self, view: BackendView, name: str) -> ServerView | None:
+        """One server as persistence sees it (the one that answered a request)."""
+        found = view.server(name)
+        dynamic = self._dynamic_ids.get(name)
+        if found is None or dynamic is None:
+            return found
+        return dataclasses.replace(found, cookie=dynamic)
+
     def read(self, environ: Environ, view: BackendView, now: float) -> Persistence:
         """The cookie (or route) decision for one request."""
         if self.policy is None:
@@ -133,7 +161,7 @@ class BackendPersistence:
             force_persist=any(rule(environ) for rule in self._force),
             ignore_persist=any(rule(environ) for rule in self._ignore),
         )
-        return read_request(self.policy, view.servers, request, now)
+        return read_request(self.policy, self.servers(view), request, now)
 
     def stick_request(
         self, environ: Environ, view: BackendView, direct: bool
@@ -167,23 +195,32 @@ class BackendPersistence:
         )
         return StickRequest(tuple(lookups), tuple(stores), allowed)
 
-    def response_entries(
-        self, environ: Environ, response_headers: Sequence[tuple[str, str]]
+    def entries_to_store(
+        self,
+        environ: Environ,
+        response_headers: Sequence[tuple[str, str]],
+        stick: StickRequest | None,
+        redispatched: bool,
     ) -> list[StickEntry]:
-        """``stick store-response`` entries learnt from a response (e.g. the session id in the
-        server's Set-Cookie, as HAProxy 1.5's ``appsession`` did)."""
+        """The stick-table entries to point at the server that answered, once its response is
+        in: what ``stick store-response`` learns from the response (e.g. the session id in the
+        server's Set-Cookie, as HAProxy 1.5's ``appsession`` did), less what the acquire
+        already stored for that server; and after a redispatch the request's own stores, which
+        the acquire pointed at the server that failed (HAProxy stores the server that answered).
+        """
+        stored = () if stick is None else stick.stores
+        entries = list(stored) if redispatched else []
         if not self._response_rules:
-            return []
+            return entries
         source = SampleSource(
             client_address=environ.get("REMOTE_ADDR", ""),
             target=environ.get("RAW_URI") or "/",
             request_headers=(),
             response_headers=response_headers,
         )
-        entries = []
         for rule in self._response_rules:
             if rule.applies(environ):
                 entry = rule.entry(source)
-                if entry is not None:
+                if entry is not None and entry not in entries and entry not in stored:
                     entries.append(entry)
         return entries

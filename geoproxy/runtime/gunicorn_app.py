@@ -7,7 +7,8 @@ Where each piece of per-process state is made (gunicorn's hooks are the places f
   local snapshot and its pools (``load``), and starts its background loops
   (``post_worker_init``); on exit it flushes its pending releases (``worker_exit``).
 SIGHUP re-reads the configuration: a configuration with errors is refused and the running one
-stays; a valid one is registered and gunicorn replaces the workers gracefully.
+stays, its workers untouched (HAProxy's old process serves on); a valid one is registered and
+gunicorn replaces the workers gracefully.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from geoproxy.config import load
 from geoproxy.config.model import Config
@@ -114,7 +117,9 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
             if reaped:
                 log.info("reaped the in-flight counts of exited worker %s", worker.pid)
 
-    def reload(self) -> None:
+    def reread(self) -> bool:
+        """Read the configuration file again; True when it is valid and now in use (and
+        registered), False when it was refused and the running one stays."""
         try:
             config = load(self.config.path)
         except ConfigError as error:
@@ -123,19 +128,37 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
                 self.config.path,
                 error,
             )
-            return
+            return False
         except OSError as error:
             log.error(
                 "configuration %s unreadable on reload (%s); the running one stays",
                 self.config.path,
                 error,
             )
-            return
+            return False
         for warning in config.warnings:
             log.warning("%s", warning)
         self.config = config
         self.register()
-        super().reload()
+        return True
+
+    def run(self) -> None:
+        try:
+            GeoproxyArbiter(self).run()
+        except RuntimeError as error:
+            print(f"\nError: {error}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+
+class GeoproxyArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, but a SIGHUP whose configuration is refused changes nothing: without
+    this, gunicorn would replace every worker (with the old configuration) all the same."""
+
+    app: GeoproxyApplication
+
+    def handle_hup(self) -> None:
+        if self.app.reread():
+            super().handle_hup()
 
 
 def _post_worker_init(worker: Any) -> None:

@@ -10,6 +10,9 @@ Why a worker of our own (a subclass of gunicorn's ``GeventWorker``, the WSGI app
    plus the framing headers HAProxy adds.
 4. A response that the server cut mid-body cuts the client connection quietly, as HAProxy does;
    it is not an application crash with a traceback.
+5. The client's Connection header is a list of tokens (RFC 9110 7.6.1): ``close`` anywhere in
+   it closes the connection after the response, and an HTTP/1.0 client stays kept alive when
+   ``keep-alive`` is anywhere in it. gunicorn reads only a header that is exactly one token.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from typing import Any
 
 import gevent
 from gevent.socket import wait_read
-from gunicorn import http
+from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi
+from gunicorn.http.message import Request
+from gunicorn.http.parser import RequestParser
 from gunicorn.workers.ggevent import GeventWorker
 
 from geoproxy.errors import ClientGone, UpstreamError
@@ -34,26 +39,66 @@ _PAGE_431 = builtin_page(431).raw
 _PAGE_500 = builtin_page(500).raw
 
 
+class ProxyRequest(Request):  # type: ignore[misc]
+    """gunicorn's request, reading the Connection header as a list of tokens (rule 5)."""
+
+    def should_close(self) -> bool:
+        if self.must_close or self.method == "CONNECT":
+            return True
+        tokens: set[str] = set()
+        for name, value in self.headers:
+            if name == "CONNECTION":
+                tokens.update(token.strip(" \t").lower() for token in value.split(","))
+        if "close" in tokens:
+            return True
+        return self.version < (1, 1) and "keep-alive" not in tokens
+
+
+class ProxyRequestParser(RequestParser):  # type: ignore[misc]
+    mesg_class = ProxyRequest
+
+
 class ProxyResponse(wsgi.Response):  # type: ignore[misc]
     """gunicorn's response writer without ``Server``/``Date``, always ``HTTP/1.1``, with
-    ``connection`` only where HAProxy writes it (close, or keep-alive to an HTTP/1.0 client), and
-    honouring ``Connection: close`` from the app (an errorfile may ask for it)."""
+    ``connection`` only where HAProxy writes it (close, or keep-alive to an HTTP/1.0 client),
+    after the response's own headers as HAProxy places it; a ``Connection: close`` from the app
+    (HAProxy's own 400 page, an errorfile) is obeyed and stays where the app put it."""
+
+    _own_connection = False
+    headers: list[tuple[str, str]]
+    headers_sent: bool
 
     def process_headers(self, headers: list[tuple[str, str]]) -> None:
-        for name, value in headers:
-            if name.lower() == "connection" and "close" in value.lower():
-                self.must_close = True
+        own = next(
+            (
+                index
+                for index, (name, value) in enumerate(headers)
+                if name.lower() == "connection" and "close" in value.lower()
+            ),
+            None,
+        )
         super().process_headers(headers)
+        if own is not None:
+            self.must_close = self._own_connection = True
+            # gunicorn dropped it with the other hop-by-hop headers: put it back in its place
+            kept_before = sum(1 for name, _ in headers[:own] if not util.is_hoppish(name))
+            self.headers.insert(kept_before, (headers[own][0], "close"))
 
-    def default_headers(self) -> list[str]:
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
         lines = [f"HTTP/1.1 {self.status}\r\n"]
-        if self.should_close():
-            lines.append("connection: close\r\n")
-        elif self.req.version < (1, 1):
-            lines.append("connection: keep-alive\r\n")
         if self.chunked:
             lines.append("transfer-encoding: chunked\r\n")
-        return lines
+        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
+        if not self._own_connection:
+            if self.should_close():
+                lines.append("connection: close\r\n")
+            elif self.req.version < (1, 1):
+                lines.append("connection: keep-alive\r\n")
+        lines.append("\r\n")
+        util.write(self.sock, "".join(lines).encode("latin-1"))
+        self.headers_sent = True
 
 
 def _page_for(error: Exception) -> bytes:
@@ -72,11 +117,13 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         client.setblocking(True)
         timeouts = self.wsgi.client_timeouts(listener.getsockname())
-        parser = http.get_parser(self.cfg, client, addr)
+        parser = ProxyRequestParser(self.cfg, client, addr)
         listener_name = listener.getsockname()
         first = True
         try:
-            while self.alive:
+            # A connection accepted while the worker is told to stop still gets its first
+            # request served (with connection: close): the client sent it to a live listener.
+            while first or self.alive:
                 if not first and not _has_buffered(parser):
                     try:
                         wait_read(client.fileno(), timeout=timeouts.idle)
@@ -112,6 +159,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
                 req, sock, addr, listener_name, self.cfg, response_class=ProxyResponse
             )
             environ["wsgi.multithread"] = True
+            _join_cookie_fields(environ, req.headers)
             self.nr += 1
             if self.nr >= self.max_requests and self.alive:
                 self.log.info("Autorestarting worker after current request.")
@@ -146,6 +194,17 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         else:
             self.log.exception("error on a client connection", exc_info=exc)
             _send_quietly(client, _PAGE_500)
+
+
+def _join_cookie_fields(environ: dict[str, Any], headers: list[tuple[str, str]]) -> None:
+    """Several Cookie fields become one joined by ``"; "`` (RFC 6265 5.4, RFC 9113 8.2.3), not
+    by the ``","`` gunicorn joins every repeated field with: a server reads ``a=1,b=2`` as one
+    cookie ``a`` whose value is ``1,b=2``."""
+    cookie = environ.get("HTTP_COOKIE")
+    if cookie is not None and "," in cookie:
+        values = [value for name, value in headers if name == "COOKIE"]
+        if len(values) > 1:
+            environ["HTTP_COOKIE"] = "; ".join(values)
 
 
 def _has_buffered(parser: Any) -> bool:

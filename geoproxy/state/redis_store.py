@@ -133,40 +133,45 @@ class RedisFleetState:
     # -- set-up -------------------------------------------------------------------------------
 
     def register(self, backends: Sequence[Backend]) -> None:
-        pipe = self._client.pipeline(transaction=False)
         for backend in backends:
-            keys = backend_keys(backend.name)
-            pipe.sadd(BACKENDS, backend.name)
-            configured = {server.name for server in backend.servers}
-            for index, server in enumerate(backend.servers):
-                pipe.zadd(keys.servers, {server.name: index})
-                key = keys.server(server.name)
-                pipe.hset(
-                    key,
-                    mapping={
-                        "addr": f"{server.host}:{server.port}",
-                        "cfg_weight": server.weight,
-                        "maxconn": server.maxconn,
-                        "maxqueue": server.maxqueue,
-                        "backup": int(server.backup),
-                        "cookie": server.cookie or "",
-                        "slowstart": server.slowstart,
-                        "check": int(server.check),
-                        "rise": server.rise,
-                        "fall": server.fall,
-                    },
-                )
-                # Operator and checker state survives restarts and reloads: set only if absent.
-                pipe.hsetnx(key, "admin", "maint" if server.disabled else "ready")
-                pipe.hsetnx(key, "oper", "up")
-                pipe.hsetnx(key, "weight", server.weight)
+            pipe = self._client.pipeline(transaction=False)
+            self._write_backend(pipe, backend, initial_view(backend))
             pipe.execute()
-            self._forget_removed_servers(keys, configured)
-        # the registering process (gunicorn's master) serves nothing: it must not be listed
-        # as a live worker
+            self._forget_removed_servers(backend_keys(backend.name), backend)
         self._attach(backends, beat=False)
 
-    def _forget_removed_servers(self, keys: BackendKeys, configured: set[str]) -> None:
+    @staticmethod
+    def _write_backend(pipe: Any, backend: Backend, view: BackendView) -> None:
+        """Queue the writes that describe ``backend`` in Redis. Admin state, health and
+        weight are only set where absent (operators' and checkers' values survive restarts and
+        reloads); ``view`` gives them: the configuration's at start-up, the last snapshot when
+        Redis came back empty."""
+        keys = backend_keys(backend.name)
+        pipe.sadd(BACKENDS, backend.name)
+        for index, (server, seen) in enumerate(zip(backend.servers, view.servers, strict=True)):
+            pipe.zadd(keys.servers, {server.name: index})
+            key = keys.server(server.name)
+            pipe.hset(
+                key,
+                mapping={
+                    "addr": f"{server.host}:{server.port}",
+                    "cfg_weight": server.weight,
+                    "maxconn": server.maxconn,
+                    "maxqueue": server.maxqueue,
+                    "backup": int(server.backup),
+                    "cookie": server.cookie or "",
+                    "slowstart": server.slowstart,
+                    "check": int(server.check),
+                    "rise": server.rise,
+                    "fall": server.fall,
+                },
+            )
+            pipe.hsetnx(key, "admin", seen.admin.value)
+            pipe.hsetnx(key, "oper", seen.oper.value)
+            pipe.hsetnx(key, "weight", seen.weight)
+
+    def _forget_removed_servers(self, keys: BackendKeys, backend: Backend) -> None:
+        configured = {server.name for server in backend.servers}
         known = cast(list[str], self._client.zrange(keys.servers, 0, -1))
         removed = [name for name in known if name not in configured]
         if not removed:
@@ -182,6 +187,8 @@ class RedisFleetState:
         self._attach(backends, beat=True)
 
     def _attach(self, backends: Sequence[Backend], *, beat: bool) -> None:
+        """Build the local snapshot of ``backends``; ``beat``: count this process among the
+        live workers (the registering master and tools are none)."""
         for backend in backends:
             keys = backend_keys(backend.name)
             self._backends[backend.name] = _BackendState(
@@ -248,6 +255,7 @@ class RedisFleetState:
         args = args + [len(stick.lookups), len(stick.stores), len(stick.allowed)]
         for server in stick.allowed:
             args += (server.name, server.maxconn)
+        args += [_ttl_ms(entry.ttl) for entry in stick.lookups]
         args += [_ttl_ms(entry.ttl) for entry in stick.stores]
         return keys, args
 
@@ -330,6 +338,19 @@ class RedisFleetState:
     def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
         if not entries:
             return
+        # Written now, not by the flusher: a browser's next request comes within a millisecond,
+        # perhaps to another worker, and must find the session it was just given.
+        if self._clock() >= self._down_until:
+            pipe = self._client.pipeline(transaction=False)
+            for entry in entries:
+                pipe.set(stick_key(entry.table, entry.key), server, px=_ttl_ms(entry.ttl) or None)
+            try:
+                pipe.execute()
+            except REDIS_ERRORS as error:
+                self._mark_down(error)
+            else:
+                self._mark_up()
+                return
         self._pending_sticks.extend((entry, server) for entry in entries)
         self._flush_wanted.set()
 
@@ -521,6 +542,7 @@ class RedisFleetState:
             for server in state.config.servers:
                 pipe.hmget(keys.server(server.name), STATE_FIELDS)
             pipe.hgetall(keys.inflight)
+            pipe.exists(keys.servers)
         replies = execute(pipe, self._scripts, self._client)
         seconds, micros = replies[0]
         now_ms = int(seconds) * 1000 + int(micros) // 1000
@@ -530,13 +552,29 @@ class RedisFleetState:
             fields = replies[position : position + len(state.config.servers)]
             position += len(state.config.servers)
             counts = {name: int(count) for name, count in replies[position].items()}
-            position += 1
+            registered = bool(replies[position + 1])
+            position += 2
+            if not registered:
+                self._restore(state)
+                continue
             state.fleet_inflight = counts
             previous = state.view
             state.view = rebuild_view(state.config, previous, fields, counts, {}, now_ms)
             for name, before, after in transitions(previous, state.view):
                 for listener in self._transition_listeners:
                     listener(state.config.name, name, before, after)
+
+    def _restore(self, state: _BackendState) -> None:
+        """Redis came back empty (a restart without persistence): describe the backend again,
+        with the fleet's last known admin and health state, so every worker, `geoproxy state`
+        and the stats page see it again without an operator."""
+        self._log.warning(
+            "backend %s is missing from Redis (restarted empty?): registering it again",
+            state.config.name,
+        )
+        pipe = self._client.pipeline(transaction=False)
+        self._write_backend(pipe, state.config, state.view)
+        pipe.execute()
 
     def reap(self, worker_ids: Sequence[str]) -> int:
         """Give back at once what ``worker_ids`` (known dead) held, in every backend; returns

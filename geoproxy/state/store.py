@@ -1,9 +1,12 @@
 """The fleet state interface: what the request path and the tools may ask of shared state.
 
 Rules:
-1. ``acquire`` is the only call on a request's critical path, and it costs at most one Redis
-   round trip (DESIGN.md invariant 1). ``release`` never waits on Redis: releases are batched and
-   ride on the next acquire of the same backend, or on a short background flush.
+1. ``acquire`` is the only call on a request's critical path in steady state, and it costs at
+   most one Redis round trip (DESIGN.md invariant 1). ``release`` never waits on Redis: releases
+   are batched and ride on the next acquire of the same backend, or on a short background
+   flush. ``stick_store`` writes before the response goes on (the client's next request, on any
+   worker or host, must find the entry), but only a response that teaches a table something
+   new (a new session id) calls it.
 2. ``view`` never does I/O: it returns the process's local snapshot, which a background loop
    refreshes from Redis twice a second.
 3. When Redis is unreachable, every call still answers, from local counts and the last snapshot
@@ -48,7 +51,8 @@ class StickEntry:
 @dataclass(frozen=True, slots=True)
 class StickRequest:
     """The stick-table work of one request, done inside the acquire round trip: ``lookups`` in
-    rule order (the first entry naming a server in ``allowed`` that has room decides), then
+    rule order (the first entry naming a server in ``allowed`` that has room decides; every
+    entry found gets its full lifetime back, as HAProxy touches what it matches), then
     ``stores`` set to the server chosen."""
 
     lookups: tuple[StickEntry, ...]
@@ -205,8 +209,9 @@ class FleetState(Protocol):
         ...
 
     def stick_store(self, entries: Sequence[StickEntry], server: str) -> None:
-        """Remember ``server`` under ``entries`` (``stick store-response``); batched, never
-        blocks on Redis."""
+        """Remember ``server`` under ``entries`` (``stick store-response``, or stores that must
+        follow a redispatch) in one round trip, before the response goes on; while Redis is
+        unreachable the entries wait for the flusher. Never raises on a Redis failure."""
         ...
 
     def release(self, lease: Lease) -> None:

@@ -44,6 +44,7 @@ frontend web
     stats uri /lb-stats
     stats admin if {{ src 10.0.0.0/8 }}
     use_backend broken if {{ path_beg /broken }}
+    use_backend stuck if {{ path_beg /stuck }}
     default_backend app
 
 backend app
@@ -55,6 +56,11 @@ backend broken
     balance first
     server bad 127.0.0.1:{closed}
     server good {s2}
+
+backend stuck
+    no option redispatch
+    retries 1
+    server lost 127.0.0.1:{closed}
 """
 
 
@@ -93,13 +99,15 @@ def test_csv_has_haproxys_columns_and_the_figures_of_a_known_traffic_pattern(
     for _ in range(3):
         status, body = get(web, "/broken")
         assert (status, body) == (200, b"served by s2")
-    rows = stats.wait_csv(_flushed(13))
+    assert get(web, "/stuck")[0] == 503
+    rows = stats.wait_csv(lambda rows: _flushed(13)(rows) and
+                          rows.get(("stuck", "lost"), {}).get("econ") == "2")
     text = stats.request("GET", "/admin?stats;csv").text
     assert text.splitlines()[0] == "# " + ",".join(CSV_COLUMNS) + ","
     assert list(rows) == [
         ("stats", "FRONTEND"), ("stats", "BACKEND"), ("web", "FRONTEND"), ("app", "s1"),
         ("app", "s2"), ("app", "BACKEND"), ("broken", "bad"), ("broken", "good"),
-        ("broken", "BACKEND"),
+        ("broken", "BACKEND"), ("stuck", "lost"), ("stuck", "BACKEND"),
     ]
     app, s1, s2 = rows[("app", "BACKEND")], rows[("app", "s1")], rows[("app", "s2")]
     assert app["stot"] == "10" and int(s1["stot"]) + int(s2["stot"]) == 10
@@ -109,8 +117,11 @@ def test_csv_has_haproxys_columns_and_the_figures_of_a_known_traffic_pattern(
     assert (s1["status"], s1["weight"], s1["type"], s1["scur"]) == ("no check", "1", "2", "0")
     assert int(app["rate_max"]) >= 1 and int(app["smax"]) >= 1
     bad, good = rows[("broken", "bad")], rows[("broken", "good")]
-    # each /broken request: two refused connections to 'bad' (a retry, then a redispatch)
-    assert (bad["econ"], bad["wretr"], bad["wredis"]) == ("6", "3", "3")
+    # each /broken request: a refused connection to 'bad', then a redispatch to 'good'
+    assert (bad["econ"], bad["wretr"], bad["wredis"]) == ("3", "0", "3")
+    lost = rows[("stuck", "lost")]
+    # /stuck, without redispatch: the first attempt and one retry on the same server, refused
+    assert (lost["econ"], lost["wretr"], lost["wredis"]) == ("2", "1", "0")
     assert good["stot"] == "3" and good["econ"] == "0"
     front = rows[("web", "FRONTEND")]
     assert (front["status"], front["type"]) == ("OPEN", "0")
@@ -135,7 +146,7 @@ def test_prometheus_metrics_carry_haproxy_exporter_names_and_the_same_figures(
 
     assert value("haproxy_backend_sessions_total", proxy="app") == 4
     assert value("haproxy_frontend_sessions_total", proxy="web") == 5
-    assert value("haproxy_server_connection_errors_total", proxy="broken", server="bad") == 2
+    assert value("haproxy_server_connection_errors_total", proxy="broken", server="bad") == 1
     assert value("haproxy_server_redispatch_warnings_total", proxy="broken", server="bad") == 1
     assert value("haproxy_server_status", proxy="app", server="s1", state="UP") == 1
     assert value("haproxy_server_status", proxy="app", server="s1", state="MAINT") == 0

@@ -200,3 +200,20 @@ def test_without_redis_acquire_decides_locally_and_never_fails() -> None:
         assert lease is not None
         state.release(lease)
     state.close()
+
+
+def test_a_redis_that_comes_back_empty_gets_the_fleet_state_again(
+    fleet: RedisFleetState, redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.hset("gp:{app}:srv:s2", "admin", "drain")
+    fleet.refresh()
+    assert fleet.view("app").server("s2").admin.value == "drain"  # type: ignore[union-attr]
+    client.flushall()
+    fleet.refresh()  # sees the backend gone and registers it again
+    assert client.smembers("gp:backends") == {"app"}
+    assert client.zrange("gp:{app}:servers", 0, -1) == ["s1", "s2", "s3"]
+    assert client.hget("gp:{app}:srv:s2", "admin") == "drain", "the last known state, kept"
+    lease = fleet.acquire("app", ranking(fleet, PickMode.FIRST_WITH_ROOM, "s1"))
+    assert lease is not None and lease.shared
+    client.close()

@@ -88,15 +88,18 @@ def start_backends(
     count: int = 2,
     names: Sequence[str] | None = None,
     timeout: float = 10.0,
+    *,
+    outlive_test: bool = False,
 ) -> list[Backend]:
     """Start ``count`` demo backends (named ``names``, else s1, s2, ...) on free ports and
-    wait until each accepts connections."""
+    wait until each accepts connections. ``outlive_test`` backends are not stopped when the
+    test ends (a module-scoped fixture stops them)."""
     names = list(names) if names is not None else [f"s{i}" for i in range(1, count + 1)]
     started: list[Backend] = []
     try:
         for name, port in zip(names, free_ports(len(names)), strict=True):
             argv = backend_command(BackendSpec(name, port, HOST))
-            process = registry.start(f"backend-{name}", argv, log_dir)
+            process = registry.start(f"backend-{name}", argv, log_dir, session=outlive_test)
             started.append(Backend(name, port, process))
         for backend in started:
             wait_for_port(HOST, backend.port, timeout, backend.process.is_running)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,46 @@ class ProxyProcess:
     def stop(self, grace: float = 10.0) -> int | None:
         return self.process.stop(grace)
 
+    def worker_pids(self) -> list[int]:
+        """The pids of gunicorn's worker processes (the master's children), sorted."""
+        return sorted(children(self.pid))
+
+    def wait_for_workers(self, count: int, timeout: float = 15.0) -> list[int]:
+        """Return the worker pids once exactly ``count`` workers run and each has booted
+        (logged ``Booting worker with pid: PID``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.worker_pids()
+            output = self.output()
+            if len(pids) == count and all(
+                f"Booting worker with pid: {pid}" in output for pid in pids
+            ):
+                return pids
+            if time.monotonic() >= deadline or not self.process.is_running():
+                raise TimeoutError(
+                    f"geoproxy has workers {pids}, not {count} booted ones:\n{output}"
+                )
+            time.sleep(0.05)
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        os.kill(self.pid, signum)
+
+
+def children(pid: int) -> set[int]:
+    """The pids of the live children of ``pid`` (from /proc; empty once it has gone)."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                found.update(int(child) for child in listing.read().split())
+        except FileNotFoundError:
+            continue
+    return found
+
 
 def bind_addresses(config_text: str) -> list[tuple[str, int]]:
     """The (host, port) of every ``bind`` in frontend and listen sections; a wildcard host
@@ -78,10 +120,14 @@ def start_proxy(
     redis_url: str,
     workers: int = 2,
     timeout: float = 30.0,
+    *,
+    outlive_test: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> ProxyProcess:
     """Write ``config_text`` to ``work_dir/geoproxy.cfg``, run geoproxy on it and wait until
-    every bind accepts connections; on failure the process is stopped and its output shown."""
+    every bind accepts connections; on failure the process is stopped and its output shown.
+    An ``outlive_test`` proxy is not stopped when the test ends (a module-scoped fixture
+    stops it)."""
     binds = bind_addresses(config_text)
     if not binds:
         raise ValueError("the configuration has no frontend bind to wait for")
@@ -90,7 +136,7 @@ def start_proxy(
     argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(config_path)]
     argv += ["--workers", str(workers), "--redis", redis_url]
     child_env = {**os.environ, **env} if env else None
-    process = registry.start("geoproxy", argv, work_dir, env=child_env)
+    process = registry.start("geoproxy", argv, work_dir, env=child_env, session=outlive_test)
     try:
         for host, port in binds:
             wait_for_port(host, port, timeout, process.is_running)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
@@ -15,22 +15,20 @@ _MARK = "geoproxy-monitor-mark"
 
 
 @contextmanager
-def wire_commands(
-    redis_url: str, timeout: float = 10.0, label: Callable[[str], str] | None = None
-) -> Iterator[Counter[str]]:
-    """Count, by name (or by ``label(command line)``), every command clients send while the
-    ``with`` block runs.
+def wire_log(redis_url: str, timeout: float = 10.0) -> Iterator[list[list[str]]]:
+    """Record every command clients send while the ``with`` block runs, as its words
+    (``["EVALSHA", "<sha>", "4", ...]``), in the order Redis received them.
 
-    A marker ``ECHO`` opens and closes the window, so nothing before or after is counted and
+    A marker ``ECHO`` opens and closes the window, so nothing before or after is recorded and
     every command of the block is in when the block's result is read.
     """
-    counted: Counter[str] = Counter()
+    recorded: list[list[str]] = []
     started = threading.Event()
     finished = threading.Event()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
 
     def watch() -> None:
-        with client.monitor() as monitor:
+        with client.monitor() as monitor:  # type: ignore[no-untyped-call]
             started.set()
             inside = False
             while True:
@@ -43,8 +41,8 @@ def wire_commands(
                     inside = True
                     continue
                 if inside and entry.get("client_type") != "lua":
-                    name = label(command) if label else command.split(" ", 1)[0].upper()
-                    counted[name] += 1
+                    words = command.split(" ")
+                    recorded.append([words[0].upper(), *words[1:]])
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -53,10 +51,30 @@ def wire_commands(
     time.sleep(0.05)
     marker.echo(_MARK)
     try:
-        yield counted
+        yield recorded
     finally:
         marker.echo(_MARK)
         marker.close()
         finished.wait(timeout)
         watcher.join(timeout)
         client.close()
+
+
+@contextmanager
+def wire_command_lines(redis_url: str, timeout: float = 10.0) -> Iterator[list[str]]:
+    """Every command clients send while the ``with`` block runs, as one line (name and
+    arguments), in order; filled in when the block ends."""
+    lines: list[str] = []
+    with wire_log(redis_url, timeout) as recorded:
+        yield lines
+    lines.extend(" ".join(words) for words in recorded)
+
+
+@contextmanager
+def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str]]:
+    """Count, by name, every command clients send while the ``with`` block runs (see
+    ``wire_log``); the counts are complete once the block has ended."""
+    counted: Counter[str] = Counter()
+    with wire_log(redis_url, timeout) as recorded:
+        yield counted
+    counted.update(words[0] for words in recorded)

@@ -22,8 +22,10 @@
 -- then     m, then m pairs: server name, count -- releases this worker batched since its last
 --          call (applied first, so the pick sees them)
 -- then     L, S, then a, then a pairs: server name, maxconn -- the servers a stick entry may
---          send to (those that accept persistent requests), then S entry lifetimes in
---          milliseconds (0: no expiry)
+--          send to (those that accept persistent requests), then L lookup lifetimes and S store
+--          lifetimes, in milliseconds (0: no expiry). An entry a lookup finds gets its lifetime
+--          back, whether or not it chose the server (HAProxy's stick match touches the entry:
+--          'expire' counts from the last use, so an active session never expires).
 -- Returns  { the chosen server's name (false when none had room), 1 if a stick entry chose it
 --            else 0, then name, count pairs: the in-flight count of every server }
 -- Invariant kept: KEYS[1][s] == sum over live workers of their hash[s], never below 0.
@@ -73,9 +75,14 @@ end
 local chosen, stuck = nil, 0
 for i = 1, lookups do
   local server = redis.call('GET', KEYS[4 + i])
-  if server and has_room(server) then
-    chosen, stuck = server, 1
-    break
+  if server then
+    local ttl = tonumber(ARGV[ttls_at + i - 1])
+    if ttl > 0 then
+      redis.call('PEXPIRE', KEYS[4 + i], ttl)
+    end
+    if not chosen and has_room(server) then
+      chosen, stuck = server, 1
+    end
   end
 end
 
@@ -112,7 +119,7 @@ if chosen then
   redis.call('HINCRBY', mine, chosen, 1)
   redis.call('HINCRBY', total, chosen, 1)
   for i = 1, stores do
-    local ttl = tonumber(ARGV[ttls_at + i - 1])
+    local ttl = tonumber(ARGV[ttls_at + lookups + i - 1])
     if ttl > 0 then
       redis.call('SET', KEYS[4 + lookups + i], chosen, 'PX', ttl)
     else

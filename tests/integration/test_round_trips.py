@@ -1,0 +1,143 @@
+"""What a proxied request costs in Redis: DESIGN.md invariant 1.
+
+A request's critical path makes exactly one Redis call, the acquire script (EVALSHA): the
+choice and the count in one round trip. Releases ride on the next acquire or a batched flush,
+and the heartbeat refreshes the snapshot twice a second, so a running proxy sends at most two
+commands per request on average. Real Redis, real backend processes; the WSGI app is driven
+in-process (one request at a time, and so counted exactly) and through ``geoproxy run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from importlib import resources
+
+import pytest
+from werkzeug.test import Client
+
+from geoproxy.config import parse_text
+from geoproxy.proxy.app import ProxyApp
+from geoproxy.state.redis_store import RedisFleetState
+from tests.support.backends import Backend
+from tests.support.http_client import get
+from tests.support.ports import free_port
+from tests.support.proxy_process import ProxyProcess
+from tests.support.redis_monitor import wire_log
+
+REQUESTS = 200
+CLIENTS = 4  # a proxy under load: clients that keep a request in flight each
+
+CONFIG = """\
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+
+frontend main
+    bind 127.0.0.1:{port}
+    default_backend app
+
+backend app
+    balance {balance}
+    server s1 {s1}
+    server s2 {s2}
+"""
+
+
+def script_sha(name: str) -> str:
+    text = resources.files("geoproxy.state").joinpath("lua", f"{name}.lua").read_text()
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+ACQUIRE = script_sha("acquire")
+
+
+def by_kind(recorded: list[list[str]]) -> Counter[str]:
+    """Commands by name, the acquire script told apart from the other scripts."""
+    kinds: Counter[str] = Counter()
+    for words in recorded:
+        if words[0] == "EVALSHA":
+            kinds["acquire" if words[1] == ACQUIRE else "other script"] += 1
+        else:
+            kinds[words[0]] += 1
+    return kinds
+
+
+@pytest.fixture
+def two_servers(backends: Callable[..., list[Backend]]) -> list[Backend]:
+    return backends(2)
+
+
+@pytest.fixture
+def app(redis_url: str, two_servers: list[Backend]) -> Iterator[ProxyApp]:
+    s1, s2 = two_servers
+    text = CONFIG.format(port=free_port(), balance="leastconn", s1=s1.address, s2=s2.address)
+    config = parse_text(text, "round-trips.cfg")
+    master = RedisFleetState(redis_url, "master")
+    master.register(config.backends)
+    fleet = RedisFleetState(redis_url, "host:1")
+    fleet.attach(config.backends)
+    app = ProxyApp(config, fleet)
+    yield app
+    for backend in app._backends.values():  # ProxyApp has no close(): its pools idle on
+        for pool in backend.pools.values():
+            pool.close()
+    fleet.close()
+    master.close()
+
+
+def test_a_proxied_request_makes_exactly_one_redis_call_the_acquire_script(
+    app: ProxyApp, redis_url: str
+) -> None:
+    client = Client(app)
+    with wire_log(redis_url) as recorded:
+        response = client.get("/")
+        assert response.status_code == 200
+        response.close()
+    assert by_kind(recorded) == {"acquire": 1}
+
+
+def test_releases_ride_on_the_next_acquire_so_each_request_costs_one_call(
+    app: ProxyApp, redis_url: str, two_servers: list[Backend]
+) -> None:
+    client = Client(app)
+    with wire_log(redis_url) as recorded:
+        for _ in range(REQUESTS):
+            response = client.get("/")
+            assert response.status_code == 200
+            response.close()
+    assert by_kind(recorded) == {"acquire": REQUESTS}
+    assert sum(server.stats()["requests"] for server in two_servers) == REQUESTS
+
+
+@pytest.mark.parametrize("balance", ["roundrobin", "leastconn"])
+def test_a_running_proxy_sends_at_most_two_redis_commands_per_request_on_average(
+    proxy: Callable[..., ProxyProcess],
+    two_servers: list[Backend],
+    redis_url: str,
+    balance: str,
+) -> None:
+    s1, s2 = two_servers
+    port = free_port()
+    proxy(CONFIG.format(port=port, balance=balance, s1=s1.address, s2=s2.address))
+    assert get(port, "/").status == 200  # both workers settle in before the count starts
+    statuses: list[int] = []
+
+    def client() -> None:
+        for _ in range(REQUESTS // CLIENTS):
+            statuses.append(get(port, "/").status)
+
+    with wire_log(redis_url) as recorded:
+        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert statuses == [200] * REQUESTS
+    kinds = by_kind(recorded)
+    assert kinds["acquire"] == REQUESTS
+    assert len(recorded) <= 2 * REQUESTS, kinds
