@@ -7,7 +7,9 @@ Rules:
    first process that claims after it expired.
 2. A held server is checked when due: ``inter`` after the previous check while UP,
    ``fastinter`` while going up or down (or after passive errors asked for it), ``downinter``
-   while DOWN. A newly taken-over server is checked at once.
+   while DOWN. A newly taken-over server is checked at once. The loop sleeps until the next
+   claim or the next due check, whichever comes first, so an ``inter`` shorter than ``TICK``
+   is kept (a check's end wakes the loop, since it sets the next due time).
 3. A check runs in its own greenlet and records its result through the lease-guarded script;
    the loop never waits on a server. On stop, leases are handed back so another process takes
    over at once.
@@ -82,6 +84,8 @@ class HealthChecker:
         self._id = checker_id
         self._clock = clock
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._next_claim = 0.0
         self._thread: threading.Thread | None = None
         self._backends = [
             _BackendChecks(
@@ -104,6 +108,7 @@ class HealthChecker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         for checks in self._backends:
@@ -115,29 +120,44 @@ class HealthChecker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the tick: a check ending during it wakes the wait
             try:
-                self.tick()
+                pause = self.tick()
             except Exception:
                 log.exception("health checker tick failed; retrying")
-            self._stop.wait(TICK)
+                self._next_claim = 0.0
+                pause = TICK
+            self._wake.wait(pause)
 
-    def tick(self) -> None:
-        """Claim leases, then start every check that is due (rules 1 and 2)."""
+    def tick(self) -> float:
+        """Claim leases when a claim is due, then start every check that is due (rules 1 and
+        2); returns the seconds until the next claim or the next due check."""
         now = self._clock()
+        if now >= self._next_claim:
+            self._claim(now)
+            self._next_claim = now + TICK
+        wake = self._next_claim
         for checks in self._backends:
-            held = self._store.claim_checks(
-                checks.backend.name, list(checks.schedules), self._id
-            )
-            for name in held - checks.held:
-                checks.schedules[name].due = now  # taken over: check at once
-            checks.held = held
-            for name in held:
+            for name in checks.held:
                 schedule = checks.schedules[name]
                 if not schedule.running and schedule.due <= now:
                     schedule.running = True
                     threading.Thread(
                         target=self._check, args=(checks.backend, schedule), daemon=True
                     ).start()
+                elif not schedule.running:
+                    wake = min(wake, schedule.due)
+        return max(wake - now, 0.001)
+
+    def _claim(self, now: float) -> None:
+        """Take or renew every lease (rule 1); a server newly held is due at once."""
+        for checks in self._backends:
+            held = self._store.claim_checks(
+                checks.backend.name, list(checks.schedules), self._id
+            )
+            for name in held - checks.held:
+                checks.schedules[name].due = now
+            checks.held = held
 
     def _check(self, backend: Backend, schedule: _Schedule) -> None:
         try:
@@ -150,11 +170,14 @@ class HealthChecker:
             )
             if outcome is not None:
                 self._after(backend, schedule, result, outcome)
+            else:  # the lease went to another process: leave the server to it
+                schedule.due = self._clock() + schedule.server.inter
         except Exception:
             log.exception("health check of %s/%s failed", backend.name, schedule.server.name)
             schedule.due = self._clock() + schedule.server.inter
         finally:
             schedule.running = False
+            self._wake.set()
 
     def _after(
         self, backend: Backend, schedule: _Schedule, result: CheckResult, outcome: CheckOutcome
