@@ -136,19 +136,21 @@ class WorkerLine:
         self._connection = connection
         self._socket = connection.sock
 
-    def get(self, path: str = "/") -> Answer:
-        self._connection.request("GET", path)
+    def get(self, path: str = "/", headers: Mapping[str, str] | None = None) -> Answer:
+        self._connection.request("GET", path, headers=dict(headers or {}))
         response = self._connection.getresponse()
         answer = Answer(response.status, response.getheaders(), response.read())
         if self._connection.sock is not self._socket or self._socket is None:
             raise AssertionError(f"worker {self.pid} closed the keep-alive connection")
         return answer
 
-    def served_by(self, count: int, path: str = "/") -> Counter[str]:
+    def served_by(
+        self, count: int, path: str = "/", headers: Mapping[str, str] | None = None
+    ) -> Counter[str]:
         """Send ``count`` requests on this connection; count them by ``X-Server``."""
         counted: Counter[str] = Counter()
         for _ in range(count):
-            answer = self.get(path)
+            answer = self.get(path, headers)
             counted[answer.header("X-Server") or f"status {answer.status}"] += 1
         return counted
 
