@@ -229,11 +229,18 @@ class Fleet:
             wait_for_port(HOST, backend.port, 10.0, backend.process.is_running)
         return started
 
-    def start_hosts(self, config: str, count: int = 2, workers: int = 2) -> list[Host]:
+    def start_hosts(
+        self,
+        config: str,
+        count: int = 2,
+        workers: int = 2,
+        addresses: Mapping[str, str] | None = None,
+    ) -> list[Host]:
         """Start ``count`` geoproxy processes on ``config`` (a template whose ``{port}`` is
-        the bind port and ``{NAME}`` each backend's address), all on this fleet's Redis, and
-        wait until each listens and runs ``workers`` workers."""
-        addresses = {name: backend.address for name, backend in self.backends.items()}
+        the bind port and ``{NAME}`` each backend's address, or one of ``addresses``), all on
+        this fleet's Redis, and wait until each listens and runs ``workers`` workers."""
+        known = {name: backend.address for name, backend in self.backends.items()}
+        addresses = {**known, **(addresses or {})}
         started = []
         for port in free_ports(count):
             work_dir = self._directory / f"host{len(self.hosts) + 1}"
