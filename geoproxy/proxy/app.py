@@ -31,6 +31,7 @@ from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
+from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
     BackendRuntime,
     FrontendRuntime,
@@ -226,7 +227,10 @@ class ProxyApp:
             self.fleet.release(lease)
             return self._answer(start_response, frontend.errors.page(400))
         try:
-            response, lease = self._send(environ, backend, lease, head, framing)
+            direct = lease.stuck or (
+                persistence.server is not None and persistence.server.name == lease.server
+            )
+            response, lease = self._send(environ, backend, lease, head, framing, direct)
         except UpstreamError as error:
             return self._error(start_response, frontend, backend, error.status)
         headers = response.headers
@@ -319,11 +323,18 @@ class ProxyApp:
         return self.fleet.acquire(backend.config.name, Ranking(PickMode.FIRST_WITH_ROOM, (view,)))
 
     def _send(
-        self, environ: Environ, backend: BackendRuntime, lease: Lease, head: bytes, framing: Any
+        self,
+        environ: Environ,
+        backend: BackendRuntime,
+        lease: Lease,
+        head: bytes,
+        framing: Any,
+        direct: bool = False,
     ) -> tuple[UpstreamResponse, Lease]:
         """Send the request, retrying on connection failures as HAProxy does: ``retries`` more
-        attempts on the same server, the last one on another server with ``option redispatch``.
-        Raises the last ``UpstreamError``; every lease not returned has been released."""
+        attempts, on the same server or on another one as ``retry.redispatches`` says
+        (``direct``: persistence chose the server). Raises the last ``UpstreamError``; every
+        lease not returned has been released."""
         body = environ["wsgi.input"] if framing.has_body else None
         is_head = environ["REQUEST_METHOD"] == "HEAD"
         retries_left = backend.config.retries
@@ -352,7 +363,10 @@ class ProxyApp:
                     raise
                 retries_left -= 1
                 failed = current.server
-                if retries_left == 0 and backend.config.redispatch:
+                view = self.fleet.view(backend.config.name)
+                failures = backend.config.retries - retries_left
+                if redispatches(backend.config, view, failed, failures, direct):
+                    direct = False
                     current = self._acquire(environ, backend, avoid=failed)
                 else:
                     time.sleep(backend.turnaround)
