@@ -58,6 +58,8 @@ TransitionListener = Callable[[str, str, OperState, OperState], None]
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
+_health_log = logging.getLogger("geoproxy.health")
+
 
 def _ttl_ms(ttl: float | None) -> int:
     """A stick entry's lifetime for Redis: milliseconds, 0 for none."""
@@ -415,8 +417,11 @@ class RedisFleetState:
         pipe = self._client.pipeline(transaction=False)
         for (backend, name, kind), count in errors.items():
             pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
-        for (backend, name), (run, reset, seen) in observed.items():
-            self._queue_observation(pipe, backend, name, run, reset, seen)
+        observing = [
+            (backend, name)
+            for (backend, name), (run, reset, seen) in observed.items()
+            if self._queue_observation(pipe, backend, name, run, reset, seen)
+        ]
         for entry, server in sticks:
             ttl = _ttl_ms(entry.ttl)
             pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
@@ -427,20 +432,39 @@ class RedisFleetState:
             keys = [state.keys.inflight, state.keys.worker(self.worker_id)]
             self._scripts.queue(pipe, "release", keys, args)
         try:
-            execute(pipe, self._scripts, self._client)
+            replies = execute(pipe, self._scripts, self._client)
         except REDIS_ERRORS:
             for state, releases in taken:
                 state.give_back_pending(releases)
             self._pending_sticks[:0] = sticks
             raise
+        self._log_observed(observing, replies[len(errors) : len(errors) + len(observing)])
+
+    def _log_observed(self, observing: list[tuple[str, str]], replies: list[Any]) -> None:
+        """Log, as the checker logs a check's verdict, a server that passive observation took
+        down (or up): only the process whose batch crossed ``error-limit`` sees the change."""
+        running = ("up", "going-down")
+        for (backend, name), (before, after) in zip(observing, replies, strict=True):
+            if (before in running) == (after in running):
+                continue
+            server = self._backends[backend].config.server(name)
+            limit = server.error_limit if server else 0
+            _health_log.warning(
+                'Server %s/%s is %s, reason: Health analyze, info: "Detected %d consecutive '
+                'errors".',
+                backend,
+                name,
+                "UP" if after in running else "DOWN",
+                limit,
+            )
 
     def _queue_observation(
         self, pipe: Any, backend: str, name: str, run: int, reset: int, errors: int
-    ) -> None:
+    ) -> bool:
         state = self._backends[backend]
         server = state.config.server(name)
         if server is None:
-            return
+            return False
         self._scripts.queue(
             pipe,
             "observe",
@@ -455,6 +479,7 @@ class RedisFleetState:
                 server.fall,
             ],
         )
+        return True
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_PERIOD):
