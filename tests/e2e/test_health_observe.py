@@ -1,0 +1,160 @@
+"""Passive health and session shutdown, fleet-wide: two geoproxy hosts (two workers each)
+sharing one Redis.
+
+HAProxy configuration manual, section 5.2 "observe layer7" (HTTP responses count: 5xx but
+501 and 505 are errors), "error-limit" (consecutive errors before ``on-error`` acts),
+"on-error mark-down" (the server is marked DOWN at once, as if its checks had failed) and
+"on-marked-down shutdown-sessions" (when a server goes DOWN, the sessions it serves are cut at
+once). The error count is the fleet's: errors seen by different hosts add up.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.e2e.fleet_harness import Fleet, WorkerLine, request, running_fleet, wait_until
+from tests.support.processes import ProcessRegistry
+
+INTER, FALL = 0.2, 1
+STREAM_SIZE = 2_000_000_000
+
+CONFIG = """\
+defaults
+    mode http
+    timeout connect 500ms
+    timeout client 20s
+    timeout server 20s
+
+frontend web
+    bind 127.0.0.1:{port}
+    use_backend cut if {{ hdr(x-backend) -i cut }}
+    use_backend kept if {{ hdr(x-backend) -i kept }}
+    default_backend app
+
+backend app
+    balance first
+    option httpchk GET /health
+    server s1 {s1} check inter 4s rise 2 observe layer7 error-limit 3 on-error mark-down
+    server s2 {s2} check inter 4s
+
+backend cut
+    option httpchk GET /health
+    server s3 {s3} check inter 200ms rise 1 fall 1 on-marked-down shutdown-sessions
+
+backend kept
+    option httpchk GET /health
+    server s4 {s4} check inter 200ms rise 1 fall 1
+"""
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    process_registry: ProcessRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    with running_fleet(process_registry, tmp_path_factory) as started:
+        started.start_backends(["s1", "s2", "s3", "s4"])
+        started.start_hosts(CONFIG, count=2, workers=2)
+        yield started
+
+
+def _send_spaced(fleet: Fleet, paths: list[str]) -> list[str]:
+    """Send ``paths`` in order, alternating hosts, 50 ms apart (each host reports what it saw
+    within 10 ms, so the fleet counts them in this order); return who answered."""
+    served = []
+    for i, path in enumerate(paths):
+        answer = request(fleet.ports[i % 2], path)
+        served.append(answer.header("X-Server") or "")
+        time.sleep(0.05)
+    return served
+
+
+def test_three_consecutive_5xx_seen_by_two_hosts_mark_the_server_down_on_every_worker(
+    fleet: Fleet,
+) -> None:
+    lines: list[WorkerLine] = [line for host in fleet.hosts for line in host.worker_lines()]
+    try:
+        # 501 and 505 are not errors at layer 7
+        assert _send_spaced(fleet, ["/status/501", "/status/505", "/status/501"]) == ["s1"] * 3
+        assert int(fleet.server("s1").get("observed_errors", 0)) == 0
+        # two errors, a success (the run starts again), two errors: not yet the limit
+        served = _send_spaced(fleet, ["/status/500"] * 2 + ["/"] + ["/status/503"] * 2)
+        assert served == ["s1"] * 5
+        assert fleet.oper("s1") == "up"
+        assert int(fleet.server("s1")["observed_errors"]) == 4
+        # the third error in a row (this run's errors came through both hosts)
+        assert _send_spaced(fleet, ["/status/502"]) == ["s1"]
+        marked_at = time.monotonic()
+        wait_until(lambda: fleet.oper("s1") == "down", 1.0, "s1 marked DOWN by its errors")
+        time.sleep(max(marked_at + 1.0 - time.monotonic(), 0))
+        for line in lines:
+            assert line.served_by(2) == {"s2": 2}, f"worker {line.pid} still uses s1"
+        logs = "".join(host.output() for host in fleet.hosts)
+        assert logs.count("Server app/s1 is DOWN, reason: Health analyze") == 1
+    finally:
+        for line in lines:
+            line.close()
+
+
+@dataclass
+class Stream:
+    """A long response read by a client thread at a steady pace, until it ends."""
+
+    port: int
+    backend: str
+    received: int = 0
+    ended_at: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        path = f"/bytes/{STREAM_SIZE}"
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: t\r\nX-Backend: {self.backend}\r\n\r\n".encode()
+        )
+        threading.Thread(target=self._read, args=(sock,), daemon=True).start()
+
+    def _read(self, sock: socket.socket) -> None:
+        try:
+            while not self.stop.is_set():
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self.received += len(data)
+                time.sleep(0.005)
+        except OSError:
+            pass
+        finally:
+            self.ended_at = time.monotonic()
+            sock.close()
+
+
+def test_a_server_marked_down_with_shutdown_sessions_has_its_streaming_responses_cut(
+    fleet: Fleet,
+) -> None:
+    cut, kept = Stream(fleet.ports[0], "cut"), Stream(fleet.ports[1], "kept")
+    try:
+        cut.start()
+        kept.start()
+        wait_until(lambda: cut.received > 1_000_000 and kept.received > 1_000_000, 5, "streams")
+        fleet.backends["s3"].fail_health()
+        fleet.backends["s4"].fail_health()
+        failed_at = time.monotonic()
+        wait_until(lambda: cut.ended_at is not None, FALL * INTER + 2.5, "the s3 stream is cut")
+        assert cut.ended_at is not None and cut.ended_at - failed_at <= FALL * INTER + 2.5
+        assert cut.received < STREAM_SIZE
+        assert fleet.oper("s4", "kept") == "down"
+        still = kept.received
+        wait_until(lambda: kept.received > still + 1_000_000, 3, "the s4 stream goes on")
+        assert kept.ended_at is None, "no shutdown-sessions on s4: its stream is not cut"
+        wait_until(lambda: fleet.backends["s3"].stats()["in_flight"] == 0, 2, "s3 freed")
+    finally:
+        cut.stop.set()
+        kept.stop.set()
+        for name in ("s3", "s4"):
+            fleet.backends[name].pass_health()
