@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import subprocess
 import sys
 import time
@@ -288,11 +289,39 @@ class Fleet:
             argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
 
+    def state(self) -> tuple[str, dict[str, dict[str, dict[str, str]]]]:
+        """``geoproxy state``'s output, and its rows: backend -> server -> column -> cell."""
+        printed = self.cli("state")
+        assert printed.returncode == 0, printed.stderr
+        return printed.stdout, parse_state(printed.stdout)
+
     def stop(self) -> None:
         for stop in reversed(self._stops):
             stop()
         self.redis.close()
         self._redis.stop()
+
+
+def parse_state(text: str) -> dict[str, dict[str, dict[str, str]]]:
+    """The tables ``geoproxy state`` prints, cut at the header's column starts (cells are
+    left-justified to their column's width, and may hold blanks)."""
+    tables: dict[str, dict[str, dict[str, str]]] = {}
+    rows: dict[str, dict[str, str]] = {}
+    starts: list[tuple[str, int]] = []
+    for line in text.splitlines():
+        if line.startswith("backend "):
+            rows = tables.setdefault(line.split()[1], {})
+            starts = []
+        elif line.strip().startswith("server ") and not starts:
+            starts = [(m.group(), m.start()) for m in re.finditer(r"\S+", line)]
+        elif line.strip() and starts:
+            ends = [start for _, start in starts[1:]] + [len(line)]
+            cells = {
+                name: line[start:end].strip()
+                for (name, start), end in zip(starts, ends, strict=True)
+            }
+            rows[cells["server"]] = cells
+    return tables
 
 
 @contextmanager

@@ -85,18 +85,26 @@ class Sent:
         self.answered_at = time.monotonic()
 
 
-def send_staggered(requests: list[Sent], gap: float) -> None:
-    """Send ``requests`` in order, ``gap`` seconds apart, each from its own thread; return
-    once every answer is in (bounded by the client timeout)."""
+def start_staggered(requests: list[Sent], gap: float) -> list[threading.Thread]:
+    """Send ``requests`` in order, ``gap`` seconds apart, each from its own thread."""
     threads = [threading.Thread(target=sent.run, daemon=True) for sent in requests]
     for thread in threads:
         thread.start()
         time.sleep(gap)
+    return threads
+
+
+def wait_answered(requests: list[Sent], threads: list[threading.Thread]) -> None:
+    """Return once every answer is in (bounded by the client timeout)."""
     for thread in threads:
         thread.join(timeout=20)
     for sent in requests:
         assert sent.error is None, f"request {sent.index}: {sent.error!r}"
         assert sent.answer is not None
+
+
+def send_staggered(requests: list[Sent], gap: float) -> None:
+    wait_answered(requests, start_staggered(requests, gap))
 
 
 def test_maxconn_1_across_two_hosts_serves_5_concurrent_requests_one_at_a_time_in_arrival_order(
@@ -147,3 +155,17 @@ def test_a_full_server_queue_sends_the_next_persistent_request_to_another_server
     assert overflow.answered_at < busy.answered_at, "the overflow did not wait for s3"
     assert queued.answered_at >= busy.answered_at, "the queued one waited for s3's slot"
     assert fleet.backends["s3"].stats()["max_in_flight"] == 1
+
+
+def test_geoproxy_state_shows_the_request_in_flight_and_the_ones_queued_behind_it(
+    fleet: Fleet,
+) -> None:
+    ports = fleet.ports
+    sent = [Sent(i, ports[i % 2], "/slow?ms=800", {}) for i in range(3)]
+    threads = start_staggered(sent, gap=0.05)
+    text, tables = fleet.state()
+    wait_answered(sent, threads)
+    assert "backend app (4 live workers, 2 queued in the backend)" in text
+    row = tables["app"]["s1"]
+    assert (row["inflight"], row["queued"]) == ("1", "0")
+    assert [s.answer.status for s in sent if s.answer] == [200] * 3

@@ -159,3 +159,13 @@ def test_a_request_whose_body_reached_a_server_that_died_is_answered_502_and_nev
     assert [seen.body for seen in dying.seen] == [b"pay once"]
     assert dying.server.accepted == 1
     assert live.stats()["requests"] == before, "the request went to another server too"
+
+
+def test_geoproxy_state_counts_the_connection_errors_of_each_server(fleet: Fleet) -> None:
+    errors = _conn_errors(fleet, "stubborn")
+    assert _timed(fleet.ports[0], {"X-Backend": "stubborn"})[1] == 503
+    wait_until(lambda: _conn_errors(fleet, "stubborn") == errors + 3, 2, "three failed attempts")
+    stubborn = fleet.state()[1]["stubborn"]
+    assert stubborn["dead"]["errors"] == str(errors + 3)
+    assert stubborn["live"]["errors"] == "0"
+    assert (stubborn["dead"]["oper"], stubborn["dead"]["check"]) == ("up", "-")

@@ -211,10 +211,5 @@ def test_slowstart_ramps_a_returning_server_up_to_its_weight(
 
 
 def _state_row(fleet: Fleet, server: str) -> dict[str, str]:
-    """The row of ``server`` in ``geoproxy state``, by column (columns without blanks)."""
-    printed = fleet.cli("state")
-    assert printed.returncode == 0, printed.stderr
-    lines = printed.stdout.splitlines()
-    header = next(line.split() for line in lines if line.split()[:1] == ["server"])
-    row = next(line.split() for line in lines if line.split()[:1] == [server])
-    return dict(zip(header[:5], row[:5], strict=True))
+    """The row of ``server`` of backend app in ``geoproxy state``."""
+    return fleet.state()[1]["app"][server]

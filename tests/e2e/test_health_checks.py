@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.fleet_harness import Fleet, Host, WorkerLine, running_fleet, wait_until
+from tests.e2e.fleet_harness import Fleet, Host, WorkerLine, running_fleet, tally, wait_until
 from tests.support.processes import ProcessRegistry
 
 INTER, RISE, FALL = 0.2, 2, 2
@@ -153,3 +153,33 @@ def test_checks_continue_from_another_process_when_the_checking_worker_is_killed
     s1.fail_health()
     wait_until(lambda: healthy.oper("s1") == "down", FALL * INTER + 2, "s1 is DOWN")
     wait_until(lambda: len(host.workers()) == 2, 10, "gunicorn replaced the killed worker")
+
+
+def test_geoproxy_state_shows_each_servers_admin_and_health_state_checks_and_weights(
+    healthy: Fleet,
+) -> None:
+    total_before = int(healthy.state()[1]["app"]["s2"]["total"])
+    s1 = healthy.backends["s1"]
+    s1.fail_health()
+    wait_until(lambda: healthy.oper("s1") == "down", FALL * INTER + 2, "s1 is DOWN")
+    time.sleep(1.0)  # every worker knows
+    assert tally(healthy.ports, 2) == {"s2": 4}
+    text, tables = healthy.state()
+    assert "backend app (4 live workers, 0 queued in the backend)" in text
+    down, up = tables["app"]["s1"], tables["app"]["s2"]
+    assert (down["admin"], down["oper"], down["weight"]) == ("ready", "down", "1/1")
+    assert down["check"].startswith("L7STS Layer7 wrong status: 503 Service Unavailable (")
+    assert down["check"].endswith("ms)")
+    assert int(down["streak"].split()[0]) >= FALL and down["streak"].endswith(" failed")
+    assert down["changed"].endswith("s ago") and int(down["changed"][:-5]) <= 2
+    assert (up["oper"], up["check"].split()[0], up["changed"]) == ("up", "L7OK", "-")
+    assert up["streak"].endswith(" ok")
+    for row in (down, up):
+        assert row["address"] == healthy.backends[row["server"]].address
+        assert (row["inflight"], row["queued"], row["errors"], row["backup"]) == (
+            "0",
+            "0",
+            "0",
+            "no",
+        )
+    assert int(up["total"]) == total_before + 4
