@@ -114,7 +114,7 @@ def test_maxconn_1_across_two_hosts_serves_5_concurrent_requests_one_at_a_time_i
     s1.reset_stats()
     ports = fleet.ports
     sent = [Sent(i, ports[i % 2], f"/slow?ms={SLOW_MS}", {}) for i in range(5)]
-    send_staggered(sent, gap=0.05)
+    send_staggered(sent, gap=0.1)
     assert [s.answer.status for s in sent if s.answer] == [200] * 5
     assert s1.stats()["max_in_flight"] == 1
     assert s1.stats()["requests"] == 5
@@ -161,8 +161,9 @@ def test_geoproxy_state_shows_the_request_in_flight_and_the_ones_queued_behind_i
     fleet: Fleet,
 ) -> None:
     ports = fleet.ports
-    sent = [Sent(i, ports[i % 2], "/slow?ms=800", {}) for i in range(3)]
-    threads = start_staggered(sent, gap=0.05)
+    paths = ["/slow?ms=3000", "/slow?ms=10", "/slow?ms=10"]
+    sent = [Sent(i, ports[i % 2], path, {}) for i, path in enumerate(paths)]
+    threads = start_staggered(sent, gap=0.1)
     text, tables = fleet.state()
     wait_answered(sent, threads)
     assert "backend app (4 live workers, 2 queued in the backend)" in text

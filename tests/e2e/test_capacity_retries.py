@@ -24,12 +24,12 @@ from tests.integration.forward_scripted import Reader, Request, ScriptedServer
 from tests.support.ports import free_port
 from tests.support.processes import ProcessRegistry
 
-TURNAROUND = 0.2  # min(timeout connect, 1 s)
+TURNAROUND = 0.5  # min(timeout connect, 1 s)
 
 CONFIG = """\
 defaults
     mode http
-    timeout connect 200ms
+    timeout connect 500ms
     timeout client 10s
     timeout server 10s
 
@@ -118,7 +118,7 @@ def test_a_balanced_request_to_a_refusing_server_is_redispatched_at_once(fleet: 
         errors = _conn_errors(fleet, "app")
         elapsed, status, server = _timed(port, {})
         assert (status, server) == (200, "s1")
-        assert elapsed < TURNAROUND * 0.75, "no turn-around before a balanced redispatch"
+        assert elapsed < TURNAROUND * 0.6, "no turn-around before a balanced redispatch"
         wait_until(lambda e=errors: _conn_errors(fleet, "app") == e + 1, 2, "one failed attempt")  # type: ignore[misc]
 
 

@@ -171,7 +171,7 @@ def test_geoproxy_state_shows_each_servers_admin_and_health_state_checks_and_wei
     assert down["check"].startswith("L7STS Layer7 wrong status: 503 Service Unavailable (")
     assert down["check"].endswith("ms)")
     assert int(down["streak"].split()[0]) >= FALL and down["streak"].endswith(" failed")
-    assert down["changed"].endswith("s ago") and int(down["changed"][:-5]) <= 2
+    assert down["changed"].endswith("s ago") and int(down["changed"][:-5]) <= 10
     assert (up["oper"], up["check"].split()[0], up["changed"]) == ("up", "L7OK", "-")
     assert up["streak"].endswith(" ok")
     for row in (down, up):
