@@ -74,6 +74,8 @@ class _BackendState:
     keys: BackendKeys
     acquire_keys: list[str]
     view: BackendView
+    # server -> its queue's key, for backends with maxconn (acquire then respects the queues)
+    queue_keys: dict[str, str] = field(default_factory=dict)
     fleet_inflight: dict[str, int] = field(default_factory=dict)
     local_inflight: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
@@ -176,6 +178,11 @@ class RedisFleetState:
                 keys=keys,
                 acquire_keys=[keys.inflight, keys.total, keys.worker(self.worker_id), keys.workers],
                 view=initial_view(backend),
+                queue_keys={
+                    server.name: keys.server_queue(server.name)
+                    for server in backend.servers
+                    if any(s.maxconn for s in backend.servers)
+                },
             )
         try:
             self.refresh()
@@ -197,6 +204,9 @@ class RedisFleetState:
             args = self._acquire_args(ranking, taken)
             if stick is not None:
                 keys, args = self._with_stick(keys, args, stick)
+            if state.queue_keys:
+                keys = keys + [state.keys.queue]
+                keys += [state.queue_keys[c.name] for c in ranking.candidates]
             try:
                 reply = self._scripts.call(self._client, "acquire", keys, args, self._fast)
             except REDIS_ERRORS as error:
