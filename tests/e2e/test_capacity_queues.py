@@ -170,3 +170,20 @@ def test_geoproxy_state_shows_the_request_in_flight_and_the_ones_queued_behind_i
     row = tables["app"]["s1"]
     assert (row["inflight"], row["queued"]) == ("1", "0")
     assert [s.answer.status for s in sent if s.answer] == [200] * 3
+
+
+def test_a_request_arriving_while_others_wait_queues_behind_them(fleet: Fleet) -> None:
+    ports = fleet.ports
+    holder = Sent(0, ports[0], "/slow?ms=600", {})
+    waiters = [Sent(i, ports[i % 2], "/slow?ms=5", {}) for i in (1, 2)]
+    first = start_staggered([holder, *waiters], gap=0.1)
+    # newcomers keep arriving around the moment the holder's slot is given back
+    time.sleep(max(holder.sent_at + 0.5 - time.monotonic(), 0))
+    newcomers = [Sent(i, ports[i % 2], "/slow?ms=5", {}) for i in range(3, 63)]
+    later = start_staggered(newcomers, gap=0.005)
+    wait_answered([holder, *waiters, *newcomers], first + later)
+    served_before_waiters = [
+        n.index for n in newcomers if n.answered_at < max(w.answered_at for w in waiters)
+    ]
+    assert not served_before_waiters, "newcomers took slots while older requests waited"
+    assert fleet.backends["s1"].stats()["max_in_flight"] == 1
