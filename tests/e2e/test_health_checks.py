@@ -183,3 +183,21 @@ def test_geoproxy_state_shows_each_servers_admin_and_health_state_checks_and_wei
             "no",
         )
     assert int(up["total"]) == total_before + 4
+
+
+def test_a_host_stopped_gracefully_hands_its_checks_over_at_once(healthy: Fleet) -> None:
+    # last in this module: it stops one of the two hosts
+    checker = healthy.checker_pid("s1")
+    assert checker is not None
+    host = _host_of(healthy, checker)
+    s1 = healthy.backends["s1"]
+    host.stop()
+    stopped_at = time.monotonic()
+    assert healthy.checker_pid("s1") not in host.workers() + [checker]
+    after_stop = s1.stats()["health_checks"]
+    wait_until(
+        lambda: s1.stats()["health_checks"] >= after_stop + 2,
+        CLAIM_TICK + 2 * INTER + 1.0,
+        "s1 is checked by the other host without waiting for the lease to expire",
+    )
+    assert time.monotonic() - stopped_at < LEASE_TTL
