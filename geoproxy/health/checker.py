@@ -6,10 +6,11 @@ Rules:
    lease it holds is renewed long before its TTL, and one whose holder died is taken over by the
    first process that claims after it expired.
 2. A held server is checked when due: ``inter`` after the previous check while UP,
-   ``fastinter`` while going up or down (or after passive errors asked for it), ``downinter``
-   while DOWN. A newly taken-over server is checked at once. The loop sleeps until the next
-   claim or the next due check, whichever comes first, so an ``inter`` shorter than ``TICK``
-   is kept (a check's end wakes the loop, since it sets the next due time).
+   ``fastinter`` while going up or down, ``downinter`` while DOWN; when passive observation's
+   ``on-error`` acts, the next check comes ``fastinter`` after it (seen at the next claim).
+   A newly taken-over server is checked at once. The loop sleeps until the next claim or the
+   next due check, whichever comes first, so an ``inter`` shorter than ``TICK`` is kept (a
+   check's end wakes the loop, since it sets the next due time).
 3. A check runs in its own greenlet and records its result through the lease-guarded script;
    the loop never waits on a server. On stop, leases are handed back so another process takes
    over at once.
@@ -61,7 +62,7 @@ class _Schedule:
     due: float = 0.0
     running: bool = False
     state: OperState = OperState.UP
-    fastinter: bool = False
+    fastinter_seen: int = 0  # the last on-error event acted on (Redis time, ms)
 
 
 @dataclass(slots=True)
@@ -69,6 +70,7 @@ class _BackendChecks:
     backend: Backend
     schedules: dict[str, _Schedule] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)
+    observed: tuple[str, ...] = ()  # servers whose on-error may ask for fastinter
 
 
 class HealthChecker:
@@ -99,6 +101,12 @@ class HealthChecker:
             for backend in backends
         ]
         self._backends = [checks for checks in self._backends if checks.schedules]
+        for checks in self._backends:
+            checks.observed = tuple(
+                name
+                for name, schedule in checks.schedules.items()
+                if schedule.server.observe is not None and schedule.server.fastinter
+            )
 
     def start(self) -> None:
         if not self._backends:
@@ -115,8 +123,9 @@ class HealthChecker:
             try:
                 self._store.give_up_checks(checks.backend.name, sorted(checks.held), self._id)
             except Exception as error:  # Redis away: the leases expire by themselves
-                log.warning("could not hand back the check leases of %s: %s",
-                            checks.backend.name, error)
+                log.warning(
+                    "could not hand back the check leases of %s: %s", checks.backend.name, error
+                )
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -152,12 +161,23 @@ class HealthChecker:
     def _claim(self, now: float) -> None:
         """Take or renew every lease (rule 1); a server newly held is due at once."""
         for checks in self._backends:
-            held = self._store.claim_checks(
-                checks.backend.name, list(checks.schedules), self._id
-            )
+            held = self._store.claim_checks(checks.backend.name, list(checks.schedules), self._id)
             for name in held - checks.held:
                 checks.schedules[name].due = now
             checks.held = held
+            self._hasten(checks, now)
+
+    def _hasten(self, checks: _BackendChecks, now: float) -> None:
+        """Bring a held server's next check forward to ``fastinter`` once per on-error event
+        (rule 2), as HAProxy requeues the check task when passive observation acts."""
+        observed = [name for name in checks.observed if name in checks.held]
+        stamps = self._store.fastinter_requests(checks.backend.name, observed)
+        for name, stamp in stamps.items():
+            schedule = checks.schedules[name]
+            if stamp > schedule.fastinter_seen:
+                schedule.fastinter_seen = stamp
+                fastinter = schedule.server.fastinter or schedule.server.inter
+                schedule.due = min(schedule.due, now + fastinter)
 
     def _check(self, backend: Backend, schedule: _Schedule) -> None:
         try:

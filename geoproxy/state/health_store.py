@@ -80,7 +80,19 @@ class HealthStore:
         )
         if not reply:
             return None
-        return CheckOutcome(reply[0], reply[1], reply[2] == "1")
+        return CheckOutcome(reply[0], reply[1], reply[2] not in ("0", ""))
+
+    def fastinter_requests(self, backend: str, servers: Sequence[str]) -> dict[str, int]:
+        """When passive observation last asked each of ``servers`` for ``fastinter`` (Redis
+        time, ms; absent: not since its last good check)."""
+        if not servers:
+            return {}
+        keys = backend_keys(backend)
+        pipe = self._client.pipeline(transaction=False)
+        for name in servers:
+            pipe.hget(keys.server(name), "fastinter")
+        stamps = zip(servers, pipe.execute(), strict=True)
+        return {name: int(stamp) for name, stamp in stamps if stamp and stamp.isdigit()}
 
     def set_admin(self, backend: str, server: str, state: AdminState) -> None:
         self._set(backend, server, "admin", state.value)
