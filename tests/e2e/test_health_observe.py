@@ -5,7 +5,8 @@ HAProxy configuration manual, section 5.2 "observe layer7" (HTTP responses count
 501 and 505 are errors), "error-limit" (consecutive errors before ``on-error`` acts),
 "on-error mark-down" (the server is marked DOWN at once, as if its checks had failed) and
 "on-marked-down shutdown-sessions" (when a server goes DOWN, the sessions it serves are cut at
-once). The error count is the fleet's: errors seen by different hosts add up.
+once), "on-error fastinter" (the next check comes after ``fastinter``, not ``inter``). The
+error count is the fleet's: errors seen by different hosts add up.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ frontend web
     bind 127.0.0.1:{port}
     use_backend cut if {{ hdr(x-backend) -i cut }}
     use_backend kept if {{ hdr(x-backend) -i kept }}
+    use_backend hasty if {{ hdr(x-backend) -i hasty }}
     default_backend app
 
 backend app
@@ -50,6 +52,10 @@ backend cut
 backend kept
     option httpchk GET /health
     server s4 {s4} check inter 200ms rise 1 fall 1
+
+backend hasty
+    option httpchk GET /health
+    server s5 {s5} check inter 3s fastinter 100ms observe layer7 error-limit 1 on-error fastinter
 """
 
 
@@ -58,7 +64,7 @@ def fleet(
     process_registry: ProcessRegistry, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fleet]:
     with running_fleet(process_registry, tmp_path_factory) as started:
-        started.start_backends(["s1", "s2", "s3", "s4"])
+        started.start_backends(["s1", "s2", "s3", "s4", "s5"])
         started.start_hosts(CONFIG, count=2, workers=2)
         yield started
 
@@ -158,3 +164,17 @@ def test_a_server_marked_down_with_shutdown_sessions_has_its_streaming_responses
         kept.stop.set()
         for name in ("s3", "s4"):
             fleet.backends[name].pass_health()
+
+
+def test_on_error_fastinter_brings_the_next_check_forward(fleet: Fleet) -> None:
+    s5 = fleet.backends["s5"]
+    checks = s5.stats()["health_checks"]
+    wait_until(lambda: s5.stats()["health_checks"] > checks, 3.5, "a check of s5 (inter 3s)")
+    checked_at = time.monotonic()
+    checks = s5.stats()["health_checks"]
+    answer = request(fleet.ports[0], "/status/500", headers={"X-Backend": "hasty"})
+    assert answer.status == 500
+    # the error reaches Redis within 10 ms and the checker within a claim tick (0.5 s)
+    wait_until(lambda: s5.stats()["health_checks"] > checks, 1.5, "a check at fastinter")
+    assert time.monotonic() - checked_at < 2.0, "not the check due 3 s after the last one"
+    assert fleet.oper("s5", "hasty") == "up"
