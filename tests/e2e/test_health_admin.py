@@ -182,6 +182,14 @@ def test_a_refused_weight_or_state_changes_nothing_and_says_why(fleet: Fleet) ->
     assert fleet.server("s1")["admin"] == "ready"
 
 
+def test_a_relative_weight_is_rounded_down_and_capped_at_256_as_haproxy_does(fleet: Fleet) -> None:
+    # haproxy 2.6.12's "set server app/s weight N%": 150% of 1 is 1, 3000% of 10 is 256
+    assert fleet.cli("set", "server", "app/s1", "weight", "199%").returncode == 0
+    assert fleet.server("s1")["weight"] == "19"
+    assert fleet.cli("set", "server", "app/s1", "weight", "3000%").returncode == 0
+    assert fleet.server("s1")["weight"] == "256"
+
+
 def test_slowstart_ramps_a_returning_server_up_to_its_weight(
     fleet: Fleet, lines: list[WorkerLine]
 ) -> None:
