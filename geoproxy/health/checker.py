@@ -28,7 +28,7 @@ from geoproxy.balance.view import OperState
 from geoproxy.config.model import Backend, Server
 from geoproxy.health.probe import CheckResult, CheckTarget, run_check
 from geoproxy.health.verdict import next_interval
-from geoproxy.state.health_store import CheckOutcome, HealthStore
+from geoproxy.state.health_store import CheckOutcome, HealthStore, HealthStoreUnavailable
 
 TICK = 0.5
 
@@ -88,6 +88,7 @@ class HealthChecker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._next_claim = 0.0
+        self._paused = False
         self._thread: threading.Thread | None = None
         self._backends = [
             _BackendChecks(
@@ -132,11 +133,28 @@ class HealthChecker:
             self._wake.clear()  # before the tick: a check ending during it wakes the wait
             try:
                 pause = self.tick()
+            except HealthStoreUnavailable as error:
+                self._pause(error)
+                pause = TICK
             except Exception:
                 log.exception("health checker tick failed; retrying")
                 self._next_claim = 0.0
                 pause = TICK
+            else:
+                if self._paused:
+                    self._paused = False
+                    log.warning("Redis reachable again: health checks resume")
             self._wake.wait(pause)
+
+    def _pause(self, error: HealthStoreUnavailable) -> None:
+        """Redis is away: hold no lease (no result could be recorded) and claim again at the
+        next tick; the outage is logged once (DESIGN.md invariant 4)."""
+        for checks in self._backends:
+            checks.held = set()
+        self._next_claim = 0.0
+        if not self._paused:
+            self._paused = True
+            log.error("Redis unreachable (%s): health checks paused", error)
 
     def tick(self) -> float:
         """Claim leases when a claim is due, then start every check that is due (rules 1 and
@@ -192,6 +210,8 @@ class HealthChecker:
                 self._after(backend, schedule, result, outcome)
             else:  # the lease went to another process: leave the server to it
                 schedule.due = self._clock() + schedule.server.inter
+        except HealthStoreUnavailable:  # the loop logs the outage
+            schedule.due = self._clock() + schedule.server.inter
         except Exception:
             log.exception("health check of %s/%s failed", backend.name, schedule.server.name)
             schedule.due = self._clock() + schedule.server.inter
