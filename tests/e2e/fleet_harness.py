@@ -265,6 +265,10 @@ class Fleet:
         return [host for host, _ in started]
 
     @property
+    def redis_pid(self) -> int:
+        return self._redis.pid
+
+    @property
     def ports(self) -> list[int]:
         return [host.port for host in self.hosts]
 
