@@ -14,15 +14,17 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import pytest
 import redis
@@ -157,6 +159,40 @@ class WorkerLine:
 
     def close(self) -> None:
         self._connection.close()
+
+
+@dataclass
+class Stream:
+    """A long response (``/bytes/SIZE`` of backend ``backend``, by ``X-Backend``) read by a
+    client thread at a steady pace until it ends; ``stop`` ends the reading."""
+
+    SIZE: ClassVar[int] = 2_000_000_000
+
+    port: int
+    backend: str
+    received: int = 0
+    ended_at: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        sock = socket.create_connection((HOST, self.port), timeout=10)
+        head = f"GET /bytes/{self.SIZE} HTTP/1.1\r\nHost: t\r\nX-Backend: {self.backend}\r\n\r\n"
+        sock.sendall(head.encode())
+        threading.Thread(target=self._read, args=(sock,), daemon=True).start()
+
+    def _read(self, sock: socket.socket) -> None:
+        try:
+            while not self.stop.is_set():
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self.received += len(data)
+                time.sleep(0.005)
+        except OSError:
+            pass
+        finally:
+            self.ended_at = time.monotonic()
+            sock.close()
 
 
 @dataclass(frozen=True, slots=True)

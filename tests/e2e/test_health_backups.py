@@ -4,6 +4,8 @@ HAProxy configuration manual, section 5.2 "backup" (a backup server is used only
 primary server is down) and section 4 "option allbackups" (by default only the first
 operational backup server is used; with the option, all of them share the load). Health checks
 decide which servers are down; every worker of both hosts follows within fall x inter + 1 s.
+Section 5.2 "on-marked-up shutdown-backup-sessions": a primary coming back UP cuts the
+sessions of the backups, so that it takes all the traffic back at once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.fleet_harness import Fleet, WorkerLine, running_fleet, wait_until
+from tests.e2e.fleet_harness import Fleet, Stream, WorkerLine, running_fleet, wait_until
 from tests.support.processes import ProcessRegistry
 
 INTER, FALL = 0.2, 1
@@ -35,8 +37,8 @@ backend app
     balance roundrobin
     option httpchk GET /health
     default-server check inter 200ms rise 1 fall 1
-    server p1 {p1}
-    server p2 {p2}
+    server p1 {p1} on-marked-up shutdown-backup-sessions
+    server p2 {p2} on-marked-up shutdown-backup-sessions
     server b1 {b1} backup
     server b2 {b2} backup
 
@@ -138,3 +140,26 @@ def test_a_returning_primary_takes_the_traffic_back_from_the_backups(
     time.sleep(INTER + 1.0)  # rise 1
     assert _served(lines, 4) == {"p2": 16}
     assert _served(lines, 4, ALL) == {"p2": 16}
+
+
+def test_a_primary_marked_up_with_shutdown_backup_sessions_cuts_the_backups_streams(
+    fleet: Fleet, lines: list[WorkerLine]
+) -> None:
+    _fail(fleet, "p1", "p2")
+    cut = Stream(fleet.ports[0], "app")  # its primaries ask for backup sessions to be cut
+    kept = Stream(fleet.ports[1], "all")  # the same servers, without the option
+    try:
+        cut.start()
+        kept.start()
+        wait_until(lambda: cut.received > 1_000_000 and kept.received > 1_000_000, 5, "streams")
+        fleet.backends["p1"].pass_health()
+        passed_at = time.monotonic()
+        wait_until(lambda: cut.ended_at is not None, INTER + 2.5, "the backup's stream is cut")
+        assert cut.ended_at is not None and cut.ended_at - passed_at <= INTER + 2.5
+        assert cut.received < Stream.SIZE
+        still = kept.received
+        wait_until(lambda: kept.received > still + 1_000_000, 3, "the other stream goes on")
+        assert kept.ended_at is None
+    finally:
+        cut.stop.set()
+        kept.stop.set()

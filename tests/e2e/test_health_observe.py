@@ -11,19 +11,15 @@ error count is the fleet's: errors seen by different hosts add up.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.fleet_harness import Fleet, WorkerLine, request, running_fleet, wait_until
+from tests.e2e.fleet_harness import Fleet, Stream, WorkerLine, request, running_fleet, wait_until
 from tests.support.processes import ProcessRegistry
 
 INTER, FALL = 0.2, 1
-STREAM_SIZE = 2_000_000_000
 
 CONFIG = """\
 defaults
@@ -107,39 +103,6 @@ def test_three_consecutive_5xx_seen_by_two_hosts_mark_the_server_down_on_every_w
             line.close()
 
 
-@dataclass
-class Stream:
-    """A long response read by a client thread at a steady pace, until it ends."""
-
-    port: int
-    backend: str
-    received: int = 0
-    ended_at: float | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        path = f"/bytes/{STREAM_SIZE}"
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: t\r\nX-Backend: {self.backend}\r\n\r\n".encode()
-        )
-        threading.Thread(target=self._read, args=(sock,), daemon=True).start()
-
-    def _read(self, sock: socket.socket) -> None:
-        try:
-            while not self.stop.is_set():
-                data = sock.recv(65536)
-                if not data:
-                    break
-                self.received += len(data)
-                time.sleep(0.005)
-        except OSError:
-            pass
-        finally:
-            self.ended_at = time.monotonic()
-            sock.close()
-
-
 def test_a_server_marked_down_with_shutdown_sessions_has_its_streaming_responses_cut(
     fleet: Fleet,
 ) -> None:
@@ -153,7 +116,7 @@ def test_a_server_marked_down_with_shutdown_sessions_has_its_streaming_responses
         failed_at = time.monotonic()
         wait_until(lambda: cut.ended_at is not None, FALL * INTER + 2.5, "the s3 stream is cut")
         assert cut.ended_at is not None and cut.ended_at - failed_at <= FALL * INTER + 2.5
-        assert cut.received < STREAM_SIZE
+        assert cut.received < Stream.SIZE
         assert fleet.oper("s4", "kept") == "down"
         still = kept.received
         wait_until(lambda: kept.received > still + 1_000_000, 3, "the s4 stream goes on")
