@@ -173,16 +173,15 @@ class RedisFleetState:
     def attach(self, backends: Sequence[Backend]) -> None:
         for backend in backends:
             keys = backend_keys(backend.name)
+            queues = any(server.maxconn for server in backend.servers)
             self._backends[backend.name] = _BackendState(
                 config=backend,
                 keys=keys,
                 acquire_keys=[keys.inflight, keys.total, keys.worker(self.worker_id), keys.workers],
                 view=initial_view(backend),
-                queue_keys={
-                    server.name: keys.server_queue(server.name)
-                    for server in backend.servers
-                    if any(s.maxconn for s in backend.servers)
-                },
+                queue_keys={s.name: keys.server_queue(s.name) for s in backend.servers}
+                if queues
+                else {},
             )
         try:
             self.refresh()
