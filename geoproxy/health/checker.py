@@ -6,8 +6,11 @@ Rules:
    lease it holds is renewed long before its TTL, and one whose holder died is taken over by the
    first process that claims after it expired.
 2. A held server is checked when due: ``inter`` after the previous check while UP,
-   ``fastinter`` while going up or down (or after passive errors asked for it), ``downinter``
-   while DOWN. A newly taken-over server is checked at once.
+   ``fastinter`` while going up or down, ``downinter`` while DOWN; when passive observation's
+   ``on-error`` acts, the next check comes ``fastinter`` after it (seen at the next claim).
+   A newly taken-over server is checked at once. The loop sleeps until the next claim or the
+   next due check, whichever comes first, so an ``inter`` shorter than ``TICK`` is kept (a
+   check's end wakes the loop, since it sets the next due time).
 3. A check runs in its own greenlet and records its result through the lease-guarded script;
    the loop never waits on a server. On stop, leases are handed back so another process takes
    over at once.
@@ -25,7 +28,7 @@ from geoproxy.balance.view import OperState
 from geoproxy.config.model import Backend, Server
 from geoproxy.health.probe import CheckResult, CheckTarget, run_check
 from geoproxy.health.verdict import next_interval
-from geoproxy.state.health_store import CheckOutcome, HealthStore
+from geoproxy.state.health_store import CheckOutcome, HealthStore, HealthStoreUnavailable
 
 TICK = 0.5
 
@@ -59,7 +62,7 @@ class _Schedule:
     due: float = 0.0
     running: bool = False
     state: OperState = OperState.UP
-    fastinter: bool = False
+    fastinter_seen: int = 0  # the last on-error event acted on (Redis time, ms)
 
 
 @dataclass(slots=True)
@@ -67,6 +70,7 @@ class _BackendChecks:
     backend: Backend
     schedules: dict[str, _Schedule] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)
+    observed: tuple[str, ...] = ()  # servers whose on-error may ask for fastinter
 
 
 class HealthChecker:
@@ -82,6 +86,9 @@ class HealthChecker:
         self._id = checker_id
         self._clock = clock
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._next_claim = 0.0
+        self._paused = False
         self._thread: threading.Thread | None = None
         self._backends = [
             _BackendChecks(
@@ -95,6 +102,12 @@ class HealthChecker:
             for backend in backends
         ]
         self._backends = [checks for checks in self._backends if checks.schedules]
+        for checks in self._backends:
+            checks.observed = tuple(
+                name
+                for name, schedule in checks.schedules.items()
+                if schedule.server.observe is not None and schedule.server.fastinter
+            )
 
     def start(self) -> None:
         if not self._backends:
@@ -104,40 +117,85 @@ class HealthChecker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         for checks in self._backends:
             try:
                 self._store.give_up_checks(checks.backend.name, sorted(checks.held), self._id)
             except Exception as error:  # Redis away: the leases expire by themselves
-                log.warning("could not hand back the check leases of %s: %s",
-                            checks.backend.name, error)
+                log.warning(
+                    "could not hand back the check leases of %s: %s", checks.backend.name, error
+                )
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the tick: a check ending during it wakes the wait
             try:
-                self.tick()
+                pause = self.tick()
+            except HealthStoreUnavailable as error:
+                self._pause(error)
+                pause = TICK
             except Exception:
                 log.exception("health checker tick failed; retrying")
-            self._stop.wait(TICK)
+                self._next_claim = 0.0
+                pause = TICK
+            else:
+                if self._paused:
+                    self._paused = False
+                    log.warning("Redis reachable again: health checks resume")
+            self._wake.wait(pause)
 
-    def tick(self) -> None:
-        """Claim leases, then start every check that is due (rules 1 and 2)."""
-        now = self._clock()
+    def _pause(self, error: HealthStoreUnavailable) -> None:
+        """Redis is away: hold no lease (no result could be recorded) and claim again at the
+        next tick; the outage is logged once (DESIGN.md invariant 4)."""
         for checks in self._backends:
-            held = self._store.claim_checks(
-                checks.backend.name, list(checks.schedules), self._id
-            )
-            for name in held - checks.held:
-                checks.schedules[name].due = now  # taken over: check at once
-            checks.held = held
-            for name in held:
+            checks.held = set()
+        self._next_claim = 0.0
+        if not self._paused:
+            self._paused = True
+            log.error("Redis unreachable (%s): health checks paused", error)
+
+    def tick(self) -> float:
+        """Claim leases when a claim is due, then start every check that is due (rules 1 and
+        2); returns the seconds until the next claim or the next due check."""
+        now = self._clock()
+        if now >= self._next_claim:
+            self._claim(now)
+            self._next_claim = now + TICK
+        wake = self._next_claim
+        for checks in self._backends:
+            for name in checks.held:
                 schedule = checks.schedules[name]
                 if not schedule.running and schedule.due <= now:
                     schedule.running = True
                     threading.Thread(
                         target=self._check, args=(checks.backend, schedule), daemon=True
                     ).start()
+                elif not schedule.running:
+                    wake = min(wake, schedule.due)
+        return max(wake - now, 0.001)
+
+    def _claim(self, now: float) -> None:
+        """Take or renew every lease (rule 1); a server newly held is due at once."""
+        for checks in self._backends:
+            held = self._store.claim_checks(checks.backend.name, list(checks.schedules), self._id)
+            for name in held - checks.held:
+                checks.schedules[name].due = now
+            checks.held = held
+            self._hasten(checks, now)
+
+    def _hasten(self, checks: _BackendChecks, now: float) -> None:
+        """Bring a held server's next check forward to ``fastinter`` once per on-error event
+        (rule 2), as HAProxy requeues the check task when passive observation acts."""
+        observed = [name for name in checks.observed if name in checks.held]
+        stamps = self._store.fastinter_requests(checks.backend.name, observed)
+        for name, stamp in stamps.items():
+            schedule = checks.schedules[name]
+            if stamp > schedule.fastinter_seen:
+                schedule.fastinter_seen = stamp
+                fastinter = schedule.server.fastinter or schedule.server.inter
+                schedule.due = min(schedule.due, now + fastinter)
 
     def _check(self, backend: Backend, schedule: _Schedule) -> None:
         try:
@@ -150,11 +208,16 @@ class HealthChecker:
             )
             if outcome is not None:
                 self._after(backend, schedule, result, outcome)
+            else:  # the lease went to another process: leave the server to it
+                schedule.due = self._clock() + schedule.server.inter
+        except HealthStoreUnavailable:  # the loop logs the outage
+            schedule.due = self._clock() + schedule.server.inter
         except Exception:
             log.exception("health check of %s/%s failed", backend.name, schedule.server.name)
             schedule.due = self._clock() + schedule.server.inter
         finally:
             schedule.running = False
+            self._wake.set()
 
     def _after(
         self, backend: Backend, schedule: _Schedule, result: CheckResult, outcome: CheckOutcome

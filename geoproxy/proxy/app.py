@@ -254,8 +254,10 @@ class ProxyApp:
             return self._answer(start_response, frontend.errors.page(400))
         acquired = lease.server
         try:
-            persistent = persistence.server is not None or lease.stuck
-            response, lease = self._send(environ, backend, lease, (head, framing), persistent)
+            direct = lease.stuck or (
+                persistence.server is not None and persistence.server.name == lease.server
+            )
+            response, lease = self._send(environ, backend, lease, (head, framing), direct)
         except UpstreamError as error:
             return self._error(start_response, frontend, backend, error.status)
         headers = response.headers
@@ -357,11 +359,12 @@ class ProxyApp:
         backend: BackendRuntime,
         lease: Lease,
         request: tuple[bytes, Any],
-        persistent: bool,
+        direct: bool,
     ) -> tuple[UpstreamResponse, Lease]:
-        """Send the request, retrying on connection failures as HAProxy does: ``retries`` more
-        attempts, on the same server or on another one (``geoproxy.proxy.retry``).
-        Raises the last ``UpstreamError``; every lease not returned has been released."""
+        """Send ``request`` (head, framing), retrying on connection failures as HAProxy does:
+        ``retries`` more attempts, on the same server or on another one as
+        ``retry.redispatches`` says (``direct``: persistence chose the server). Raises the last
+        ``UpstreamError``; every lease not returned has been released."""
         head, framing = request
         body = environ["wsgi.input"] if framing.has_body else None
         is_head = environ["REQUEST_METHOD"] == "HEAD"
@@ -392,11 +395,11 @@ class ProxyApp:
                 retries_left -= 1
                 failed = current.server
                 view = self.fleet.view(backend.config.name)
-                usable = len(eligible(view, backend.config.allbackups))
                 failures = backend.config.retries - retries_left
-                redispatch = redispatches(backend.config, failures, usable, persistent)
+                redispatch = redispatches(backend.config, view, failed, failures, direct)
                 self.fleet.count_retry(backend.config.name, failed, redispatch)
                 if redispatch:
+                    direct = False
                     current = self._acquire(environ, backend, avoid=failed)
                     if current is not None and current.server == failed:
                         time.sleep(backend.turnaround)

@@ -124,10 +124,13 @@ def set_server(redis_url: str, target: str, field: str, value: str) -> int:
 
 
 def _weight(store: RedisFleetState, backend: str, server: str, value: str) -> int:
-    """An absolute weight, or ``N%`` of the configured one (HAProxy's runtime API)."""
+    """An absolute weight, or ``N%`` of the configured one, rounded down and capped at 256 as
+    HAProxy's runtime API does (150% of 1 is 1, 3000% of 10 is 256)."""
     if value.endswith("%"):
+        if not value[:-1].isdigit():
+            raise ValueError(f"a relative weight must be a positive N%, not {value!r}")
         configured = int(store.health.server_state(backend, server).get("cfg_weight", 1))
-        return round(configured * int(value[:-1]) / 100)
+        return min(configured * min(int(value[:-1]), 25600) // 100, 256)
     if not value.isdigit():
         raise ValueError(f"weight must be a number from 0 to 256 or N%, not {value!r}")
     return int(value)

@@ -12,7 +12,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,7 +42,22 @@ class CheckOutcome:
         return (self.before in running) != (self.after in running)
 
 
+class HealthStoreUnavailable(Exception):
+    """Redis cannot be reached: no lease can be claimed and no check result recorded."""
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        raise HealthStoreUnavailable(str(error)) from error
+
+
 class HealthStore:
+    """The checker's side raises ``HealthStoreUnavailable`` when Redis is away; the operator's
+    side (``set_admin``, ``set_weight``) lets redis-py's errors through to the command line."""
+
     def __init__(self, client: redis.Redis, scripts: Scripts) -> None:
         self._client = client
         self._scripts = scripts
@@ -54,7 +70,8 @@ class HealthStore:
             return set()
         keys = backend_keys(backend)
         leases = [keys.check_lease(name) for name in servers]
-        held = self._scripts.call(self._client, "claim_checks", leases, [checker, ttl_ms])
+        with _reachable():
+            held = self._scripts.call(self._client, "claim_checks", leases, [checker, ttl_ms])
         return {name for name, mine in zip(servers, held, strict=True) if int(mine)}
 
     def give_up_checks(self, backend: str, servers: Sequence[str], checker: str) -> None:
@@ -72,15 +89,29 @@ class HealthStore:
         lease is no longer ours."""
         keys = backend_keys(backend)
         passed, code, description, duration_ms = result
-        reply = self._scripts.call(
-            self._client,
-            "record_check",
-            [keys.server(server.name), keys.check_lease(server.name)],
-            [checker, int(passed), server.rise, server.fall, code, description, duration_ms],
-        )
+        with _reachable():
+            reply = self._scripts.call(
+                self._client,
+                "record_check",
+                [keys.server(server.name), keys.check_lease(server.name)],
+                [checker, int(passed), server.rise, server.fall, code, description, duration_ms],
+            )
         if not reply:
             return None
-        return CheckOutcome(reply[0], reply[1], reply[2] == "1")
+        return CheckOutcome(reply[0], reply[1], reply[2] not in ("0", ""))
+
+    def fastinter_requests(self, backend: str, servers: Sequence[str]) -> dict[str, int]:
+        """When passive observation last asked each of ``servers`` for ``fastinter`` (Redis
+        time, ms; absent: not since its last good check)."""
+        if not servers:
+            return {}
+        keys = backend_keys(backend)
+        pipe = self._client.pipeline(transaction=False)
+        for name in servers:
+            pipe.hget(keys.server(name), "fastinter")
+        with _reachable():
+            stamps = zip(servers, pipe.execute(), strict=True)
+        return {name: int(stamp) for name, stamp in stamps if stamp and stamp.isdigit()}
 
     def set_admin(self, backend: str, server: str, state: AdminState) -> None:
         self._set(backend, server, "admin", state.value)

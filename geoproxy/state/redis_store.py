@@ -60,6 +60,8 @@ TransitionListener = Callable[[str, str, OperState, OperState], None]
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
+_health_log = logging.getLogger("geoproxy.health")
+
 
 def _ttl_ms(ttl: float | None) -> int:
     """A stick entry's lifetime for Redis: milliseconds, 0 for none."""
@@ -74,6 +76,8 @@ class _BackendState:
     keys: BackendKeys
     acquire_keys: list[str]
     view: BackendView
+    # server -> its queue's key, for backends with maxconn (acquire then respects the queues)
+    queue_keys: dict[str, str] = field(default_factory=dict)
     fleet_inflight: dict[str, int] = field(default_factory=dict)
     local_inflight: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
@@ -191,11 +195,15 @@ class RedisFleetState:
         live workers (the registering master and tools are none)."""
         for backend in backends:
             keys = backend_keys(backend.name)
+            queues = any(server.maxconn for server in backend.servers)
             self._backends[backend.name] = _BackendState(
                 config=backend,
                 keys=keys,
                 acquire_keys=[keys.inflight, keys.total, keys.worker(self.worker_id), keys.workers],
                 view=initial_view(backend),
+                queue_keys={s.name: keys.server_queue(s.name) for s in backend.servers}
+                if queues
+                else {},
             )
         try:
             self.refresh(beat=beat)
@@ -217,6 +225,9 @@ class RedisFleetState:
             args = self._acquire_args(ranking, taken)
             if stick is not None:
                 keys, args = self._with_stick(keys, args, stick)
+            if state.queue_keys:
+                keys = keys + [state.keys.queue]
+                keys += [state.queue_keys[c.name] for c in ranking.candidates]
             try:
                 reply = self._scripts.call(self._client, "acquire", keys, args, self._fast)
             except REDIS_ERRORS as error:
@@ -464,21 +475,43 @@ class RedisFleetState:
         pipe = self._client.pipeline(transaction=False)
         for (backend, name, kind), count in errors.items():
             pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
-        for (backend, name), (run, reset, seen) in observed.items():
-            self._queue_observation(pipe, backend, name, run, reset, seen)
+        observing = [
+            (backend, name)
+            for (backend, name), (run, reset, seen) in observed.items()
+            if self._queue_observation(pipe, backend, name, run, reset, seen)
+        ]
         for entry, server in sticks:
             ttl = _ttl_ms(entry.ttl)
             pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
         for state, releases, tally in taken:
             self._queue_release(pipe, state, releases, tally)
         try:
-            execute(pipe, self._scripts, self._client)
+            replies = execute(pipe, self._scripts, self._client)
         except REDIS_ERRORS:
             for state, releases, tally in taken:
                 state.give_back_pending(releases)
                 state.tally.merge(tally)
             self._pending_sticks[:0] = sticks
             raise
+        self._log_observed(observing, replies[len(errors) : len(errors) + len(observing)])
+
+    def _log_observed(self, observing: list[tuple[str, str]], replies: list[Any]) -> None:
+        """Log, as the checker logs a check's verdict, a server that passive observation took
+        down (or up): only the process whose batch crossed ``error-limit`` sees the change."""
+        running = ("up", "going-down")
+        for (backend, name), (before, after) in zip(observing, replies, strict=True):
+            if (before in running) == (after in running):
+                continue
+            server = self._backends[backend].config.server(name)
+            limit = server.error_limit if server else 0
+            _health_log.warning(
+                'Server %s/%s is %s, reason: Health analyze, info: "Detected %d consecutive '
+                'errors".',
+                backend,
+                name,
+                "UP" if after in running else "DOWN",
+                limit,
+            )
 
     def _queue_release(
         self, pipe: Any, state: _BackendState, releases: dict[str, int], tally: BackendTally
@@ -495,11 +528,11 @@ class RedisFleetState:
 
     def _queue_observation(
         self, pipe: Any, backend: str, name: str, run: int, reset: int, errors: int
-    ) -> None:
+    ) -> bool:
         state = self._backends[backend]
         server = state.config.server(name)
         if server is None:
-            return
+            return False
         self._scripts.queue(
             pipe,
             "observe",
@@ -514,6 +547,7 @@ class RedisFleetState:
                 server.fall,
             ],
         )
+        return True
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_PERIOD):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from geoproxy.balance.view import BackendView, ServerView
 from geoproxy.config.model import Backend, Balance, BalanceAlgorithm, Location
 from geoproxy.proxy.retry import redispatches
 
@@ -29,9 +30,13 @@ def backend(
 
 
 def plan(config: Backend, usable: int, persistent: bool = False) -> list[bool]:
-    """Whether each retry of one request is a redispatch, first retry first."""
+    """Whether each retry of one request is a redispatch, first retry first, in a backend of
+    ``usable`` running primaries whose first one keeps refusing connections."""
+    view = BackendView(
+        "app", tuple(ServerView(name=f"s{i}", index=i, weight=1) for i in range(usable))
+    )
     return [
-        redispatches(config, failures, usable, persistent)
+        redispatches(config, view, "s0", failures, persistent)
         for failures in range(1, config.retries + 1)
     ]
 

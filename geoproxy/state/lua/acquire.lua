@@ -14,6 +14,10 @@
 -- KEYS[4]  live-workers sorted set           (member: worker id, score: expiry, ms, Redis clock)
 -- KEYS[5 .. 4+L]      stick-table entries to look up, in rule order (value: server name)
 -- KEYS[5+L .. 4+L+S]  stick-table entries to store the chosen server in
+-- KEYS[5+L+S ..]      (only for backends with maxconn) the backend's queue, then the server
+--                     queue of each ranked candidate, in ranking order: requests already
+--                     waiting keep the slots they are owed, so a newcomer never overtakes them
+--                     (HAProxy skips a server with a queue and queues a request behind others)
 -- ARGV[1]  worker id
 -- ARGV[2]  worker ttl, milliseconds
 -- ARGV[3]  "first": first candidate with room | "least": lowest (inflight+1)/weight, ties to
@@ -28,7 +32,8 @@
 --          'expire' counts from the last use, so an active session never expires).
 -- Returns  { the chosen server's name (false when none had room), 1 if a stick entry chose it
 --            else 0, then name, count pairs: the in-flight count of every server }
--- Invariant kept: KEYS[1][s] == sum over live workers of their hash[s], never below 0.
+-- Invariants kept: KEYS[1][s] == sum over live workers of their hash[s], never below 0; with
+-- queue keys, a server's slot goes to a newcomer only when more are free than are waited for.
 
 local inflight, total, mine, workers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = redis.call('TIME')
@@ -92,13 +97,34 @@ if not chosen and n > 0 then
     names[i] = ARGV[2 + 3 * i]
   end
   local counts = redis.call('HMGET', inflight, unpack(names))
+  -- a slot is free for a newcomer when nobody waits for it: server queues first, then the
+  -- backend's queue takes the free slots of all candidates before any newcomer does
+  local queues = 4 + lookups + stores
+  local owed = {}
+  local free, unlimited = 0, false
+  for i = 1, n do
+    local count = tonumber(counts[i] or '0')
+    local maxconn = tonumber(ARGV[4 + 3 * i])
+    owed[i] = 0
+    if maxconn == 0 then
+      unlimited = true
+    else
+      if #KEYS > queues then
+        owed[i] = redis.call('ZCARD', KEYS[queues + 1 + i])
+      end
+      free = free + math.max(0, maxconn - count - owed[i])
+    end
+  end
+  if #KEYS > queues and not unlimited and free <= redis.call('ZCARD', KEYS[queues + 1]) then
+    n = 0
+  end
   local least_mode = ARGV[3] == 'least'
   local best, best_load, best_weight = 0, 0, 0
   for i = 1, n do
     local count = tonumber(counts[i] or '0')
     local weight = tonumber(ARGV[3 + 3 * i])
     local maxconn = tonumber(ARGV[4 + 3 * i])
-    if maxconn == 0 or count < maxconn then
+    if maxconn == 0 or count + owed[i] < maxconn then
       if not least_mode then
         best = i
         break

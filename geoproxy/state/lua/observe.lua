@@ -8,6 +8,9 @@
 -- ARGV[3]  all errors seen in this batch (statistics)
 -- ARGV[4]  error-limit     ARGV[5]  on-error: fastinter | fail-check | sudden-death | mark-down
 -- ARGV[6]  rise            ARGV[7]  fall
+-- Writes   health, oper, consecutive_errors, observed_errors; when on-error acts, fastinter =
+--          the Redis time (ms) it acted, which the checker reads to bring its next check
+--          forward (every on-error mode forces fastinter, as HAProxy's health_adjust does)
 -- Returns  { oper before, oper after }
 
 local server = KEYS[1]
@@ -43,7 +46,10 @@ if run >= tonumber(ARGV[4]) then
       if health < rise then health = 0 end
     end
   end
-  redis.call('HSET', server, 'fastinter', 1)
+  -- when: the checker brings the next check forward once per event (HAProxy requeues it)
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('HSET', server, 'fastinter', now_ms)
 end
 local after = oper_of(health)
 redis.call('HSET', server, 'consecutive_errors', run, 'health', health, 'oper', after)
