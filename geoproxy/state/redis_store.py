@@ -26,17 +26,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import redis
-
 from geoproxy.balance.policy import Ranking
 from geoproxy.balance.rank import decide
 from geoproxy.balance.view import BackendView, OperState
 from geoproxy.config.model import Backend
+from geoproxy.state.connect import REDIS_ERRORS, connect, is_cluster
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
 from geoproxy.state.report import read_report
-from geoproxy.state.scripts import Scripts, execute
+from geoproxy.state.scripts import Batch, Scripts
 from geoproxy.state.snapshot import STATE_FIELDS, initial_view, rebuild_view, transitions
 from geoproxy.state.store import (
     BackendReport,
@@ -56,7 +55,7 @@ RETRY_AFTER = 1.0  # after a failure, the request path leaves Redis alone this l
 # (backend, server, health before, health after), called from the snapshot refresh
 TransitionListener = Callable[[str, str, OperState, OperState], None]
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+__all__ = ["REDIS_ERRORS", "RedisFleetState"]
 
 
 def _ttl_ms(ttl: float | None) -> int:
@@ -87,8 +86,8 @@ class _BackendState:
 
 
 class RedisFleetState:
-    """``FleetState`` on one Redis (a single server; Sentinel and Cluster come through the
-    same client interface)."""
+    """``FleetState`` on one Redis: a single server, a Sentinel-managed master or a Cluster
+    (``state/connect.py`` reads the URL)."""
 
     def __init__(
         self,
@@ -101,12 +100,9 @@ class RedisFleetState:
         self.worker_id = worker_id
         self._log = log or logging.getLogger("geoproxy.state")
         self._clock = clock
-        self._client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
-        )
+        self._client = connect(url, REDIS_TIMEOUT)
+        # A Cluster pipeline cannot carry TIME (no key to route it by): ask it apart.
+        self._time_in_pipeline = not is_cluster(self._client)
         self._scripts = Scripts()
         self._fast = fast_caller(url, REDIS_TIMEOUT)
         self._backends: dict[str, _BackendState] = {}
@@ -438,22 +434,22 @@ class RedisFleetState:
         errors, self._pending_errors = self._pending_errors, {}
         if not taken and not sticks and not observed and not errors:
             return
-        pipe = self._client.pipeline(transaction=False)
+        batch = Batch(self._client, self._scripts)
         for (backend, name, kind), count in errors.items():
-            pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
+            batch.pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
         for (backend, name), (run, reset, seen) in observed.items():
-            self._queue_observation(pipe, backend, name, run, reset, seen)
+            self._queue_observation(batch, backend, name, run, reset, seen)
         for entry, server in sticks:
             ttl = _ttl_ms(entry.ttl)
-            pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
+            batch.pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
         for state, releases in taken:
             args: list[Any] = []
             for name, count in releases.items():
                 args += (name, count)
             keys = [state.keys.inflight, state.keys.worker(self.worker_id)]
-            self._scripts.queue(pipe, "release", keys, args)
+            batch.script("release", keys, args)
         try:
-            execute(pipe, self._scripts, self._client)
+            batch.execute()
         except REDIS_ERRORS:
             for state, releases in taken:
                 state.give_back_pending(releases)
@@ -461,14 +457,13 @@ class RedisFleetState:
             raise
 
     def _queue_observation(
-        self, pipe: Any, backend: str, name: str, run: int, reset: int, errors: int
+        self, batch: Batch, backend: str, name: str, run: int, reset: int, errors: int
     ) -> None:
         state = self._backends[backend]
         server = state.config.server(name)
         if server is None:
             return
-        self._scripts.queue(
-            pipe,
+        batch.script(
             "observe",
             [state.keys.server(name)],
             [
@@ -495,25 +490,25 @@ class RedisFleetState:
         """One heartbeat: say this process is alive, reap dead workers, and reload the snapshot
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
         states = list(self._backends.values())
-        pipe = self._client.pipeline(transaction=False)
-        pipe.time()
+        batch = Batch(self._client, self._scripts)
+        if self._time_in_pipeline:
+            batch.pipe.time()
         for state in states:
             keys = state.keys
             if beat:
-                self._scripts.queue(
-                    pipe,
+                batch.script(
                     "heartbeat",
                     [keys.workers, keys.inflight],
                     [keys.worker_prefix, self.worker_id, WORKER_TTL_MS],
                 )
             for server in state.config.servers:
-                pipe.hmget(keys.server(server.name), STATE_FIELDS)
-            pipe.hgetall(keys.inflight)
-            pipe.exists(keys.servers)
-        replies = execute(pipe, self._scripts, self._client)
-        seconds, micros = replies[0]
+                batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
+            batch.pipe.hgetall(keys.inflight)
+            batch.pipe.exists(keys.servers)
+        replies = batch.execute()
+        seconds, micros = replies[0] if self._time_in_pipeline else self._client.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        position = 1
+        position = 1 if self._time_in_pipeline else 0
         for state in states:
             position += 1 if beat else 0
             fields = replies[position : position + len(state.config.servers)]
@@ -546,16 +541,15 @@ class RedisFleetState:
     def reap(self, worker_ids: Sequence[str]) -> int:
         """Give back at once what ``worker_ids`` (known dead) held, in every backend; returns
         how many were reaped. Called by the gunicorn master when a worker exits."""
-        pipe = self._client.pipeline(transaction=False)
+        batch = Batch(self._client, self._scripts)
         for state in self._backends.values():
             keys = state.keys
-            self._scripts.queue(
-                pipe,
+            batch.script(
                 "heartbeat",
                 [keys.workers, keys.inflight],
                 [keys.worker_prefix, "", WORKER_TTL_MS, *worker_ids],
             )
-        return sum(int(count) for count in execute(pipe, self._scripts, self._client))
+        return sum(int(count) for count in batch.execute())
 
     # -- reading for tools --------------------------------------------------------------------
 
