@@ -16,6 +16,10 @@ Rules:
    half-read); an error reply is the type redis-py would raise for it (``NOSCRIPT``,
    ``LOADING``, ``READONLY``...), ``BUSY`` (a script holds the server) is a ``TimeoutError``,
    and any other is ``ResponseError``.
+3. A pooled connection found broken (Redis restarted, or closed it while idle) empties the pool,
+   and the call is sent once more on a fresh connection: a dead connection never costs a
+   request, nor marks a Redis that is back as unreachable. (A timeout is not retried: the
+   server is slow, not gone.)
 """
 
 from __future__ import annotations
@@ -84,6 +88,10 @@ class _Connection:
             reader.feed(data)
 
 
+class _Broken(Exception):
+    """The connection failed (reset, closed) before a reply came."""
+
+
 class FastCaller:
     """Sends EVALSHA on a pool of raw connections to one Redis server."""
 
@@ -112,15 +120,37 @@ class FastCaller:
 
     def evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         command = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
-        conn = self._idle.pop() if self._idle else self._connect()
+        if self._idle:
+            try:
+                reply = self._send(self._idle.pop(), command)
+            except _Broken:
+                # Redis restarted or dropped idle clients: every pooled connection is as dead
+                # as this one, and a fresh one may well work (rule 3).
+                self.close()
+                reply = self._send_fresh(command)
+        else:
+            reply = self._send_fresh(command)
+        if isinstance(reply, hiredis.ReplyError):
+            raise reply_error(str(reply))
+        return reply
+
+    def _send_fresh(self, command: bytes) -> Any:
+        try:
+            return self._send(self._connect(), command)
+        except _Broken as broken:
+            raise redis.exceptions.ConnectionError(f"Redis connection failed: {broken}") from None
+
+    def _send(self, conn: _Connection, command: bytes) -> Any:
+        """Send on ``conn`` and read the reply; ``conn`` goes back to the pool after a reply
+        and is closed after any failure."""
         try:
             reply = conn.call(command)
         except TimeoutError as error:
             conn.sock.close()
             raise redis.exceptions.TimeoutError(f"Redis did not answer in time: {error}") from None
-        except OSError as error:
+        except (OSError, redis.exceptions.ConnectionError) as error:
             conn.sock.close()
-            raise redis.exceptions.ConnectionError(f"Redis connection failed: {error}") from None
+            raise _Broken(str(error)) from None
         except BaseException:
             conn.sock.close()
             raise
@@ -128,8 +158,6 @@ class FastCaller:
             self._idle.append(conn)
         else:
             conn.sock.close()
-        if isinstance(reply, hiredis.ReplyError):
-            raise reply_error(str(reply))
         return reply
 
     def _connect(self) -> _Connection:

@@ -70,3 +70,18 @@ def test_a_dead_server_is_a_connection_error() -> None:
     assert fast is not None
     with pytest.raises(redis.exceptions.ConnectionError):
         fast.evalsha("0" * 40, [], [])
+
+
+def test_pooled_connections_that_redis_closed_are_replaced_without_an_error(
+    redis_url: str,
+) -> None:
+    fast = fast_caller(redis_url, 0.5)
+    assert fast is not None
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    scripts = Scripts()
+    assert scripts.call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+    client.client_kill_filter(_type="normal", skipme=True)  # every connection but this one
+    assert scripts.call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+    assert client.hget(KEYS[0], "s1") == "2", "sent once on the fresh connection"
+    fast.close()
+    client.close()
