@@ -8,6 +8,11 @@ Rules:
 2. Health and admin state live in the server's hash; every worker's snapshot refresh (twice a
    second) reads them, which is how a verdict or an operator action reaches every worker of
    every host within a second (DESIGN.md invariant 3).
+3. While Redis is unreachable no process holds a lease, so nobody checks and no verdict
+   changes: every worker routes on its last snapshot (invariant 4), and the fleet state logs the
+   outage once. ``claim_checks`` then answers "none held" and ``record_check`` "not recorded"
+   rather than raising twice a second; operators' actions (``set_admin``, ``set_weight``) do
+   raise, so that the command line says Redis is away.
 """
 
 from __future__ import annotations
@@ -16,10 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import redis
-
 from geoproxy.balance.view import AdminState
 from geoproxy.config.model import Server
+from geoproxy.state.connect import REDIS_ERRORS, Client
 from geoproxy.state.keys import backend_keys
 from geoproxy.state.scripts import Scripts
 
@@ -42,19 +46,23 @@ class CheckOutcome:
 
 
 class HealthStore:
-    def __init__(self, client: redis.Redis, scripts: Scripts) -> None:
+    def __init__(self, client: Client, scripts: Scripts) -> None:
         self._client = client
         self._scripts = scripts
 
     def claim_checks(
         self, backend: str, servers: Sequence[str], checker: str, ttl_ms: int = LEASE_TTL_MS
     ) -> set[str]:
-        """Take or renew the checker lease of ``servers``; returns those the caller holds."""
+        """Take or renew the checker lease of ``servers``; returns those the caller holds (none
+        while Redis is unreachable: rule 3)."""
         if not servers:
             return set()
         keys = backend_keys(backend)
         leases = [keys.check_lease(name) for name in servers]
-        held = self._scripts.call(self._client, "claim_checks", leases, [checker, ttl_ms])
+        try:
+            held = self._scripts.call(self._client, "claim_checks", leases, [checker, ttl_ms])
+        except REDIS_ERRORS:
+            return set()
         return {name for name, mine in zip(servers, held, strict=True) if int(mine)}
 
     def give_up_checks(self, backend: str, servers: Sequence[str], checker: str) -> None:
@@ -69,15 +77,18 @@ class HealthStore:
         result: tuple[bool, str, str, int],
     ) -> CheckOutcome | None:
         """Apply one check result (passed, code, description, duration ms); None when the
-        lease is no longer ours."""
+        lease is no longer ours, or Redis is unreachable (rule 3)."""
         keys = backend_keys(backend)
         passed, code, description, duration_ms = result
-        reply = self._scripts.call(
-            self._client,
-            "record_check",
-            [keys.server(server.name), keys.check_lease(server.name)],
-            [checker, int(passed), server.rise, server.fall, code, description, duration_ms],
-        )
+        try:
+            reply = self._scripts.call(
+                self._client,
+                "record_check",
+                [keys.server(server.name), keys.check_lease(server.name)],
+                [checker, int(passed), server.rise, server.fall, code, description, duration_ms],
+            )
+        except REDIS_ERRORS:
+            return None
         if not reply:
             return None
         return CheckOutcome(reply[0], reply[1], reply[2] == "1")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import redis
-
+from geoproxy.state.connect import Client
 from geoproxy.state.keys import BACKENDS, backend_keys
 from geoproxy.state.snapshot import effective_weight
 from geoproxy.state.store import BackendReport, ServerReport
@@ -45,7 +44,7 @@ def _server_row(
     )
 
 
-def read_report(client: redis.Redis) -> list[BackendReport]:
+def read_report(client: Client) -> list[BackendReport]:
     """Every registered backend, its servers in configuration order."""
     seconds, micros = client.time()
     now_ms = seconds * 1000 + micros // 1000
