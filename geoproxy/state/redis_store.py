@@ -14,6 +14,13 @@ Rules (the concurrency essay, as HAProxy's queue.c opens with one):
    once, and every live process reaps expired workers of any host on each heartbeat.
 4. While Redis is unreachable, decisions are local (this process's own counts) and leases are
    marked unshared; the outage and the recovery are each logged once (invariant 4).
+5. A call that counts a request in flight (acquire, queue) and fails may still have run: a
+   stalled Redis runs it once it wakes, after the process gave up on it. So after such a
+   failure the process counts under a new name, its *holder* id (``worker_id#N``), and never
+   writes under the old one again: the old hash, phantom counts included, is reaped with the
+   old id's expiry, and a lease taken under an old holder is given back by that reaper, never
+   released (``Lease.holder``). The fleet's counts converge to the truth without knowing
+   which calls ran.
 """
 
 from __future__ import annotations
@@ -98,6 +105,8 @@ class RedisFleetState:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.worker_id = worker_id
+        self._generation = 0
+        self._holder = worker_id  # the id this process counts under now (rule 5)
         self._log = log or logging.getLogger("geoproxy.state")
         self._clock = clock
         self._client = connect(url, REDIS_TIMEOUT)
@@ -180,13 +189,25 @@ class RedisFleetState:
             self._backends[backend.name] = _BackendState(
                 config=backend,
                 keys=keys,
-                acquire_keys=[keys.inflight, keys.total, keys.worker(self.worker_id), keys.workers],
+                acquire_keys=self._acquire_keys(keys),
                 view=initial_view(backend),
             )
         try:
             self.refresh(beat=beat)
         except REDIS_ERRORS as error:
             self._mark_down(error)
+
+    def _acquire_keys(self, keys: BackendKeys) -> list[str]:
+        return [keys.inflight, keys.total, keys.worker(self._holder), keys.workers]
+
+    def _new_holder(self) -> None:
+        """Count under a fresh holder id from now on (rule 5); releases not yet sent belong to
+        the old one, whose reaping gives them back."""
+        self._generation += 1
+        self._holder = f"{self.worker_id}#{self._generation}"
+        for state in self._backends.values():
+            state.acquire_keys = self._acquire_keys(state.keys)
+            state.pending = {}
 
     # -- the request path ---------------------------------------------------------------------
 
@@ -207,16 +228,17 @@ class RedisFleetState:
                 reply = self._scripts.call(self._client, "acquire", keys, args, self._fast)
             except REDIS_ERRORS as error:
                 state.give_back_pending(taken)
+                self._new_holder()
                 self._mark_down(error)
             else:
                 self._mark_up()
-                return self._lease_from_reply(state, reply)
+                return self._lease_from_reply(state, reply, holder=keys[2])
         return self._acquire_locally(state, ranking)
 
     def _ranking_args(self, ranking: Ranking) -> list[Any]:
         """The arguments acquire.lua and queue.lua start with: who asks, and the ranking."""
         args: list[Any] = [
-            self.worker_id,
+            self._holder,
             WORKER_TTL_MS,
             ranking.mode.value,
             len(ranking.candidates),
@@ -245,7 +267,11 @@ class RedisFleetState:
         args += [_ttl_ms(entry.ttl) for entry in stick.stores]
         return keys, args
 
-    def _lease_from_reply(self, state: _BackendState, reply: list[Any]) -> Lease | None:
+    def _lease_from_reply(
+        self, state: _BackendState, reply: list[Any], holder: str
+    ) -> Lease | None:
+        """The lease a reply of acquire.lua gives, counted under ``holder`` (the worker hash the
+        call was sent with: the process may have a new holder by the time the reply comes)."""
         counts = state.fleet_inflight
         for i in range(2, len(reply), 2):
             counts[reply[i]] = int(reply[i + 1])
@@ -253,7 +279,7 @@ class RedisFleetState:
         if not name:
             return None
         state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
-        return Lease(state.config.name, name, shared=True, stuck=bool(reply[1]))
+        return Lease(state.config.name, name, True, bool(reply[1]), holder)
 
     def queue_acquire(self, backend: str, ranking: Ranking, ticket: Ticket) -> Lease | int | None:
         """Wait in line for a slot: a ``Lease`` when served, else the ticket's rank in its
@@ -263,6 +289,7 @@ class RedisFleetState:
         keys = state.keys
         queue = keys.server_queue(ticket.server) if ticket.server else keys.queue
         args = self._ranking_args(ranking) + [ticket.id, ticket.wait_ms, ticket.maxqueue]
+        holder = state.acquire_keys[2]
         try:
             reply = self._scripts.call(
                 self._client,
@@ -272,13 +299,14 @@ class RedisFleetState:
                 self._fast,
             )
         except REDIS_ERRORS as error:
+            self._new_holder()
             self._mark_down(error)
             raise QueueUnavailable(str(error)) from error
         name, rank = reply
         if name:
             state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
             state.contended_until = self._clock() + 1.0
-            return Lease(backend, name, shared=True)
+            return Lease(backend, name, True, holder=holder)
         if int(rank) < 0:
             return None
         state.contended_until = self._clock() + 1.0
@@ -345,8 +373,8 @@ class RedisFleetState:
         state = self._backends[lease.backend]
         local = state.local_inflight
         local[lease.server] = max(local.get(lease.server, 0) - 1, 0)
-        if not lease.shared:
-            return
+        if not lease.shared or lease.holder != state.acquire_keys[2]:
+            return  # counted locally only, or by an old holder that the reaper gives back
         pending = state.pending
         pending[lease.server] = pending.get(lease.server, 0) + 1
         if state.contended_until and self._clock() < state.contended_until:
@@ -370,6 +398,7 @@ class RedisFleetState:
             )
 
     def _mark_up(self) -> None:
+        self._down_until = 0.0  # Redis answered: the request path need not wait out RETRY_AFTER
         if self._degraded:
             self._degraded = False
             self._log.warning("Redis reachable again: routing with fleet-wide state")
@@ -446,8 +475,7 @@ class RedisFleetState:
             args: list[Any] = []
             for name, count in releases.items():
                 args += (name, count)
-            keys = [state.keys.inflight, state.keys.worker(self.worker_id)]
-            batch.script("release", keys, args)
+            batch.script("release", [state.keys.inflight, state.acquire_keys[2]], args)
         try:
             batch.execute()
         except REDIS_ERRORS:
@@ -499,7 +527,7 @@ class RedisFleetState:
                 batch.script(
                     "heartbeat",
                     [keys.workers, keys.inflight],
-                    [keys.worker_prefix, self.worker_id, WORKER_TTL_MS],
+                    [keys.worker_prefix, self._holder, WORKER_TTL_MS],
                 )
             for server in state.config.servers:
                 batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)

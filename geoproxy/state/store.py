@@ -29,12 +29,14 @@ from geoproxy.config.model import Backend
 class Lease:
     """One request counted in flight on one server. ``shared`` is false when the count is only
     local (Redis was unreachable when it was taken); ``stuck`` is true when a stick-table entry
-    chose the server."""
+    chose the server; ``holder`` is the implementation's record of where the shared count
+    was taken (for Redis: the worker's hash), so that it is given back there or not at all."""
 
     backend: str
     server: str
     shared: bool
     stuck: bool = False
+    holder: str = ""
 
 
 @dataclass(frozen=True, slots=True)
