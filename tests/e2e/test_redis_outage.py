@@ -1,0 +1,206 @@
+"""When Redis fails, the proxy keeps serving (DESIGN.md invariant 4), through ``geoproxy run``
+with two workers and a real redis-server that the test kills, restarts empty, and stalls.
+
+- Redis stops (SIGKILL): no request fails; each worker logs once that it routes from its local
+  snapshot.
+- Redis comes back empty on the same port: within seconds the fleet has registered its
+  backends again (``geoproxy state`` shows them), each worker logs its recovery once, and the
+  in-flight counts go back to 0 once traffic stops.
+- Redis is slow (``DEBUG SLEEP``, ``CLIENT PAUSE``): no request waits on it much longer than the
+  Redis timeout, and the counts still converge to 0 afterwards.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from geoproxy.state.redis_store import REDIS_TIMEOUT
+from tests.support.backends import Backend, start_backends
+from tests.support.ports import free_port
+from tests.support.processes import ROOT, ProcessRegistry
+from tests.support.proxy_process import ProxyProcess, start_proxy
+from tests.support.redis_topologies import RedisNode, need_tools, start_node, wait_until
+from tests.support.traffic import Traffic, failures
+
+pytestmark = pytest.mark.e2e
+need_tools("redis-server")
+
+CONFIG = """\
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+
+frontend main
+    bind 127.0.0.1:{port}
+    default_backend app
+
+backend app
+    balance leastconn
+    option httpchk GET /health
+    server s1 {s1} check inter 500ms
+    server s2 {s2} check inter 500ms
+"""
+
+DEGRADED = "Redis unreachable ("
+RECOVERED = "Redis reachable again"
+LATENCY_MARGIN = 1.0  # seconds beyond the Redis timeout a request may take on a loaded machine
+
+
+@dataclass(eq=False)
+class Scene:
+    registry: ProcessRegistry
+    directory: Path
+    redis: RedisNode
+    servers: list[Backend]
+    proxy: ProxyProcess
+    port: int
+    started: list[RedisNode]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
+
+    def restart_redis_empty(self) -> None:
+        self.redis = start_node(
+            self.registry, self.directory / "redis-again", port=self.redis.port, name="redis2"
+        )
+        self.started.append(self.redis)
+
+    def inflight(self) -> dict[str, int]:
+        with self.client() as client:
+            return {k: int(v) for k, v in client.hgetall("gp:{app}:inflight").items()}
+
+    def log_count(self, text: str) -> int:
+        return self.proxy.output().count(text)
+
+
+@pytest.fixture(scope="module")
+def scene(
+    process_registry: ProcessRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scene]:
+    directory = tmp_path_factory.mktemp("outage")
+    nodes = [start_node(process_registry, directory / "redis")]
+    servers: list[Backend] = []
+    proxy: ProxyProcess | None = None
+    try:
+        servers = start_backends(process_registry, directory, 2, outlive_test=True)
+        port = free_port()
+        config = CONFIG.format(port=port, s1=servers[0].address, s2=servers[1].address)
+        url = f"redis://127.0.0.1:{nodes[0].port}/0"
+        proxy = start_proxy(process_registry, config, directory, url, 2, outlive_test=True)
+        proxy.wait_for_workers(2)
+        yield Scene(process_registry, directory, nodes[0], servers, proxy, port, nodes)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        for server in servers:
+            server.stop()
+        for node in nodes:
+            node.stop()
+
+
+def totals(scene: Scene) -> dict[str, int]:
+    with scene.client() as client:
+        return {k: int(v) for k, v in client.hgetall("gp:{app}:total").items()}
+
+
+def state_output(url: str) -> str:
+    finished = subprocess.run(
+        [sys.executable, "-m", "geoproxy", "state", "--redis", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return finished.stdout
+
+
+def test_redis_killed_and_restarted_empty_no_request_fails_and_the_fleet_rebuilds_its_state(
+    scene: Scene,
+) -> None:
+    degraded_before = scene.log_count(DEGRADED)
+    recovered_before = scene.log_count(RECOVERED)
+    with Traffic(scene.port, clients=2, max_seconds=40) as traffic:
+        traffic.wait_for(20, since=0)
+        scene.redis.kill()
+        killed = time.monotonic()
+        wait_until(
+            lambda: scene.log_count(DEGRADED) >= degraded_before + 2, 5, "both workers degraded"
+        )
+        traffic.wait_for(50, since=killed)
+        time.sleep(1.0)  # a second of routing on local state alone
+        assert scene.log_count(DEGRADED) == degraded_before + 2, "once per worker"
+
+        scene.restart_redis_empty()
+        restarted = time.monotonic()
+        wait_until(
+            lambda: scene.client().zrange("gp:{app}:servers", 0, -1) == ["s1", "s2"],
+            5,
+            "the backend registered again",
+        )
+        wait_until(
+            lambda: scene.log_count(RECOVERED) >= recovered_before + 2, 5, "both workers back"
+        )
+        wait_until(lambda: sum(totals(scene).values()) >= 20, 5, "requests counted fleet-wide")
+        outcomes = traffic.stop()
+    assert len(outcomes) > 150
+    assert failures(outcomes) == []
+    assert scene.log_count(DEGRADED) == degraded_before + 2
+    assert scene.log_count(RECOVERED) == recovered_before + 2
+    assert time.monotonic() - restarted < 20
+
+    output = state_output(scene.url)
+    assert "backend app (2 live workers" in output, output
+    rows = {line.split()[0]: line.split() for line in output.splitlines()[2:] if line.strip()}
+    assert set(rows) == {"s1", "s2"}
+    assert all(row[3] == "up" for row in rows.values()), output
+    wait_until(lambda: set(scene.inflight().values()) <= {0}, 5, "in-flight back to 0")
+
+
+def stall_redis(scene: Scene, command: list[str]) -> threading.Thread:
+    """Send ``command`` (which blocks the server) from a side connection, in a thread."""
+
+    def send() -> None:
+        with redis.Redis(port=scene.redis.port, socket_timeout=10) as side:
+            side.execute_command(*command)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    "command", [["DEBUG", "SLEEP", "3"], ["CLIENT", "PAUSE", "3000", "ALL"]], ids=["sleep", "pause"]
+)
+def test_a_stalled_redis_delays_no_request_beyond_its_timeout_and_counts_converge(
+    scene: Scene, command: list[str]
+) -> None:
+    with Traffic(scene.port, "/slow?ms=20", clients=4, max_seconds=30) as traffic:
+        traffic.wait_for(20, since=0)
+        stalled = time.monotonic()
+        side = stall_redis(scene, command)
+        time.sleep(3.5)
+        side.join(10)
+        traffic.wait_for(20, since=time.monotonic())
+        outcomes = traffic.stop()
+    during = [o for o in outcomes if stalled <= o.started <= stalled + 3]
+    assert len(during) > 20, "requests kept flowing while Redis stalled"
+    assert failures(outcomes) == []
+    slowest = max(o.latency for o in outcomes)
+    assert slowest < REDIS_TIMEOUT + LATENCY_MARGIN, slowest
+    wait_until(lambda: set(scene.inflight().values()) <= {0}, 5, "in-flight back to 0")
