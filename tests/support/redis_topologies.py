@@ -70,9 +70,7 @@ def make_tls_files(directory: Path) -> TlsFiles:
         + ["-out", cert, "-days", "1", "-extfile", extensions],
     ]
     for command in commands:
-        subprocess.run(
-            [str(part) for part in command], check=True, capture_output=True, timeout=30
-        )
+        subprocess.run([str(part) for part in command], check=True, capture_output=True, timeout=30)
     return TlsFiles(ca, cert, key)
 
 
@@ -310,7 +308,11 @@ def _knows_replica(group: SentinelGroup) -> bool:
     with group.sentinel.client(socket_timeout=1) as client:
         replicas = client.execute_command("SENTINEL", "REPLICAS", group.service)
     for replica in replicas:
-        fields = dict(zip(replica[::2], replica[1::2], strict=True)) if isinstance(replica, list) else replica
+        fields = (
+            dict(zip(replica[::2], replica[1::2], strict=True))
+            if isinstance(replica, list)
+            else replica
+        )
         flags = str(fields.get("flags", ""))
         if fields.get("port") == str(group.replica.port) and "disconnected" not in flags:
             return "s_down" not in flags
