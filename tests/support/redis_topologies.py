@@ -256,7 +256,10 @@ def start_sentinel_group(
     registry: ProcessRegistry, directory: Path, service: str = "geo"
 ) -> SentinelGroup:
     """Returns once the replica is in sync and the Sentinel knows it (so it can fail over)."""
-    master = start_node(registry, directory / "master", name="master")
+    # A diskless sync waits 5 s for more replicas by default; there is only one.
+    master = start_node(
+        registry, directory / "master", ["--repl-diskless-sync-delay", "0"], name="master"
+    )
     started = [master]
     try:
         replica = start_node(
