@@ -22,8 +22,8 @@ Rules:
 2. Making a client does no I/O, whatever the URL: a worker that starts while Redis is away
    serves from its local state (a Cluster client discovers its nodes on first use).
 3. ``REDIS_ERRORS`` are the failures that mean "Redis is not there now" (unreachable, slow,
-   failing over, loading, read-only); callers fall back to local state on them and on nothing
-   else.
+   busy running a long script, failing over, loading, read-only); callers fall back to local
+   state on them and on nothing else.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import redis.connection
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.connection import SSLConnection
+from redis.connection import DefaultParser, SSLConnection
 from redis.retry import Retry
 
 # redis-py leaves these untyped; here they get the types geoproxy relies on.
@@ -47,6 +47,20 @@ parse_url: Callable[[str], dict[str, Any]] = redis.connection.parse_url
 to_bool: Callable[[Any], bool | None] = redis.connection.to_bool
 _Sentinel: Callable[..., Any] = redis.sentinel.Sentinel
 _ClusterNode: Callable[[str, int], Any] = redis.cluster.ClusterNode
+
+
+class RedisBusyError(redis.exceptions.ResponseError, redis.exceptions.TimeoutError):
+    """``BUSY``: a script holds the server beyond ``busy-reply-threshold``. The server is slow,
+    not wrong: a ``TimeoutError`` to callers (rule 3), still a ``ResponseError`` to redis-py."""
+
+
+class _Parser(DefaultParser):  # type: ignore[misc,valid-type]
+    """redis-py's reply parser, with ``BUSY`` replies raised as ``RedisBusyError`` (redis-py
+    raises a plain ResponseError for them). A Cluster client cannot take a parser: there a
+    BUSY node stays a ResponseError."""
+
+    EXCEPTION_CLASSES = {**DefaultParser.EXCEPTION_CLASSES, "BUSY": RedisBusyError}
+
 
 # A client of any topology. A RedisCluster is not a redis.Redis, but it takes the same commands
 # (and pipelines) geoproxy sends; the state layer only uses that common part.
@@ -105,10 +119,12 @@ def connect(url: str, timeout: float) -> Client:
     }
     try:
         if scheme in SENTINEL_SCHEMES:
-            return _sentinel_client(url, common)
+            return _sentinel_client(url, {**common, "parser_class": _Parser})
         if scheme in CLUSTER_SCHEMES:
             return _cluster_client(url, common)
-        return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **common)
+        return redis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), 0), parser_class=_Parser, **common
+        )
     except ValueError as error:
         raise RedisUrlError(f"Redis URL {redact(url)!r}: {error}") from error
 

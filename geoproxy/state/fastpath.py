@@ -14,8 +14,8 @@ Rules:
 2. Failures are redis-py's exception types, so callers handle one family: a socket error or
    timeout is ``ConnectionError``/``TimeoutError`` (the connection is dropped, never reused
    half-read); an error reply is the type redis-py would raise for it (``NOSCRIPT``,
-   ``LOADING``, ``READONLY``...), ``BUSY`` (a script holds the server) is a ``TimeoutError``,
-   and any other is ``ResponseError``.
+   ``LOADING``, ``READONLY``...), ``BUSY`` (a script holds the server) is ``RedisBusyError``
+   (a ``TimeoutError``), and any other is ``ResponseError``.
 3. A pooled connection found broken (Redis restarted, or closed it while idle) empties the pool,
    and the call is sent once more on a fresh connection: a dead connection never costs a
    request, nor marks a Redis that is back as unreachable. (A timeout is not retried: the
@@ -33,7 +33,7 @@ import hiredis
 import redis
 from redis.connection import SSLConnection, UnixDomainSocketConnection
 
-from geoproxy.state.connect import parse_url, to_bool
+from geoproxy.state.connect import RedisBusyError, parse_url, to_bool
 
 _RECV = 65536
 
@@ -57,7 +57,7 @@ _REPLY_ERRORS: dict[str, type[redis.exceptions.RedisError]] = {
     "LOADING": redis.exceptions.BusyLoadingError,
     "READONLY": redis.exceptions.ReadOnlyError,
     "MASTERDOWN": redis.exceptions.MasterDownError,
-    "BUSY": redis.exceptions.TimeoutError,
+    "BUSY": RedisBusyError,
     "NOAUTH": redis.exceptions.AuthenticationError,
     "WRONGPASS": redis.exceptions.AuthenticationError,
 }

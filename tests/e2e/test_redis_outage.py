@@ -6,8 +6,9 @@ with two workers and a real redis-server that the test kills, restarts empty, an
 - Redis comes back empty on the same port: within seconds the fleet has registered its
   backends again (``geoproxy state`` shows them), each worker logs its recovery once, and the
   in-flight counts go back to 0 once traffic stops.
-- Redis is slow (``DEBUG SLEEP``, ``CLIENT PAUSE``): no request waits on it much longer than the
-  Redis timeout, and the counts still converge to 0 afterwards.
+- Redis is slow (``DEBUG SLEEP``, ``CLIENT PAUSE``, a Lua script that runs for seconds and makes
+  it answer BUSY): no request waits on it much longer than the Redis timeout, nothing fails, and
+  the counts still converge to 0 afterwards.
 """
 
 from __future__ import annotations
@@ -172,28 +173,47 @@ def test_redis_killed_and_restarted_empty_no_request_fails_and_the_fleet_rebuild
     wait_until(lambda: set(scene.inflight().values()) <= {0}, 5, "in-flight back to 0")
 
 
-def stall_redis(scene: Scene, command: list[str]) -> threading.Thread:
-    """Send ``command`` (which blocks the server) from a side connection, in a thread."""
+BUSY_SCRIPT = "while true do end"  # reads nothing, writes nothing: SCRIPT KILL may end it
+
+
+def stall_redis(scene: Scene, how: str) -> threading.Thread:
+    """Block the server for 3 seconds from a side connection, in a thread: ``sleep`` (DEBUG
+    SLEEP), ``pause`` (CLIENT PAUSE ALL) or ``script`` (a Lua loop; after 200 ms every client
+    gets BUSY replies, until SCRIPT KILL)."""
 
     def send() -> None:
         with redis.Redis(port=scene.redis.port, socket_timeout=10) as side:
-            side.execute_command(*command)
+            if how == "sleep":
+                side.execute_command("DEBUG", "SLEEP", "3")
+            elif how == "pause":
+                side.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+            else:
+                side.config_set("busy-reply-threshold", 200)
+                killer = threading.Timer(3.0, kill_script, args=(scene,))
+                killer.start()
+                with pytest.raises(redis.exceptions.ResponseError):
+                    side.eval(BUSY_SCRIPT, 0)
+                killer.join(10)
+                side.config_set("busy-reply-threshold", 5000)
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     return thread
 
 
-@pytest.mark.parametrize(
-    "command", [["DEBUG", "SLEEP", "3"], ["CLIENT", "PAUSE", "3000", "ALL"]], ids=["sleep", "pause"]
-)
+def kill_script(scene: Scene) -> None:
+    with redis.Redis(port=scene.redis.port, socket_timeout=5) as side:
+        side.script_kill()
+
+
+@pytest.mark.parametrize("how", ["sleep", "pause", "script"])
 def test_a_stalled_redis_delays_no_request_beyond_its_timeout_and_counts_converge(
-    scene: Scene, command: list[str]
+    scene: Scene, how: str
 ) -> None:
     with Traffic(scene.port, "/slow?ms=20", clients=4, max_seconds=30) as traffic:
         traffic.wait_for(20, since=0)
         stalled = time.monotonic()
-        side = stall_redis(scene, command)
+        side = stall_redis(scene, how)
         time.sleep(3.5)
         side.join(10)
         traffic.wait_for(20, since=time.monotonic())
