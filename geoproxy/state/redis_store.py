@@ -119,6 +119,7 @@ class RedisFleetState:
         self._transition_listeners: list[TransitionListener] = []
         self._flush_now = False
         self._pending_errors: dict[tuple[str, str, str], int] = {}
+        self._unregistered: list[Backend] = []  # to register once Redis answers (``attach``)
         # (backend, server) -> [errors since the last success, saw a success, all errors]
         self._pending_observations: dict[tuple[str, str], list[int]] = {}
         self.health = HealthStore(self._client, self._scripts)
@@ -131,12 +132,15 @@ class RedisFleetState:
     # -- set-up -------------------------------------------------------------------------------
 
     def register(self, backends: Sequence[Backend]) -> None:
+        self._register(backends)
+        self._attach(backends, beat=False)
+
+    def _register(self, backends: Sequence[Backend]) -> None:
         for backend in backends:
             pipe = self._client.pipeline(transaction=False)
             self._write_backend(pipe, backend, initial_view(backend))
             pipe.execute()
             self._forget_removed_servers(backend_keys(backend.name), backend)
-        self._attach(backends, beat=False)
 
     @staticmethod
     def _write_backend(pipe: Any, backend: Backend, view: BackendView) -> None:
@@ -178,7 +182,11 @@ class RedisFleetState:
             pipe.delete(keys.server(name))
         pipe.execute()
 
-    def attach(self, backends: Sequence[Backend]) -> None:
+    def attach(self, backends: Sequence[Backend], *, register: bool = False) -> None:
+        """Build this worker's snapshot. ``register``: the caller's configuration may be newer
+        than what Redis describes (it was reloaded while Redis was away, so nobody could
+        register it): register it at the first refresh that reaches Redis."""
+        self._unregistered = list(backends) if register else []
         self._attach(backends, beat=True)
 
     def _attach(self, backends: Sequence[Backend], *, beat: bool) -> None:
@@ -517,6 +525,14 @@ class RedisFleetState:
     def refresh(self, *, beat: bool = True) -> None:
         """One heartbeat: say this process is alive, reap dead workers, and reload the snapshot
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
+        if self._unregistered:
+            self._register(self._unregistered)
+            self._log.warning(
+                "registered backends %s in Redis (the configuration was loaded while Redis "
+                "was away)",
+                ", ".join(backend.name for backend in self._unregistered),
+            )
+            self._unregistered = []
         states = list(self._backends.values())
         batch = Batch(self._client, self._scripts)
         if self._time_in_pipeline:

@@ -113,8 +113,10 @@ class FleetState(Protocol):
         the admin and health state that operators and checkers set earlier."""
         ...
 
-    def attach(self, backends: Sequence[Backend]) -> None:
-        """Build this process's local snapshot of ``backends`` (every worker, after fork)."""
+    def attach(self, backends: Sequence[Backend], *, register: bool = False) -> None:
+        """Build this process's local snapshot of ``backends`` (every worker, after fork);
+        ``register``: also register them (as ``register`` does) as soon as the shared state
+        can be reached, for a configuration that was loaded while it could not."""
         ...
 
     def view(self, backend: str) -> BackendView:
