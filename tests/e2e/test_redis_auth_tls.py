@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -198,3 +199,21 @@ def test_geoproxy_run_and_state_over_tls_with_an_acl_user(
     assert row[7] == "3", state  # total
     with servers.tls.client() as client:
         assert client.hget("gp:{app}:srv:s1", "check_code"), "the health checker wrote too"
+
+
+def test_geoproxy_run_with_a_wrong_password_refuses_to_start_and_hides_the_password(
+    servers: Servers, tmp_path: Path
+) -> None:
+    config = tmp_path / "geoproxy.cfg"
+    config.write_text(CONFIG.format(port=free_port(), s1="127.0.0.1:1"))
+    url = servers.acl_url("not-the-password")
+    finished = subprocess.run(
+        [sys.executable, "-m", "geoproxy", "run", "-c", str(config), "--redis", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert finished.returncode == 1
+    assert "cannot register the configuration: geoproxy does not start" in finished.stderr
+    assert "not-the-password" not in finished.stderr + finished.stdout

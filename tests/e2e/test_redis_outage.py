@@ -13,6 +13,7 @@ with two workers and a real redis-server that the test kills, restarts empty, an
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -76,9 +77,13 @@ class Scene:
         return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
 
     def restart_redis_empty(self) -> None:
-        self.redis = start_node(
-            self.registry, self.directory / "redis-again", port=self.redis.port, name="redis2"
-        )
+        self.restart_redis(self.directory / f"redis{len(self.started) + 1}")
+
+    def restart_redis(self, directory: Path) -> None:
+        """Start Redis again on the same port, with the data ``directory`` holds (none for a
+        new directory)."""
+        name = f"redis{len(self.started) + 1}"
+        self.redis = start_node(self.registry, directory, port=self.redis.port, name=name)
         self.started.append(self.redis)
 
     def inflight(self) -> dict[str, int]:
@@ -224,3 +229,42 @@ def test_a_stalled_redis_delays_no_request_beyond_its_timeout_and_counts_converg
     slowest = max(o.latency for o in outcomes)
     assert slowest < REDIS_TIMEOUT + LATENCY_MARGIN, slowest
     wait_until(lambda: set(scene.inflight().values()) <= {0}, 5, "in-flight back to 0")
+
+
+def test_a_reload_while_redis_is_away_is_registered_once_redis_is_back_with_its_old_data(
+    scene: Scene,
+) -> None:
+    """Runs last: it leaves the proxy with a third server."""
+    with scene.client() as client:
+        client.save()  # the restarted server loads this: Redis returns with the old servers
+    old_workers = set(scene.proxy.worker_pids())
+    config = CONFIG.format(
+        port=scene.port, s1=scene.servers[0].address, s2=scene.servers[1].address
+    )
+    config += f"    server s3 {scene.servers[0].address} check inter 500ms\n"
+    with Traffic(scene.port, clients=2, max_seconds=40) as traffic:
+        traffic.wait_for(10, since=0)
+        scene.redis.kill()
+        scene.proxy.config_path.write_text(config)
+        scene.proxy.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: "loaded, but Redis is unreachable" in scene.proxy.output(), 10, "the reload"
+        )
+        wait_until(
+            lambda: (
+                len(set(scene.proxy.worker_pids()) - old_workers) == 2
+                and not old_workers & set(scene.proxy.worker_pids())
+            ),
+            15,
+            "the new workers replacing the old ones",
+        )
+        scene.restart_redis(scene.redis.directory)
+        wait_until(
+            lambda: scene.client().zrange("gp:{app}:servers", 0, -1) == ["s1", "s2", "s3"],
+            5,
+            "s3 registered by the new workers",
+        )
+        traffic.wait_for(20, since=time.monotonic())
+        outcomes = traffic.stop()
+    assert failures(outcomes) == []
+    assert "registered backends app in Redis" in scene.proxy.output()
