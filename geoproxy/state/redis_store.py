@@ -471,6 +471,7 @@ class RedisFleetState:
         errors, self._pending_errors = self._pending_errors, {}
         if not taken and not sticks and not observed and not errors:
             return
+        holder = self._holder
         batch = Batch(self._client, self._scripts)
         for (backend, name, kind), count in errors.items():
             batch.pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
@@ -488,7 +489,8 @@ class RedisFleetState:
             batch.execute()
         except REDIS_ERRORS:
             for state, releases in taken:
-                state.give_back_pending(releases)
+                if self._holder == holder:  # else the reaper of the old holder gives them back
+                    state.give_back_pending(releases)
             self._pending_sticks[:0] = sticks
             raise
 
