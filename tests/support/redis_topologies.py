@@ -2,9 +2,10 @@
 three-master Cluster, a master with a replica watched by a Sentinel.
 
 Rules:
-- The binaries are ``redis-server`` and ``redis-cli`` from the PATH (a Sentinel is
-  ``redis-server FILE --sentinel``); a test module that needs them calls ``need_tools`` first,
-  which skips it when they are missing.
+- The binaries are ``redis-server`` (7.0 or later: ``--cluster-port``,
+  ``--enable-debug-command``, ``busy-reply-threshold``) and ``redis-cli`` from the PATH (a
+  Sentinel is ``redis-server FILE --sentinel``); a test module that needs them calls
+  ``need_tools`` first, which skips it when they are missing or too old.
 - Every server goes through a ``ProcessRegistry`` as a session process (a module fixture shares
   it) and is stopped by pid; ``kill`` sends SIGKILL, as a crash would.
 - Servers keep nothing on disk but what Cluster and Sentinel must write (their own state files,
@@ -15,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,10 +37,27 @@ START_TIMEOUT = 10.0
 
 
 def need_tools(*names: str) -> None:
-    """Skip the calling test module unless every tool is on the PATH."""
+    """Skip the calling test module unless every tool is on the PATH (and redis-server is 7.0
+    or later)."""
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
         pytest.skip(f"not on the PATH: {', '.join(missing)}", allow_module_level=True)
+    if "redis-server" in names:
+        version = server_version()
+        if version < (7, 0):
+            pytest.skip(f"redis-server {version} is older than 7.0", allow_module_level=True)
+
+
+def server_version() -> tuple[int, ...]:
+    """redis-server's version, from ``redis-server --version`` (``... v=7.0.15 ...``)."""
+    output = subprocess.run(
+        [shutil.which("redis-server") or "redis-server", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    found = re.search(r"v=(\d+)\.(\d+)", output)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
