@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from geoproxy.config.context import Keyword, Line
 from geoproxy.config.model import GlobalSettings
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# The URL forms geoproxy/state/connect.py reads (a single server, Sentinel, Cluster).
+_REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
 
 
 @dataclass(slots=True)
@@ -43,7 +52,10 @@ def _redis_url(draft: GlobalDraft, line: Line) -> None:
     url = line.arg(0)
     if not url.startswith(_REDIS_SCHEMES):
         got = f", got '{url}'" if url else ""
-        line.fail(f"'redis-url' expects a URL starting with redis://, rediss:// or unix://{got}.")
+        line.fail(
+            f"'redis-url' expects a URL starting with redis://, rediss://, unix://, "
+            f"redis+sentinel:// or redis+cluster://{got}."
+        )
     line.at_most(1)
     draft.redis_url = url
 

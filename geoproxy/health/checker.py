@@ -154,7 +154,7 @@ class HealthChecker:
         self._next_claim = 0.0
         if not self._paused:
             self._paused = True
-            log.error("Redis unreachable (%s): health checks paused", error)
+            log.error("health checks paused while Redis is unreachable (%s)", error)
 
     def tick(self) -> float:
         """Claim leases when a claim is due, then start every check that is due (rules 1 and

@@ -8,7 +8,8 @@ Where each piece of per-process state is made (gunicorn's hooks are the places f
   (``post_worker_init``); on exit it flushes its pending releases (``worker_exit``).
 SIGHUP re-reads the configuration: a configuration with errors is refused and the running one
 stays, its workers untouched (HAProxy's old process serves on); a valid one is registered and
-gunicorn replaces the workers gracefully.
+gunicorn replaces the workers gracefully. If Redis cannot be reached then, the reload goes on
+all the same (DESIGN.md invariant 4) and the new workers register it when Redis answers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from geoproxy.config.model import Config
 from geoproxy.errors import ConfigError
 from geoproxy.health.checker import HealthChecker
 from geoproxy.proxy.app import ProxyApp
-from geoproxy.state.redis_store import RedisFleetState
+from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 
 log = logging.getLogger("geoproxy")
 
@@ -59,6 +60,7 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         self.redis_url = redis_url
         self.workers = workers
         self._master_fleet: RedisFleetState | None = None
+        self._registered = True  # False: the last reload could not reach Redis
         super().__init__(usage=None, prog="geoproxy")
 
     # -- gunicorn's configuration -------------------------------------------------------------
@@ -93,7 +95,7 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> ProxyApp:
         """Build the WSGI app in a worker (after fork)."""
         fleet = RedisFleetState(self.redis_url, worker_id(os.getpid()))
-        fleet.attach(self.config.backends)
+        fleet.attach(self.config.backends, register=not self._registered)
         return ProxyApp(self.config, fleet)
 
     # -- the master's part ----------------------------------------------------------------------
@@ -139,7 +141,18 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         for warning in config.warnings:
             log.warning("%s", warning)
         self.config = config
-        self.register()
+        try:
+            self.register()
+        except REDIS_ERRORS as error:
+            log.warning(
+                "configuration %s loaded, but Redis is unreachable (%s): the new workers "
+                "register it when Redis answers",
+                self.config.path,
+                error,
+            )
+            self._registered = False
+        else:
+            self._registered = True
         return True
 
     def run(self) -> None:

@@ -19,6 +19,10 @@ from geoproxy.config.model import Config
 from geoproxy.errors import ConfigError
 from geoproxy.runtime import cli
 from geoproxy.runtime.gunicorn_app import GeoproxyApplication
+from geoproxy.state.connect import REDIS_ERRORS, RedisUrlError, redact
+
+# A Redis URL geoproxy cannot use, or a Redis it cannot reach at start-up.
+_NO_REDIS: tuple[type[Exception], ...] = (RedisUrlError, *REDIS_ERRORS)
 
 
 def run(config_path: str | None, *, workers: int | None, redis_url: str | None) -> int:
@@ -42,7 +46,15 @@ def run(config_path: str | None, *, workers: int | None, redis_url: str | None) 
         if not url:
             url = _start_embedded_redis(cleanup, master_pid)
         app = GeoproxyApplication(config, url, _workers(workers, config))
-        app.register()
+        try:
+            app.register()
+        except _NO_REDIS as error:
+            print(f"[ALERT] Redis {redact(url)}: {error}", file=sys.stderr)
+            print(
+                "[ALERT] cannot register the configuration: geoproxy does not start",
+                file=sys.stderr,
+            )
+            return 1
         _announce(config)
         try:
             app.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from geoproxy.balance.view import AdminState
+from geoproxy.state.connect import RedisUrlError, redact
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 from geoproxy.state.store import BackendReport, ServerReport
 
@@ -79,11 +80,15 @@ def format_report(reports: list[BackendReport]) -> str:
 
 
 def print_state(redis_url: str) -> int:
-    store = RedisFleetState(redis_url, worker_id="geoproxy-state")
+    try:
+        store = RedisFleetState(redis_url, worker_id="geoproxy-state")
+    except RedisUrlError as error:
+        print(f"geoproxy state: {error}", file=sys.stderr)
+        return 2
     try:
         print(format_report(store.report()), end="")
     except REDIS_ERRORS as error:
-        print(f"geoproxy state: cannot read {redis_url}: {error}", file=sys.stderr)
+        print(f"geoproxy state: cannot read {redact(redis_url)}: {error}", file=sys.stderr)
         return 1
     finally:
         store.close()
@@ -97,7 +102,11 @@ def set_server(redis_url: str, target: str, field: str, value: str) -> int:
     if not slash or not backend or not server:
         print(f"geoproxy set: expected BACKEND/SERVER, got {target!r}", file=sys.stderr)
         return 2
-    store = RedisFleetState(redis_url, worker_id="geoproxy-set")
+    try:
+        store = RedisFleetState(redis_url, worker_id="geoproxy-set")
+    except RedisUrlError as error:
+        print(f"geoproxy set: {error}", file=sys.stderr)
+        return 2
     try:
         if field == "state":
             try:
@@ -115,7 +124,7 @@ def set_server(redis_url: str, target: str, field: str, value: str) -> int:
         print(f"geoproxy set: {error.args[0] if error.args else error}", file=sys.stderr)
         return 1
     except REDIS_ERRORS as error:
-        print(f"geoproxy set: cannot reach {redis_url}: {error}", file=sys.stderr)
+        print(f"geoproxy set: cannot reach {redact(redis_url)}: {error}", file=sys.stderr)
         return 1
     finally:
         store.close()

@@ -7,25 +7,65 @@ module sends that one call on raw sockets, with hiredis (which redis-py already 
 packing the command and parsing the reply, from a LIFO pool of connections per process.
 
 Rules:
-1. Only single-server URLs (``redis://``, ``unix://``) take this path; anything else (TLS,
-   Sentinel, Cluster) returns None from ``fast_caller`` and the caller stays on redis-py.
+1. Only single-server URLs (``redis://``, ``rediss://``, ``unix://``) take this path, read by
+   redis-py's own URL parser (credentials, database, TLS options), so both paths reach the same
+   server the same way. Sentinel and Cluster URLs, and TLS options beyond the common ones
+   (``_TLS_OPTIONS``), return None from ``fast_caller``: the caller stays on redis-py.
 2. Failures are redis-py's exception types, so callers handle one family: a socket error or
    timeout is ``ConnectionError``/``TimeoutError`` (the connection is dropped, never reused
-   half-read); a ``NOSCRIPT`` reply is ``NoScriptError``; any other error reply is
-   ``ResponseError``.
+   half-read); an error reply is the type redis-py would raise for it (``NOSCRIPT``,
+   ``LOADING``, ``READONLY``...), ``BUSY`` (a script holds the server) is ``RedisBusyError``
+   (a ``TimeoutError``), and any other is ``ResponseError``.
+3. A pooled connection found broken (Redis restarted, or closed it while idle) empties the pool,
+   and the call is sent once more on a fresh connection: a dead connection never costs a
+   request, nor marks a Redis that is back as unreachable. (A timeout is not retried: the
+   server is slow, not gone.)
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 import redis
+from redis.connection import SSLConnection, UnixDomainSocketConnection
+
+from geoproxy.state.connect import RedisBusyError, parse_url, to_bool
 
 _RECV = 65536
+
+# The TLS options of a URL this module applies itself (as redis-py's SSLConnection does).
+_TLS_OPTIONS = frozenset(
+    {
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        "ssl_check_hostname",
+    }
+)
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+# Error replies and the redis-py exception they become (rule 2).
+_REPLY_ERRORS: dict[str, type[redis.exceptions.RedisError]] = {
+    "NOSCRIPT": redis.exceptions.NoScriptError,
+    "LOADING": redis.exceptions.BusyLoadingError,
+    "READONLY": redis.exceptions.ReadOnlyError,
+    "MASTERDOWN": redis.exceptions.MasterDownError,
+    "BUSY": RedisBusyError,
+    "NOAUTH": redis.exceptions.AuthenticationError,
+    "WRONGPASS": redis.exceptions.AuthenticationError,
+}
+
+
+def reply_error(message: str) -> redis.exceptions.RedisError:
+    """The redis-py exception for an error reply (rule 2)."""
+    return _REPLY_ERRORS.get(message.split(" ", 1)[0], redis.exceptions.ResponseError)(message)
 
 
 class _Connection:
@@ -48,6 +88,10 @@ class _Connection:
             reader.feed(data)
 
 
+class _Broken(Exception):
+    """The connection failed (reset, closed) before a reply came."""
+
+
 class FastCaller:
     """Sends EVALSHA on a pool of raw connections to one Redis server."""
 
@@ -59,9 +103,11 @@ class FastCaller:
         username: str | None,
         password: str | None,
         timeout: float,
+        tls: ssl.SSLContext | None = None,
         max_idle: int = 64,
     ) -> None:
         self._address = address
+        self._tls = tls
         self._handshake = []
         if password is not None:
             auth = ("AUTH", username, password) if username else ("AUTH", password)
@@ -74,15 +120,37 @@ class FastCaller:
 
     def evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         command = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
-        conn = self._idle.pop() if self._idle else self._connect()
+        if self._idle:
+            try:
+                reply = self._send(self._idle.pop(), command)
+            except _Broken:
+                # Redis restarted or dropped idle clients: every pooled connection is as dead
+                # as this one, and a fresh one may well work (rule 3).
+                self.close()
+                reply = self._send_fresh(command)
+        else:
+            reply = self._send_fresh(command)
+        if isinstance(reply, hiredis.ReplyError):
+            raise reply_error(str(reply))
+        return reply
+
+    def _send_fresh(self, command: bytes) -> Any:
+        try:
+            return self._send(self._connect(), command)
+        except _Broken as broken:
+            raise redis.exceptions.ConnectionError(f"Redis connection failed: {broken}") from None
+
+    def _send(self, conn: _Connection, command: bytes) -> Any:
+        """Send on ``conn`` and read the reply; ``conn`` goes back to the pool after a reply
+        and is closed after any failure."""
         try:
             reply = conn.call(command)
         except TimeoutError as error:
             conn.sock.close()
             raise redis.exceptions.TimeoutError(f"Redis did not answer in time: {error}") from None
-        except OSError as error:
+        except (OSError, redis.exceptions.ConnectionError) as error:
             conn.sock.close()
-            raise redis.exceptions.ConnectionError(f"Redis connection failed: {error}") from None
+            raise _Broken(str(error)) from None
         except BaseException:
             conn.sock.close()
             raise
@@ -90,11 +158,6 @@ class FastCaller:
             self._idle.append(conn)
         else:
             conn.sock.close()
-        if isinstance(reply, hiredis.ReplyError):
-            message = str(reply)
-            if message.startswith("NOSCRIPT"):
-                raise redis.exceptions.NoScriptError(message)
-            raise redis.exceptions.ResponseError(message)
         return reply
 
     def _connect(self) -> _Connection:
@@ -106,6 +169,8 @@ class FastCaller:
             else:
                 sock = socket.create_connection(self._address, timeout=self._timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._tls is not None:
+                    sock = self._wrap(sock, self._address[0])
             conn = _Connection(sock)
             for command in self._handshake:
                 reply = conn.call(command)
@@ -118,6 +183,14 @@ class FastCaller:
             raise redis.exceptions.ConnectionError(f"cannot connect to Redis: {error}") from None
         return conn
 
+    def _wrap(self, sock: socket.socket, host: str) -> socket.socket:
+        assert self._tls is not None
+        try:
+            return self._tls.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
     def close(self) -> None:
         while self._idle:
             self._idle.pop().sock.close()
@@ -125,17 +198,44 @@ class FastCaller:
 
 def fast_caller(url: str, timeout: float) -> FastCaller | None:
     """A ``FastCaller`` for ``url``, or None when the URL needs redis-py (rule 1)."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    db_text = query.get("db", [""])[0]
-    password = unquote(parts.password) if parts.password else None
-    username = unquote(parts.username) if parts.username else None
-    if parts.scheme == "unix":
-        db = int(db_text or 0)
-        return FastCaller(parts.path, db=db, username=username, password=password, timeout=timeout)
-    if parts.scheme == "redis":
-        path_db = parts.path.lstrip("/")
-        db = int(db_text or path_db or 0)
-        address = (parts.hostname or "localhost", parts.port or 6379)
-        return FastCaller(address, db=db, username=username, password=password, timeout=timeout)
-    return None
+    if url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+        return None
+    options = parse_url(url)
+    tls = None
+    if options.get("connection_class") is SSLConnection:
+        if {name for name in options if name.startswith("ssl")} - _TLS_OPTIONS:
+            return None
+        tls = tls_context(options)
+    address: tuple[str, int] | str
+    if options.get("connection_class") is UnixDomainSocketConnection:
+        address = options["path"]
+    else:
+        address = (options.get("host", "localhost"), options.get("port", 6379))
+    return FastCaller(
+        address,
+        db=int(options.get("db", 0)),
+        username=options.get("username"),
+        password=options.get("password"),
+        timeout=timeout,
+        tls=tls,
+    )
+
+
+def tls_context(options: dict[str, Any]) -> ssl.SSLContext:
+    """The client TLS context redis-py's SSLConnection would make from these URL options."""
+    requirement = _CERT_REQS[str(options.get("ssl_cert_reqs", "required")).lower()]
+    context = ssl.create_default_context()
+    context.check_hostname = (
+        to_bool(options.get("ssl_check_hostname", True)) is not False
+        and requirement != ssl.CERT_NONE
+    )
+    context.verify_mode = requirement
+    if options.get("ssl_certfile") or options.get("ssl_keyfile"):
+        context.load_cert_chain(
+            options.get("ssl_certfile") or options["ssl_keyfile"],
+            options.get("ssl_keyfile"),
+            options.get("ssl_password"),
+        )
+    if options.get("ssl_ca_certs") or options.get("ssl_ca_path"):
+        context.load_verify_locations(options.get("ssl_ca_certs"), options.get("ssl_ca_path"))
+    return context

@@ -17,10 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-import redis
-
 from geoproxy.balance.view import AdminState
 from geoproxy.config.model import Server
+from geoproxy.state.connect import REDIS_ERRORS, Client
 from geoproxy.state.keys import backend_keys
 from geoproxy.state.scripts import Scripts
 
@@ -50,7 +49,7 @@ class HealthStoreUnavailable(Exception):
 def _reachable() -> Iterator[None]:
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+    except REDIS_ERRORS as error:
         raise HealthStoreUnavailable(str(error)) from error
 
 
@@ -58,7 +57,7 @@ class HealthStore:
     """The checker's side raises ``HealthStoreUnavailable`` when Redis is away; the operator's
     side (``set_admin``, ``set_weight``) lets redis-py's errors through to the command line."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts) -> None:
+    def __init__(self, client: Client, scripts: Scripts) -> None:
         self._client = client
         self._scripts = scripts
 

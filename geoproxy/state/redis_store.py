@@ -14,6 +14,13 @@ Rules (the concurrency essay, as HAProxy's queue.c opens with one):
    once, and every live process reaps expired workers of any host on each heartbeat.
 4. While Redis is unreachable, decisions are local (this process's own counts) and leases are
    marked unshared; the outage and the recovery are each logged once (invariant 4).
+5. A call that counts a request in flight (acquire, queue) and fails may still have run: a
+   stalled Redis runs it once it wakes, after the process gave up on it. So after such a
+   failure the process counts under a new name, its *holder* id (``worker_id#N``), and never
+   writes under the old one again: the old hash, phantom counts included, is reaped with the
+   old id's expiry, and a lease taken under an old holder is given back by that reaper, never
+   released (``Lease.holder``). The fleet's counts converge to the truth without knowing
+   which calls ran.
 """
 
 from __future__ import annotations
@@ -26,17 +33,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import redis
-
 from geoproxy.balance.policy import Ranking
 from geoproxy.balance.rank import decide
 from geoproxy.balance.view import BackendView, OperState
 from geoproxy.config.model import Backend
+from geoproxy.state.connect import REDIS_ERRORS, connect, is_cluster
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
 from geoproxy.state.report import read_fleet, read_report
-from geoproxy.state.scripts import Scripts, execute
+from geoproxy.state.scripts import Batch, Scripts
 from geoproxy.state.snapshot import STATE_FIELDS, initial_view, rebuild_view, transitions
 from geoproxy.state.store import (
     BackendReport,
@@ -58,7 +64,7 @@ RETRY_AFTER = 1.0  # after a failure, the request path leaves Redis alone this l
 # (backend, server, health before, health after), called from the snapshot refresh
 TransitionListener = Callable[[str, str, OperState, OperState], None]
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+__all__ = ["REDIS_ERRORS", "RedisFleetState"]
 
 _health_log = logging.getLogger("geoproxy.health")
 
@@ -98,8 +104,8 @@ class _BackendState:
 
 
 class RedisFleetState:
-    """``FleetState`` on one Redis (a single server; Sentinel and Cluster come through the
-    same client interface)."""
+    """``FleetState`` on one Redis: a single server, a Sentinel-managed master or a Cluster
+    (``state/connect.py`` reads the URL)."""
 
     def __init__(
         self,
@@ -110,14 +116,13 @@ class RedisFleetState:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.worker_id = worker_id
+        self._generation = 0
+        self._holder = worker_id  # the id this process counts under now (rule 5)
         self._log = log or logging.getLogger("geoproxy.state")
         self._clock = clock
-        self._client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
-        )
+        self._client = connect(url, REDIS_TIMEOUT)
+        # A Cluster pipeline cannot carry TIME (no key to route it by): ask it apart.
+        self._time_in_pipeline = not is_cluster(self._client)
         self._scripts = Scripts()
         self._fast = fast_caller(url, REDIS_TIMEOUT)
         self._backends: dict[str, _BackendState] = {}
@@ -125,6 +130,7 @@ class RedisFleetState:
         self._transition_listeners: list[TransitionListener] = []
         self._flush_now = False
         self._pending_errors: dict[tuple[str, str, str], int] = {}
+        self._unregistered: list[Backend] = []  # to register once Redis answers (``attach``)
         # (backend, server) -> [errors since the last success, saw a success, all errors]
         self._pending_observations: dict[tuple[str, str], list[int]] = {}
         self.health = HealthStore(self._client, self._scripts)
@@ -137,12 +143,15 @@ class RedisFleetState:
     # -- set-up -------------------------------------------------------------------------------
 
     def register(self, backends: Sequence[Backend]) -> None:
+        self._register(backends)
+        self._attach(backends, beat=False)
+
+    def _register(self, backends: Sequence[Backend]) -> None:
         for backend in backends:
             pipe = self._client.pipeline(transaction=False)
             self._write_backend(pipe, backend, initial_view(backend))
             pipe.execute()
             self._forget_removed_servers(backend_keys(backend.name), backend)
-        self._attach(backends, beat=False)
 
     @staticmethod
     def _write_backend(pipe: Any, backend: Backend, view: BackendView) -> None:
@@ -187,7 +196,11 @@ class RedisFleetState:
             pipe.delete(keys.server(name))
         pipe.execute()
 
-    def attach(self, backends: Sequence[Backend]) -> None:
+    def attach(self, backends: Sequence[Backend], *, register: bool = False) -> None:
+        """Build this worker's snapshot. ``register``: the caller's configuration may be newer
+        than what Redis describes (it was reloaded while Redis was away, so nobody could
+        register it): register it at the first refresh that reaches Redis."""
+        self._unregistered = list(backends) if register else []
         self._attach(backends, beat=True)
 
     def _attach(self, backends: Sequence[Backend], *, beat: bool) -> None:
@@ -199,7 +212,7 @@ class RedisFleetState:
             self._backends[backend.name] = _BackendState(
                 config=backend,
                 keys=keys,
-                acquire_keys=[keys.inflight, keys.total, keys.worker(self.worker_id), keys.workers],
+                acquire_keys=self._acquire_keys(keys),
                 view=initial_view(backend),
                 queue_keys={s.name: keys.server_queue(s.name) for s in backend.servers}
                 if queues
@@ -209,6 +222,18 @@ class RedisFleetState:
             self.refresh(beat=beat)
         except REDIS_ERRORS as error:
             self._mark_down(error)
+
+    def _acquire_keys(self, keys: BackendKeys) -> list[str]:
+        return [keys.inflight, keys.total, keys.worker(self._holder), keys.workers]
+
+    def _new_holder(self) -> None:
+        """Count under a fresh holder id from now on (rule 5); releases not yet sent belong to
+        the old one, whose reaping gives them back."""
+        self._generation += 1
+        self._holder = f"{self.worker_id}#{self._generation}"
+        for state in self._backends.values():
+            state.acquire_keys = self._acquire_keys(state.keys)
+            state.pending = {}
 
     # -- the request path ---------------------------------------------------------------------
 
@@ -232,16 +257,17 @@ class RedisFleetState:
                 reply = self._scripts.call(self._client, "acquire", keys, args, self._fast)
             except REDIS_ERRORS as error:
                 state.give_back_pending(taken)
+                self._new_holder()
                 self._mark_down(error)
             else:
                 self._mark_up()
-                return self._lease_from_reply(state, reply)
+                return self._lease_from_reply(state, reply, holder=keys[2])
         return self._acquire_locally(state, ranking)
 
     def _ranking_args(self, ranking: Ranking) -> list[Any]:
         """The arguments acquire.lua and queue.lua start with: who asks, and the ranking."""
         args: list[Any] = [
-            self.worker_id,
+            self._holder,
             WORKER_TTL_MS,
             ranking.mode.value,
             len(ranking.candidates),
@@ -270,7 +296,11 @@ class RedisFleetState:
         args += [_ttl_ms(entry.ttl) for entry in stick.stores]
         return keys, args
 
-    def _lease_from_reply(self, state: _BackendState, reply: list[Any]) -> Lease | None:
+    def _lease_from_reply(
+        self, state: _BackendState, reply: list[Any], holder: str
+    ) -> Lease | None:
+        """The lease a reply of acquire.lua gives, counted under ``holder`` (the worker hash the
+        call was sent with: the process may have a new holder by the time the reply comes)."""
         counts = state.fleet_inflight
         for i in range(2, len(reply), 2):
             counts[reply[i]] = int(reply[i + 1])
@@ -279,7 +309,7 @@ class RedisFleetState:
             return None
         state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
         state.tally.saw_acquire(name, counts)
-        return Lease(state.config.name, name, shared=True, stuck=bool(reply[1]))
+        return Lease(state.config.name, name, True, bool(reply[1]), holder)
 
     def queue_acquire(self, backend: str, ranking: Ranking, ticket: Ticket) -> Lease | int | None:
         """Wait in line for a slot: a ``Lease`` when served, else the ticket's rank in its
@@ -289,6 +319,7 @@ class RedisFleetState:
         keys = state.keys
         queue = keys.server_queue(ticket.server) if ticket.server else keys.queue
         args = self._ranking_args(ranking) + [ticket.id, ticket.wait_ms, ticket.maxqueue]
+        holder = state.acquire_keys[2]
         try:
             reply = self._scripts.call(
                 self._client,
@@ -298,6 +329,7 @@ class RedisFleetState:
                 self._fast,
             )
         except REDIS_ERRORS as error:
+            self._new_holder()
             self._mark_down(error)
             raise QueueUnavailable(str(error)) from error
         name, rank = reply
@@ -305,7 +337,7 @@ class RedisFleetState:
             state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
             state.contended_until = self._clock() + 1.0
             state.tally.saw_acquire(name, state.fleet_inflight)
-            return Lease(backend, name, shared=True)
+            return Lease(backend, name, True, holder=holder)
         if int(rank) < 0:
             return None
         state.contended_until = self._clock() + 1.0
@@ -381,8 +413,8 @@ class RedisFleetState:
         state = self._backends[lease.backend]
         local = state.local_inflight
         local[lease.server] = max(local.get(lease.server, 0) - 1, 0)
-        if not lease.shared:
-            return
+        if not lease.shared or lease.holder != state.acquire_keys[2]:
+            return  # counted locally only, or by an old holder that the reaper gives back
         pending = state.pending
         pending[lease.server] = pending.get(lease.server, 0) + 1
         if state.contended_until and self._clock() < state.contended_until:
@@ -406,6 +438,7 @@ class RedisFleetState:
             )
 
     def _mark_up(self) -> None:
+        self._down_until = 0.0  # Redis answered: the request path need not wait out RETRY_AFTER
         if self._degraded:
             self._degraded = False
             self._log.warning("Redis reachable again: routing with fleet-wide state")
@@ -472,24 +505,26 @@ class RedisFleetState:
         errors, self._pending_errors = self._pending_errors, {}
         if not taken and not sticks and not observed and not errors:
             return
-        pipe = self._client.pipeline(transaction=False)
+        holder = self._holder
+        batch = Batch(self._client, self._scripts)
         for (backend, name, kind), count in errors.items():
-            pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
+            batch.pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
         observing = [
             (backend, name)
             for (backend, name), (run, reset, seen) in observed.items()
-            if self._queue_observation(pipe, backend, name, run, reset, seen)
+            if self._queue_observation(batch, backend, name, run, reset, seen)
         ]
         for entry, server in sticks:
             ttl = _ttl_ms(entry.ttl)
-            pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
+            batch.pipe.set(stick_key(entry.table, entry.key), server, px=ttl or None)
         for state, releases, tally in taken:
-            self._queue_release(pipe, state, releases, tally)
+            self._queue_release(batch, state, releases, tally)
         try:
-            replies = execute(pipe, self._scripts, self._client)
+            replies = batch.execute()
         except REDIS_ERRORS:
             for state, releases, tally in taken:
-                state.give_back_pending(releases)
+                if self._holder == holder:  # else the reaper of the old holder gives them back
+                    state.give_back_pending(releases)
                 state.tally.merge(tally)
             self._pending_sticks[:0] = sticks
             raise
@@ -514,27 +549,27 @@ class RedisFleetState:
             )
 
     def _queue_release(
-        self, pipe: Any, state: _BackendState, releases: dict[str, int], tally: BackendTally
+        self, batch: Batch, state: _BackendState, releases: dict[str, int], tally: BackendTally
     ) -> None:
-        """One release.lua call: the batched releases, then the statistics tally."""
+        """One release.lua call: the batched releases (from the hash of the id this process
+        counts under now), then the statistics tally."""
         keys = state.keys
         args: list[Any] = [len(releases)]
         for name, count in releases.items():
             args += (name, count)
         servers, accounting = tally.script_args()
-        script_keys = [keys.inflight, keys.worker(self.worker_id), keys.stats]
+        script_keys = [keys.inflight, state.acquire_keys[2], keys.stats]
         script_keys += [keys.server(name) for name in servers]
-        self._scripts.queue(pipe, "release", script_keys, args + accounting)
+        batch.script("release", script_keys, args + accounting)
 
     def _queue_observation(
-        self, pipe: Any, backend: str, name: str, run: int, reset: int, errors: int
+        self, batch: Batch, backend: str, name: str, run: int, reset: int, errors: int
     ) -> bool:
         state = self._backends[backend]
         server = state.config.server(name)
         if server is None:
             return False
-        self._scripts.queue(
-            pipe,
+        batch.script(
             "observe",
             [state.keys.server(name)],
             [
@@ -561,26 +596,34 @@ class RedisFleetState:
     def refresh(self, *, beat: bool = True) -> None:
         """One heartbeat: say this process is alive, reap dead workers, and reload the snapshot
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
+        if self._unregistered:
+            self._register(self._unregistered)
+            self._log.warning(
+                "registered backends %s in Redis (the configuration was loaded while Redis "
+                "was away)",
+                ", ".join(backend.name for backend in self._unregistered),
+            )
+            self._unregistered = []
         states = list(self._backends.values())
-        pipe = self._client.pipeline(transaction=False)
-        pipe.time()
+        batch = Batch(self._client, self._scripts)
+        if self._time_in_pipeline:
+            batch.pipe.time()
         for state in states:
             keys = state.keys
             if beat:
-                self._scripts.queue(
-                    pipe,
+                batch.script(
                     "heartbeat",
                     [keys.workers, keys.inflight],
-                    [keys.worker_prefix, self.worker_id, WORKER_TTL_MS],
+                    [keys.worker_prefix, self._holder, WORKER_TTL_MS],
                 )
             for server in state.config.servers:
-                pipe.hmget(keys.server(server.name), STATE_FIELDS)
-            pipe.hgetall(keys.inflight)
-            pipe.exists(keys.servers)
-        replies = execute(pipe, self._scripts, self._client)
-        seconds, micros = replies[0]
+                batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
+            batch.pipe.hgetall(keys.inflight)
+            batch.pipe.exists(keys.servers)
+        replies = batch.execute()
+        seconds, micros = replies[0] if self._time_in_pipeline else self._client.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        position = 1
+        position = 1 if self._time_in_pipeline else 0
         for state in states:
             position += 1 if beat else 0
             fields = replies[position : position + len(state.config.servers)]
@@ -613,16 +656,15 @@ class RedisFleetState:
     def reap(self, worker_ids: Sequence[str]) -> int:
         """Give back at once what ``worker_ids`` (known dead) held, in every backend; returns
         how many were reaped. Called by the gunicorn master when a worker exits."""
-        pipe = self._client.pipeline(transaction=False)
+        batch = Batch(self._client, self._scripts)
         for state in self._backends.values():
             keys = state.keys
-            self._scripts.queue(
-                pipe,
+            batch.script(
                 "heartbeat",
                 [keys.workers, keys.inflight],
                 [keys.worker_prefix, "", WORKER_TTL_MS, *worker_ids],
             )
-        return sum(int(count) for count in execute(pipe, self._scripts, self._client))
+        return sum(int(count) for count in batch.execute())
 
     # -- reading for tools --------------------------------------------------------------------
 

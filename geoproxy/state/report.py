@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-import redis
-
+from geoproxy.state.connect import Client
 from geoproxy.state.keys import BACKENDS, backend_keys
 from geoproxy.state.snapshot import effective_weight
 from geoproxy.state.store import BackendReport, FleetReport, FrontendReport, ServerReport
@@ -123,7 +122,7 @@ def _add(first: FrontendReport, second: FrontendReport) -> FrontendReport:
 
 
 def _read_backend(
-    client: redis.Redis, name: str, now_ms: int
+    client: Client, name: str, now_ms: int
 ) -> tuple[BackendReport, dict[str, FrontendReport], list[str]]:
     keys = backend_keys(name)
     servers = cast(list[str], client.zrange(keys.servers, 0, -1))
@@ -159,7 +158,7 @@ def _read_backend(
     return report, _frontend_figures(stats, now_ms), list(live)
 
 
-def read_fleet(client: redis.Redis) -> FleetReport:
+def read_fleet(client: Client) -> FleetReport:
     """Every registered backend (servers in configuration order), the frontends that sent
     them traffic, and the live workers of every host."""
     seconds, micros = client.time()
@@ -182,6 +181,6 @@ def read_fleet(client: redis.Redis) -> FleetReport:
     )
 
 
-def read_report(client: redis.Redis) -> list[BackendReport]:
+def read_report(client: Client) -> list[BackendReport]:
     """Every registered backend, its servers in configuration order."""
     return list(read_fleet(client).backends)

@@ -2,8 +2,9 @@
 
 redis-py's ``Script`` objects ask ``SCRIPT EXISTS`` before every pipeline that carries one,
 which would add a round trip to each heartbeat and each release flush. Here a pipeline carries
-plain EVALSHA commands; only a ``NOSCRIPT`` answer (Redis restarted empty) loads the scripts
-again, and the caller retries once.
+plain EVALSHA commands; only a ``NOSCRIPT`` answer (Redis restarted empty, or a Cluster primary
+that never saw them) loads the scripts again (on every primary of a Cluster), and the caller
+retries once.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.client import Pipeline
 
+from geoproxy.state.connect import Client
 from geoproxy.state.fastpath import FastCaller
 
 SCRIPT_NAMES = (
@@ -39,7 +41,7 @@ class Scripts:
 
     def call(
         self,
-        client: redis.Redis,
+        client: Client,
         name: str,
         keys: Sequence[str],
         args: Sequence[Any],
@@ -59,24 +61,45 @@ class Scripts:
             return client.evalsha(sha, len(keys), *keys, *args)
 
     def queue(self, pipe: Pipeline, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
-        """Add one script call to a pipeline; run it with ``execute``."""
-        pipe.evalsha(self._sha[name], len(keys), *keys, *args)
+        """Add one script call to a pipeline; run it with a ``Batch``. (Through
+        ``execute_command``: a Cluster pipeline refuses its ``evalsha`` method, yet routes an
+        EVALSHA by its keys, which here always share one slot.)"""
+        cast(Any, pipe).execute_command("EVALSHA", self._sha[name], len(keys), *keys, *args)
 
-    def load(self, client: redis.Redis) -> None:
+    def load(self, client: Client) -> None:
         for text in self._text.values():
             client.script_load(text)
 
 
-def execute(pipe: Pipeline, scripts: Scripts, client: redis.Redis) -> list[Any]:
-    """Execute a pipeline that carries script calls; on NOSCRIPT, load them and run it again.
+class Batch:
+    """One pipeline of commands and script calls, sent in one round trip per node.
 
-    Only safe for pipelines whose commands can run twice (the scripts' effects are all-or-nothing
-    per script, and a NOSCRIPT reply means that script did not run).
+    A ``NOSCRIPT`` reply reruns only the script calls that got it, after loading the scripts:
+    the other commands of the pipeline (counters among them) ran once and must not run again.
+    Any other error reply, or a connection failure, is raised after the whole batch ran.
     """
-    commands = list(pipe.command_stack)
-    try:
-        return pipe.execute()
-    except redis.exceptions.NoScriptError:
-        scripts.load(client)
-        pipe.command_stack = commands
-        return pipe.execute()
+
+    def __init__(self, client: Client, scripts: Scripts) -> None:
+        self.pipe: Pipeline = client.pipeline(transaction=False)
+        self._client = client
+        self._scripts = scripts
+        self._calls: dict[int, tuple[str, Sequence[str], Sequence[Any]]] = {}
+
+    def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
+        self._calls[len(self.pipe)] = (name, keys, args)
+        self._scripts.queue(self.pipe, name, keys, args)
+
+    def execute(self) -> list[Any]:
+        replies = self.pipe.execute(raise_on_error=False)
+        missing = [i for i in self._calls if isinstance(replies[i], redis.exceptions.NoScriptError)]
+        if missing:
+            self._scripts.load(self._client)
+            again = self._client.pipeline(transaction=False)
+            for i in missing:
+                self._scripts.queue(again, *self._calls[i])
+            for i, reply in zip(missing, again.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies

@@ -29,12 +29,14 @@ from geoproxy.config.model import Backend
 class Lease:
     """One request counted in flight on one server. ``shared`` is false when the count is only
     local (Redis was unreachable when it was taken); ``stuck`` is true when a stick-table entry
-    chose the server."""
+    chose the server; ``holder`` is the implementation's record of where the shared count
+    was taken (for Redis: the worker's hash), so that it is given back there or not at all."""
 
     backend: str
     server: str
     shared: bool
     stuck: bool = False
+    holder: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +165,10 @@ class FleetState(Protocol):
         the admin and health state that operators and checkers set earlier."""
         ...
 
-    def attach(self, backends: Sequence[Backend]) -> None:
-        """Build this process's local snapshot of ``backends`` (every worker, after fork)."""
+    def attach(self, backends: Sequence[Backend], *, register: bool = False) -> None:
+        """Build this process's local snapshot of ``backends`` (every worker, after fork);
+        ``register``: also register them (as ``register`` does) as soon as the shared state
+        can be reached, for a configuration that was loaded while it could not."""
         ...
 
     def view(self, backend: str) -> BackendView:

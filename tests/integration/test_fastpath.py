@@ -1,5 +1,6 @@
 """The raw-socket acquire path (geoproxy/state/fastpath.py) against real Redis servers: TCP with
-a database number, a unix socket, a password, and a server that lost its scripts."""
+a database number, a unix socket, a password, and a server that lost its scripts. (TLS and ACL
+users: tests/integration/test_redis_auth_tls.py.)"""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ ARGS = ["x", 1000, "first", 1, "s1", 1, 0, 0]
 
 
 def test_urls_that_need_redis_py_get_no_fast_path() -> None:
-    assert fast_caller("rediss://127.0.0.1:6380/0", 0.5) is None
+    assert fast_caller("rediss://127.0.0.1:6380/0?ssl_ciphers=HIGH", 0.5) is None
     assert fast_caller("redis+sentinel://127.0.0.1:26379/mymaster", 0.5) is None
+    assert fast_caller("redis+cluster://127.0.0.1:7000", 0.5) is None
     assert fast_caller("redis://127.0.0.1:1/3", 0.5) is not None
+    assert fast_caller("rediss://127.0.0.1:6380/0?ssl_cert_reqs=none", 0.5) is not None
 
 
 def test_acquire_on_the_fast_path_selects_the_database_of_the_url(redis_url: str) -> None:
@@ -67,3 +70,18 @@ def test_a_dead_server_is_a_connection_error() -> None:
     assert fast is not None
     with pytest.raises(redis.exceptions.ConnectionError):
         fast.evalsha("0" * 40, [], [])
+
+
+def test_pooled_connections_that_redis_closed_are_replaced_without_an_error(
+    redis_url: str,
+) -> None:
+    fast = fast_caller(redis_url, 0.5)
+    assert fast is not None
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    scripts = Scripts()
+    assert scripts.call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+    client.client_kill_filter(_type="normal", skipme=True)  # every connection but this one
+    assert scripts.call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+    assert client.hget(KEYS[0], "s1") == "2", "sent once on the fresh connection"
+    fast.close()
+    client.close()
