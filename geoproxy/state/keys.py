@@ -119,6 +119,7 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (
         "gp:{B}:w:W",
         "HASH",
-        "server -> requests worker W has in flight; given back by the reaper if W dies",
+        "server -> requests worker W (HOST:PID, or HOST:PID#N after a Redis stall) has in "
+        "flight; given back by the reaper if W dies",
     ),
 )
