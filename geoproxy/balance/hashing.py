@@ -39,6 +39,7 @@ from geoproxy.balance.tables import Binder, Order, Table, names, names_and_weigh
 from geoproxy.balance.view import ServerView
 from geoproxy.balance.weightmap import StaticMapBuilder
 from geoproxy.config.model import HashType
+from geoproxy.httptext import find_unquoted
 
 MEMO_LIMIT = 4096
 
@@ -111,20 +112,7 @@ def first_value(raw: str) -> str:
     raw = raw.lstrip(_LWS)
     if '"' not in raw:
         return raw.split(",", 1)[0].rstrip(_LWS)
-    quoted = escaped = False
-    for end, char in enumerate(raw):
-        if escaped:
-            escaped = False
-        elif quoted:
-            if char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-        elif char == '"':
-            quoted = True
-        elif char == ",":
-            return raw[:end].rstrip(_LWS)
-    return raw.rstrip(_LWS)
+    return raw[: find_unquoted(raw, ",")].rstrip(_LWS)
 
 
 def main_domain(host: str) -> str:

@@ -18,31 +18,13 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+
+from geoproxy.httptext import header_values
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CACHEABLE_STATUSES = frozenset({200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501})
 _FORBIDDING = frozenset({"private", "no-cache", "no-store", "max-age=0", "s-maxage=0"})
-
-
-def header_values(value: str) -> Iterator[str]:
-    """The comma-separated values of a header, trimmed; commas inside quotes do not split."""
-    start = 0
-    quoted = escaped = False
-    for index, char in enumerate(value):
-        if escaped:
-            escaped = False
-        elif quoted:
-            if char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-        elif char == '"':
-            quoted = True
-        elif char == ",":
-            yield value[start:index].strip(" \t")
-            start = index + 1
-    yield value[start:].strip(" \t")
 
 
 def is_cacheable(method: str, status: int, headers: Iterable[tuple[str, str]]) -> bool:

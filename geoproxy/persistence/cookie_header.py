@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from geoproxy.httptext import find_unquoted
+
 SPHT = " \t"
 
 
@@ -59,21 +61,7 @@ class Segment:
 
 def value_end(text: str, start: int, end: int) -> int:
     """The index of the first unquoted ``;`` or ``,`` in ``text[start:end]``, else ``end``."""
-    quoted = escaped = False
-    for index in range(start, end):
-        char = text[index]
-        if escaped:
-            escaped = False
-        elif quoted:
-            if char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-        elif char == '"':
-            quoted = True
-        elif char in ";,":
-            return index
-    return end
+    return find_unquoted(text, ";,", start, end)
 
 
 def _name_end(text: str, start: int, end: int, stops: str) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from geoproxy.config.model import Sample, SampleFetch
-from geoproxy.persistence.cacheability import header_values
+from geoproxy.httptext import header_values
 from geoproxy.persistence.cookie_header import SPHT, value_end
 
 Headers = Sequence[tuple[str, str]]
