@@ -1,102 +1,54 @@
-"""geoproxy's gunicorn worker: the gevent worker, with HAProxy's client-side timeouts and answers.
+"""geoproxy's gunicorn worker: gunicorn's gevent worker with an HTTP/1.1 server loop of its own.
 
-Why a worker of our own (a subclass of gunicorn's ``GeventWorker``, the WSGI app unchanged):
-1. HAProxy's ``timeout http-request`` answers 408 when a request's head does not arrive in time;
-   ``timeout http-keep-alive`` closes an idle keep-alive connection silently; ``timeout client``
-   bounds every read of the client. gunicorn has one keepalive timeout and answers nothing.
-2. Answers to malformed requests are HAProxy's pages (400, 414, 431), not gunicorn's.
-3. A proxy relays the server's headers: gunicorn's own ``Server`` and ``Date`` headers would
-   duplicate or contradict them, so responses carry only what the server (or geoproxy) sent,
-   plus the framing headers HAProxy adds.
-4. A response that the server cut mid-body cuts the client connection quietly, as HAProxy does;
-   it is not an application crash with a traceback.
+gunicorn still runs the master, forks the workers, handles signals, reloads and heartbeats, and
+the app is still a WSGI callable (``geoproxy.proxy.app.ProxyApp``). What this worker replaces
+is gunicorn's per-request machinery (its Python request parser, environ and response writer),
+which cost more CPU per request than the whole proxying did. Why, and what it does instead:
+1. Requests are parsed in C by llhttp (``geoproxy.runtime.http1``), strictly; the environ holds
+   what the app reads, built from a per-connection template.
+2. HAProxy's client-side timeouts: ``timeout http-request`` answers 408 when a request's head
+   does not arrive in time (counted from the connection's start for its first request, from
+   the first byte for the next ones); ``timeout http-keep-alive`` closes an idle keep-alive
+   connection silently; ``timeout client`` bounds every read of a body and every write. They
+   are socket timeouts: nothing is armed per request when a head arrives in one read.
+3. Answers to malformed requests are HAProxy's pages (400, 414, 431), then the connection closes.
+4. Responses carry only what the server (or geoproxy) sent, plus HAProxy's framing headers
+   (``geoproxy.runtime.http1_response``).
+5. A response that the server cut mid-body cuts the client connection quietly, as HAProxy does.
+6. Requests of a connection are served one after the other, pipelined ones included. A body
+   the app did not read is read and dropped before the next request (the connection closes
+   instead when the client still waits for ``100 Continue``).
 """
 
 from __future__ import annotations
 
 import socket
+import sys
+import time
 from typing import Any
+from urllib.parse import unquote
 
-import gevent
-from gevent.socket import wait_read
-from gunicorn import http
-from gunicorn.http import errors as http_errors
-from gunicorn.http import wsgi
 from gunicorn.workers.ggevent import GeventWorker
 
 from geoproxy.errors import ClientGone, UpstreamError
+from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
+from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
+from geoproxy.runtime.http1_response import Response
 
-_PAGE_400 = builtin_page(400).raw
-_PAGE_408 = builtin_page(408).raw
-_PAGE_414 = builtin_page(414).raw
-_PAGE_431 = builtin_page(431).raw
-_PAGE_500 = builtin_page(500).raw
-
-
-class ProxyResponse(wsgi.Response):  # type: ignore[misc]
-    """gunicorn's response writer without ``Server``/``Date``, always ``HTTP/1.1``, with
-    ``connection`` only where HAProxy writes it (close, or keep-alive to an HTTP/1.0 client), and
-    honouring ``Connection: close`` from the app (an errorfile may ask for it)."""
-
-    def process_headers(self, headers: list[tuple[str, str]]) -> None:
-        for name, value in headers:
-            if name.lower() == "connection" and "close" in value.lower():
-                self.must_close = True
-        super().process_headers(headers)
-
-    def default_headers(self) -> list[str]:
-        lines = [f"HTTP/1.1 {self.status}\r\n"]
-        if self.should_close():
-            lines.append("connection: close\r\n")
-        elif self.req.version < (1, 1):
-            lines.append("connection: keep-alive\r\n")
-        if self.chunked:
-            lines.append("transfer-encoding: chunked\r\n")
-        return lines
-
-
-def _page_for(error: Exception) -> bytes:
-    if isinstance(error, http_errors.LimitRequestLine):
-        return _PAGE_414
-    if isinstance(error, http_errors.LimitRequestHeaders):
-        return _PAGE_431
-    return _PAGE_400
+_PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
 
 
 class ProxyWorker(GeventWorker):  # type: ignore[misc]
-    """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp``."""
+    """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp`` (see the module doc)."""
 
     alive: bool
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
-        client.setblocking(True)
-        timeouts = self.wsgi.client_timeouts(listener.getsockname())
-        parser = http.get_parser(self.cfg, client, addr)
         listener_name = listener.getsockname()
-        first = True
+        connection = _Connection(self, client, addr, listener_name)
         try:
-            while self.alive:
-                if not first and not _has_buffered(parser):
-                    try:
-                        wait_read(client.fileno(), timeout=timeouts.idle)
-                    except TimeoutError:
-                        return  # idle keep-alive connection: closed silently, as HAProxy
-                client.settimeout(None)
-                try:
-                    with gevent.Timeout(timeouts.request_head):
-                        request = next(parser)
-                except gevent.Timeout:
-                    _send_quietly(client, _PAGE_408)
-                    return
-                client.settimeout(timeouts.client)
-                if not self.handle_request(listener_name, request, client, addr):
-                    return
-                first = False
-        except (StopIteration, http_errors.NoMoreData):
-            pass
-        except http_errors.ParseException as error:
-            _send_quietly(client, _page_for(error))
+            connection.serve()
         except OSError:
             pass  # the client went away or stalled past timeout client: nothing to answer
         except Exception:
@@ -104,55 +56,178 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         finally:
             _close(client)
 
-    def handle_request(self, listener_name: Any, req: Any, sock: socket.socket, addr: Any) -> bool:
-        """Serve one request; True when the connection may serve another."""
-        response = None
-        try:
-            response, environ = wsgi.create(
-                req, sock, addr, listener_name, self.cfg, response_class=ProxyResponse
-            )
-            environ["wsgi.multithread"] = True
-            self.nr += 1
-            if self.nr >= self.max_requests and self.alive:
-                self.log.info("Autorestarting worker after current request.")
-                self.alive = False
-            if not self.alive:
-                response.force_close()
-            body = self.wsgi(environ, response.start_response)
+    def count_request(self) -> bool:
+        """Count one request; False when the worker must stop after it (``max_requests``)."""
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        return bool(self.alive)
+
+
+class _Connection:
+    """One client connection: its requests, served in order."""
+
+    __slots__ = ("worker", "sock", "reader", "timeouts", "base", "_timeout")
+
+    def __init__(self, worker: ProxyWorker, sock: Any, addr: Any, listener_name: Any) -> None:
+        self.worker = worker
+        self.sock = sock
+        cfg = worker.cfg
+        limits = (cfg.limit_request_line, cfg.limit_request_fields, cfg.limit_request_field_size)
+        self.reader = ClientReader(sock, limits)
+        self.timeouts: ClientTimeouts = worker.wsgi.client_timeouts(listener_name)
+        self.base = _base_environ(addr, listener_name)
+        self._timeout: float | None = -1.0
+
+    def serve(self) -> None:
+        first = True
+        while self.worker.alive:
+            request = self._next_request(first)
+            if request is None or not self._serve(request):
+                return
+            first = False
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
+
+    # -- reading a request --------------------------------------------------------------------
+
+    def _next_request(self, first: bool) -> Request | None:
+        """The next request, or None when the connection is to close (after the 408 or the
+        error page that is due)."""
+        reader = self.reader
+        if not reader.ready and not reader.has_pending_input and not first:
+            self._set_timeout(self.timeouts.idle)
             try:
-                for chunk in body:
-                    response.write(chunk)
-                response.close()
+                if not reader.fill():
+                    return None
+            except TimeoutError:
+                return None  # idle keep-alive connection: closed silently, as HAProxy
+        if not reader.ready and reader.error is None and not self._read_head():
+            return None
+        if reader.ready:
+            request = reader.ready.popleft()
+            if request.error is None:
+                return request
+            error = request.error
+        else:
+            assert reader.error is not None
+            error = reader.error
+        _send_quietly(self.sock, _PAGES.get(error.status, _PAGES[400]))
+        return None
+
+    def _read_head(self) -> bool:
+        """Read until a head is complete or broken; False when the connection is to close."""
+        reader = self.reader
+        limit = self.timeouts.request_head
+        deadline = None if limit is None else time.monotonic() + limit
+        while not reader.ready and reader.error is None:
+            if deadline is not None:
+                limit = deadline - time.monotonic()
+                if limit <= 0:
+                    _send_quietly(self.sock, _PAGES[408])
+                    return False
+            self._set_timeout(limit)
+            try:
+                if not reader.fill():
+                    return False
+            except TimeoutError:
+                _send_quietly(self.sock, _PAGES[408])
+                return False
+        return True
+
+    # -- serving it ---------------------------------------------------------------------------
+
+    def _serve(self, request: Request) -> bool:
+        """Serve one request; True when the connection may serve another."""
+        keep_going = self.worker.count_request()
+        body: RequestBody | EmptyBody = (
+            RequestBody(request, self.reader) if request.has_body else EMPTY_BODY
+        )
+        environ = self._environ(request, body)
+        response = Response()
+        if not keep_going:
+            response.close = True
+        self._set_timeout(self.timeouts.client)
+        try:
+            result = self.worker.wsgi(environ, response.start_response)
+            try:
+                response.write(self.sock, request, result)
             finally:
-                close = getattr(body, "close", None)
+                close = getattr(result, "close", None)
                 if close is not None:
                     close()
-            return not response.should_close()
-        except (UpstreamError, ClientGone, http_errors.NoMoreData, OSError):
-            return False  # cut: the connection closes without a word, as HAProxy cuts it
-        except http_errors.ParseException:
-            raise
-        except Exception:
-            if response is None or not response.headers_sent:
-                self.log.exception("error while serving a request")
-                _send_quietly(sock, _PAGE_500)
-            else:
-                self.log.exception("error after the response started; connection cut")
+        except ClientGone:
+            if request.error is not None and not response.head_sent:
+                _send_quietly(self.sock, _PAGES.get(request.error.status, _PAGES[400]))
             return False
+        except (UpstreamError, OSError):
+            return False  # cut: the connection closes without a word, as HAProxy cuts it
+        except Exception:
+            if response.head_sent:
+                self.worker.log.exception("error after the response started; connection cut")
+            else:
+                self.worker.log.exception("error while serving a request")
+                _send_quietly(self.sock, _PAGES[500])
+            return False
+        if response.close or not request.keep_alive:
+            return False
+        return body.is_consumed or self._drain(request, body)
 
-    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        if isinstance(exc, http_errors.ParseException):
-            _send_quietly(client, _page_for(exc))
-        else:
-            self.log.exception("error on a client connection", exc_info=exc)
-            _send_quietly(client, _PAGE_500)
+    def _drain(self, request: Request, body: RequestBody | EmptyBody) -> bool:
+        """Read and drop the rest of a body the app did not read (rule 6)."""
+        if request.expects_continue and not body.continue_sent:
+            return False
+        reader = self.reader
+        while True:
+            request.chunks.clear()
+            if request.complete:
+                return request.error is None
+            if request.error is not None or not reader.fill():
+                return False
+
+    def _environ(self, request: Request, body: RequestBody | EmptyBody) -> dict[str, Any]:
+        environ = self.base.copy()
+        environ.update(request.fields)
+        target = request.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        if path[:1] != "/" and path != "*":
+            path = "/" + path.partition("://")[2].partition("/")[2]
+        environ["REQUEST_METHOD"] = request.method
+        environ["RAW_URI"] = target
+        environ["PATH_INFO"] = unquote(path, "latin-1") if "%" in path else path
+        environ["QUERY_STRING"] = query
+        environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
+        environ["wsgi.input"] = body
+        return environ
 
 
-def _has_buffered(parser: Any) -> bool:
-    """True when the client already pipelined bytes of its next request."""
-    buffer = parser.unreader.buf
-    buffer.seek(0, 2)
-    return bool(buffer.tell())
+def _base_environ(addr: Any, listener_name: Any) -> dict[str, Any]:
+    """What every request of a connection shares."""
+    if isinstance(listener_name, tuple):
+        server_name, server_port = str(listener_name[0]), str(listener_name[1])
+    else:
+        server_name, server_port = str(listener_name), ""
+    if isinstance(addr, tuple):
+        remote_addr, remote_port = str(addr[0]), str(addr[1])
+    else:
+        remote_addr, remote_port = "", ""
+    return {
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "REMOTE_ADDR": remote_addr,
+        "REMOTE_PORT": remote_port,
+        "SCRIPT_NAME": "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
 
 
 def _send_quietly(client: socket.socket, data: bytes) -> None:
