@@ -88,7 +88,7 @@ def profile(pid: int, seconds: int, url: str, out: Path) -> None:
     # --gil: only samples holding the GIL, so time spent runnable but descheduled inside a
     # send() (which wakes the receiver on this 2-core machine) does not pass for CPU
     argv = [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid)]
-    argv += ["-d", str(seconds), "-r", "200", "-f", "raw", "--gil", "-o", str(raw)]
+    argv += ["-d", str(seconds), "-r", "1000", "-f", "raw", "--gil", "-o", str(raw)]
     argv += ["--nonblocking"]
     spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wrk(url, seconds)
@@ -99,7 +99,8 @@ def profile(pid: int, seconds: int, url: str, out: Path) -> None:
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         count = int(count_text)
-        frames = stack.split(";")
+        # by function: "name (file:line)" -> "name (file)"
+        frames = [frame.rpartition(":")[0] + ")" for frame in stack.split(";")]
         samples += count
         own[frames[-1]] += count
         for frame in set(frames):
@@ -117,6 +118,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--hello", action="store_true")
+    parser.add_argument("--strace", action="store_true", help="count the worker's syscalls")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="geoproxy-benchworker-"))
     backends = service = None
@@ -137,6 +139,14 @@ def main() -> int:
                 f"{1e6 * redis_used / requests:.0f} us/request",
                 flush=True,
             )
+        if args.strace:
+            trace = subprocess.Popen(
+                ["strace", "-c", "-p", str(pid)], stderr=subprocess.PIPE, text=True
+            )
+            time.sleep(0.5)
+            requests, _, _ = wrk(service.url, args.duration)
+            trace.terminate()
+            print(f"{requests} requests under strace\n{trace.communicate(timeout=30)[1]}")
         if args.profile:
             profile(pid, args.duration, service.url, args.profile)
             print(f"profile written to {args.profile}")

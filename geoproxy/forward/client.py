@@ -36,6 +36,7 @@ from geoproxy.forward.response import (
     parse_head,
     read_head,
 )
+from geoproxy.netio import sendall
 
 _MAX_INTERIM: Final = 10
 _LAST_CHUNK: Final = b"0\r\n\r\n"
@@ -121,7 +122,7 @@ def _sent(conn: Connection, data: bytes) -> bool:
     """Send ``data``; False when the server stopped reading and has something to say (an
     early response or a close), which the caller then reads."""
     try:
-        conn.sock.sendall(data)
+        sendall(conn.sock, data)
     except TimeoutError:
         if conn.has_input():
             return False

@@ -31,6 +31,7 @@ from typing import Any, Final
 import httptools
 
 from geoproxy.errors import ClientGone
+from geoproxy.netio import sendall
 
 READ_SIZE: Final = 65536
 # HAProxy's default tune.bufsize: a request head must fit in it.
@@ -345,7 +346,7 @@ class RequestBody:
             raise ClientGone(f"invalid request body: {request.error}")
         if request.expects_continue and not self.continue_sent:
             self.continue_sent = True
-            reader.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            sendall(reader.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             received = reader.fill()
         except OSError as error:

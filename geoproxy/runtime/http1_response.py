@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from geoproxy.errors import UpstreamError
+from geoproxy.netio import sendall
 from geoproxy.runtime.http1 import Request
 
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
@@ -82,16 +83,16 @@ class Response:
             self._send_head(sock, head + (b"%x\r\n%b\r\n" % (len(first), first) if first else b""))
             for data in chunks:
                 if data:
-                    sock.sendall(b"%x\r\n%b\r\n" % (len(data), data))
-            sock.sendall(_LAST_CHUNK)
+                    sendall(sock, b"%x\r\n%b\r\n" % (len(data), data))
+            sendall(sock, _LAST_CHUNK)
         else:
             self._send_head(sock, head + first)
             for data in chunks:
-                sock.sendall(data)
+                sendall(sock, data)
 
     def _send_head(self, sock: Any, data: bytes) -> None:
         self.head_sent = True
-        sock.sendall(data)
+        sendall(sock, data)
 
     def _send_length(
         self, sock: Any, head: bytes, first: bytes, chunks: Iterator[bytes], length: int
@@ -108,7 +109,7 @@ class Response:
             if len(data) > remaining:
                 data = data[:remaining]
             remaining -= len(data)
-            sock.sendall(data)
+            sendall(sock, data)
 
     def _head(self, request: Request, code: int) -> tuple[bytes, int | None, bool]:
         """The head's bytes, the body's length if the app gave one, and whether it is chunked."""

@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import hiredis
 import redis
 
+from geoproxy.netio import sendall
+
 _RECV = 65536
 
 
@@ -36,7 +38,7 @@ class _Connection:
         self.reader = hiredis.Reader(encoding="utf-8")
 
     def call(self, command: bytes) -> Any:
-        self.sock.sendall(command)
+        sendall(self.sock, command)
         reader = self.reader
         while True:
             reply = reader.gets()
