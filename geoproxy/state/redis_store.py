@@ -7,13 +7,18 @@ Rules (the concurrency essay, as HAProxy's queue.c opens with one):
 2. Releases are counted into ``_BackendState.pending`` and leave it in exactly one of two ways:
    swapped out by an ``acquire`` of the same backend, which applies them first in its script,
    or swapped out by the flusher. When the Redis call fails they are merged back, so a count is
-   never lost and never given back twice.
+   never lost and never given back twice. The flusher only sends releases that no acquire
+   carried for ``FLUSH_DELAY`` (at most twice that after the release): under load, acquires
+   carry them all and the flusher sends nothing.
 3. The fleet-wide truth is in Redis: ``inflight[s]`` equals the sum of the live workers'
    ``w:<id>[s]``, kept so by every script. A worker's hash is what the reaper gives back when
    the worker dies (DESIGN.md invariant 2): the gunicorn master reaps its own dead workers at
    once, and every live process reaps expired workers of any host on each heartbeat.
 4. While Redis is unreachable, decisions are local (this process's own counts) and leases are
    marked unshared; the outage and the recovery are each logged once (invariant 4).
+5. This worker's entry in the live-workers set is refreshed at least every ``HEARTBEAT_PERIOD``
+   while it runs: by the heartbeat, or by an acquire when the last refresh is that old (an
+   acquire in between asks the script not to refresh it: two Redis commands fewer).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class _BackendState:
     fleet_inflight: dict[str, int] = field(default_factory=dict)
     local_inflight: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
+    carried: int = 0  # how many acquires carried this backend's pending releases
 
     def take_pending(self) -> dict[str, int]:
         taken, self.pending = self.pending, {}
@@ -126,6 +132,7 @@ class RedisFleetState:
         self._backends: dict[str, _BackendState] = {}
         self._pending_sticks: list[tuple[StickEntry, str]] = []
         self._down_until = 0.0
+        self._beaten_at = float("-inf")  # when this worker's liveness was last refreshed
         self._degraded = False
         self._stop = threading.Event()
         self._flush_wanted = threading.Event()
@@ -196,10 +203,13 @@ class RedisFleetState:
         self, backend: str, ranking: Ranking, stick: StickRequest | None = None
     ) -> Lease | None:
         state = self._backends[backend]
-        if self._clock() >= self._down_until:
+        now = self._clock()
+        if now >= self._down_until:
             taken = state.take_pending()
+            state.carried += 1
             keys = state.acquire_keys
-            args = self._acquire_args(ranking, taken)
+            beat = now - self._beaten_at >= HEARTBEAT_PERIOD
+            args = self._acquire_args(ranking, taken, beat)
             if stick is not None:
                 keys, args = self._with_stick(keys, args, stick)
             try:
@@ -209,13 +219,15 @@ class RedisFleetState:
                 self._mark_down(error)
             else:
                 self._mark_up()
+                if beat:
+                    self._beaten_at = now
                 return self._lease_from_reply(state, reply)
         return self._acquire_locally(state, ranking)
 
-    def _acquire_args(self, ranking: Ranking, releases: dict[str, int]) -> list[Any]:
+    def _acquire_args(self, ranking: Ranking, releases: dict[str, int], beat: bool) -> list[Any]:
         args: list[Any] = [
             self.worker_id,
-            WORKER_TTL_MS,
+            WORKER_TTL_MS if beat else 0,
             ranking.mode.value,
             len(ranking.candidates),
         ]
@@ -274,7 +286,8 @@ class RedisFleetState:
             return
         pending = state.pending
         pending[lease.server] = pending.get(lease.server, 0) + 1
-        self._flush_wanted.set()
+        if not self._flush_wanted.is_set():
+            self._flush_wanted.set()
 
     @property
     def degraded(self) -> bool:
@@ -334,17 +347,30 @@ class RedisFleetState:
         while not self._stop.is_set():
             self._flush_wanted.wait()
             self._flush_wanted.clear()
-            self._stop.wait(FLUSH_DELAY)
             try:
-                self.flush()
+                self._flush_stale()
             except REDIS_ERRORS as error:
                 self._mark_down(error)
                 self._stop.wait(RETRY_AFTER)
                 self._flush_wanted.set()
 
-    def flush(self) -> None:
-        """Send every pending release now, one pipeline for all backends."""
-        taken = [(state, state.take_pending()) for state in self._backends.values()]
+    def _flush_stale(self) -> None:
+        """Flush, until nothing is pending, what no acquire carried for ``FLUSH_DELAY``."""
+        while True:
+            marks = [(state, state.carried) for state in self._backends.values() if state.pending]
+            if not marks and not self._pending_sticks:
+                return
+            if self._stop.wait(FLUSH_DELAY):
+                return
+            stale = [state for state, mark in marks if state.carried == mark and state.pending]
+            if stale or self._pending_sticks:
+                self.flush(stale)
+
+    def flush(self, states: Sequence[_BackendState] | None = None) -> None:
+        """Send the pending releases (of ``states``, else of every backend) and stick entries
+        now, in one pipeline."""
+        chosen = self._backends.values() if states is None else states
+        taken = [(state, state.take_pending()) for state in chosen]
         taken = [(state, releases) for state, releases in taken if releases]
         sticks, self._pending_sticks = self._pending_sticks, []
         if not taken and not sticks:
@@ -380,6 +406,7 @@ class RedisFleetState:
         """One heartbeat: say this process is alive, reap dead workers, and reload the snapshot
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
         states = list(self._backends.values())
+        started = self._clock()
         pipe = self._client.pipeline(transaction=False)
         for state in states:
             keys = state.keys
@@ -394,6 +421,8 @@ class RedisFleetState:
                 pipe.hmget(keys.server(server.name), _STATE_FIELDS)
             pipe.hgetall(keys.inflight)
         replies = execute(pipe, self._scripts, self._client)
+        if beat and states:
+            self._beaten_at = started
         position = 0
         for state in states:
             position += 1 if beat else 0

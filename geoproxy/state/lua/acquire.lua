@@ -15,7 +15,8 @@
 -- KEYS[5 .. 4+L]      stick-table entries to look up, in rule order (value: server name)
 -- KEYS[5+L .. 4+L+S]  stick-table entries to store the chosen server in
 -- ARGV[1]  worker id
--- ARGV[2]  worker ttl, milliseconds
+-- ARGV[2]  worker ttl, milliseconds; 0: leave the worker's expiry as it is (it was refreshed
+--          less than a heartbeat period ago)
 -- ARGV[3]  "first": first candidate with room | "least": lowest (inflight+1)/weight, ties to
 --          the earlier candidate, among those with room
 -- ARGV[4]  n, then n triples: server name, weight, maxconn (0 = no limit)
@@ -29,9 +30,12 @@
 -- Invariant kept: KEYS[1][s] == sum over live workers of their hash[s], never below 0.
 
 local inflight, total, mine, workers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZADD', workers, now_ms + tonumber(ARGV[2]), ARGV[1])
+local ttl_ms = tonumber(ARGV[2])
+if ttl_ms > 0 then
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZADD', workers, now_ms + ttl_ms, ARGV[1])
+end
 
 local n = tonumber(ARGV[4])
 local at = 5 + 3 * n
