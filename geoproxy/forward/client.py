@@ -36,7 +36,6 @@ from geoproxy.forward.response import (
     parse_head,
     read_head,
 )
-from geoproxy.netio import sendall
 
 _MAX_INTERIM: Final = 10
 _LAST_CHUNK: Final = b"0\r\n\r\n"
@@ -88,7 +87,7 @@ def send(
 
 def _exchange(pool: ServerPool, conn: Connection, request: _Request) -> UpstreamResponse:
     try:
-        conn.sock.settimeout(request.server_timeout)
+        conn.set_timeout(request.server_timeout)
         early, complete = _send_request(conn, request)
         head = early or _final_head(conn, request.is_head)
         reusable = complete and request.reusable
@@ -122,7 +121,7 @@ def _sent(conn: Connection, data: bytes) -> bool:
     """Send ``data``; False when the server stopped reading and has something to say (an
     early response or a close), which the caller then reads."""
     try:
-        sendall(conn.sock, data)
+        conn.sendall(data)
     except TimeoutError:
         if conn.has_input():
             return False

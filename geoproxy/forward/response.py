@@ -359,7 +359,7 @@ def _line(conn: Connection, pending: list[bytes]) -> Generator[bytes, None, byte
 
 def _recv(conn: Connection, size: int) -> bytes:
     try:
-        return conn.sock.recv(size)
+        return conn.recv(size)
     except TimeoutError:
         raise ServerTimeout("timeout server inside the response body") from None
     except OSError as exc:

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import httptools
 
+from geoproxy import watchdog
 from geoproxy.errors import ClientGone
 from geoproxy.netio import sendall
 
@@ -102,10 +103,13 @@ def environ_key(name: bytes) -> str:
 
 class ClientReader:
     """Reads and parses the requests of one client connection (the parser's callbacks are
-    its ``on_*`` methods). ``next_request`` hands them out in order."""
+    its ``on_*`` methods), and writes to it; every read and write is bounded by ``timeout``
+    (enforced by ``geoproxy.watchdog`` in a worker, else by the socket)."""
 
     __slots__ = (
         "sock",
+        "timeout",
+        "_guard",
         "limits",
         "ready",
         "closed",
@@ -120,6 +124,10 @@ class ClientReader:
 
     def __init__(self, sock: Any, limits: tuple[int, int, int]) -> None:
         self.sock = sock
+        self.timeout: float | None = sock.gettimeout()
+        self._guard = watchdog.new_guard()
+        if self._guard is not None:
+            sock.settimeout(None)
         self.limits = limits  # (request line, field count, field size)
         self.ready: deque[Request] = deque()
         self.closed = False
@@ -143,12 +151,38 @@ class ClientReader:
 
         Raises whatever ``recv`` raises (``TimeoutError`` with the socket's timeout, OSError).
         """
-        data = self.sock.recv(READ_SIZE)
+        guard = self._guard
+        if guard is None:
+            data = self.sock.recv(READ_SIZE)
+        else:
+            guard.arm(self.timeout)
+            try:
+                data = self.sock.recv(READ_SIZE)
+            finally:
+                guard.disarm()
         if not data:
             self.closed = True
             return False
         self.feed(data)
         return True
+
+    def set_timeout(self, timeout: float | None) -> None:
+        if timeout != self.timeout:
+            self.timeout = timeout
+            if self._guard is None:
+                self.sock.settimeout(timeout)
+
+    def sendall(self, data: bytes) -> None:
+        """Send ``data`` to the client; raises OSError (``TimeoutError`` after ``timeout``)."""
+        guard = self._guard
+        if guard is None:
+            sendall(self.sock, data)
+            return
+        guard.arm(self.timeout)
+        try:
+            sendall(self.sock, data)
+        finally:
+            guard.disarm()
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; a parse error is kept in ``error`` (and in the request it broke)."""
@@ -346,7 +380,7 @@ class RequestBody:
             raise ClientGone(f"invalid request body: {request.error}")
         if request.expects_continue and not self.continue_sent:
             self.continue_sent = True
-            sendall(reader.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+            reader.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             received = reader.fill()
         except OSError as error:

@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from geoproxy.errors import UpstreamError
-from geoproxy.netio import sendall
-from geoproxy.runtime.http1 import Request
+from geoproxy.runtime.http1 import ClientReader, Request
 
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 _LAST_CHUNK: Final = b"0\r\n\r\n"
@@ -60,7 +59,7 @@ class Response:
     def _write(data: bytes) -> None:
         raise NotImplementedError("geoproxy's worker does not support WSGI's write()")
 
-    def write(self, sock: Any, request: Request, body: Iterable[bytes]) -> None:
+    def write(self, client: ClientReader, request: Request, body: Iterable[bytes]) -> None:
         """Write the whole response; ``close`` tells whether the connection must close after.
 
         Raises what the body raises (the connection must then be cut if ``head_sent``), OSError
@@ -70,37 +69,38 @@ class Response:
         head, length, chunked = self._head(request, code)
         chunks = iter(body)
         if request.method == "HEAD" or code < 200 or code in _NO_BODY_STATUSES:
-            self._send_head(sock, head)
+            self._send_head(client, head)
             return
         try:
             first = _first_piece(chunks)
         except UpstreamError:
-            self._send_head(sock, head)  # as HAProxy, which relays the head at once, then cuts
+            self._send_head(client, head)  # as HAProxy, which relays the head at once, then cuts
             raise
         if length is not None:
-            self._send_length(sock, head, first, chunks, length)
+            self._send_length(client, head, first, chunks, length)
         elif chunked:
-            self._send_head(sock, head + (b"%x\r\n%b\r\n" % (len(first), first) if first else b""))
+            framed = b"%x\r\n%b\r\n" % (len(first), first) if first else b""
+            self._send_head(client, head + framed)
             for data in chunks:
                 if data:
-                    sendall(sock, b"%x\r\n%b\r\n" % (len(data), data))
-            sendall(sock, _LAST_CHUNK)
+                    client.sendall(b"%x\r\n%b\r\n" % (len(data), data))
+            client.sendall(_LAST_CHUNK)
         else:
-            self._send_head(sock, head + first)
+            self._send_head(client, head + first)
             for data in chunks:
-                sendall(sock, data)
+                client.sendall(data)
 
-    def _send_head(self, sock: Any, data: bytes) -> None:
+    def _send_head(self, client: ClientReader, data: bytes) -> None:
         self.head_sent = True
-        sendall(sock, data)
+        client.sendall(data)
 
     def _send_length(
-        self, sock: Any, head: bytes, first: bytes, chunks: Iterator[bytes], length: int
+        self, client: ClientReader, head: bytes, first: bytes, chunks: Iterator[bytes], length: int
     ) -> None:
         remaining = length - len(first)
         if remaining < 0:
             first = first[:length]
-        self._send_head(sock, head + first)
+        self._send_head(client, head + first)
         while remaining > 0:
             data = next(chunks, None)
             if data is None:
@@ -109,7 +109,7 @@ class Response:
             if len(data) > remaining:
                 data = data[:remaining]
             remaining -= len(data)
-            sendall(sock, data)
+            client.sendall(data)
 
     def _head(self, request: Request, code: int) -> tuple[bytes, int | None, bool]:
         """The head's bytes, the body's length if the app gave one, and whether it is chunked."""

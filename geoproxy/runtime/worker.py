@@ -9,8 +9,9 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
 2. HAProxy's client-side timeouts: ``timeout http-request`` answers 408 when a request's head
    does not arrive in time (counted from the connection's start for its first request, from
    the first byte for the next ones); ``timeout http-keep-alive`` closes an idle keep-alive
-   connection silently; ``timeout client`` bounds every read of a body and every write. They
-   are socket timeouts: nothing is armed per request when a head arrives in one read.
+   connection silently; ``timeout client`` bounds every read of a body and every write. The
+   worker runs ``geoproxy.watchdog``, which enforces them (and ``timeout server`` and the
+   Redis timeout) without a gevent timer per wait.
 3. Answers to malformed requests are HAProxy's pages (400, 414, 431), then the connection closes.
 4. Responses carry only what the server (or geoproxy) sent, plus HAProxy's framing headers
    (``geoproxy.runtime.http1_response``).
@@ -30,6 +31,7 @@ from urllib.parse import unquote
 
 from gunicorn.workers.ggevent import GeventWorker
 
+from geoproxy import watchdog
 from geoproxy.errors import ClientGone, UpstreamError
 from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
@@ -43,6 +45,10 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
     """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp`` (see the module doc)."""
 
     alive: bool
+
+    def run(self) -> None:
+        watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
+        super().run()
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         listener_name = listener.getsockname()
@@ -68,7 +74,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
 class _Connection:
     """One client connection: its requests, served in order."""
 
-    __slots__ = ("worker", "sock", "reader", "timeouts", "base", "_timeout")
+    __slots__ = ("worker", "sock", "reader", "timeouts", "base")
 
     def __init__(self, worker: ProxyWorker, sock: Any, addr: Any, listener_name: Any) -> None:
         self.worker = worker
@@ -78,7 +84,6 @@ class _Connection:
         self.reader = ClientReader(sock, limits)
         self.timeouts: ClientTimeouts = worker.wsgi.client_timeouts(listener_name)
         self.base = _base_environ(addr, listener_name)
-        self._timeout: float | None = -1.0
 
     def serve(self) -> None:
         first = True
@@ -89,9 +94,7 @@ class _Connection:
             first = False
 
     def _set_timeout(self, timeout: float | None) -> None:
-        if timeout != self._timeout:
-            self.sock.settimeout(timeout)
-            self._timeout = timeout
+        self.reader.set_timeout(timeout)
 
     # -- reading a request --------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class _Connection:
         try:
             result = self.worker.wsgi(environ, response.start_response)
             try:
-                response.write(self.sock, request, result)
+                response.write(self.reader, request, result)
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:

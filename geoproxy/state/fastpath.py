@@ -25,19 +25,37 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import hiredis
 import redis
 
+from geoproxy import watchdog
 from geoproxy.netio import sendall
 
 _RECV = 65536
 
 
 class _Connection:
-    __slots__ = ("sock", "reader")
+    """One connection; each call (send and reply) is bounded by the caller's timeout: the
+    socket's own, or in a worker ``geoproxy.watchdog``'s (no gevent timer per wait)."""
+
+    __slots__ = ("sock", "reader", "timeout", "_guard")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader = hiredis.Reader(encoding="utf-8")
+        self.timeout = sock.gettimeout()
+        self._guard = watchdog.new_guard()
+        if self._guard is not None:
+            sock.settimeout(None)
 
     def call(self, command: bytes) -> Any:
+        guard = self._guard
+        if guard is None:
+            return self._call(command)
+        guard.arm(self.timeout)
+        try:
+            return self._call(command)
+        finally:
+            guard.disarm()
+
+    def _call(self, command: bytes) -> Any:
         sendall(self.sock, command)
         reader = self.reader
         while True:

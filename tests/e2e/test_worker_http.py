@@ -39,6 +39,8 @@ PAGE_414 = builtin_page(414).raw
 PAGE_431 = builtin_page(431).raw
 HTTP_REQUEST_TIMEOUT = 1.0
 KEEP_ALIVE_TIMEOUT = 1.0
+SERVER_TIMEOUT = 0.3
+PAGE_504 = builtin_page(504).raw
 
 
 class DyingServer:
@@ -91,8 +93,12 @@ defaults
 frontend fe
     bind 127.0.0.1:{port}
     use_backend dying if {{ path_beg /dying }}
+    use_backend impatient if {{ path_beg /slow }}
     default_backend be
 backend be
+    server s1 127.0.0.1:{backend_port}
+backend impatient
+    timeout server {server_timeout}ms
     server s1 127.0.0.1:{backend_port}
 backend dying
     server d1 127.0.0.1:{dying_port}
@@ -123,6 +129,7 @@ def stack(
                 dying_port=dying.port,
                 http_request=int(HTTP_REQUEST_TIMEOUT * 1000),
                 keep_alive=int(KEEP_ALIVE_TIMEOUT * 1000),
+                server_timeout=int(SERVER_TIMEOUT * 1000),
             )
         )
         argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(config)]
@@ -458,3 +465,18 @@ def test_a_server_dying_mid_body_cuts_the_client_connection_quietly(stack: Stack
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"content-length: 1000" in head.lower()
     assert body == b"x" * 10
+
+
+def test_a_server_slower_than_timeout_server_gets_504_within_a_tenth_of_a_second_of_it(
+    stack: Stack,
+) -> None:
+    with connect(stack) as connection:
+        started = time.monotonic()
+        connection.send(b"GET /slow?ms=3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = connection.read_response()
+        elapsed = time.monotonic() - started
+        assert answer.head + answer.body == PAGE_504
+        connection.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert connection.read_response().body == b"served by s1"
+    # the bound is timeout server + 100 ms; the rest is slack for a loaded test machine
+    assert SERVER_TIMEOUT <= elapsed < SERVER_TIMEOUT + 0.1 + 0.15
