@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import shutil
 import subprocess
 import sys
@@ -51,14 +52,19 @@ def worker_pid(master: int) -> int:
     raise TimeoutError("no worker appeared")
 
 
+SHOW_WRK = False
+
+
 def wrk(url: str, seconds: int) -> tuple[int, float, float]:
     argv = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", url]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    if SHOW_WRK:
+        print(output)
     result = parse_wrk(output)
     return result.requests, result.rps, result.p99_ms
 
 
-def start(work: Path, hello: bool) -> tuple[Service, Service, int | None]:
+def start(work: Path, hello: bool, workers: int) -> tuple[Service, Service, int | None]:
     ports = [services.free_tcp_port(), services.free_tcp_port()]
     backends = services.start_nginx(work, ports)
     port = services.free_tcp_port()
@@ -77,7 +83,7 @@ def start(work: Path, hello: bool) -> tuple[Service, Service, int | None]:
     conf.write_text(services.proxy_config(port, ports))
     log = work / "geoproxy.log"
     argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
-    argv += ["--workers", "1", "--redis", redis.url]
+    argv += ["--workers", str(workers), "--redis", redis.url]
     services.spawn(service, argv, log)
     services.wait_ready(service, port, log)
     return backends, service, redis.pid
@@ -118,12 +124,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--hello", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="CPU is read for the first one")
+    parser.add_argument("--wrk-output", action="store_true", help="print wrk's whole report")
     parser.add_argument("--strace", action="store_true", help="count the worker's syscalls")
     args = parser.parse_args()
+    global SHOW_WRK
+    SHOW_WRK = args.wrk_output
     work = Path(tempfile.mkdtemp(prefix="geoproxy-benchworker-"))
     backends = service = None
     try:
-        backends, service, redis_pid = start(work, args.hello)
+        backends, service, redis_pid = start(work, args.hello, args.workers)
         pid = worker_pid(service.processes[-1].pid)
         wrk(service.url, 2)  # warm-up
         for _ in range(args.rounds):
@@ -154,6 +164,8 @@ def main() -> int:
         for running in (service, backends):
             if running is not None:
                 running.stop()
+        if os.environ.get("KEEP_LOG"):
+            print((work / "geoproxy.log").read_text()[-3000:])
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
+from geoproxy.balance.view import BackendView, ServerView
 from geoproxy.config.model import Config
 from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
@@ -97,6 +98,9 @@ class ProxyApp:
                 self._by_address[(bind.host, str(bind.port))] = frontend
                 self._by_port.setdefault(str(bind.port), frontend)
         self._first_frontend = frontends[0]
+        # per backend: the last snapshot seen and its eligible servers (snapshots are
+        # immutable and replaced on each heartbeat, so this is computed twice a second)
+        self._eligible: dict[str, tuple[BackendView, tuple[ServerView, ...]]] = {}
 
     def client_timeouts(self, listener: Any) -> ClientTimeouts:
         """The client-side timeouts of the frontend that listens on ``listener`` (its address)."""
@@ -216,7 +220,12 @@ class ProxyApp:
         stick: StickRequest | None = None,
     ) -> Lease | None:
         view = self.fleet.view(backend.config.name)
-        candidates = eligible(view, backend.config.allbackups)
+        cached = self._eligible.get(backend.config.name)
+        if cached is not None and cached[0] is view:
+            candidates = cached[1]
+        else:
+            candidates = eligible(view, backend.config.allbackups)
+            self._eligible[backend.config.name] = (view, candidates)
         if avoid is not None and len(candidates) > 1:
             candidates = tuple(server for server in candidates if server.name != avoid)
         if not candidates and stick is None:

@@ -130,8 +130,9 @@ class BackendPersistence:
             cookie=environ.get("HTTP_COOKIE"),
             target=environ.get("RAW_URI") or "/",
             persist=self._persist,
-            force_persist=any(rule(environ) for rule in self._force),
-            ignore_persist=any(rule(environ) for rule in self._ignore),
+            # (no generator at all for the common backend without such rules: per request)
+            force_persist=bool(self._force) and any(rule(environ) for rule in self._force),
+            ignore_persist=bool(self._ignore) and any(rule(environ) for rule in self._ignore),
         )
         return read_request(self.policy, view.servers, request, now)
 
