@@ -251,9 +251,6 @@ class RedisFleetState:
         return keys, args
 
     def _lease_from_reply(self, state: _BackendState, reply: list[Any]) -> Lease | None:
-        counts = state.fleet_inflight
-        for i in range(2, len(reply), 2):
-            counts[reply[i]] = int(reply[i + 1])
         name = reply[0]
         if not name:
             return None
@@ -360,7 +357,10 @@ class RedisFleetState:
             marks = [(state, state.carried) for state in self._backends.values() if state.pending]
             if not marks and not self._pending_sticks:
                 return
-            if self._stop.wait(FLUSH_DELAY):
+            # a plain sleep: Event.wait with a timeout allocates a lock and arms a timer,
+            # and under load this loop turns a hundred times a second
+            time.sleep(FLUSH_DELAY)
+            if self._stop.is_set():
                 return
             stale = [state for state, mark in marks if state.carried == mark and state.pending]
             if stale or self._pending_sticks:

@@ -26,7 +26,7 @@
 --          send to (those that accept persistent requests), then S entry lifetimes in
 --          milliseconds (0: no expiry)
 -- Returns  { the chosen server's name (false when none had room), 1 if a stick entry chose it
---            else 0, then name, count pairs: the in-flight count of every server }
+--            else 0 } (the fleet-wide counts reach the workers' snapshots with each heartbeat)
 -- Invariant kept: KEYS[1][s] == sum over live workers of their hash[s], never below 0.
 
 local inflight, total, mine, workers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -125,9 +125,4 @@ if chosen then
   end
 end
 
-local reply = { chosen or false, stuck }
-local all = redis.call('HGETALL', inflight)
-for i = 1, #all do
-  reply[i + 2] = all[i]
-end
-return reply
+return { chosen or false, stuck }
