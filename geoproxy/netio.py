@@ -4,6 +4,8 @@ gevent's ``socket.sendall`` asks the kernel for SO_SNDBUF (a getsockopt system c
 the clock on every call, before its first send: on a request path of three small sends that is
 three system calls and a few microseconds of Python for nothing. ``sendall`` here makes one
 ``send`` and falls back to gevent's ``sendall`` (same timeout semantics) for what is left.
+``wait_readable`` uses gevent's socket internals (``_wait``, ``_read_event``, there since
+gevent 1.0) when it finds them, and does nothing otherwise.
 """
 
 from __future__ import annotations
@@ -16,3 +18,15 @@ def sendall(sock: Any, data: bytes) -> None:
     sent = sock.send(data)
     if sent < len(data):
         sock.sendall(memoryview(data)[sent:])
+
+
+
+def wait_readable(sock: Any) -> None:
+    """Wait until ``sock`` has input (bytes, a close, an error), before a ``recv`` for an answer
+    that cannot be there yet: a reply to what was just sent, the next request of a client that
+    was just answered. gevent's ``recv`` would first try and fail with EAGAIN (a system call
+    and an exception); a plain socket's blocking ``recv`` waits anyway, so nothing is done."""
+    wait = getattr(sock, "_wait", None)
+    event = getattr(sock, "_read_event", None)
+    if wait is not None and event is not None:
+        wait(event)

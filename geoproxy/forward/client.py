@@ -89,6 +89,11 @@ def _exchange(pool: ServerPool, conn: Connection, request: _Request) -> Upstream
     try:
         conn.set_timeout(request.server_timeout)
         early, complete = _send_request(conn, request)
+        if early is None and not conn.buffered:
+            try:
+                conn.wait_readable()
+            except TimeoutError:
+                raise ServerTimeout("timeout server waiting for the response head") from None
         head = early or _final_head(conn, request.is_head)
         reusable = complete and request.reusable
         return UpstreamResponse(pool, conn, head, request_complete=reusable)

@@ -32,7 +32,7 @@ from gevent.monkey import get_original
 
 from geoproxy import watchdog
 from geoproxy.errors import ConnectFailed
-from geoproxy.netio import sendall
+from geoproxy.netio import sendall, wait_readable
 
 # The read buffer of a connection: a response head must fit in it (HAProxy's tune.bufsize
 # default is 16384 too; a larger head is a 502 there as here).
@@ -93,6 +93,18 @@ class Connection:
                 guard.disarm()
         self.end += received
         return received
+
+    def wait_readable(self) -> None:
+        """Wait (at most ``timeout``) until the server sent something, before the first receive
+        of a response: it cannot be there yet, and a receive that fails costs more."""
+        guard = self._guard
+        if guard is None:
+            return  # a plain socket's receive waits anyway
+        guard.arm(self.timeout)
+        try:
+            wait_readable(self.sock)
+        finally:
+            guard.disarm()
 
     def set_timeout(self, timeout: float | None) -> None:
         """Bound each later receive and send by ``timeout`` seconds (rule 6)."""

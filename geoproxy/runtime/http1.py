@@ -32,7 +32,7 @@ import httptools
 
 from geoproxy import watchdog
 from geoproxy.errors import ClientGone
-from geoproxy.netio import sendall
+from geoproxy.netio import sendall, wait_readable
 
 READ_SIZE: Final = 65536
 # HAProxy's default tune.bufsize: a request head must fit in it.
@@ -146,10 +146,11 @@ class ClientReader:
         """Whether a request (or the start of one, or an error) is already here."""
         return bool(self.ready) or self.error is not None or not self._idle
 
-    def fill(self) -> bool:
+    def fill(self, answered: bool = False) -> bool:
         """Read once from the client and parse what came; False when the client closed.
+        ``answered``: the client was just answered, so its next bytes cannot be here yet.
 
-        Raises whatever ``recv`` raises (``TimeoutError`` with the socket's timeout, OSError).
+        Raises whatever ``recv`` raises (``TimeoutError`` after ``timeout``, OSError).
         """
         guard = self._guard
         if guard is None:
@@ -157,6 +158,8 @@ class ClientReader:
         else:
             guard.arm(self.timeout)
             try:
+                if answered:
+                    wait_readable(self.sock)
                 data = self.sock.recv(READ_SIZE)
             finally:
                 guard.disarm()

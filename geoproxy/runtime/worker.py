@@ -105,7 +105,7 @@ class _Connection:
         if not reader.ready and not reader.has_pending_input and not first:
             self._set_timeout(self.timeouts.idle)
             try:
-                if not reader.fill():
+                if not reader.fill(answered=True):
                     return None
             except TimeoutError:
                 return None  # idle keep-alive connection: closed silently, as HAProxy

@@ -26,7 +26,7 @@ import hiredis
 import redis
 
 from geoproxy import watchdog
-from geoproxy.netio import sendall
+from geoproxy.netio import sendall, wait_readable
 
 _RECV = 65536
 
@@ -57,6 +57,7 @@ class _Connection:
 
     def _call(self, command: bytes) -> Any:
         sendall(self.sock, command)
+        wait_readable(self.sock)  # Redis cannot have answered yet
         reader = self.reader
         while True:
             reply = reader.gets()
