@@ -46,8 +46,9 @@ _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _TEXT = r"[\t\x20-\x7e\x80-\xff]*"
 _STATUS_LINE: Final = re.compile(rf"HTTP/1\.([01]) ([1-5][0-9]{{2}})(?: ({_TEXT}))?")
 _HEAD: Final = re.compile(rf"{_STATUS_LINE.pattern}((?:\r\n{_TOKEN}:{_TEXT})*)")
-_VALUE = r"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?"
-_FIELD: Final = re.compile(rf"\r\n({_TOKEN}):[ \t]*({_VALUE})[ \t]*")
+# Fields of a head _HEAD accepted (so names are tokens, values text): the value keeps its
+# trailing whitespace, stripped by the caller (a backtracking-free pattern: twice as fast).
+_FIELD: Final = re.compile(r"\r\n([^:]+):[ \t]*([^\r]*)")
 _FIELD_LINE: Final = re.compile(rf"{_TOKEN}:{_TEXT}")
 _CHUNK_SIZE_LINE: Final = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?")
 _DIGITS: Final = re.compile(r"[0-9]+")
@@ -140,11 +141,14 @@ def parse_head(head: bytes, *, is_head: bool) -> ResponseHead:
     length_at = -1
     kept = _KEPT_BY_101 if status == 101 else frozenset()
     for field in _FIELD.findall(fields):
+        value = field[1]
+        if value[-1:] in (" ", "\t"):
+            value = value.rstrip(" \t")
+            field = (field[0], value)
         lowered = field[0].lower()
         if lowered not in _FRAMING_OR_HOP_BY_HOP:
             headers.append(field)
             continue
-        value = field[1]
         if lowered == "content-length":
             if length_at < 0:
                 length_at = len(headers)
