@@ -151,7 +151,7 @@ def main() -> int:
             )
         if args.strace:
             trace = subprocess.Popen(
-                ["strace", "-c", "-p", str(pid)], stderr=subprocess.PIPE, text=True
+                ["strace", "-c", "-p", str(pid)] if not os.environ.get("STRACE_RAW") else ["strace", "-e", "trace=epoll_ctl,epoll_wait", "-p", str(pid)], stderr=subprocess.PIPE, text=True
             )
             time.sleep(0.5)
             requests, _, _ = wrk(service.url, args.duration)

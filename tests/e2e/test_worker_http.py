@@ -94,12 +94,16 @@ frontend fe
     bind 127.0.0.1:{port}
     use_backend dying if {{ path_beg /dying }}
     use_backend impatient if {{ path_beg /slow }}
+    use_backend refused if {{ path_beg /refused }}
     default_backend be
 backend be
     server s1 127.0.0.1:{backend_port}
 backend impatient
     timeout server {server_timeout}ms
     server s1 127.0.0.1:{backend_port}
+backend refused
+    retries 0
+    server r1 127.0.0.1:{refused_port}
 backend dying
     server d1 127.0.0.1:{dying_port}
 """
@@ -112,7 +116,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("worker-http")
-    port, backend_port = free_ports(2)
+    port, backend_port, refused_port = free_ports(3)
     dying = DyingServer()
     started: list[ManagedProcess] = []
     try:
@@ -127,6 +131,7 @@ def stack(
                 port=port,
                 backend_port=backend_port,
                 dying_port=dying.port,
+                refused_port=refused_port,
                 http_request=int(HTTP_REQUEST_TIMEOUT * 1000),
                 keep_alive=int(KEEP_ALIVE_TIMEOUT * 1000),
                 server_timeout=int(SERVER_TIMEOUT * 1000),
@@ -480,3 +485,40 @@ def test_a_server_slower_than_timeout_server_gets_504_within_a_tenth_of_a_second
         assert connection.read_response().body == b"served by s1"
     # the bound is timeout server + 100 ms; the rest is slack for a loaded test machine
     assert SERVER_TIMEOUT <= elapsed < SERVER_TIMEOUT + 0.1 + 0.15
+
+
+def test_a_body_the_app_did_not_read_is_dropped_and_the_connection_serves_on(stack: Stack) -> None:
+    body = b"q" * 200_000
+    with connect(stack) as connection:
+        connection.send(
+            b"POST /refused HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%b"
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" % (len(body), body)
+        )
+        assert connection.read_response().status == 503
+        assert connection.read_response().body == b"served by s1"
+
+
+def test_an_expect_100_request_answered_without_reading_its_body_closes_the_connection(
+    stack: Stack,
+) -> None:
+    with connect(stack) as connection:
+        connection.send(
+            b"POST /refused HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        answer = connection.read_response()
+        assert answer.status == 503
+        assert connection.is_closed_by_peer()
+
+
+def test_an_upgrade_request_is_served_as_a_plain_request_and_what_follows_as_the_next(
+    stack: Stack,
+) -> None:
+    with connect(stack) as connection:
+        connection.send(
+            b"GET /headers HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        headers = json.loads(connection.read_response().body)
+        assert not [name for name, _ in headers if name.lower() in ("upgrade", "connection")]
+        assert connection.read_response().body == b"served by s1"
