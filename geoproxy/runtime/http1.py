@@ -197,11 +197,12 @@ class ClientReader:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._after_upgrade(data[int(upgrade.args[0]) :])
+            return  # the rest was fed (and checked) afresh
         except httptools.HttpParserInvalidMethodError:
             if at_boundary and self._begun == begun + 1:
                 self._unknown_method(data)
-            else:
-                self._fail(400, "invalid method")
+                return  # fed (and checked) afresh
+            self._fail(400, "invalid method")
         except httptools.HttpParserError as error:
             cause = error.__context__
             if isinstance(cause, RequestError):
