@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import subprocess
 import sys
@@ -151,7 +150,7 @@ def main() -> int:
             )
         if args.strace:
             trace = subprocess.Popen(
-                ["strace", "-c", "-p", str(pid)] if not os.environ.get("STRACE_RAW") else ["strace", "-e", "trace=epoll_ctl,epoll_wait", "-p", str(pid)], stderr=subprocess.PIPE, text=True
+                ["strace", "-c", "-p", str(pid)], stderr=subprocess.PIPE, text=True
             )
             time.sleep(0.5)
             requests, _, _ = wrk(service.url, args.duration)
@@ -164,8 +163,6 @@ def main() -> int:
         for running in (service, backends):
             if running is not None:
                 running.stop()
-        if os.environ.get("KEEP_LOG"):
-            print((work / "geoproxy.log").read_text()[-3000:])
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
