@@ -32,7 +32,7 @@ from gevent.monkey import get_original
 
 from geoproxy import watchdog
 from geoproxy.errors import ConnectFailed
-from geoproxy.netio import sendall, wait_readable
+from geoproxy.netio import send_nowait, sendall, wait_readable
 
 # The read buffer of a connection: a response head must fit in it (HAProxy's tune.bufsize
 # default is 16384 too; a larger head is a 502 there as here).
@@ -129,9 +129,12 @@ class Connection:
         if guard is None:
             sendall(self.sock, data)
             return
+        sent = send_nowait(self.sock, data)
+        if sent == len(data):
+            return
         guard.arm(self.timeout)
         try:
-            sendall(self.sock, data)
+            sendall(self.sock, memoryview(data)[sent:])
         finally:
             guard.disarm()
 

@@ -32,7 +32,7 @@ import httptools
 
 from geoproxy import watchdog
 from geoproxy.errors import ClientGone
-from geoproxy.netio import sendall, wait_readable
+from geoproxy.netio import send_nowait, sendall, wait_readable
 
 READ_SIZE: Final = 65536
 # HAProxy's default tune.bufsize: a request head must fit in it.
@@ -181,9 +181,12 @@ class ClientReader:
         if guard is None:
             sendall(self.sock, data)
             return
+        sent = send_nowait(self.sock, data)
+        if sent == len(data):
+            return
         guard.arm(self.timeout)
         try:
-            sendall(self.sock, data)
+            sendall(self.sock, memoryview(data)[sent:])
         finally:
             guard.disarm()
 
