@@ -101,6 +101,11 @@ class Response:
         if remaining < 0:
             first = first[:length]
         self._send_head(client, head + first)
+        if remaining == 0:
+            # let the body end by itself: a generator left suspended is closed later by a
+            # GeneratorExit thrown through its frames, which costs more than this
+            next(chunks, None)
+            return
         while remaining > 0:
             data = next(chunks, None)
             if data is None:

@@ -58,15 +58,15 @@ class _Connection:
     def _call(self, command: bytes) -> Any:
         sendall(self.sock, command)
         wait_readable(self.sock)  # Redis cannot have answered yet
-        reader = self.reader
+        reader = self.reader  # empty: each call reads exactly its one reply
         while True:
-            reply = reader.gets()
-            if reply is not False:
-                return reply
             data = self.sock.recv(_RECV)
             if not data:
                 raise redis.exceptions.ConnectionError("Redis closed the connection")
             reader.feed(data)
+            reply = reader.gets()
+            if reply is not False:
+                return reply
 
 
 class FastCaller:
