@@ -3,8 +3,9 @@
 Rules:
 1. The status line is always ``HTTP/1.1`` (as HAProxy answers every HTTP/1.x client). No
    ``Server`` or ``Date`` header is added: the headers are the app's (the server's, as the
-   forwarder handed them on), after a ``connection`` line when the connection closes (or stays
-   open for an HTTP/1.0 client) and a ``transfer-encoding`` line when the body is chunked.
+   forwarder handed them on), then, where HAProxy's H1 mux adds them at the end of the head,
+   a ``connection`` line when the connection closes (or stays open for an HTTP/1.0 client)
+   and a ``transfer-encoding`` line when the body is chunked.
 2. The app's own ``Connection``, ``Keep-Alive`` and ``Transfer-Encoding`` headers are not
    written: framing is decided here. An app ``Connection: close`` (an errorfile may carry one)
    closes the client connection after the response.
@@ -144,13 +145,13 @@ class Response:
             self.close = True
         extra = 0
         if self.close:
-            lines.insert(3, "connection: close\r\n")
+            lines.append("connection: close\r\n")
             extra = 1
         elif request.version == "1.0":
-            lines.insert(3, "connection: keep-alive\r\n")
+            lines.append("connection: keep-alive\r\n")
             extra = 1
         if chunked:
-            lines.insert(3 + extra, "transfer-encoding: chunked\r\n")
+            lines.append("transfer-encoding: chunked\r\n")
             extra += 1
         lines.append("\r\n")
         text = "".join(lines)
