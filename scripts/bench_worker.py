@@ -66,6 +66,16 @@ def wrk(url: str, seconds: int) -> tuple[int, float, float]:
 def start(work: Path, hello: bool, workers: int) -> tuple[Service, Service, int | None]:
     ports = [services.free_tcp_port(), services.free_tcp_port()]
     backends = services.start_nginx(work, ports)
+    try:
+        return _start_proxy(work, hello, workers, ports, backends)
+    except BaseException:
+        backends.stop()
+        raise
+
+
+def _start_proxy(
+    work: Path, hello: bool, workers: int, ports: list[int], backends: Service
+) -> tuple[Service, Service, int | None]:
     port = services.free_tcp_port()
     service = Service("geoproxy", f"http://127.0.0.1:{port}/")
     if hello:
