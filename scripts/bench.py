@@ -172,6 +172,29 @@ def table(rows: list[Row], notes: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+TARGETS = (
+    # (what, row, base row, key, at least) -- issue 7's goals for geoproxy (row f)
+    ("req/s >= 2.5 x obvious proxy", "f", "d", "rps", 2.5),
+    ("req/s >= 0.15 x HAProxy", "f", "b", "rps", 0.15),
+    ("req/CPU-s >= 3 x obvious proxy with Redis", "f", "e", "req_per_cpu_s", 3.0),
+)
+
+
+def targets(rows: list[Row]) -> str:
+    """Issue 7's goals, each with the measured ratio and whether this run met it."""
+    by_row = {row.row: row for row in rows}
+    lines = []
+    for what, row, base, key, least in TARGETS:
+        if row in by_row and base in by_row and getattr(by_row[base], key):
+            value = getattr(by_row[row], key) / getattr(by_row[base], key)
+            lines.append(f"- {what}: {value:.2f} {'met' if value >= least else 'NOT met'}")
+    if "f" in by_row and "d" in by_row:
+        f_p99, d_p99 = by_row["f"].p99_ms, by_row["d"].p99_ms
+        met = "met" if f_p99 < d_p99 else "NOT met"
+        lines.append(f"- p99 below the obvious proxy's: {f_p99:.2f} ms vs {d_p99:.2f} ms {met}")
+    return "\n".join(["targets (issue 7), this run:", *lines]) if lines else ""
+
+
 def header(tool: str, duration: float, backend_kind: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nproc = len(os.sched_getaffinity(0))
@@ -237,6 +260,10 @@ def main() -> int:
     print(header(tool, duration, backend_kind))
     print()
     print(table(rows, notes))
+    summary = targets(rows)
+    if summary:
+        print()
+        print(summary)
     if args.json:
         report = {
             "header": header(tool, duration, backend_kind),

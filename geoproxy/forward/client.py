@@ -87,8 +87,13 @@ def send(
 
 def _exchange(pool: ServerPool, conn: Connection, request: _Request) -> UpstreamResponse:
     try:
-        conn.sock.settimeout(request.server_timeout)
+        conn.set_timeout(request.server_timeout)
         early, complete = _send_request(conn, request)
+        if early is None and not conn.buffered:
+            try:
+                conn.wait_readable()
+            except TimeoutError:
+                raise ServerTimeout("timeout server waiting for the response head") from None
         head = early or _final_head(conn, request.is_head)
         reusable = complete and request.reusable
         return UpstreamResponse(pool, conn, head, request_complete=reusable)
@@ -121,7 +126,7 @@ def _sent(conn: Connection, data: bytes) -> bool:
     """Send ``data``; False when the server stopped reading and has something to say (an
     early response or a close), which the caller then reads."""
     try:
-        conn.sock.sendall(data)
+        conn.sendall(data)
     except TimeoutError:
         if conn.has_input():
             return False

@@ -15,6 +15,9 @@ Rules:
    check closes it and the next idle one is tried.
 5. Nothing here blocks a gevent hub: sockets come from the ``socket`` module at call time, so
    monkey-patched gevent sockets are used under gunicorn's gevent workers.
+6. ``timeout server`` bounds each receive and each send of a connection (``Connection.timeout``):
+   in a process running ``geoproxy.watchdog`` it is enforced by the watchdog (the socket has
+   no timeout: gevent would arm a timer per wait), elsewhere by the socket's own timeout.
 
 ``ServerPool.opened`` counts the connections the pool opened (for tests and statistics).
 """
@@ -27,7 +30,9 @@ from typing import Any
 
 from gevent.monkey import get_original
 
+from geoproxy import watchdog
 from geoproxy.errors import ConnectFailed
+from geoproxy.netio import send_nowait, sendall, wait_readable
 
 # The read buffer of a connection: a response head must fit in it (HAProxy's tune.bufsize
 # default is 16384 too; a larger head is a 502 there as here).
@@ -46,10 +51,14 @@ class Connection:
     connection was taken from the pool's idle list rather than freshly opened.
     """
 
-    __slots__ = ("sock", "buf", "view", "start", "end", "reused", "_poller")
+    __slots__ = ("sock", "buf", "view", "start", "end", "reused", "timeout", "_poller", "_guard")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.timeout: float | None = sock.gettimeout()
+        self._guard = watchdog.new_guard()
+        if self._guard is not None:
+            sock.settimeout(None)
         self._poller = _poll()
         self._poller.register(sock.fileno(), _INPUT_EVENTS)
         self.buf = bytearray(BUFFER_SIZE)
@@ -73,9 +82,61 @@ class Connection:
             pending = self.end - self.start
             self.buf[:pending] = self.view[self.start : self.end]
             self.start, self.end = 0, pending
-        received = self.sock.recv_into(self.view[self.end :])
+        guard = self._guard
+        if guard is None:
+            received = self.sock.recv_into(self.view[self.end :])
+        else:
+            guard.arm(self.timeout)
+            try:
+                received = self.sock.recv_into(self.view[self.end :])
+            finally:
+                guard.disarm()
         self.end += received
         return received
+
+    def wait_readable(self) -> None:
+        """Wait (at most ``timeout``) until the server sent something, before the first receive
+        of a response: it cannot be there yet, and a receive that fails costs more."""
+        guard = self._guard
+        if guard is None:
+            return  # a plain socket's receive waits anyway
+        guard.arm(self.timeout)
+        try:
+            wait_readable(self.sock)
+        finally:
+            guard.disarm()
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Bound each later receive and send by ``timeout`` seconds (rule 6)."""
+        if timeout != self.timeout:
+            self.timeout = timeout
+            if self._guard is None:
+                self.sock.settimeout(timeout)
+
+    def recv(self, size: int) -> bytes:
+        """Receive at most ``size`` bytes, bypassing the buffer (which must be empty)."""
+        guard = self._guard
+        if guard is None:
+            return self.sock.recv(size)
+        guard.arm(self.timeout)
+        try:
+            return self.sock.recv(size)
+        finally:
+            guard.disarm()
+
+    def sendall(self, data: bytes) -> None:
+        guard = self._guard
+        if guard is None:
+            sendall(self.sock, data)
+            return
+        sent = send_nowait(self.sock, data)
+        if sent == len(data):
+            return
+        guard.arm(self.timeout)
+        try:
+            sendall(self.sock, memoryview(data)[sent:])
+        finally:
+            guard.disarm()
 
     def take(self, size: int) -> bytes:
         """Consume and return up to ``size`` buffered bytes."""

@@ -143,7 +143,7 @@ class HealthChecker:
             else:
                 if self._paused:
                     self._paused = False
-                    log.warning("Redis reachable again: health checks resume")
+                    log.warning("health checks resume: Redis answers again")
             self._wake.wait(pause)
 
     def _pause(self, error: HealthStoreUnavailable) -> None:

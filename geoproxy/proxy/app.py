@@ -24,7 +24,7 @@ from typing import Any
 from geoproxy.admin.mount import StatsApps, mount_stats
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
-from geoproxy.balance.view import OperState, ServerView
+from geoproxy.balance.view import BackendView, OperState, ServerView
 from geoproxy.config.model import Config, Observe
 from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
@@ -151,6 +151,9 @@ class ProxyApp:
         if self._shutdown_rules:
             fleet.on_transition(self._on_transition)
         self._stats: StatsApps = mount_stats(config, fleet)
+        # per backend: the last snapshot seen and its eligible servers (snapshots are
+        # immutable and replaced on each heartbeat, so this is computed twice a second)
+        self._eligible: dict[str, tuple[BackendView, tuple[ServerView, ...]]] = {}
 
     def _on_transition(
         self, backend: str, server: str, before: OperState, after: OperState
@@ -332,7 +335,12 @@ class ProxyApp:
     ) -> Ranking | None:
         """The balancing policy's ranking of the usable servers; None when none is usable."""
         view = self.fleet.view(backend.config.name)
-        candidates = eligible(view, backend.config.allbackups)
+        cached = self._eligible.get(backend.config.name)
+        if cached is not None and cached[0] is view:
+            candidates = cached[1]
+        else:
+            candidates = eligible(view, backend.config.allbackups)
+            self._eligible[backend.config.name] = (view, candidates)
         if avoid is not None and len(candidates) > 1:
             candidates = tuple(server for server in candidates if server.name != avoid)
         if not candidates:

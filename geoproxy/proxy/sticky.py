@@ -21,6 +21,7 @@ from geoproxy.balance.view import AdminState, BackendView, ServerView
 from geoproxy.config.model import (
     Backend,
     Config,
+    CookieMode,
     StickRule,
     StickRuleKind,
     StickTable,
@@ -40,6 +41,8 @@ from geoproxy.state.store import StickEntry, StickRequest
 
 Environ = dict[str, Any]
 Headers = list[tuple[str, str]]
+
+_CACHE_LIMIT = 64
 
 
 def request_headers(environ: Environ) -> Headers:
@@ -130,6 +133,16 @@ class BackendPersistence:
         self._request_rules = tuple(r for r in rules if r.kind is not StickRuleKind.STORE_RESPONSE)
         self._response_rules = tuple(r for r in rules if r.kind is StickRuleKind.STORE_RESPONSE)
         self.is_active = bool(self.policy or rules or self._force or self._ignore)
+        # In insert, prefix and rewrite modes a request without a Cookie header gets a decision
+        # that depends on its method and ignore-persist alone (frozen: safe to share); most
+        # first requests are such. Keyed by (method, ignore-persist), bounded: clients choose
+        # methods.
+        self._cookieless_modes = self.policy is not None and self.policy.mode in (
+            CookieMode.INSERT,
+            CookieMode.PREFIX,
+            CookieMode.REWRITE,
+        )
+        self._cookieless: dict[tuple[str, bool], Persistence] = {}
 
     def servers(self, view: BackendView) -> tuple[ServerView, ...]:
         """The backend's servers as persistence sees them: with their dynamic ids."""
@@ -153,13 +166,30 @@ class BackendPersistence:
         """The cookie (or route) decision for one request."""
         if self.policy is None:
             return NO_PERSISTENCE
+        cookie = environ.get("HTTP_COOKIE")
+        if cookie is None and self._cookieless_modes:
+            ignore = bool(self._ignore) and any(rule(environ) for rule in self._ignore)
+            key = (environ["REQUEST_METHOD"], ignore)
+            decision = self._cookieless.get(key)
+            if decision is None:
+                decision = self._read(environ, view, now, cookie)
+                if len(self._cookieless) < _CACHE_LIMIT:
+                    self._cookieless[key] = decision
+            return decision
+        return self._read(environ, view, now, cookie)
+
+    def _read(
+        self, environ: Environ, view: BackendView, now: float, cookie: str | None
+    ) -> Persistence:
+        assert self.policy is not None
         request = PersistenceRequest(
             method=environ["REQUEST_METHOD"],
-            cookie=environ.get("HTTP_COOKIE"),
+            cookie=cookie,
             target=environ.get("RAW_URI") or "/",
             persist=self._persist,
-            force_persist=any(rule(environ) for rule in self._force),
-            ignore_persist=any(rule(environ) for rule in self._ignore),
+            # (no generator at all for the common backend without such rules: per request)
+            force_persist=bool(self._force) and any(rule(environ) for rule in self._force),
+            ignore_persist=bool(self._ignore) and any(rule(environ) for rule in self._ignore),
         )
         return read_request(self.policy, self.servers(view), request, now)
 

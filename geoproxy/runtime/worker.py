@@ -1,149 +1,60 @@
-"""geoproxy's gunicorn worker: the gevent worker, with HAProxy's client-side timeouts and answers.
+"""geoproxy's gunicorn worker: gunicorn's gevent worker with an HTTP/1.1 server loop of its own.
 
-Why a worker of our own (a subclass of gunicorn's ``GeventWorker``, the WSGI app unchanged):
-1. HAProxy's ``timeout http-request`` answers 408 when a request's head does not arrive in time;
-   ``timeout http-keep-alive`` closes an idle keep-alive connection silently; ``timeout client``
-   bounds every read of the client. gunicorn has one keepalive timeout and answers nothing.
-2. Answers to malformed requests are HAProxy's pages (400, 414, 431), not gunicorn's.
-3. A proxy relays the server's headers: gunicorn's own ``Server`` and ``Date`` headers would
-   duplicate or contradict them, so responses carry only what the server (or geoproxy) sent,
-   plus the framing headers HAProxy adds.
-4. A response that the server cut mid-body cuts the client connection quietly, as HAProxy does;
-   it is not an application crash with a traceback.
-5. The client's Connection header is a list of tokens (RFC 9110 7.6.1): ``close`` anywhere in
-   it closes the connection after the response, and an HTTP/1.0 client stays kept alive when
-   ``keep-alive`` is anywhere in it. gunicorn reads only a header that is exactly one token.
+gunicorn still runs the master, forks the workers, handles signals, reloads and heartbeats, and
+the app is still a WSGI callable (``geoproxy.proxy.app.ProxyApp``). What this worker replaces
+is gunicorn's per-request machinery (its Python request parser, environ and response writer),
+which cost more CPU per request than the whole proxying did. Why, and what it does instead:
+1. Requests are parsed in C by llhttp (``geoproxy.runtime.http1``), strictly; the environ holds
+   what the app reads, built from a per-connection template.
+2. HAProxy's client-side timeouts: ``timeout http-request`` answers 408 when a request's head
+   does not arrive in time (counted from the connection's start for its first request, from
+   the first byte for the next ones); ``timeout http-keep-alive`` closes an idle keep-alive
+   connection silently; ``timeout client`` bounds every read of a body and every write. The
+   worker runs ``geoproxy.watchdog``, which enforces them (and ``timeout server`` and the
+   Redis timeout) without a gevent timer per wait.
+3. Answers to malformed requests are HAProxy's pages (400, 414, 431), then the connection closes.
+4. Responses carry only what the server (or geoproxy) sent, plus HAProxy's framing headers
+   (``geoproxy.runtime.http1_response``).
+5. A response that the server cut mid-body cuts the client connection quietly, as HAProxy does.
+6. Requests of a connection are served one after the other, pipelined ones included. A body
+   the app did not read is read and dropped before the next request (the connection closes
+   instead when the client still waits for ``100 Continue``).
 """
 
 from __future__ import annotations
 
 import socket
+import sys
+import time
 from typing import Any
+from urllib.parse import unquote
 
-import gevent
-from gevent.socket import wait_read
-from gunicorn import util
-from gunicorn.http import errors as http_errors
-from gunicorn.http import wsgi
-from gunicorn.http.message import Request
-from gunicorn.http.parser import RequestParser
 from gunicorn.workers.ggevent import GeventWorker
 
+from geoproxy import watchdog
 from geoproxy.errors import ClientGone, UpstreamError
+from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
+from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
+from geoproxy.runtime.http1_response import Response
 
-_PAGE_400 = builtin_page(400).raw
-_PAGE_408 = builtin_page(408).raw
-_PAGE_414 = builtin_page(414).raw
-_PAGE_431 = builtin_page(431).raw
-_PAGE_500 = builtin_page(500).raw
-
-
-class ProxyRequest(Request):  # type: ignore[misc]
-    """gunicorn's request, reading the Connection header as a list of tokens (rule 5)."""
-
-    def should_close(self) -> bool:
-        if self.must_close or self.method == "CONNECT":
-            return True
-        tokens: set[str] = set()
-        for name, value in self.headers:
-            if name == "CONNECTION":
-                tokens.update(token.strip(" \t").lower() for token in value.split(","))
-        if "close" in tokens:
-            return True
-        return self.version < (1, 1) and "keep-alive" not in tokens
-
-
-class ProxyRequestParser(RequestParser):  # type: ignore[misc]
-    mesg_class = ProxyRequest
-
-
-class ProxyResponse(wsgi.Response):  # type: ignore[misc]
-    """gunicorn's response writer without ``Server``/``Date``, always ``HTTP/1.1``, with
-    ``connection`` only where HAProxy writes it (close, or keep-alive to an HTTP/1.0 client),
-    after the response's own headers as HAProxy places it; a ``Connection: close`` from the app
-    (HAProxy's own 400 page, an errorfile) is obeyed and stays where the app put it."""
-
-    _own_connection = False
-    headers: list[tuple[str, str]]
-    headers_sent: bool
-
-    def process_headers(self, headers: list[tuple[str, str]]) -> None:
-        own = next(
-            (
-                index
-                for index, (name, value) in enumerate(headers)
-                if name.lower() == "connection" and "close" in value.lower()
-            ),
-            None,
-        )
-        super().process_headers(headers)
-        if own is not None:
-            self.must_close = self._own_connection = True
-            # gunicorn dropped it with the other hop-by-hop headers: put it back in its place
-            kept_before = sum(1 for name, _ in headers[:own] if not util.is_hoppish(name))
-            self.headers.insert(kept_before, (headers[own][0], "close"))
-
-    def send_headers(self) -> None:
-        if self.headers_sent:
-            return
-        lines = [f"HTTP/1.1 {self.status}\r\n"]
-        if self.chunked:
-            lines.append("transfer-encoding: chunked\r\n")
-        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
-        if not self._own_connection:
-            if self.should_close():
-                lines.append("connection: close\r\n")
-            elif self.req.version < (1, 1):
-                lines.append("connection: keep-alive\r\n")
-        lines.append("\r\n")
-        util.write(self.sock, "".join(lines).encode("latin-1"))
-        self.headers_sent = True
-
-
-def _page_for(error: Exception) -> bytes:
-    if isinstance(error, http_errors.LimitRequestLine):
-        return _PAGE_414
-    if isinstance(error, http_errors.LimitRequestHeaders):
-        return _PAGE_431
-    return _PAGE_400
+_PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
 
 
 class ProxyWorker(GeventWorker):  # type: ignore[misc]
-    """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp``."""
+    """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp`` (see the module doc)."""
 
     alive: bool
 
+    def run(self) -> None:
+        watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
+        super().run()
+
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
-        client.setblocking(True)
-        timeouts = self.wsgi.client_timeouts(listener.getsockname())
-        parser = ProxyRequestParser(self.cfg, client, addr)
         listener_name = listener.getsockname()
-        first = True
+        connection = _Connection(self, client, addr, listener_name)
         try:
-            # A connection accepted while the worker is told to stop still gets its first
-            # request served (with connection: close): the client sent it to a live listener.
-            while first or self.alive:
-                if not first and not _has_buffered(parser):
-                    try:
-                        wait_read(client.fileno(), timeout=timeouts.idle)
-                    except TimeoutError:
-                        return  # idle keep-alive connection: closed silently, as HAProxy
-                client.settimeout(None)
-                try:
-                    with gevent.Timeout(timeouts.request_head):
-                        request = next(parser)
-                except gevent.Timeout:
-                    _send_quietly(client, _PAGE_408)
-                    return
-                client.settimeout(timeouts.client)
-                if not self.handle_request(listener_name, request, client, addr):
-                    return
-                first = False
-        except (StopIteration, http_errors.NoMoreData):
-            pass
-        except http_errors.ParseException as error:
-            _send_quietly(client, _page_for(error))
+            connection.serve()
         except OSError:
             pass  # the client went away or stalled past timeout client: nothing to answer
         except Exception:
@@ -151,67 +62,177 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         finally:
             _close(client)
 
-    def handle_request(self, listener_name: Any, req: Any, sock: socket.socket, addr: Any) -> bool:
-        """Serve one request; True when the connection may serve another."""
-        response = None
-        try:
-            response, environ = wsgi.create(
-                req, sock, addr, listener_name, self.cfg, response_class=ProxyResponse
-            )
-            environ["wsgi.multithread"] = True
-            _join_cookie_fields(environ, req.headers)
-            self.nr += 1
-            if self.nr >= self.max_requests and self.alive:
-                self.log.info("Autorestarting worker after current request.")
-                self.alive = False
-            if not self.alive:
-                response.force_close()
-            body = self.wsgi(environ, response.start_response)
+    def count_request(self) -> bool:
+        """Count one request; False when the worker must stop after it (``max_requests``)."""
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        return bool(self.alive)
+
+
+class _Connection:
+    """One client connection: its requests, served in order."""
+
+    __slots__ = ("worker", "sock", "reader", "timeouts", "base")
+
+    def __init__(self, worker: ProxyWorker, sock: Any, addr: Any, listener_name: Any) -> None:
+        self.worker = worker
+        self.sock = sock
+        cfg = worker.cfg
+        limits = (cfg.limit_request_line, cfg.limit_request_fields, cfg.limit_request_field_size)
+        self.reader = ClientReader(sock, limits)
+        self.timeouts: ClientTimeouts = worker.wsgi.client_timeouts(listener_name)
+        self.base = _base_environ(addr, listener_name)
+
+    def serve(self) -> None:
+        first = True
+        # A connection accepted while the worker is told to stop still gets its first request
+        # served (with connection: close): the client sent it to a live listener.
+        while first or self.worker.alive:
+            request = self._next_request(first)
+            if request is None or not self._serve(request):
+                return
+            first = False
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        self.reader.set_timeout(timeout)
+
+    # -- reading a request --------------------------------------------------------------------
+
+    def _next_request(self, first: bool) -> Request | None:
+        """The next request, or None when the connection is to close (after the 408 or the
+        error page that is due)."""
+        reader = self.reader
+        if not reader.ready and not reader.has_pending_input and not first:
+            self._set_timeout(self.timeouts.idle)
             try:
-                for chunk in body:
-                    response.write(chunk)
-                response.close()
+                if not reader.fill(answered=True):
+                    return None
+            except TimeoutError:
+                return None  # idle keep-alive connection: closed silently, as HAProxy
+        if not reader.ready and reader.error is None and not self._read_head():
+            return None
+        if reader.ready:
+            request = reader.ready.popleft()
+            if request.error is None:
+                return request
+            error = request.error
+        else:
+            assert reader.error is not None
+            error = reader.error
+        _send_quietly(self.sock, _PAGES.get(error.status, _PAGES[400]))
+        return None
+
+    def _read_head(self) -> bool:
+        """Read until a head is complete or broken; False when the connection is to close."""
+        reader = self.reader
+        limit = self.timeouts.request_head
+        deadline = None if limit is None else time.monotonic() + limit
+        while not reader.ready and reader.error is None:
+            if deadline is not None:
+                limit = deadline - time.monotonic()
+                if limit <= 0:
+                    _send_quietly(self.sock, _PAGES[408])
+                    return False
+            self._set_timeout(limit)
+            try:
+                if not reader.fill():
+                    return False
+            except TimeoutError:
+                _send_quietly(self.sock, _PAGES[408])
+                return False
+        return True
+
+    # -- serving it ---------------------------------------------------------------------------
+
+    def _serve(self, request: Request) -> bool:
+        """Serve one request; True when the connection may serve another."""
+        keep_going = self.worker.count_request()
+        body: RequestBody | EmptyBody = (
+            RequestBody(request, self.reader) if request.has_body else EMPTY_BODY
+        )
+        environ = self._environ(request, body)
+        response = Response()
+        if not keep_going:
+            response.close = True
+        self._set_timeout(self.timeouts.client)
+        try:
+            result = self.worker.wsgi(environ, response.start_response)
+            try:
+                response.write(self.reader, request, result)
             finally:
-                close = getattr(body, "close", None)
+                close = getattr(result, "close", None)
                 if close is not None:
                     close()
-            return not response.should_close()
-        except (UpstreamError, ClientGone, http_errors.NoMoreData, OSError):
-            return False  # cut: the connection closes without a word, as HAProxy cuts it
-        except http_errors.ParseException:
-            raise
-        except Exception:
-            if response is None or not response.headers_sent:
-                self.log.exception("error while serving a request")
-                _send_quietly(sock, _PAGE_500)
-            else:
-                self.log.exception("error after the response started; connection cut")
+        except ClientGone:
+            if request.error is not None and not response.head_sent:
+                _send_quietly(self.sock, _PAGES.get(request.error.status, _PAGES[400]))
             return False
+        except (UpstreamError, OSError):
+            return False  # cut: the connection closes without a word, as HAProxy cuts it
+        except Exception:
+            if response.head_sent:
+                self.worker.log.exception("error after the response started; connection cut")
+            else:
+                self.worker.log.exception("error while serving a request")
+                _send_quietly(self.sock, _PAGES[500])
+            return False
+        if response.close or not request.keep_alive:
+            return False
+        return body.is_consumed or self._drain(request, body)
 
-    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        if isinstance(exc, http_errors.ParseException):
-            _send_quietly(client, _page_for(exc))
-        else:
-            self.log.exception("error on a client connection", exc_info=exc)
-            _send_quietly(client, _PAGE_500)
+    def _drain(self, request: Request, body: RequestBody | EmptyBody) -> bool:
+        """Read and drop the rest of a body the app did not read (rule 6)."""
+        if request.expects_continue and not body.continue_sent:
+            return False
+        reader = self.reader
+        while True:
+            request.chunks.clear()
+            if request.complete:
+                return request.error is None
+            if request.error is not None or not reader.fill():
+                return False
+
+    def _environ(self, request: Request, body: RequestBody | EmptyBody) -> dict[str, Any]:
+        environ = self.base.copy()
+        environ.update(request.fields)
+        target = request.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        if path[:1] != "/" and path != "*":
+            path = "/" + path.partition("://")[2].partition("/")[2]
+        environ["REQUEST_METHOD"] = request.method
+        environ["RAW_URI"] = target
+        environ["PATH_INFO"] = unquote(path, "latin-1") if "%" in path else path
+        environ["QUERY_STRING"] = query
+        environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
+        environ["wsgi.input"] = body
+        return environ
 
 
-def _join_cookie_fields(environ: dict[str, Any], headers: list[tuple[str, str]]) -> None:
-    """Several Cookie fields become one joined by ``"; "`` (RFC 6265 5.4, RFC 9113 8.2.3), not
-    by the ``","`` gunicorn joins every repeated field with: a server reads ``a=1,b=2`` as one
-    cookie ``a`` whose value is ``1,b=2``."""
-    cookie = environ.get("HTTP_COOKIE")
-    if cookie is not None and "," in cookie:
-        values = [value for name, value in headers if name == "COOKIE"]
-        if len(values) > 1:
-            environ["HTTP_COOKIE"] = "; ".join(values)
-
-
-def _has_buffered(parser: Any) -> bool:
-    """True when the client already pipelined bytes of its next request."""
-    buffer = parser.unreader.buf
-    buffer.seek(0, 2)
-    return bool(buffer.tell())
+def _base_environ(addr: Any, listener_name: Any) -> dict[str, Any]:
+    """What every request of a connection shares."""
+    if isinstance(listener_name, tuple):
+        server_name, server_port = str(listener_name[0]), str(listener_name[1])
+    else:
+        server_name, server_port = str(listener_name), ""
+    if isinstance(addr, tuple):
+        remote_addr, remote_port = str(addr[0]), str(addr[1])
+    else:
+        remote_addr, remote_port = "", ""
+    return {
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "REMOTE_ADDR": remote_addr,
+        "REMOTE_PORT": remote_port,
+        "SCRIPT_NAME": "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
 
 
 def _send_quietly(client: socket.socket, data: bytes) -> None:

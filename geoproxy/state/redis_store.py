@@ -7,7 +7,10 @@ Rules (the concurrency essay, as HAProxy's queue.c opens with one):
 2. Releases are counted into ``_BackendState.pending`` and leave it in exactly one of two ways:
    swapped out by an ``acquire`` of the same backend, which applies them first in its script,
    or swapped out by the flusher. When the Redis call fails they are merged back, so a count is
-   never lost and never given back twice.
+   never lost and never given back twice. The flusher only sends releases that no acquire
+   carried for ``FLUSH_DELAY`` (at most twice that after the release): under load, acquires
+   carry them all and the flusher only sends the statistics, once a heartbeat period. A
+   release that leaves the process with nothing in flight in its backend goes at once.
 3. The fleet-wide truth is in Redis: ``inflight[s]`` equals the sum of the live workers'
    ``w:<id>[s]``, kept so by every script. A worker's hash is what the reaper gives back when
    the worker dies (DESIGN.md invariant 2): the gunicorn master reaps its own dead workers at
@@ -21,6 +24,9 @@ Rules (the concurrency essay, as HAProxy's queue.c opens with one):
    old id's expiry, and a lease taken under an old holder is given back by that reaper, never
    released (``Lease.holder``). The fleet's counts converge to the truth without knowing
    which calls ran.
+6. This worker's entry in the live-workers set is refreshed at least every ``HEARTBEAT_PERIOD``
+   while it runs: by the heartbeat, or by an acquire when the last refresh is that old (an
+   acquire in between asks the script not to refresh it: two Redis commands fewer).
 """
 
 from __future__ import annotations
@@ -57,7 +63,9 @@ from geoproxy.state.tally import BackendTally
 
 HEARTBEAT_PERIOD = 0.5  # seconds between two heartbeats (and snapshot refreshes) of a process
 WORKER_TTL_MS = 1500  # a worker whose last heartbeat is older than this is dead
-FLUSH_DELAY = 0.01  # how long a release may wait for an acquire to carry it, seconds
+# How long a release may wait for an acquire to carry it, seconds. Short, because leastconn in
+# other workers reads the fleet-wide count: under load acquires carry every release anyway.
+FLUSH_DELAY = 0.002
 REDIS_TIMEOUT = 0.5  # socket timeout for every Redis call, seconds
 RETRY_AFTER = 1.0  # after a failure, the request path leaves Redis alone this long, seconds
 
@@ -89,6 +97,7 @@ class _BackendState:
     pending: dict[str, int] = field(default_factory=dict)
     tally: BackendTally = field(default_factory=BackendTally)
     contended_until: float = 0.0  # requests of this process queued recently (clock seconds)
+    carried: int = 0  # how many acquires carried this backend's pending releases
 
     def take_pending(self) -> dict[str, int]:
         taken, self.pending = self.pending, {}
@@ -135,6 +144,8 @@ class RedisFleetState:
         self._pending_observations: dict[tuple[str, str], list[int]] = {}
         self.health = HealthStore(self._client, self._scripts)
         self._down_until = 0.0
+        self._beaten_at = float("-inf")  # when this worker's liveness was last refreshed
+        self._tallied_at = 0.0  # when the statistics were last flushed
         self._degraded = False
         self._stop = threading.Event()
         self._flush_wanted = threading.Event()
@@ -244,10 +255,13 @@ class RedisFleetState:
         self, backend: str, ranking: Ranking, stick: StickRequest | None = None
     ) -> Lease | None:
         state = self._backends[backend]
-        if self._clock() >= self._down_until:
+        now = self._clock()
+        if now >= self._down_until:
             taken = state.take_pending()
+            state.carried += 1
             keys = state.acquire_keys
-            args = self._acquire_args(ranking, taken)
+            beat = now - self._beaten_at >= HEARTBEAT_PERIOD
+            args = self._acquire_args(ranking, taken, beat)
             if stick is not None:
                 keys, args = self._with_stick(keys, args, stick)
             if state.queue_keys:
@@ -261,14 +275,17 @@ class RedisFleetState:
                 self._mark_down(error)
             else:
                 self._mark_up()
+                if beat:
+                    self._beaten_at = now
                 return self._lease_from_reply(state, reply, holder=keys[2])
         return self._acquire_locally(state, ranking)
 
-    def _ranking_args(self, ranking: Ranking) -> list[Any]:
-        """The arguments acquire.lua and queue.lua start with: who asks, and the ranking."""
+    def _ranking_args(self, ranking: Ranking, beat: bool = True) -> list[Any]:
+        """The arguments acquire.lua and queue.lua start with: who asks (and whether its
+        liveness needs refreshing, rule 6), and the ranking."""
         args: list[Any] = [
             self._holder,
-            WORKER_TTL_MS,
+            WORKER_TTL_MS if beat else 0,
             ranking.mode.value,
             len(ranking.candidates),
         ]
@@ -276,8 +293,10 @@ class RedisFleetState:
             args += (candidate.name, candidate.weight, candidate.maxconn)
         return args
 
-    def _acquire_args(self, ranking: Ranking, releases: dict[str, int]) -> list[Any]:
-        args = self._ranking_args(ranking)
+    def _acquire_args(
+        self, ranking: Ranking, releases: dict[str, int], beat: bool
+    ) -> list[Any]:
+        args = self._ranking_args(ranking, beat)
         args.append(len(releases))
         for name, count in releases.items():
             args += (name, count)
@@ -301,12 +320,11 @@ class RedisFleetState:
     ) -> Lease | None:
         """The lease a reply of acquire.lua gives, counted under ``holder`` (the worker hash the
         call was sent with: the process may have a new holder by the time the reply comes)."""
-        counts = state.fleet_inflight
-        for i in range(2, len(reply), 2):
-            counts[reply[i]] = int(reply[i + 1])
         name = reply[0]
         if not name:
             return None
+        counts = state.fleet_inflight
+        counts[name] = int(reply[2])
         state.local_inflight[name] = state.local_inflight.get(name, 0) + 1
         state.tally.saw_acquire(name, counts)
         return Lease(state.config.name, name, True, bool(reply[1]), holder)
@@ -417,9 +435,16 @@ class RedisFleetState:
             return  # counted locally only, or by an old holder that the reaper gives back
         pending = state.pending
         pending[lease.server] = pending.get(lease.server, 0) + 1
-        if state.contended_until and self._clock() < state.contended_until:
-            self._flush_now = True  # someone waits in a queue: give the slot back at once
-        self._flush_wanted.set()
+        if (state.contended_until and self._clock() < state.contended_until) or not any(
+            local.values()
+        ):
+            # Someone waits in a queue, or this process has nothing else in flight in this
+            # backend (no acquire will come soon to carry it): give the slot back at once, so
+            # that other workers' leastconn sees the true count.
+            self._flush_now = True
+            self._flush_wanted.set()
+        elif not self._flush_wanted.is_set():
+            self._flush_wanted.set()
 
     def on_transition(self, listener: TransitionListener) -> None:
         """Call ``listener`` whenever a refresh sees a server's health state change."""
@@ -484,21 +509,47 @@ class RedisFleetState:
         while not self._stop.is_set():
             self._flush_wanted.wait()
             self._flush_wanted.clear()
-            if not self._flush_now:
-                self._stop.wait(FLUSH_DELAY)
-            self._flush_now = False
             try:
-                self.flush()
+                self._flush_stale()
             except REDIS_ERRORS as error:
                 self._mark_down(error)
                 self._stop.wait(RETRY_AFTER)
                 self._flush_wanted.set()
 
-    def flush(self) -> None:
-        """Send every pending release now, one pipeline for all backends."""
-        taken = [
-            (state, state.take_pending(), state.take_tally()) for state in self._backends.values()
-        ]
+    def _flush_stale(self) -> None:
+        """Until nothing is pending: flush the releases no acquire carried for ``FLUSH_DELAY``
+        (at once while requests of this process wait in a queue), and every backend's
+        statistics once a heartbeat period (rule 2)."""
+        while True:
+            marks = [(state, state.carried) for state in self._backends.values() if state.pending]
+            others = self._pending_sticks or self._pending_observations or self._pending_errors
+            tallies = any(not state.tally.is_empty() for state in self._backends.values())
+            if not marks and not others and not tallies:
+                return
+            if self._flush_now:
+                self._flush_now = False
+            else:
+                # a plain sleep: Event.wait with a timeout allocates a lock and arms a timer,
+                # and under load this loop turns a hundred times a second
+                time.sleep(FLUSH_DELAY)
+            if self._stop.is_set():
+                return
+            if self._clock() - self._tallied_at >= HEARTBEAT_PERIOD:
+                self.flush()
+                continue
+            stale = [state for state, mark in marks if state.carried == mark and state.pending]
+            if stale or others:
+                self.flush(stale)
+            elif not marks:
+                return  # only statistics, not yet due: the next release wakes this loop again
+
+    def flush(self, states: Sequence[_BackendState] | None = None) -> None:
+        """Send now, in one pipeline, the pending releases and statistics of ``states`` (every
+        backend's when None), and the pending stick entries, errors and observations."""
+        if states is None:
+            self._tallied_at = self._clock()
+        chosen = self._backends.values() if states is None else states
+        taken = [(state, state.take_pending(), state.take_tally()) for state in chosen]
         taken = [item for item in taken if item[1] or not item[2].is_empty()]
         sticks, self._pending_sticks = self._pending_sticks, []
         observed, self._pending_observations = self._pending_observations, {}
@@ -605,6 +656,7 @@ class RedisFleetState:
             )
             self._unregistered = []
         states = list(self._backends.values())
+        started = self._clock()
         batch = Batch(self._client, self._scripts)
         if self._time_in_pipeline:
             batch.pipe.time()
@@ -621,6 +673,8 @@ class RedisFleetState:
             batch.pipe.hgetall(keys.inflight)
             batch.pipe.exists(keys.servers)
         replies = batch.execute()
+        if beat and states:
+            self._beaten_at = started
         seconds, micros = replies[0] if self._time_in_pipeline else self._client.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         position = 1 if self._time_in_pipeline else 0

@@ -19,7 +19,8 @@
 --                     waiting keep the slots they are owed, so a newcomer never overtakes them
 --                     (HAProxy skips a server with a queue and queues a request behind others)
 -- ARGV[1]  worker id
--- ARGV[2]  worker ttl, milliseconds
+-- ARGV[2]  worker ttl, milliseconds; 0: leave the worker's expiry as it is (it was refreshed
+--          less than a heartbeat period ago)
 -- ARGV[3]  "first": first candidate with room | "least": lowest (inflight+1)/weight, ties to
 --          the earlier candidate, among those with room
 -- ARGV[4]  n, then n triples: server name, weight, maxconn (0 = no limit)
@@ -31,14 +32,18 @@
 --          back, whether or not it chose the server (HAProxy's stick match touches the entry:
 --          'expire' counts from the last use, so an active session never expires).
 -- Returns  { the chosen server's name (false when none had room), 1 if a stick entry chose it
---            else 0, then name, count pairs: the in-flight count of every server }
+--            else 0, the chosen server's in-flight count now (for its max) } (the other
+--            counts reach the workers' snapshots with each heartbeat)
 -- Invariants kept: KEYS[1][s] == sum over live workers of their hash[s], never below 0; with
 -- queue keys, a server's slot goes to a newcomer only when more are free than are waited for.
 
 local inflight, total, mine, workers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZADD', workers, now_ms + tonumber(ARGV[2]), ARGV[1])
+local ttl_ms = tonumber(ARGV[2])
+if ttl_ms > 0 then
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZADD', workers, now_ms + ttl_ms, ARGV[1])
+end
 
 local n = tonumber(ARGV[4])
 local at = 5 + 3 * n
@@ -140,8 +145,9 @@ if not chosen and n > 0 then
   end
 end
 
+local count = 0
 if chosen then
-  redis.call('HINCRBY', inflight, chosen, 1)
+  count = redis.call('HINCRBY', inflight, chosen, 1)
   redis.call('HINCRBY', mine, chosen, 1)
   redis.call('HINCRBY', total, chosen, 1)
   for i = 1, stores do
@@ -154,9 +160,4 @@ if chosen then
   end
 end
 
-local reply = { chosen or false, stuck }
-local all = redis.call('HGETALL', inflight)
-for i = 1, #all do
-  reply[i + 2] = all[i]
-end
-return reply
+return { chosen or false, stuck, count }

@@ -1,0 +1,419 @@
+"""The client side of HTTP/1.1: requests read from a client socket, parsed by llhttp (httptools).
+
+Rules:
+1. llhttp parses strictly, in C: a request with both Content-Length and Transfer-Encoding, a
+   repeated or non-numeric Content-Length, a Transfer-Encoding whose last coding is not chunked,
+   a bad chunk size, a bare CR or LF, a NUL, CR or other control character in a header value,
+   obs-fold, or whitespace before a colon is a ``RequestError`` (400). So is a version other than
+   HTTP/1.0 and HTTP/1.1. Request smuggling needs two parsers that disagree on where a request
+   ends; here the one parser that frames the request also frames what the server gets (the
+   forwarder re-frames the de-chunked body itself).
+2. A method llhttp does not know is accepted when it is a token (HAProxy forwards any token):
+   the request is re-parsed with a stand-in method and keeps its own. This needs the request to
+   start its read; a pipelined request with an unknown method behind another gets a 400.
+3. Limits, as gunicorn's settings (``limit_request_line``, ``limit_request_fields``,
+   ``limit_request_field_size``) and HAProxy's buffer size: a longer request target is a 414;
+   more fields, a longer field or a larger head a 431.
+4. Bytes are read from the client only when the request being served needs them (its head, or
+   its body through ``wsgi.input``), at most ``READ_SIZE`` at a time: what a pipelining client
+   sends ahead is parsed and queued, and memory stays bounded by one read.
+5. A header name holding ``_`` is dropped (gunicorn's default): ``X_Foo`` and ``X-Foo`` would
+   map to the same WSGI key. Repeated fields are joined with ``, `` (Cookie with ``; ``).
+   Trailer fields of a chunked body are read and dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import Any, Final
+
+import httptools
+
+from geoproxy import watchdog
+from geoproxy.errors import ClientGone
+from geoproxy.netio import send_nowait, sendall, wait_readable
+
+READ_SIZE: Final = 65536
+# HAProxy's default tune.bufsize: a request head must fit in it.
+MAX_HEAD: Final = 16384
+_STANDIN_METHOD: Final = b"GET"
+_TOKEN_METHOD: Final = re.compile(rb"(?:\r\n)*([!#$%&'*+.^_`|~0-9A-Za-z-]+) ")
+_CACHE_LIMIT: Final = 1024
+# header name (as sent) -> WSGI environ key, or "" for a name that is dropped (rule 5)
+_environ_keys: dict[bytes, str] = {}
+
+
+class RequestError(Exception):
+    """The client's bytes are not a request we serve; ``status`` is HAProxy's answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class Request:
+    """One request as parsed: head fields for the environ, and the body as it arrives."""
+
+    __slots__ = (
+        "method",
+        "target",
+        "version",
+        "fields",
+        "keep_alive",
+        "expects_continue",
+        "has_body",
+        "complete",
+        "chunks",
+        "error",
+        "field_count",
+        "head_size",
+    )
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.target = b""
+        self.version = ""
+        self.fields: dict[str, str] = {}
+        self.keep_alive = False
+        self.expects_continue = False
+        self.has_body = False
+        self.complete = False
+        self.chunks: deque[bytes] = deque()
+        self.error: RequestError | None = None
+        self.field_count = 0
+        self.head_size = 0
+
+
+def environ_key(name: bytes) -> str:
+    """The WSGI environ key of a header name, "" when the header is dropped (rule 5)."""
+    key = _environ_keys.get(name)
+    if key is None:
+        text = name.decode("latin-1").upper()
+        if "_" in text:
+            key = ""
+        elif text in ("CONTENT-TYPE", "CONTENT-LENGTH"):
+            key = text.replace("-", "_")
+        else:
+            key = "HTTP_" + text.replace("-", "_")
+        if len(_environ_keys) < _CACHE_LIMIT:
+            _environ_keys[name] = key
+    return key
+
+
+class ClientReader:
+    """Reads and parses the requests of one client connection (the parser's callbacks are
+    its ``on_*`` methods), and writes to it; every read and write is bounded by ``timeout``
+    (enforced by ``geoproxy.watchdog`` in a worker, else by the socket)."""
+
+    __slots__ = (
+        "sock",
+        "timeout",
+        "_guard",
+        "limits",
+        "ready",
+        "closed",
+        "error",
+        "_parser",
+        "_parsing",
+        "_head_bytes",
+        "_idle",
+        "_begun",
+        "_method",
+    )
+
+    def __init__(self, sock: Any, limits: tuple[int, int, int]) -> None:
+        self.sock = sock
+        self.timeout: float | None = sock.gettimeout()
+        self._guard = watchdog.new_guard()
+        if self._guard is not None:
+            sock.settimeout(None)
+        self.limits = limits  # (request line, field count, field size)
+        self.ready: deque[Request] = deque()
+        self.closed = False
+        self.error: RequestError | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._parsing: Request | None = None
+        self._head_bytes = 0
+        self._idle = True  # between two requests: the next byte starts a request
+        self._begun = 0  # requests begun so far
+        self._method = ""  # the real method of the request re-parsed with a stand-in
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def has_pending_input(self) -> bool:
+        """Whether a request (or the start of one, or an error) is already here."""
+        return bool(self.ready) or self.error is not None or not self._idle
+
+    def fill(self, answered: bool = False) -> bool:
+        """Read once from the client and parse what came; False when the client closed.
+        ``answered``: the client was just answered, so its next bytes cannot be here yet.
+
+        Raises whatever ``recv`` raises (``TimeoutError`` after ``timeout``, OSError).
+        """
+        guard = self._guard
+        if guard is None:
+            data = self.sock.recv(READ_SIZE)
+        else:
+            guard.arm(self.timeout)
+            try:
+                if answered:
+                    wait_readable(self.sock)
+                data = self.sock.recv(READ_SIZE)
+            finally:
+                guard.disarm()
+        if not data:
+            self.closed = True
+            return False
+        self.feed(data)
+        return True
+
+    def set_timeout(self, timeout: float | None) -> None:
+        if timeout != self.timeout:
+            self.timeout = timeout
+            if self._guard is None:
+                self.sock.settimeout(timeout)
+
+    def sendall(self, data: bytes) -> None:
+        """Send ``data`` to the client; raises OSError (``TimeoutError`` after ``timeout``)."""
+        guard = self._guard
+        if guard is None:
+            sendall(self.sock, data)
+            return
+        sent = send_nowait(self.sock, data)
+        if sent == len(data):
+            return
+        guard.arm(self.timeout)
+        try:
+            sendall(self.sock, memoryview(data)[sent:])
+        finally:
+            guard.disarm()
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; a parse error is kept in ``error`` (and in the request it broke)."""
+        if self.error is not None:
+            return
+        at_boundary = self._idle
+        begun = self._begun
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._after_upgrade(data[int(upgrade.args[0]) :])
+            return  # the rest was fed (and checked) afresh
+        except httptools.HttpParserInvalidMethodError:
+            if at_boundary and self._begun == begun + 1:
+                self._unknown_method(data)
+                return  # fed (and checked) afresh
+            self._fail(400, "invalid method")
+        except httptools.HttpParserError as error:
+            cause = error.__context__
+            if isinstance(cause, RequestError):
+                self._fail(cause.status, str(cause))
+            else:
+                self._fail(400, str(error))
+        if not self._idle and self.error is None:
+            self._check_head_size(len(data))
+
+    def _check_head_size(self, received: int) -> None:
+        """Rule 3 for a head still incomplete after this read."""
+        request = self._parsing
+        if request is None or request.version:
+            return
+        self._head_bytes += received
+        if len(request.target) > self.limits[0]:
+            self._fail(414, "request target too long")
+        elif self._head_bytes > MAX_HEAD:
+            self._fail(431, "request head too large")
+
+    def _fail(self, status: int, reason: str) -> None:
+        self.error = RequestError(status, reason)
+        if self._parsing is not None and not self._parsing.complete:
+            self._parsing.error = self.error
+
+    def _after_upgrade(self, rest: bytes) -> None:
+        """llhttp stops after an Upgrade (or CONNECT) head. geoproxy never switches protocols
+        (the forwarder drops Upgrade), so what follows is the next request: parse it afresh.
+        CONNECT is answered 405 and the connection closed, so its tunnel bytes are not read."""
+        request = self._parsing
+        if request is not None and request.method == "CONNECT":
+            request.keep_alive = False
+            self._fail(400, "bytes after CONNECT")
+            return
+        self._parser = httptools.HttpRequestParser(self)
+        if rest:
+            self.feed(rest)
+
+    def _unknown_method(self, data: bytes) -> None:
+        """Rule 2: the request that starts ``data`` is re-parsed with a stand-in method."""
+        matched = _TOKEN_METHOD.match(data)
+        if matched is None:
+            self._fail(400, "invalid method")
+            return
+        self._parser = httptools.HttpRequestParser(self)
+        self._parsing = None
+        self._idle = True
+        self._method = matched.group(1).decode("ascii")
+        self.feed(_STANDIN_METHOD + data[matched.end(1) :])
+
+    # -- llhttp's callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        request = self._parsing = Request()
+        request.method, self._method = self._method, ""
+        self._idle = False
+        self._head_bytes = 0
+        self._begun += 1
+
+    def on_url(self, url: bytes) -> None:
+        assert self._parsing is not None
+        self._parsing.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self._parsing
+        assert request is not None
+        if request.version:
+            return  # a trailer field (rule 5)
+        request.field_count += 1
+        size = len(name) + len(value) + 2
+        request.head_size += size + 2
+        limits = self.limits
+        if request.field_count > limits[1] or size > limits[2] or request.head_size > MAX_HEAD:
+            raise RequestError(431, "too many or too large header fields")
+        key = environ_key(name)
+        if not key:
+            return
+        text = value.decode("latin-1").rstrip(" \t")
+        fields = request.fields
+        if key in fields:
+            text = fields[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
+        fields[key] = text
+
+    def on_headers_complete(self) -> None:
+        request = self._parsing
+        assert request is not None
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise RequestError(400, f"HTTP version {version}")
+        if len(request.target) > self.limits[0]:
+            raise RequestError(414, "request target too long")
+        request.version = version
+        if not request.method:
+            request.method = parser.get_method().decode("ascii")
+        request.keep_alive = parser.should_keep_alive()
+        fields = request.fields
+        if "HTTP_TRANSFER_ENCODING" in fields:
+            request.has_body = True
+            if version == "1.0":
+                request.keep_alive = False  # RFC 9112 6.1: framing is faulty; close after
+        elif fields.get("CONTENT_LENGTH", "0").lstrip("0"):
+            request.has_body = True
+        expect = fields.get("HTTP_EXPECT")
+        request.expects_continue = (
+            expect is not None and version == "1.1" and expect.lower() == "100-continue"
+        )
+        self.ready.append(request)
+
+    def on_body(self, body: bytes) -> None:
+        assert self._parsing is not None
+        self._parsing.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        assert self._parsing is not None
+        self._parsing.complete = True
+        self._idle = True
+
+
+class RequestBody:
+    """``wsgi.input``: the request body, de-chunked, read from the client as it is asked for.
+
+    ``read(size)`` returns at most ``size`` bytes (all the rest with no size), ``b""`` only at the
+    end of the body. A client that closes or stalls (``timeout client``) before the end, or whose
+    chunked framing breaks, raises ``ClientGone``: a body never looks complete when it is not.
+    Sends ``100 Continue`` before the first read that must wait for the client, when the client
+    asked for it.
+    """
+
+    __slots__ = ("_request", "_reader", "continue_sent", "_buffer")
+
+    def __init__(self, request: Request, reader: ClientReader) -> None:
+        self._request = request
+        self._reader = reader
+        self.continue_sent = False
+        self._buffer = b""
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size is None or size < 0:
+            return self._read_all()
+        if self._buffer:
+            data = self._buffer[:size]
+            self._buffer = self._buffer[size:]
+            return data
+        chunks = self._request.chunks
+        while not chunks:
+            if self._request.complete:
+                return b""
+            self._wait()
+        data = chunks.popleft()
+        if len(data) > size:
+            self._buffer = data[size:]
+            data = data[:size]
+        return data
+
+    def _read_all(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            data = self.read(READ_SIZE)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+
+    def readline(self, size: int = -1, /) -> bytes:
+        """A WSGI requirement; geoproxy itself never reads lines."""
+        line = b""
+        while size < 0 or len(line) < size:
+            data = self.read(1)
+            if not data:
+                break
+            line += data
+            if data == b"\n":
+                break
+        return line
+
+    def _wait(self) -> None:
+        request, reader = self._request, self._reader
+        if request.error is not None:
+            raise ClientGone(f"invalid request body: {request.error}")
+        if request.expects_continue and not self.continue_sent:
+            self.continue_sent = True
+            reader.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            received = reader.fill()
+        except OSError as error:
+            raise ClientGone(f"reading the request body failed: {error!r}") from error
+        if not received:
+            raise ClientGone("the client closed the connection inside the request body")
+        if request.error is not None:
+            raise ClientGone(f"invalid request body: {request.error}")
+
+    @property
+    def is_consumed(self) -> bool:
+        return self._request.complete and not self._request.chunks and not self._buffer
+
+
+class EmptyBody:
+    """``wsgi.input`` of a request without a body."""
+
+    __slots__ = ()
+    is_consumed = True
+    continue_sent = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        return b""
+
+    def readline(self, size: int = -1, /) -> bytes:
+        return b""
+
+
+EMPTY_BODY: Final = EmptyBody()
