@@ -34,6 +34,7 @@ from geoproxy.config.model import (
     HttpCheck,
     HttpMode,
     Location,
+    LogTarget,
     Sample,
     Server,
     StatsAuth,
@@ -94,6 +95,8 @@ class Settings:
     default_backend: str | None = None
     httplog: bool = False
     dontlognull: bool = False
+    log_global: bool = False
+    logs: list[LogTarget] = field(default_factory=list)
     # backend side
     balance: Balance = field(default_factory=Balance)
     hash: HashSettings = field(default_factory=HashSettings)

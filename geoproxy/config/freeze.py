@@ -79,6 +79,8 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         maxconn=settings.maxconn,
         errorfiles=tuple(settings.errorfiles.values()),
         stats=_stats(settings.stats, rules.stats_admin, acls),
+        log_global=settings.log_global,
+        logs=tuple(settings.logs),
     )
 
 

@@ -27,7 +27,7 @@ GLOBAL_IGNORED: dict[str, str] = {
                      "expose-experimental-directives", "zero-warning", "strict-limits",
                      "mworker-max-reloads", "numa-cpu-mapping", "server-state-base",
                      "server-state-file"), _PROCESS),
-    **dict.fromkeys(("log", "log-tag", "log-send-hostname", "log-format"), _LOGGING),
+    **dict.fromkeys(("log-tag", "log-send-hostname", "log-format"), _LOGGING),
     **dict.fromkeys(("ca-base", "crt-base", "ssl-server-verify", "ssl-engine",
                      "ssl-mode-async", "ssl-load-extra-files", "ssl-dh-param-file"), _TLS),
     **dict.fromkeys(("maxconnrate", "maxsessrate", "maxsslconn", "maxsslrate", "maxpipes",
@@ -50,7 +50,7 @@ GLOBAL_REFUSED: dict[str, str] = {
 
 # keyword -> reason, for proxy sections (defaults, frontend, backend, listen)
 PROXY_IGNORED: dict[str, str] = {
-    **dict.fromkeys(("log", "log-tag", "log-format", "log-format-sd", "error-log-format",
+    **dict.fromkeys(("log-tag", "log-format", "log-format-sd", "error-log-format",
                      "capture", "declare", "unique-id-format", "unique-id-header"), _LOGGING),
     **dict.fromkeys(("description", "id", "backlog", "fullconn", "http-reuse",
                      "max-keep-alive-queue", "email-alert", "load-server-state-from-file",

@@ -19,6 +19,7 @@ from geoproxy.config.kw_backend import (
 )
 from geoproxy.config.kw_check import parse_http_check
 from geoproxy.config.kw_cookie import parse_cookie
+from geoproxy.config.kw_log import parse_log
 from geoproxy.config.kw_option import parse_option
 from geoproxy.config.kw_proxy import (
     parse_acl,
@@ -66,6 +67,7 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "force-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "ignore-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "stats": Keyword(parse_stats),
+    "log": Keyword(parse_log, backend=False),
 }
 
 # the keywords a `no` or `default` prefix may precede

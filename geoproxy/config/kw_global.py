@@ -6,10 +6,11 @@ HAProxy's process-level keywords are ignored with a warning or refused (see ``ig
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from geoproxy.config.context import Keyword, Line
-from geoproxy.config.model import GlobalSettings
+from geoproxy.config.kw_log import log_target
+from geoproxy.config.model import GlobalSettings, LogTarget
 
 # The URL forms geoproxy/state/connect.py reads (a single server, Sentinel, Cluster).
 _REDIS_SCHEMES = (
@@ -28,9 +29,10 @@ class GlobalDraft:
     maxconn: int = 0
     redis_url: str | None = None
     workers: int | None = None
+    logs: list[LogTarget] = field(default_factory=list)
 
     def freeze(self) -> GlobalSettings:
-        return GlobalSettings(self.maxconn, self.redis_url, self.workers)
+        return GlobalSettings(self.maxconn, self.redis_url, self.workers, tuple(self.logs))
 
 
 def integer(line: Line, index: int, name: str, minimum: int = 0) -> int:
@@ -65,6 +67,13 @@ def _workers(draft: GlobalDraft, line: Line) -> None:
     line.at_most(1)
 
 
+def _log(draft: GlobalDraft, line: Line) -> None:
+    if line.prefix == "no":
+        draft.logs.clear()
+        return
+    draft.logs.append(log_target(line))
+
+
 def _default_path(draft: GlobalDraft, line: Line) -> None:
     if line.arg(0) != "config" or len(line.args) > 1:
         line.fail("'default-path' : geoproxy always resolves relative paths against the "
@@ -76,4 +85,5 @@ GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
     "redis-url": Keyword(_redis_url),  # the Redis every worker and host shares
     "workers": Keyword(_workers),  # gunicorn worker processes
     "default-path": Keyword(_default_path),
+    "log": Keyword(_log),  # where request and health lines go
 }

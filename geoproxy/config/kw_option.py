@@ -6,8 +6,7 @@ Rules (manual section 4.2, ``option ...``; HAProxy's cfgparse-listen.c):
 2. ``no option X`` clears X; ``default option X`` restores HAProxy's default. For the
    connection modes (``http-keep-alive``, ``http-server-close``, ``httpclose``) ``no`` only
    cancels the mode if it is the current one, as in HAProxy.
-3. ``option httplog`` and ``option dontlognull`` are recorded for the log layer and warn, as
-   geoproxy does not log requests yet.
+3. ``option httplog`` and ``option dontlognull`` are recorded for the access log.
 4. Options HAProxy has that do not change traffic are ignored with one warning; those that
    would are refused (``ignored.py``).
 """
@@ -23,8 +22,6 @@ from geoproxy.config.draft import ProxyDraft
 from geoproxy.config.ignored import OPTION_IGNORED, OPTION_REFUSED
 from geoproxy.config.kw_check import parse_option_httpchk
 from geoproxy.config.model import ForwardFor, HttpMode
-
-_LOG_LATER = "geoproxy does not log requests yet; the setting is kept for when it does"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +102,11 @@ def _httplog(proxy: ProxyDraft, line: Line) -> None:
         line.fail("keyword 'httplog' only supports option 'clf'.")
     line.at_most(2, "option httplog")
     proxy.settings.httplog = True
-    line.warn(f"'option httplog' : {_LOG_LATER}.")
 
 
 def _dontlognull(proxy: ProxyDraft, line: Line) -> None:
     line.at_most(1, "option dontlognull")
     proxy.settings.dontlognull = line.prefix == ""
-    line.warn(f"'option dontlognull' : {_LOG_LATER}.")
 
 
 def _forwardfor(proxy: ProxyDraft, line: Line) -> None:

@@ -483,6 +483,9 @@ class Frontend:
     maxconn: int = 0
     errorfiles: tuple[ErrorFile, ...] = ()
     stats: StatsConfig | None = None
+    # `log global` (the global section's targets) and this frontend's own `log` lines
+    log_global: bool = False
+    logs: tuple[LogTarget, ...] = ()
 
     @property
     def http_server_close(self) -> bool:
@@ -542,6 +545,18 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class LogTarget:
+    """``log ADDRESS [len N] [format F] FACILITY [LEVEL [MINLEVEL]]``: where request and
+    health lines go. ADDRESS is ``stdout``, ``stderr``, a unix socket path (``/dev/log``) or
+    ``[udp@|ipv4@]HOST[:PORT]`` (UDP syslog, port 514 by default)."""
+
+    address: str
+    facility: str
+    level: str | None = None
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GlobalSettings:
     """The ``global`` keywords geoproxy uses. ``redis_url`` and ``workers`` are geoproxy's own
     (``redis-url URL``, ``workers N``); the command line and environment override them."""
@@ -549,6 +564,7 @@ class GlobalSettings:
     maxconn: int = 0
     redis_url: str | None = None
     workers: int | None = None
+    logs: tuple[LogTarget, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import time
 from typing import Final, Protocol
 
 from geoproxy.errors import BadResponse, ClientGone, ServerTimeout
@@ -73,16 +74,22 @@ def send(
         pool.release(conn)  # nothing was sent on it
         raise
     may_resend = conn.reused and not framing.has_body
+    connected = time.monotonic()
     try:
-        return _exchange(pool, conn, request)
+        response = _exchange(pool, conn, request)
     except ServerClosed as exc:
         if not may_resend:
             raise BadResponse(f"server closed the connection before responding: {exc}") from exc
-    conn = pool.connect(connect_timeout)
-    try:
-        return _exchange(pool, conn, request)
-    except ServerClosed as exc:
-        raise BadResponse(f"server closed the connection before responding: {exc}") from exc
+        conn = pool.connect(connect_timeout)
+        connected = time.monotonic()
+        try:
+            response = _exchange(pool, conn, request)
+        except ServerClosed as exc2:
+            raise BadResponse(
+                f"server closed the connection before responding: {exc2}"
+            ) from exc2
+    response.connected_at = connected
+    return response
 
 
 def _exchange(pool: ServerPool, conn: Connection, request: _Request) -> UpstreamResponse:

@@ -265,7 +265,10 @@ class UpstreamResponse:
     the last body byte arrives), and is closed otherwise.
     """
 
-    __slots__ = ("status", "reason", "headers", "_pool", "_conn", "_body", "_length", "_reusable")
+    __slots__ = (
+        "status", "reason", "headers", "connected_at", "_pool", "_conn", "_body", "_length",
+        "_reusable",
+    )  # fmt: skip
 
     def __init__(
         self, pool: ServerPool, conn: Connection, head: ResponseHead, *, request_complete: bool
@@ -273,6 +276,7 @@ class UpstreamResponse:
         self.status = head.status
         self.reason = head.reason
         self.headers = head.headers
+        self.connected_at = 0.0  # time.monotonic() when the connection was ready (the log's Tc)
         self._pool = pool
         self._conn: Connection | None = conn
         self._body: BodyKind | None = head.body

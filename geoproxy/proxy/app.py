@@ -32,6 +32,7 @@ from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
+from geoproxy.proxy.requestlog import LogNote, note_of
 from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
     BackendRuntime,
@@ -75,7 +76,10 @@ class ProxiedBody:
     """The response body handed to gunicorn: streams the server's body, and on ``close()``
     returns the connection to its pool, counts the traffic and releases the lease."""
 
-    __slots__ = ("_response", "_fleet", "_lease", "_closed", "_sessions", "_traffic", "_sent")
+    __slots__ = (
+        "_response", "_fleet", "_lease", "_closed", "_sessions", "_traffic", "_sent", "_note",
+        "_ending",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -84,6 +88,7 @@ class ProxiedBody:
         lease: Lease,
         sessions: set[ProxiedBody] | None = None,
         traffic: Traffic | None = None,
+        note: LogNote | None = None,
     ) -> None:
         self._response = response
         self._fleet = fleet
@@ -92,13 +97,21 @@ class ProxiedBody:
         self._sessions = sessions
         self._traffic = traffic
         self._sent = 0
+        self._note = note
+        # the log's termination state if the body does not end normally: the client left
+        self._ending = "CD"
         if sessions is not None:
             sessions.add(self)
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._response:
-            self._sent += len(chunk)
-            yield chunk
+        try:
+            for chunk in self._response:
+                self._sent += len(chunk)
+                yield chunk
+        except UpstreamError as error:
+            self._ending = "SD" if error.status != 504 else "sD"
+            raise
+        self._ending = "--"
 
     def abort(self) -> None:
         """Cut the connection to the server (``on-marked-down shutdown-sessions``): the body
@@ -120,6 +133,10 @@ class ProxiedBody:
                     self._lease, traffic.frontend, traffic.bytes_in, traffic.head_out + self._sent
                 )
             self._fleet.release(self._lease)
+            note = self._note
+            if note is not None:
+                head = traffic.head_out if traffic is not None else 0
+                note.finish(self._response.status, head + self._sent, self._ending)
 
 
 class ProxyApp:
@@ -194,6 +211,28 @@ class ProxyApp:
             client=timeouts.client,
         )
 
+    def log_refused(
+        self,
+        base: Environ,
+        status: int,
+        size: int,
+        began: tuple[float, int],
+        empty: bool,
+    ) -> None:
+        """Log a request the worker refused itself (400, 408, 414, 431) as HAProxy logs it:
+        ``frontend frontend/<NOSRV>`` and ``"<BADREQ>"``; with ``option dontlognull``, a
+        connection that sent nothing is not logged."""
+        frontend = self.frontend_for(base)
+        if frontend.log is None or (empty and frontend.config.dontlognull):
+            return
+        accepted, head_ms = began
+        environ = dict(base)
+        environ["geoproxy.accepted"] = accepted
+        environ["geoproxy.head_ms"] = head_ms
+        note = LogNote(frontend.log, environ, frontend.config.name)
+        note.request_line = "<BADREQ>"
+        note.finish(status, size, "cR" if status == 408 else "PR")
+
     def frontend_for(self, environ: Environ) -> FrontendRuntime:
         """The frontend whose ``bind`` accepted this connection."""
         port = environ.get("SERVER_PORT", "")
@@ -209,18 +248,20 @@ class ProxyApp:
             stats = self._stats.get(frontend.config.name)
             if stats is not None and stats.serves(environ):
                 return stats(environ, start_response)
+        if frontend.log is not None:
+            LogNote(frontend.log, environ, frontend.config.name)
         try:
             if environ["REQUEST_METHOD"] == "CONNECT":
-                return self._answer(start_response, frontend.errors.page(405))
+                return self._answer(environ, start_response, frontend.errors.page(405))
             backend = frontend.backend_for(environ)
             if backend is None:
-                return self._answer(start_response, frontend.errors.page(503))
+                return self._answer(environ, start_response, frontend.errors.page(503))
             return self._proxy(environ, start_response, frontend, backend)
         except ClientGone:
             raise
         except Exception:
             log.exception("internal error while proxying %s", environ.get("RAW_URI"))
-            return self._answer(start_response, frontend.errors.page(500))
+            return self._answer(environ, start_response, frontend.errors.page(500))
 
     # -- one request -------------------------------------------------------------------------
 
@@ -233,6 +274,9 @@ class ProxyApp:
     ) -> Iterable[bytes]:
         sticky = backend.persistence
         view = self.fleet.view(backend.config.name)
+        note = note_of(environ)
+        if note is not None:
+            note.set_backend(backend.config.name)
         persistence = NO_PERSISTENCE
         stick = None
         now = 0.0
@@ -241,8 +285,12 @@ class ProxyApp:
             persistence = sticky.read(environ, view, now)
             stick = sticky.stick_request(environ, view, direct=persistence.is_direct)
         lease = self._take_server(environ, backend, persistence.server, stick)
+        if note is not None:
+            note.queued = time.monotonic()
+            if persistence.policy is not None:
+                note.cookie_request = persistence.status.value
         if lease is None:
-            return self._error(start_response, frontend, backend, 503)
+            return self._error(environ, start_response, frontend, backend, 503)
         forwardfor = (backend.forwardfor or frontend.forwardfor)(environ)
         upstream_cookie = persistence.upstream_cookie
         try:
@@ -254,7 +302,7 @@ class ProxyApp:
             )
         except UnforwardableRequest:
             self.fleet.release(lease)
-            return self._answer(start_response, frontend.errors.page(400))
+            return self._answer(environ, start_response, frontend.errors.page(400))
         acquired = lease.server
         try:
             direct = lease.stuck or (
@@ -262,14 +310,17 @@ class ProxyApp:
             )
             response, lease = self._send(environ, backend, lease, (head, framing), direct)
         except UpstreamError as error:
-            return self._error(start_response, frontend, backend, error.status)
+            return self._error(environ, start_response, frontend, backend, error.status)
         headers = response.headers
+        if note is not None:
+            note.connected = response.connected_at
+            note.answered = time.monotonic()
         if sticky.is_active:
             redispatched = lease.server != acquired
             entries = sticky.entries_to_store(environ, headers, stick, redispatched)
             if entries:
                 self.fleet.stick_store(entries, lease.server)
-            headers = self._persist_response(backend, persistence, lease, response, now)
+            headers = self._persist_response(backend, persistence, lease, response, now, note)
         status = f"{response.status} {response.reason}"
         start_response(status, headers)
         sessions = None
@@ -280,7 +331,7 @@ class ProxyApp:
             len(head) + framing.length,
             len(status) + 13 + sum(len(name) + len(value) + 4 for name, value in headers),
         )
-        return ProxiedBody(response, self.fleet, lease, sessions, traffic)
+        return ProxiedBody(response, self.fleet, lease, sessions, traffic, note)
 
     def _persist_response(
         self,
@@ -289,12 +340,15 @@ class ProxyApp:
         lease: Lease,
         response: UpstreamResponse,
         now: float,
+        note: LogNote | None,
     ) -> list[tuple[str, str]]:
-        """The response headers after cookie persistence."""
+        """The response headers after cookie persistence (and its log letter noted)."""
         answered = backend.persistence.server(self.fleet.view(backend.config.name), lease.server)
         if answered is None or persistence.policy is None:
             return response.headers
         rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)
+        if note is not None:
+            note.cookie_response = rewritten.status.value
         return rewritten.headers
 
     def _take_server(
@@ -315,6 +369,7 @@ class ProxyApp:
                 return lease
             waited = wait_in_queue(self.fleet, backend.config, only, direct.name)
             if waited is QueueOutcome.TIMED_OUT:
+                _note_queue_timeout(environ)
                 return None
             if isinstance(waited, Lease):
                 return waited
@@ -328,6 +383,7 @@ class ProxyApp:
             waited = wait_in_queue(self.fleet, backend.config, ranking)
             if isinstance(waited, Lease):
                 return waited
+            _note_queue_timeout(environ)
         return None
 
     def _ranking(
@@ -374,12 +430,16 @@ class ProxyApp:
         ``retry.redispatches`` says (``direct``: persistence chose the server). Raises the last
         ``UpstreamError``; every lease not returned has been released."""
         head, framing = request
+        note = note_of(environ)
         body = environ["wsgi.input"] if framing.has_body else None
         is_head = environ["REQUEST_METHOD"] == "HEAD"
         retries_left = backend.config.retries
         current: Lease | None = lease
         while True:
             assert current is not None
+            if note is not None:
+                note.sending = time.monotonic()
+                note.set_server(current.server)
             try:
                 response = send(
                     backend.pools[current.server],
@@ -406,6 +466,9 @@ class ProxyApp:
                 failures = backend.config.retries - retries_left
                 redispatch = redispatches(backend.config, view, failed, failures, direct)
                 self.fleet.count_retry(backend.config.name, failed, redispatch)
+                if note is not None:
+                    note.retries += 1
+                    note.redispatched = note.redispatched or redispatch
                 if redispatch:
                     direct = False
                     current = self._acquire(environ, backend, avoid=failed)
@@ -445,19 +508,25 @@ class ProxyApp:
 
     def _error(
         self,
+        environ: Environ,
         start_response: StartResponse,
         frontend: FrontendRuntime,
         backend: BackendRuntime,
         status: int,
     ) -> Iterable[bytes]:
         page = backend.errors.get(status) or frontend.errors.page(status)
-        return self._answer(start_response, page)
+        return self._answer(environ, start_response, page)
 
     @staticmethod
-    def _answer(start_response: StartResponse, page: ErrorPage) -> Iterable[bytes]:
+    def _answer(
+        environ: Environ, start_response: StartResponse, page: ErrorPage
+    ) -> Iterable[bytes]:
         headers = list(page.headers)
         if page.close:
             headers.append(("Connection", "close"))
+        note = note_of(environ)
+        if note is not None:
+            note.finish(int(page.status[:3]), len(page.raw))
         start_response(page.status, headers)
         return [page.body]
 
@@ -472,3 +541,10 @@ def _request_keys(environ: Environ) -> RequestKeys:
         uri=environ.get("RAW_URI") or environ.get("PATH_INFO", "/"),
         header=header,
     )
+
+
+def _note_queue_timeout(environ: Environ) -> None:
+    """The log's termination state for a request that waited in a queue until its end."""
+    note = note_of(environ)
+    if note is not None:
+        note.termination = "sQ"

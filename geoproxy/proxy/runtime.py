@@ -13,6 +13,7 @@ from geoproxy.balance.factory import policy_for
 from geoproxy.balance.policy import Policy
 from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
 from geoproxy.forward.pool import ServerPool
+from geoproxy.proxy.accesslog import AccessLog
 from geoproxy.proxy.acl import Predicate, compile_condition
 from geoproxy.proxy.errorpages import ErrorPages
 from geoproxy.proxy.sticky import BackendPersistence
@@ -73,6 +74,7 @@ class FrontendRuntime:
     default_backend: BackendRuntime | None
     errors: ErrorPages
     forwardfor: Callable[[Environ], tuple[str, str] | None]
+    log: AccessLog | None  # None: this frontend logs no request
 
     def backend_for(self, environ: Environ) -> BackendRuntime | None:
         for holds, backend in self.rules:
@@ -116,6 +118,15 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list
                 default_backend=default,
                 errors=errors,
                 forwardfor=_forwardfor_rule(frontend.forwardfor),
+                log=_access_log(config, frontend),
             )
         )
     return frontends
+
+
+def _access_log(config: Config, frontend: Frontend) -> AccessLog | None:
+    """The frontend's ``log`` targets (``log global`` and its own), else standard output when
+    it has ``option httplog``; None when it logs nothing."""
+    targets = (config.global_.logs if frontend.log_global else ()) + frontend.logs
+    log = AccessLog(targets, default_stdout=frontend.httplog)
+    return log if log.enabled else None

@@ -74,7 +74,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
 class _Connection:
     """One client connection: its requests, served in order."""
 
-    __slots__ = ("worker", "sock", "reader", "timeouts", "base")
+    __slots__ = ("worker", "sock", "reader", "timeouts", "base", "began", "began_at")
 
     def __init__(self, worker: ProxyWorker, sock: Any, addr: Any, listener_name: Any) -> None:
         self.worker = worker
@@ -84,6 +84,10 @@ class _Connection:
         self.reader = ClientReader(sock, limits)
         self.timeouts: ClientTimeouts = worker.wsgi.client_timeouts(listener_name)
         self.base = _base_environ(addr, listener_name)
+        # when the request being read began (the log's accept date and TR): the connection's
+        # start for its first request, the first byte for the next ones
+        self.began = time.monotonic()
+        self.began_at = time.time()
 
     def serve(self) -> None:
         first = True
@@ -94,6 +98,7 @@ class _Connection:
             if request is None or not self._serve(request):
                 return
             first = False
+            self.began, self.began_at = time.monotonic(), time.time()
 
     def _set_timeout(self, timeout: float | None) -> None:
         self.reader.set_timeout(timeout)
@@ -111,6 +116,7 @@ class _Connection:
                     return None
             except TimeoutError:
                 return None  # idle keep-alive connection: closed silently, as HAProxy
+            self.began, self.began_at = time.monotonic(), time.time()
         if not reader.ready and reader.error is None and not self._read_head():
             return None
         if reader.ready:
@@ -121,7 +127,9 @@ class _Connection:
         else:
             assert reader.error is not None
             error = reader.error
-        _send_quietly(self.sock, _PAGES.get(error.status, _PAGES[400]))
+        page = _PAGES.get(error.status, _PAGES[400])
+        _send_quietly(self.sock, page)
+        self._log_refused(error.status, len(page))
         return None
 
     def _read_head(self) -> bool:
@@ -133,16 +141,27 @@ class _Connection:
             if deadline is not None:
                 limit = deadline - time.monotonic()
                 if limit <= 0:
-                    _send_quietly(self.sock, _PAGES[408])
+                    self._refuse_slow_request()
                     return False
             self._set_timeout(limit)
             try:
                 if not reader.fill():
                     return False
             except TimeoutError:
-                _send_quietly(self.sock, _PAGES[408])
+                self._refuse_slow_request()
                 return False
         return True
+
+    def _refuse_slow_request(self) -> None:
+        _send_quietly(self.sock, _PAGES[408])
+        self._log_refused(408, len(_PAGES[408]), empty=not self.reader.has_pending_input)
+
+    def _log_refused(self, status: int, size: int, *, empty: bool = False) -> None:
+        """Log a request the worker answered itself (HAProxy logs ``<BADREQ>``)."""
+        log_refused = getattr(self.worker.wsgi, "log_refused", None)
+        if log_refused is not None:
+            head_ms = int((time.monotonic() - self.began) * 1000)
+            log_refused(self.base, status, size, (self.began_at, head_ms), empty)
 
     # -- serving it ---------------------------------------------------------------------------
 
@@ -207,6 +226,8 @@ class _Connection:
         environ["QUERY_STRING"] = query
         environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
         environ["wsgi.input"] = body
+        environ["geoproxy.accepted"] = self.began_at
+        environ["geoproxy.head_ms"] = int((time.monotonic() - self.began) * 1000)
         return environ
 
 

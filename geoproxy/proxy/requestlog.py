@@ -1,0 +1,133 @@
+"""Collecting one request's log line as it is served (only for frontends that log).
+
+A ``LogNote`` is made when the request reaches the app and travels in the environ (so the
+retry loop can count retries without another parameter); each phase stamps it; the line is
+written when the response ends (``ProxiedBody.close``) or when geoproxy answers itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from geoproxy.proxy.accesslog import AccessLog
+from geoproxy.proxy.httplog import Counters, RequestLog, Timers, format_line
+
+ENVIRON_KEY = "geoproxy.log"
+# termination state of geoproxy's own answers (HAProxy's first two %tsc letters)
+TERMINATION_BY_STATUS = {400: "PR", 403: "PR", 405: "PR", 408: "cR", 500: "PR", 502: "SH",
+                         503: "SC", 504: "sH"}  # fmt: skip
+
+
+# requests of this process being served now: in all, and per frontend, backend and server
+# (HAProxy's %ac/%fc/%bc/%sc, counted per process as HAProxy counts them per process)
+_open: dict[str, int] = {"": 0}
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _enter(key: str) -> None:
+    _open[key] = _open.get(key, 0) + 1
+
+
+def _leave(key: str) -> None:
+    _open[key] = _open.get(key, 1) - 1
+
+
+class LogNote:
+    __slots__ = (
+        "log", "environ", "frontend", "backend", "server", "started", "accepted", "head_ms",
+        "queued", "sending", "connected", "answered", "retries", "redispatched",
+        "cookie_request", "cookie_response", "termination", "request_line", "_counted",
+    )  # fmt: skip
+
+    def __init__(self, log: AccessLog, environ: dict[str, Any], frontend: str) -> None:
+        self.log = log
+        self.environ = environ
+        self.frontend = frontend
+        self.backend = frontend
+        self.server: str | None = None
+        self.started = time.monotonic()
+        self.accepted: float = environ.get("geoproxy.accepted") or time.time()
+        self.head_ms: int = environ.get("geoproxy.head_ms", 0)
+        self.queued = self.sending = self.connected = self.answered = -1.0
+        self.retries = 0
+        self.redispatched = False
+        self.cookie_request = "-"
+        self.cookie_response = "-"
+        self.termination = ""
+        self.request_line: str | None = None  # None: the request's own
+        environ[ENVIRON_KEY] = self
+        self._counted = ["", "f:" + frontend]
+        for key in self._counted:
+            _enter(key)
+
+    def set_backend(self, name: str) -> None:
+        self.backend = name
+        self._counted.append("b:" + name)
+        _enter("b:" + name)
+
+    def set_server(self, name: str) -> None:
+        """The server that answers (after retries and redispatches)."""
+        if self.server is not None:
+            key = f"s:{self.backend}/{self.server}"
+            self._counted.remove(key)
+            _leave(key)
+        self.server = name
+        self._counted.append(f"s:{self.backend}/{name}")
+        _enter(f"s:{self.backend}/{name}")
+
+    def finish(self, status: int, bytes_sent: int, termination: str | None = None) -> None:
+        """Write the line: the response ended (or geoproxy answered) now."""
+        end = time.monotonic()
+        environ = self.environ
+
+        def since(mark: float, start: float) -> int:
+            return _ms(mark - start) if mark >= 0 and start >= 0 else -1
+
+        counters = Counters(
+            process=_open[""],
+            frontend=_open.get("f:" + self.frontend, 0),
+            backend=_open.get("b:" + self.backend, 0),
+            server=_open.get(f"s:{self.backend}/{self.server}", 0) if self.server else 0,
+            retries=self.retries,
+            redispatched=self.redispatched,
+        )
+        for key in self._counted:
+            _leave(key)
+        self._counted = []
+        queue_start = self.started
+        timers = Timers(
+            request=self.head_ms,
+            queue=since(self.queued, queue_start),
+            connect=since(self.connected, self.sending),
+            response=since(self.answered, self.connected),
+            total=self.head_ms + _ms(end - self.started),
+        )
+        entry = RequestLog(
+            client=(environ.get("REMOTE_ADDR", "-"), int(environ.get("REMOTE_PORT") or 0)),
+            accepted=self.accepted,
+            frontend=self.frontend,
+            backend=self.backend,
+            server=self.server,
+            timers=timers,
+            status=status,
+            bytes_sent=bytes_sent,
+            termination=termination or self.termination or TERMINATION_BY_STATUS.get(status, "--"),
+            cookie_request=self.cookie_request,
+            cookie_response=self.cookie_response,
+            counters=counters,
+            request_line=self.request_line
+            or (
+                f"{environ.get('REQUEST_METHOD', '')} {environ.get('RAW_URI', '')} "
+                f"{environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
+            ),
+        )
+        self.log.write(format_line(entry))
+
+
+def note_of(environ: dict[str, Any]) -> LogNote | None:
+    note: LogNote | None = environ.get(ENVIRON_KEY)
+    return note
