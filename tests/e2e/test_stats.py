@@ -153,8 +153,18 @@ def test_prometheus_metrics_carry_haproxy_exporter_names_and_the_same_figures(
     assert value("haproxy_backend_bytes_out_total", proxy="app") == int(
         rows[("app", "BACKEND")]["bout"]
     )
-    assert sum(v for (name, _), v in metrics.items() if name == "geoproxy_live_workers") == 2
     assert stats.request("GET", "/metrics", auth=None).status == 401
+
+    def live_workers() -> float:
+        figures = stats.metrics()
+        return sum(v for (name, _), v in figures.items() if name == "geoproxy_live_workers")
+
+    # a heartbeat (every 0.5 s, 1.5 s of grace) late on a loaded machine shows as one worker
+    # missing for a moment; both hosts' workers are alive, and the figure must say so
+    deadline = time.monotonic() + 5
+    while live_workers() != 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert live_workers() == 2
 
 
 def test_anonymous_users_get_haproxys_401_and_a_forged_post_changes_nothing(
