@@ -12,6 +12,7 @@ response, and the connection goes on as HTTP/1.1). The servers are the demo back
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import redis
 from tests.e2e.conftest import Stack
 from tests.support.backends import Backend
 from tests.support.ports import free_port
+from tests.support.proxy_process import ProxyProcess
 from tests.support.raw_client import RawConnection
 from tests.support.websocket_client import BINARY, CLOSE, WebSocketClient
 
@@ -39,6 +41,7 @@ defaults
 
 frontend main
     bind {host}:{port}
+    option httplog
     use_backend quick if {{ hdr(x-backend) -i quick }}
     use_backend counted if {{ hdr(x-backend) -i counted }}
     default_backend app
@@ -63,6 +66,7 @@ class Scene:
     port: int
     backends: list[Backend]
     redis: redis.Redis
+    proxy: ProxyProcess
 
     def client(self) -> WebSocketClient:
         return WebSocketClient(HOST, self.port)
@@ -79,14 +83,14 @@ def scene(module_stack: Stack) -> Iterator[Scene]:
         f"    server {b.name} {b.address} cookie {b.name}" for b in backends
     )
     port = free_port()
-    module_stack.proxy(
+    proxy = module_stack.proxy(
         CONFIG.format(
             host=HOST, port=port, servers=servers, tunnel_ms=int(TUNNEL_TIMEOUT * 1000)
         )
     )
     client = redis.Redis.from_url(module_stack.redis_url, decode_responses=True)
     try:
-        yield Scene(port, backends, client)
+        yield Scene(port, backends, client, proxy)
     finally:
         client.close()
 
@@ -215,3 +219,27 @@ def test_a_server_that_closes_ends_the_tunnel_and_the_client_sees_the_end(scene:
         assert (opcode, payload) == (CLOSE, b"\x03\xe8closing as asked")
         assert ws.sees_eof()
     wait_until(lambda: scene.inflight("counted") == {}, 3, "the tunnel's lease released")
+
+
+def test_a_tunnel_is_logged_when_it_ends_with_its_101_and_the_bytes_it_carried(
+    scene: Scene,
+) -> None:
+    with scene.client() as ws:
+        assert ws.handshake("/ws?marker=logged", {"X-Backend": "counted"}) == 101
+        server = ws.header("X-Server")
+        reply = ws.echo("x" * 5000)
+        ws.send_close(1000)
+        assert ws.recv_frame()[0] == CLOSE
+        assert ws.sees_eof()
+    line = re.compile(
+        rf"main counted/{server} \S+ 101 (\d+) - - (\S\S)\S\S .*\"GET /ws\?marker=logged "
+    )
+
+    def logged() -> re.Match[str] | None:
+        return line.search(scene.proxy.output())
+
+    wait_until(lambda: logged() is not None, 3, "the tunnel's log line")
+    found = logged()
+    assert found is not None
+    assert int(found[1]) > len(reply)  # the 101 head and every frame sent back
+    assert found[2] == "--"
