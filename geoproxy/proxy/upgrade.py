@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -60,7 +60,7 @@ class TunnelEnds:
 class SwitchedBody(ProxiedBody):
     """The body of a 101 that the worker will tunnel (module doc, steps 2 and 3): empty."""
 
-    __slots__ = ("_timeout", "_server")
+    __slots__ = ("_timeout", "_server", "_cut")
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class SwitchedBody(ProxiedBody):
         super().__init__(response, fleet, lease, sessions, traffic, note)
         self._timeout = timeout
         self._server: socket.socket | None = None
+        self._cut: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(())
@@ -86,10 +87,13 @@ class SwitchedBody(ProxiedBody):
         self._server = sock
         return TunnelEnds(sock, pending, self._timeout)
 
+    def on_abort(self, cut: Callable[[], None]) -> None:
+        """Have ``abort`` call ``cut``: the worker's way to end the tunnel it runs."""
+        self._cut = cut
+
     def count_tunnelled(self, up: int, down: int, ending: str) -> None:
         """What the tunnel carried: ``up`` bytes client to server, ``down`` server to client,
-        and how it ended (the log's termination state: ``--``, ``cD`` on timeout, ``CD``/``SD``
-        when the client or the server failed)."""
+        and how it ended (the log's termination state, see ``runtime.tunnel.TunnelReport``)."""
         self._sent += down
         if self._traffic is not None:
             self._traffic = dataclasses.replace(
@@ -98,7 +102,9 @@ class SwitchedBody(ProxiedBody):
         self._ending = ending
 
     def abort(self) -> None:
-        """``on-marked-down shutdown-sessions``: cut the tunnel from the server's side."""
+        """``on-marked-down shutdown-sessions``: end the tunnel, both ways."""
+        if self._cut is not None:
+            self._cut()
         server = self._server
         if server is None:
             super().abort()

@@ -7,10 +7,11 @@ Rules:
 2. The end of one side's stream (a FIN) is passed on as a half-close: the other side's write
    direction is shut down, and that direction of the tunnel is done. The tunnel ends when both
    directions are done.
-3. An error on either side (a reset, a broken pipe) ends the tunnel at once, and so does
-   ``timeout`` seconds with no byte moved in either direction (HAProxy's ``timeout tunnel``).
-   A write that fails because its peer had already closed its own stream is a normal end.
-4. ``run_tunnel`` returns once both greenlets are gone; the caller owns both sockets and
+3. An error on either side (a reset, a broken pipe) ends the tunnel at once, and so do
+   ``timeout`` seconds with no byte moved in either direction (HAProxy's ``timeout tunnel``)
+   and ``cut``. A write that fails because its peer had already closed its own stream is a
+   normal end.
+4. ``run`` returns once both greenlets are gone; the caller owns both sockets and
    closes them. The sockets' own timeouts are removed: rule 3's clock is the only one.
 """
 
@@ -33,7 +34,8 @@ _KILL_WAIT: Final = 1.0  # seconds to wait for a killed copy to unwind
 class TunnelReport:
     """What a tunnel carried: ``up`` bytes from the client to the server, ``down`` bytes back,
     and how it ended, as the log's termination state: ``--`` (a side closed), ``cD`` (the
-    timeout), ``CD`` or ``SD`` (the client's or the server's connection failed)."""
+    timeout), ``CD`` or ``SD`` (the client's or the server's connection failed), ``DD``
+    (``cut``: its server went down with ``on-marked-down shutdown-sessions``)."""
 
     up: int
     down: int
@@ -91,6 +93,65 @@ class _Copy:
             activity.changed.set()
 
 
+class Tunnel:
+    """One tunnel (module rules): ``run`` it in the connection's greenlet; ``cut`` ends it
+    from any other (HAProxy's ``shutdown-sessions``)."""
+
+    __slots__ = ("client", "server", "timeout", "_up", "_down", "_activity", "_cut")
+
+    def __init__(
+        self,
+        client: socket.socket,
+        server: socket.socket,
+        *,
+        to_server: bytes = b"",
+        to_client: bytes = b"",
+        timeout: float | None,
+    ) -> None:
+        """``to_server``: what the client sent after its request; ``to_client``: what the
+        server sent after its 101 head; ``timeout``: seconds of inactivity both ways that
+        end the tunnel (None: no limit)."""
+        self.client = client
+        self.server = server
+        self.timeout = timeout
+        self._activity = _Activity()
+        self._up = _Copy(client, server, to_server, self._activity)
+        self._down = _Copy(server, client, to_client, self._activity)
+        self._cut = False
+
+    def cut(self) -> None:
+        self._cut = True
+        self._activity.changed.set()
+
+    def run(self) -> TunnelReport:
+        """Copy bytes both ways until the tunnel ends; report what it carried."""
+        self.client.settimeout(None)
+        self.server.settimeout(None)
+        up, down, activity, timeout = self._up, self._down, self._activity, self.timeout
+        copies = [gevent.spawn(up.run), gevent.spawn(down.run)]
+        timed_out = False
+        try:
+            while not (up.done and down.done) and up.failed is None and down.failed is None:
+                if self._cut:
+                    break
+                if timeout is None:
+                    activity.changed.wait()
+                else:
+                    idle = time.monotonic() - activity.last
+                    if idle >= timeout:
+                        timed_out = True
+                        break
+                    activity.changed.wait(timeout - idle)
+                activity.changed.clear()
+        finally:
+            gevent.killall(copies, block=True, timeout=_KILL_WAIT)
+        if self._cut:
+            ending = "DD"  # HAProxy's code for a session killed as its server went down
+        else:
+            ending = _ending(up, down, self.client, timed_out)
+        return TunnelReport(up.moved, down.moved, ending)
+
+
 def run_tunnel(
     client: socket.socket,
     server: socket.socket,
@@ -99,31 +160,9 @@ def run_tunnel(
     to_client: bytes = b"",
     timeout: float | None,
 ) -> TunnelReport:
-    """Copy bytes both ways between ``client`` and ``server`` until the tunnel ends (module
-    rules), first sending ``to_server`` (what the client sent after its request) and
-    ``to_client`` (what the server sent after its 101 head). ``timeout``: seconds of
-    inactivity both ways that end it; None for no limit."""
-    client.settimeout(None)
-    server.settimeout(None)
-    activity = _Activity()
-    up = _Copy(client, server, to_server, activity)
-    down = _Copy(server, client, to_client, activity)
-    copies = [gevent.spawn(up.run), gevent.spawn(down.run)]
-    timed_out = False
-    try:
-        while not (up.done and down.done) and up.failed is None and down.failed is None:
-            if timeout is None:
-                activity.changed.wait()
-            else:
-                idle = time.monotonic() - activity.last
-                if idle >= timeout:
-                    timed_out = True
-                    break
-                activity.changed.wait(timeout - idle)
-            activity.changed.clear()
-    finally:
-        gevent.killall(copies, block=True, timeout=_KILL_WAIT)
-    return TunnelReport(up.moved, down.moved, _ending(up, down, client, timed_out))
+    """``Tunnel(...).run()``, for a tunnel nobody needs to cut."""
+    tunnel = Tunnel(client, server, to_server=to_server, to_client=to_client, timeout=timeout)
+    return tunnel.run()
 
 
 def _ending(up: _Copy, down: _Copy, client: socket.socket, timed_out: bool) -> str:

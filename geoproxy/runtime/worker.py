@@ -43,7 +43,7 @@ from geoproxy.proxy.errorpages import builtin_page
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
-from geoproxy.runtime.tunnel import run_tunnel
+from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
 
@@ -217,13 +217,15 @@ class _Connection:
         """Rule 7: the 101 head, then the tunnel, until either side is done."""
         ends = body.tunnel()
         response.write_switch(self.reader)
-        report = run_tunnel(
+        tunnel = Tunnel(
             self.sock,
             ends.server,
             to_server=self.reader.take_held(),
             to_client=ends.from_server,
             timeout=ends.timeout,
         )
+        body.on_abort(tunnel.cut)
+        report = tunnel.run()
         body.count_tunnelled(report.up, report.down, report.ending)
 
     def _drain(self, request: Request, body: RequestBody | EmptyBody) -> bool:

@@ -25,7 +25,7 @@ from tests.support.backends import Backend
 from tests.support.ports import free_port
 from tests.support.proxy_process import ProxyProcess
 from tests.support.raw_client import RawConnection
-from tests.support.websocket_client import BINARY, CLOSE, WebSocketClient
+from tests.support.websocket_client import BINARY, CLOSE, TEXT, WebSocketClient, masked_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +44,13 @@ frontend main
     option httplog
     use_backend quick if {{ hdr(x-backend) -i quick }}
     use_backend counted if {{ hdr(x-backend) -i counted }}
+    use_backend cutting if {{ hdr(x-backend) -i cutting }}
     default_backend app
 
 backend app
     balance roundrobin
     cookie SRV insert indirect nocache
-{servers}
+{app_servers}
 
 backend quick
     timeout tunnel {tunnel_ms}ms
@@ -58,6 +59,10 @@ backend quick
 backend counted
     balance leastconn
 {servers}
+
+backend cutting
+    option httpchk GET /health
+    server s4 {s4} check inter 200ms rise 1 fall 1 on-marked-down shutdown-sessions
 """
 
 
@@ -79,18 +84,23 @@ class Scene:
 @pytest.fixture(scope="module")
 def scene(module_stack: Stack) -> Iterator[Scene]:
     backends = module_stack.backends(3)
-    servers = "\n".join(
-        f"    server {b.name} {b.address} cookie {b.name}" for b in backends
-    )
+    checked = module_stack.backends(1, names=["s4"])[0]
+    servers = "\n".join(f"    server {b.name} {b.address}" for b in backends)
+    app_servers = "\n".join(f"    server {b.name} {b.address} cookie {b.name}" for b in backends)
     port = free_port()
     proxy = module_stack.proxy(
         CONFIG.format(
-            host=HOST, port=port, servers=servers, tunnel_ms=int(TUNNEL_TIMEOUT * 1000)
+            host=HOST,
+            port=port,
+            servers=servers,
+            app_servers=app_servers,
+            tunnel_ms=int(TUNNEL_TIMEOUT * 1000),
+            s4=checked.address,
         )
     )
     client = redis.Redis.from_url(module_stack.redis_url, decode_responses=True)
     try:
-        yield Scene(port, backends, client, proxy)
+        yield Scene(port, [*backends, checked], client, proxy)
     finally:
         client.close()
 
@@ -125,6 +135,16 @@ def test_what_the_server_sends_right_after_its_101_reaches_the_client(scene: Sce
         server = ws.header("X-Server")
         assert ws.recv_text() == f"{server}: hello"
         assert ws.echo("and then") == f"{server}: and then"
+
+
+def test_frames_the_client_sent_right_behind_its_handshake_reach_the_server(
+    scene: Scene,
+) -> None:
+    early = masked_frame(TEXT, b"early one") + masked_frame(TEXT, b"early two")
+    with scene.client() as ws:
+        assert ws.handshake(early=early) == 101
+        server = ws.header("X-Server")
+        assert [ws.recv_text(), ws.recv_text()] == [f"{server}: early one", f"{server}: early two"]
 
 
 def test_the_handshake_gets_the_inserted_cookie_and_the_cookie_keeps_its_server(
@@ -219,6 +239,22 @@ def test_a_server_that_closes_ends_the_tunnel_and_the_client_sees_the_end(scene:
         assert (opcode, payload) == (CLOSE, b"\x03\xe8closing as asked")
         assert ws.sees_eof()
     wait_until(lambda: scene.inflight("counted") == {}, 3, "the tunnel's lease released")
+
+
+def test_a_server_marked_down_with_shutdown_sessions_has_its_tunnels_cut(scene: Scene) -> None:
+    s4 = scene.backends[-1]
+    with scene.client() as ws:
+        assert ws.handshake(headers={"X-Backend": "cutting"}) == 101
+        assert ws.echo("before") == "s4: before"
+        s4.fail_health()
+        try:
+            assert ws.sees_eof(wait=3.0)
+            # ended both ways while the client still holds its end open
+            wait_until(lambda: scene.inflight("cutting") == {}, 3, "the tunnel's lease released")
+        finally:
+            s4.pass_health()
+    cut = re.compile(r"main cutting/s4 \S+ 101 \d+ - - DD")
+    wait_until(lambda: cut.search(scene.proxy.output()) is not None, 3, "logged as cut")
 
 
 def test_a_tunnel_is_logged_when_it_ends_with_its_101_and_the_bytes_it_carried(

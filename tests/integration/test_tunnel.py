@@ -15,7 +15,7 @@ import gevent
 import pytest
 from gevent import socket as gsocket
 
-from geoproxy.runtime.tunnel import BUFFER_SIZE, TunnelReport, run_tunnel
+from geoproxy.runtime.tunnel import BUFFER_SIZE, Tunnel, TunnelReport, run_tunnel
 
 
 @dataclass
@@ -105,3 +105,19 @@ def test_a_tunnel_idle_both_ways_ends_after_its_timeout(open_tunnel: Start) -> N
     report = ends.report()
     assert 0.25 <= time.monotonic() - began < 2.0
     assert report == TunnelReport(0, 4, "cD")
+
+
+def test_cut_ends_a_tunnel_both_ways_at_once() -> None:
+    client, client_proxy = gsocket.socketpair()
+    server_proxy, server = gsocket.socketpair()
+    try:
+        tunnel = Tunnel(client_proxy, server_proxy, timeout=None)
+        running = gevent.spawn(tunnel.run)
+        client.sendall(b"ab")
+        server.settimeout(5.0)
+        assert read_exactly(server, 2) == b"ab"
+        tunnel.cut()
+        assert running.get(timeout=5) == TunnelReport(2, 0, "DD")
+    finally:
+        for sock in (client, client_proxy, server_proxy, server):
+            sock.close()

@@ -42,9 +42,12 @@ class WebSocketClient:
         lower = name.lower()
         return next((v for n, v in self.headers if n.lower() == lower), None)
 
-    def handshake(self, path: str = "/ws", headers: dict[str, str] | None = None) -> int:
-        """Send the opening handshake and read the answer's head; return its status. A 101
-        must carry the right ``Sec-WebSocket-Accept`` (AssertionError otherwise)."""
+    def handshake(
+        self, path: str = "/ws", headers: dict[str, str] | None = None, early: bytes = b""
+    ) -> int:
+        """Send the opening handshake (and ``early`` bytes behind it, in the same send) and
+        read the answer's head; return its status. A 101 must carry the right
+        ``Sec-WebSocket-Accept`` (AssertionError otherwise)."""
         lines = [
             f"GET {path} HTTP/1.1",
             "Host: ws.test",
@@ -54,7 +57,7 @@ class WebSocketClient:
             "Sec-WebSocket-Version: 13",
         ]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + early)
         head = self._read_until(b"\r\n\r\n")
         self.status, self.headers = parse_head(head)
         if self.status == 101:
@@ -65,16 +68,7 @@ class WebSocketClient:
         return self.status
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        size = len(payload)
-        if size < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
-        elif size < 1 << 16:
-            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-        self.sock.sendall(head + mask + masked)
+        self.sock.sendall(masked_frame(opcode, payload))
 
     def send_text(self, text: str) -> None:
         self.send_frame(TEXT, text.encode())
@@ -142,3 +136,16 @@ class WebSocketClient:
             self._fill()
         data, self._buffer = self._buffer[:size], self._buffer[size:]
         return data
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """One final frame as a client sends it: masked with a fresh random key."""
+    mask = os.urandom(4)
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return head + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
