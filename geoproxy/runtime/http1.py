@@ -20,6 +20,11 @@ Rules:
 5. A header name holding ``_`` is dropped (gunicorn's default): ``X_Foo`` and ``X-Foo`` would
    map to the same WSGI key. Repeated fields are joined with ``, `` (Cookie with ``; ``).
    Trailer fields of a chunked body are read and dropped.
+6. An HTTP/1.1 request with ``Connection: upgrade`` and an ``Upgrade`` header (llhttp's
+   upgrade) is marked ``upgrade``, and parsing stops there: the bytes after its head are held
+   unparsed, since they belong to the new protocol if the server switches (the worker then
+   ``take_held``s them into the tunnel) and to the next request if it does not (the worker
+   then ``resume``s parsing). Such a request with a body is a 400: llhttp does not frame it.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class Request:
         "error",
         "field_count",
         "head_size",
+        "upgrade",
     )
 
     def __init__(self) -> None:
@@ -83,6 +89,7 @@ class Request:
         self.error: RequestError | None = None
         self.field_count = 0
         self.head_size = 0
+        self.upgrade = False  # rule 6
 
 
 def environ_key(name: bytes) -> str:
@@ -120,6 +127,7 @@ class ClientReader:
         "_idle",
         "_begun",
         "_method",
+        "_held",
     )
 
     def __init__(self, sock: Any, limits: tuple[int, int, int]) -> None:
@@ -138,6 +146,7 @@ class ClientReader:
         self._idle = True  # between two requests: the next byte starts a request
         self._begun = 0  # requests begun so far
         self._method = ""  # the real method of the request re-parsed with a stand-in
+        self._held: bytes | None = None  # bytes after an upgrade request's head (rule 6)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -194,6 +203,9 @@ class ClientReader:
         """Parse ``data``; a parse error is kept in ``error`` (and in the request it broke)."""
         if self.error is not None:
             return
+        if self._held is not None:
+            self._held += data
+            return
         at_boundary = self._idle
         begun = self._begun
         try:
@@ -232,17 +244,40 @@ class ClientReader:
             self._parsing.error = self.error
 
     def _after_upgrade(self, rest: bytes) -> None:
-        """llhttp stops after an Upgrade (or CONNECT) head. geoproxy never switches protocols
-        (the forwarder drops Upgrade), so what follows is the next request: parse it afresh.
-        CONNECT is answered 405 and the connection closed, so its tunnel bytes are not read."""
+        """llhttp stops after an Upgrade (or CONNECT) head. An HTTP/1.1 upgrade holds what
+        follows (rule 6); after an HTTP/1.0 one (RFC 9110 7.8: the server ignores Upgrade)
+        what follows is the next request, parsed afresh. CONNECT is answered 405 and the
+        connection closed, so its tunnel bytes are not read."""
         request = self._parsing
         if request is not None and request.method == "CONNECT":
             request.keep_alive = False
             self._fail(400, "bytes after CONNECT")
             return
+        if request is not None and request.version == "1.1":
+            if request.has_body:
+                request.keep_alive = False
+                request.error = self.error = RequestError(400, "upgrade request with a body")
+                return
+            request.upgrade = True
+            self._held = rest
+            return
         self._parser = httptools.HttpRequestParser(self)
         if rest:
             self.feed(rest)
+
+    def take_held(self) -> bytes:
+        """The bytes the client sent after an upgrade request's head, for the tunnel (rule 6);
+        nothing is parsed from this connection any more."""
+        held, self._held = self._held or b"", b""
+        return held
+
+    def resume(self) -> None:
+        """Parse again after an upgrade request the server did not switch for (rule 6): what
+        the client sent after its head is the next request."""
+        held, self._held = self._held, None
+        self._parser = httptools.HttpRequestParser(self)
+        if held:
+            self.feed(held)
 
     def _unknown_method(self, data: bytes) -> None:
         """Rule 2: the request that starts ``data`` is re-parsed with a stand-in method."""
