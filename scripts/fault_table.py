@@ -16,7 +16,8 @@ The phases, each ``--phase-seconds`` long, the fault 1.5 s in:
   Redis back, empty         a new redis-server on the same port, with no data
   worker of host A killed   SIGKILL to one gunicorn worker of A (gunicorn starts another)
   server s3 killed          SIGKILL to the backend s3 (it stays dead)
-  host A killed             SIGKILL to A's master and both its workers at once
+  a whole host killed       SIGKILL to the master and both workers of the host that holds
+                            the most check leases (A on a tie), at once
 
 What counts (tests/support/failover_traffic.py says it in full):
   2xx, 5xx  a status line and the whole body
@@ -24,7 +25,7 @@ What counts (tests/support/failover_traffic.py says it in full):
   lost      no status line at all: the connection died, or timed out, after the request was
             written, or no host accepted a connection. A request is never sent twice once a
             byte of it was written.
-  Failover: a client that cannot OPEN a connection to one host (refused: host A is dead) sends
+  Failover: a client that cannot OPEN a connection to one host (refused: that host is dead) sends
   that request to the other host, as a client given two addresses does; it counts once. An idle
   keep-alive connection that the host closed is noticed before the request is written (as
   urllib3 does) and replaced: no request is written on it.

@@ -25,11 +25,11 @@ import enum
 import http.client
 import select
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
+
+from tests.support.traffic import ClientThreads
 
 HOST = "127.0.0.1"
 
@@ -64,7 +64,7 @@ class Request:
         return self.kind is Kind.ANSWERED and 500 <= self.status < 600
 
 
-class FailoverTraffic:
+class FailoverTraffic(ClientThreads):
     """``with FailoverTraffic([port_a, port_b]) as traffic: ...`` (see the module rules)."""
 
     def __init__(
@@ -77,38 +77,18 @@ class FailoverTraffic:
         timeout: float = 10.0,
         max_seconds: float = 600.0,
     ) -> None:
+        # a request waits on at most a connect, a send and a receive
+        super().__init__(clients, max_seconds, 3 * timeout + 5)
         self._ports = list(ports)
         self._path = path
         self._pause = pause
         self._timeout = timeout
-        self._deadline = time.monotonic() + max_seconds
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._done: list[Request] = []
         self._in_flight = [0] * len(self._ports)
-        self._threads = [
-            threading.Thread(target=self._loop, args=(i,), name=f"failover-{i}", daemon=True)
-            for i in range(clients)
-        ]
-
-    def __enter__(self) -> FailoverTraffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> list[Request]:
         """Stop sending; wait (bounded) for the requests under way; return every request."""
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(3 * self._timeout + 5)
+        self._join()
         return self.requests()
 
     def requests(self, since: float = 0.0, until: float = float("inf")) -> list[Request]:
@@ -127,7 +107,7 @@ class FailoverTraffic:
         connections: list[http.client.HTTPConnection | None] = [None] * len(self._ports)
         turn = index
         try:
-            while not self._stop.is_set() and time.monotonic() < self._deadline:
+            while self._running():
                 request = self._send(connections, turn % len(self._ports))
                 with self._lock:
                     self._done.append(request)
