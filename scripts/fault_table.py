@@ -51,12 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.fault_drill import (  # noqa: E402
-    DrillSettings,
-    FaultFleet,
-    markdown_table,
-    run_drill,
-)
+from tests.support.fault_drill import markdown_table, run_drill  # noqa: E402
+from tests.support.fault_fleet import DrillSettings, FaultFleet  # noqa: E402
 from tests.support.processes import ProcessRegistry  # noqa: E402
 
 

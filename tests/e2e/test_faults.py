@@ -28,7 +28,8 @@ from geoproxy.health.checker import TICK
 from geoproxy.state.health_store import LEASE_TTL_MS
 from geoproxy.state.redis_store import HEARTBEAT_PERIOD, WORKER_TTL_MS
 from tests.support.failover_traffic import Kind
-from tests.support.fault_drill import DrillSettings, FaultFleet, Phase, markdown_table, run_drill
+from tests.support.fault_drill import Phase, markdown_table, run_drill
+from tests.support.fault_fleet import DrillSettings, FaultFleet
 from tests.support.processes import ProcessRegistry
 from tests.support.redis_topologies import need_tools
 
@@ -127,7 +128,7 @@ def test_when_a_host_dies_the_other_takes_over_its_checks_and_reaps_its_workers(
 ) -> None:
     phase = phases["a whole host killed (master + workers)"]
     facts = phase.facts
-    assert facts["checks_held"] > 0, "the killed host held no check lease: nothing to take over"
+    assert facts["checks_held"] != 0, "the killed host held no check lease: nothing to take over"
     taken = facts["checks_taken_over_after"]
     assert taken is not None and float(taken) <= TAKEOVER_BOUND, table(phases)
     assert facts["checked_again_after"] is not None, table(phases)

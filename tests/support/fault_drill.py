@@ -10,11 +10,9 @@ Shared by ``scripts/fault_table.py`` (long phases, prints the README's table) an
 ``tests/e2e/test_faults.py`` (short phases, asserts the targets).
 
 Rules:
-- Everything runs on 127.0.0.1, on free ports: one redis-server, three demo backends (s1, s2,
-  s3; real processes), two ``geoproxy run`` hosts (A and B: the same configuration but for
-  the bind port, two workers each, ``GEOPROXY_HOSTNAME`` hostA / hostB so that worker ids and
-  check leases name their host). Every process goes through the caller's ``ProcessRegistry``
-  and is stopped by pid in ``FaultFleet.stop``; a kill is a SIGKILL by pid.
+- Everything runs on 127.0.0.1, on free ports (tests/support/fault_fleet.py): one
+  redis-server, three demo backends (s1, s2, s3; real processes), two ``geoproxy run`` hosts
+  A and B of two workers each. Every process is stopped by pid; a kill is a SIGKILL by pid.
 - The traffic is ``FailoverTraffic`` (its module says what counts as 2xx, 5xx, cut and lost,
   and when a request fails over to the other host). It runs from the first phase to the last
   without a break; a request belongs to the phase in which it started.
@@ -31,64 +29,14 @@ Rules:
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import cast
 
-import redis
-
-from tests.support.backends import Backend, start_backends
 from tests.support.failover_traffic import FailoverTraffic, Kind, Request
-from tests.support.ports import free_ports
-from tests.support.processes import ProcessRegistry
-from tests.support.proxy_process import ProxyProcess, children, start_proxy
-from tests.support.redis_topologies import RedisNode, start_node
+from tests.support.fault_fleet import HOSTS, FaultFleet
 
 HEAL_TIMEOUT = 15.0
-BACKEND = "app"
-SERVERS = ("s1", "s2", "s3")
-HOSTS = ("hostA", "hostB")
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
-
-CONFIG = """\
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 5s
-    retries 2
-    option redispatch
-
-frontend main
-    bind 127.0.0.1:{port}
-    default_backend app
-
-backend app
-    balance leastconn
-    option httpchk GET /health
-    default-server check inter {inter} fastinter {inter} downinter 1s rise 2 fall 2 observe layer7 error-limit 2 on-error mark-down
-    server s1 {s1}
-    server s2 {s2}
-    server s3 {s3}
-"""  # noqa: E501
-
-
-@dataclass(frozen=True, slots=True)
-class DrillSettings:
-    """How long and how hard: ``clients`` concurrent clients, each pausing ``pause`` s between
-    two requests of ``path``; phases of ``phase_seconds``, the fault ``fault_after`` s in."""
-
-    phase_seconds: float = 6.0
-    fault_after: float = 1.5
-    clients: int = 8
-    pause: float = 0.01
-    path: str = "/slow?ms=20"
-    inter: str = "200ms"
-    timeout: float = 10.0
 
 
 @dataclass
@@ -145,171 +93,6 @@ class Phase:
         return sum(1 for r in self.requests if r.failover)
 
 
-class FaultFleet:
-    """Redis, three backends, two hosts (see the module rules)."""
-
-    def __init__(self, registry: ProcessRegistry, directory: Path, settings: DrillSettings) -> None:
-        self.registry = registry
-        self.directory = directory
-        self.settings = settings
-        self.redis_nodes: list[RedisNode] = []
-        self.backends: dict[str, Backend] = {}
-        self.hosts: list[ProxyProcess] = []
-
-    def start(self) -> FaultFleet:
-        """Start everything; returns once both hosts run two booted workers."""
-        self.redis_nodes.append(start_node(self.registry, self.directory / "redis1"))
-        started = start_backends(self.registry, self.directory / "backends", names=SERVERS)
-        self.backends = {backend.name: backend for backend in started}
-        addresses = {name: backend.address for name, backend in self.backends.items()}
-        for name, port in zip(HOSTS, free_ports(len(HOSTS)), strict=True):
-            config = CONFIG.format(port=port, inter=self.settings.inter, **addresses)
-            work_dir = self.directory / name
-            work_dir.mkdir(parents=True)
-            env = {"GEOPROXY_HOSTNAME": name}
-            host = start_proxy(
-                self.registry, config, work_dir, self.redis_url, 2, outlive_test=True, env=env
-            )
-            self.hosts.append(host)
-        for host in self.hosts:
-            host.wait_for_workers(2)
-        return self
-
-    @property
-    def redis_port(self) -> int:
-        return self.redis_nodes[0].port
-
-    @property
-    def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
-
-    @property
-    def ports(self) -> list[int]:
-        return [host.port for host in self.hosts]
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.redis_url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
-        )
-
-    def read(self, what: Callable[[redis.Redis], object]) -> object:
-        """``what(client)``, or None while Redis does not answer."""
-        try:
-            with self.client() as client:
-                return what(client)
-        except REDIS_ERRORS:
-            return None
-
-    # -- faults ----------------------------------------------------------------------------------
-
-    def kill_redis(self) -> int:
-        node = self.redis_nodes[-1]
-        pid = node.pid
-        node.kill()
-        return pid
-
-    def restart_redis_empty(self) -> int:
-        """A new redis-server on the same port, with nothing in it."""
-        name = f"redis{len(self.redis_nodes) + 1}"
-        node = start_node(self.registry, self.directory / name, port=self.redis_port, name=name)
-        self.redis_nodes.append(node)
-        return node.pid
-
-    def kill_worker(self, host: int) -> int:
-        """SIGKILL the first worker of ``host``; returns its pid once it has exited."""
-        pid = self.hosts[host].worker_pids()[0]
-        os.kill(pid, signal.SIGKILL)
-        wait_gone([pid])
-        return pid
-
-    def kill_server(self, name: str) -> int:
-        backend = self.backends[name]
-        os.kill(backend.pid, signal.SIGKILL)
-        backend.process.process.wait(timeout=10)
-        return backend.pid
-
-    def kill_host(self, host: int) -> list[int]:
-        """SIGKILL the master and every worker of ``host`` at once; returns their pids once
-        every one has exited."""
-        master = self.hosts[host]
-        pids = [master.pid, *sorted(children(master.pid))]
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        master.process.process.wait(timeout=10)
-        wait_gone(pids)
-        return pids
-
-    # -- what Redis says -----------------------------------------------------------------------
-
-    def inflight(self) -> dict[str, int] | None:
-        found = self.read(lambda c: c.hgetall(f"gp:{{{BACKEND}}}:inflight"))
-        if found is None:
-            return None
-        return {k: int(v) for k, v in cast(dict[str, str], found).items()}
-
-    def server_state(self, name: str) -> dict[str, str]:
-        found = self.read(lambda c: c.hgetall(f"gp:{{{BACKEND}}}:srv:{name}"))
-        return cast(dict[str, str], found or {})
-
-    def check_holders(self) -> dict[str, str | None]:
-        found = self.read(lambda c: [c.get(f"gp:{{{BACKEND}}}:chk:{s}") for s in SERVERS])
-        holders = cast(list[str | None], found or [None] * len(SERVERS))
-        return dict(zip(SERVERS, holders, strict=True))
-
-    def live_workers(self) -> list[str]:
-        found = self.read(lambda c: c.zrange(f"gp:{{{BACKEND}}}:workers", 0, -1))
-        return cast(list[str], found or [])
-
-    def worker_hash_exists(self, worker: str) -> bool | None:
-        found = self.read(lambda c: c.exists(f"gp:{{{BACKEND}}}:w:{worker}"))
-        return None if found is None else bool(found)
-
-    def rebuilt(self) -> bool:
-        """Every server registered again, with its states, and four live workers."""
-        servers = self.read(lambda c: c.zrange(f"gp:{{{BACKEND}}}:servers", 0, -1))
-        if sorted(cast(list[str], servers or [])) != list(SERVERS):
-            return False
-        if not all(self.server_state(s).get("oper") for s in SERVERS):
-            return False
-        return len(self.live_workers()) == 2 * len(HOSTS)
-
-    def stop(self) -> None:
-        for host in self.hosts:
-            host.stop()
-        for backend in self.backends.values():
-            backend.stop()
-        for node in self.redis_nodes:
-            node.stop()
-
-
-def wait_gone(pids: Sequence[int], timeout: float = 10.0) -> None:
-    """Return once none of ``pids`` runs any more (gone, or a zombie: its sockets are closed);
-    raise TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while any(_runs(pid) for pid in pids):
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"processes {list(pids)} still run {timeout:g}s after SIGKILL")
-        time.sleep(0.001)
-
-
-def _runs(pid: int) -> bool:
-    """Whether any thread of ``pid`` still runs: a process's sockets are closed only when its
-    last thread exits, and its main thread may be a zombie before the others are done."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return False
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if state not in ("Z", "X"):
-            return True
-    return False
-
-
 def heal_times(
     conditions: dict[str, Callable[[], bool | None]], timeout: float = HEAL_TIMEOUT
 ) -> dict[str, float | None]:
@@ -337,11 +120,12 @@ def _baseline(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None
 
 
 def _redis_killed(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
-    phase.facts["redis_pid"] = fleet.kill_redis()
+    phase.facts["redis_killed"] = fleet.kill_redis()
 
 
 def _redis_back(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
-    phase.facts["redis_pid"] = fleet.restart_redis_empty()
+    phase.facts["redis_started"] = fleet.restart_redis_empty()
+    phase.facts["redis_away"] = round(time.monotonic() - fleet.redis_killed_at, 1)
     phase.facts["rebuilt_after"] = heal_times({"rebuilt": fleet.rebuilt})["rebuilt"]
 
 
@@ -385,7 +169,7 @@ def _host_killed(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> N
     survivor = f"{HOSTS[1 - victim]}:"
     pids = fleet.kill_host(victim)
     phase.died_at, phase.victim = time.monotonic(), victim
-    phase.facts.update(host=HOSTS[victim], killed=len(pids), checks_held=len(held[victim]))
+    phase.facts.update(host=_label(victim), killed=len(pids), checks_held=len(held[victim]))
 
     def taken_over() -> bool:
         holders = fleet.check_holders().values()
@@ -462,18 +246,22 @@ def notes(phase: Phase) -> str:
     facts = phase.facts
     said: list[str] = []
     if phase.died_at is not None:
-        where = "in all" if phase.victim is None else f"at {HOSTS[phase.victim]}"
+        where = "in all" if phase.victim is None else f"at {_label(phase.victim)}"
         said.append(
-            f"{len(phase.exposed())} requests under way {where} from the SIGKILL to the "
-            f"process's end ({(phase.died_at - phase.fault_at) * 1000:.0f} ms)"
+            f"{len(phase.exposed())} requests under way {where} from the SIGKILL to the end "
+            f"of the killed process ({(phase.died_at - phase.fault_at) * 1000:.0f} ms)"
         )
+    if "redis_killed" in facts:
+        said.append("the hosts route from their snapshots")
     if "rebuilt_after" in facts:
-        rebuilt = _seconds(facts["rebuilt_after"])
-        said.append(f"servers and workers registered again after {rebuilt}")
+        said.append(
+            f"Redis was away {facts['redis_away']} s; once back, every server and worker was "
+            f"registered again after {_seconds(facts['rebuilt_after'])}"
+        )
     if "worker_pid" in facts:
         said.append(
             f"gunicorn replaced the worker after {_seconds(facts['replaced_after'])}, its "
-            f"counts were reaped after {_seconds(facts['reaped_after'])}"
+            f"in-flight counts were given back after {_seconds(facts['reaped_after'])}"
         )
     if "marked_down_after" in facts:
         said.append(f"s3 marked DOWN after {_seconds(facts['marked_down_after'])}")
@@ -482,15 +270,22 @@ def notes(phase: Phase) -> str:
             f"{facts['host']} killed, it held {facts['checks_held']} of 3 check leases: "
             f"the other host held all 3 after {_seconds(facts['checks_taken_over_after'])} and "
             f"had checked each again after {_seconds(facts['checked_again_after'])}; the dead "
-            f"host's workers reaped after {_seconds(facts['workers_reaped_after'])}"
+            f"workers' counts given back after {_seconds(facts['workers_reaped_after'])}"
         )
     if phase.failovers:
         said.append(f"{phase.failovers} requests failed over to the other host")
     if phase.other:
         said.append(f"{phase.other} answered neither 2xx nor 5xx")
     if "drained_after" in facts:
-        said.append(f"in-flight counts back to 0 {_seconds(facts['drained_after'])} after the end")
+        said.append(
+            f"traffic stopped: every in-flight count in Redis at 0 after "
+            f"{_seconds(facts['drained_after'])}"
+        )
     return "; ".join(said) or "-"
+
+
+def _label(host: int) -> str:
+    return f"host {'AB'[host]}"
 
 
 def markdown_table(phases: Sequence[Phase]) -> str:
