@@ -15,8 +15,6 @@ Rules:
   ``status`` tells 2xx from 5xx), ``CUT`` (a status line, then the body ended early or timed
   out), ``LOST`` (no status line at all: the connection died or timed out after the request was
   written, or no host accepted a connection).
-- ``in_flight()`` counts, per host, the requests written and not yet finished: what a fault
-  at that host at that instant can take away.
 """
 
 from __future__ import annotations
@@ -77,14 +75,13 @@ class FailoverTraffic(ClientThreads):
         timeout: float = 10.0,
         max_seconds: float = 600.0,
     ) -> None:
-        # a request waits on at most a connect, a send and a receive
-        super().__init__(clients, max_seconds, 3 * timeout + 5)
+        # a request waits on two connects (one per host), a send and a receive at the most
+        super().__init__(clients, max_seconds, 4 * timeout + 5)
         self._ports = list(ports)
         self._path = path
         self._pause = pause
         self._timeout = timeout
         self._done: list[Request] = []
-        self._in_flight = [0] * len(self._ports)
 
     def stop(self) -> list[Request]:
         """Stop sending; wait (bounded) for the requests under way; return every request."""
@@ -95,11 +92,6 @@ class FailoverTraffic(ClientThreads):
         """The finished requests that started in [since, until)."""
         with self._lock:
             return [r for r in self._done if since <= r.started < until]
-
-    def in_flight(self) -> list[int]:
-        """Per host: requests written to it and not finished now."""
-        with self._lock:
-            return list(self._in_flight)
 
     # -- one client ----------------------------------------------------------------------------
 
@@ -151,33 +143,25 @@ class FailoverTraffic(ClientThreads):
     def _exchange(
         self, connection: http.client.HTTPConnection, host: int, started: float, failover: bool
     ) -> Request:
-        with self._lock:
-            self._in_flight[host] += 1
         try:
-            try:
-                connection.request("GET", self._path)
-                response = connection.getresponse()
-            except (OSError, http.client.HTTPException) as failure:
-                connection.close()
-                ended = time.monotonic()
-                return Request(started, ended, host, Kind.LOST, 0, "", failover, repr(failure))
-            server = response.getheader("X-Server") or ""
-            try:
-                response.read()
-            except (OSError, http.client.HTTPException) as failure:
-                connection.close()
-                ended = time.monotonic()
-                error = repr(failure)
-                status = response.status
-                return Request(started, ended, host, Kind.CUT, status, server, failover, error)
-            if response.will_close:
-                connection.close()
-            return Request(
-                started, time.monotonic(), host, Kind.ANSWERED, response.status, server, failover
-            )
-        finally:
-            with self._lock:
-                self._in_flight[host] -= 1
+            connection.request("GET", self._path)
+            response = connection.getresponse()
+        except (OSError, http.client.HTTPException) as failure:
+            connection.close()
+            ended = time.monotonic()
+            return Request(started, ended, host, Kind.LOST, 0, "", failover, repr(failure))
+        server = response.getheader("X-Server") or ""
+        try:
+            response.read()
+        except (OSError, http.client.HTTPException) as failure:
+            connection.close()
+            ended = time.monotonic()
+            status, error = response.status, repr(failure)
+            return Request(started, ended, host, Kind.CUT, status, server, failover, error)
+        if response.will_close:
+            connection.close()
+        ended = time.monotonic()
+        return Request(started, ended, host, Kind.ANSWERED, response.status, server, failover)
 
 
 def _was_dropped(sock: socket.socket) -> bool:

@@ -112,24 +112,24 @@ def heal_times(
 
 # -- the phases ------------------------------------------------------------------------------
 
-PhaseAction = Callable[[FaultFleet, FailoverTraffic, Phase], None]
+PhaseAction = Callable[[FaultFleet, Phase], None]
 
 
-def _baseline(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
+def _baseline(fleet: FaultFleet, phase: Phase) -> None:
     pass
 
 
-def _redis_killed(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
+def _redis_killed(fleet: FaultFleet, phase: Phase) -> None:
     phase.facts["redis_killed"] = fleet.kill_redis()
 
 
-def _redis_back(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
+def _redis_back(fleet: FaultFleet, phase: Phase) -> None:
     phase.facts["redis_started"] = fleet.restart_redis_empty()
     phase.facts["redis_away"] = round(time.monotonic() - fleet.redis_killed_at, 1)
     phase.facts["rebuilt_after"] = heal_times({"rebuilt": fleet.rebuilt})["rebuilt"]
 
 
-def _worker_killed(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
+def _worker_killed(fleet: FaultFleet, phase: Phase) -> None:
     host = fleet.hosts[0]
     pid = fleet.kill_worker(0)
     phase.died_at, phase.victim = time.monotonic(), 0
@@ -153,14 +153,14 @@ def _worker_killed(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) ->
     phase.facts["reaped_after"] = healed["reaped"]
 
 
-def _server_killed(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
+def _server_killed(fleet: FaultFleet, phase: Phase) -> None:
     phase.facts["pid"] = fleet.kill_server("s3")
     phase.died_at = time.monotonic()
     healed = heal_times({"down": lambda: fleet.server_state("s3").get("oper") == "down"})
     phase.facts["marked_down_after"] = healed["down"]
 
 
-def _host_killed(fleet: FaultFleet, traffic: FailoverTraffic, phase: Phase) -> None:
+def _host_killed(fleet: FaultFleet, phase: Phase) -> None:
     """Kill the host holding the most check leases (A on a tie), so that the survivor has
     checks to take over."""
     before = fleet.check_holders()
@@ -222,7 +222,7 @@ def run_drill(
             phase.started = time.monotonic()
             time.sleep(settings.fault_after)
             phase.fault_at = time.monotonic()
-            action(fleet, traffic, phase)
+            action(fleet, phase)
             time.sleep(max(0.0, phase.started + settings.phase_seconds - time.monotonic()))
         traffic.stop()
     # Phases are contiguous: every request belongs to exactly one.
