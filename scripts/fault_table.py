@@ -61,7 +61,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--phase-seconds", type=float, default=8.0, help="length of a phase")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
-    return parser.parse_args()
+    args = parser.parse_args()
+    fault_after = DrillSettings().fault_after
+    if args.phase_seconds <= fault_after:
+        parser.error(f"--phase-seconds must be longer than {fault_after:g}")
+    if args.clients < 1:
+        parser.error("--clients must be at least 1")
+    return args
 
 
 def commit() -> str:
