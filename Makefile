@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 CONFIG ?=
 RUN_ARGS := $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench faults clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+faults: $(BIN)/.installed
+	$(BIN)/python scripts/fault_table.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -5,8 +5,11 @@ Rules:
 1. A request whose bytes may have reached a server is never sent again (DESIGN.md invariant
    5), with one exception, as HAProxy and urllib3 make it: a request WITHOUT a body, sent on a
    REUSED idle connection which the server closes (or resets) before a single response byte,
-   is sent once more, on a freshly opened connection. The server had closed that connection
-   while it sat idle; the request was never processed.
+   is sent once more, on a freshly opened connection. The server most likely closed that
+   connection while it sat idle, and the request was never processed; but a server that died
+   while processing it looks the same, so the resend is only for idempotent methods (RFC 9110
+   9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE); RFC 9112 9.3.1 forbids a proxy to retry any
+   other on its own, and a body-less POST then gets the 502 of a fresh connection.
 2. The request body streams: it is read from the client in pieces of at most ``CHUNK_SIZE``
    bytes, each sent before the next one is read. The head goes out with the first piece in one
    ``sendall``. That piece is read once a connection is taken (a ``ConnectFailed`` leaves the
@@ -39,6 +42,8 @@ from geoproxy.forward.response import (
 )
 
 _MAX_INTERIM: Final = 10
+# the methods whose request a proxy may repeat on its own (rule 1)
+_IDEMPOTENT: Final = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 _LAST_CHUNK: Final = b"0\r\n\r\n"
 # build_request_head puts this line last when it asks the server to close (its rule 6)
 _ASKS_CLOSE: Final = b"\r\nconnection: close\r\n\r\n"
@@ -73,7 +78,7 @@ def send(
     except BaseException:
         pool.release(conn)  # nothing was sent on it
         raise
-    may_resend = conn.reused and not framing.has_body
+    may_resend = conn.reused and not framing.has_body and head.partition(b" ")[0] in _IDEMPOTENT
     connected = time.monotonic()
     try:
         response = _exchange(pool, conn, request)

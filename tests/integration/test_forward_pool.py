@@ -278,6 +278,26 @@ def test_request_with_a_body_is_never_resent_when_a_reused_connection_closes(
     assert server.accepted == 1
 
 
+@pytest.mark.parametrize("method", [b"POST", b"PATCH", b"LOCK"])
+def test_bodyless_non_idempotent_request_is_never_resent_when_a_reused_connection_closes(
+    pool_factory: list[ServerPool], method: bytes
+) -> None:
+    # The server may have died while processing it: RFC 9112 9.3.1, a proxy MUST NOT retry
+    # a non-idempotent request on its own.
+    seen: list[Request] = []
+    with close_on_second_request(seen) as server:
+        pool = make_pool(pool_factory, server.port)
+        read_body(forward(pool, GET))
+        with pytest.raises(BadResponse) as failure:
+            forward(pool, method + b" /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert not failure.value.retryable
+    assert [request.request_line for request in seen] == [
+        "GET /x HTTP/1.1",
+        f"{method.decode()} /x HTTP/1.1",
+    ]
+    assert server.accepted == 1
+
+
 def test_fresh_connection_closed_before_answering_is_not_resent(
     pool_factory: list[ServerPool],
 ) -> None:

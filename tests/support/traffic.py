@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 
 from tests.support.http_client import get
 
@@ -22,7 +23,47 @@ class Outcome:
     error: str = ""
 
 
-class Traffic:
+class ClientThreads:
+    """``clients`` threads, each running ``_loop(index)`` until ``stop`` is set or
+    ``max_seconds`` have passed (``_running``); a context manager that starts them on entry and
+    stops them on exit, waiting at most ``join_timeout`` seconds for each."""
+
+    def __init__(self, clients: int, max_seconds: float, join_timeout: float) -> None:
+        self._deadline = time.monotonic() + max_seconds
+        self._join_timeout = join_timeout
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(i,), name=f"client-{i}", daemon=True)
+            for i in range(clients)
+        ]
+
+    def __enter__(self) -> Self:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._join()
+
+    def _running(self) -> bool:
+        return not self._stop.is_set() and time.monotonic() < self._deadline
+
+    def _join(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self._join_timeout)
+
+    def _loop(self, index: int) -> None:
+        raise NotImplementedError
+
+
+class Traffic(ClientThreads):
     """``with Traffic(port) as traffic: ...``: ``clients`` threads send ``path`` in a loop."""
 
     def __init__(
@@ -35,36 +76,15 @@ class Traffic:
         timeout: float = 10.0,
         pause: float = 0.005,
     ) -> None:
+        super().__init__(clients, max_seconds, timeout + 5)
         self._port = port
         self._path = path
         self._timeout = timeout
         self._pause = pause
-        self._deadline = time.monotonic() + max_seconds
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._outcomes: list[Outcome] = []
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"traffic-{i}", daemon=True)
-            for i in range(clients)
-        ]
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> list[Outcome]:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(self._timeout + 5)
+        self._join()
         return self.outcomes()
 
     def outcomes(self, since: float = 0.0) -> list[Outcome]:
@@ -79,8 +99,8 @@ class Traffic:
                 raise TimeoutError(f"fewer than {count} requests in {timeout:g}s")
             time.sleep(0.02)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
+    def _loop(self, index: int) -> None:
+        while self._running():
             started = time.monotonic()
             try:
                 status: int | None = get(self._port, self._path, timeout=self._timeout).status
