@@ -323,7 +323,7 @@ def _start_sentinel(
 def _in_sync(replica: RedisNode) -> bool:
     with replica.client(socket_timeout=1) as client:
         info = client.info("replication")
-    return info.get("master_link_status") == "up"
+    return bool(info.get("master_link_status") == "up")
 
 
 def _knows_replica(group: SentinelGroup) -> bool:
