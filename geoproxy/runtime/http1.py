@@ -219,8 +219,10 @@ class ClientReader:
             else:
                 self._fail(400, str(error))
         if not self._idle and self.error is None:
-            # a head begun in this read holds at most this read: count it from the next one
-            self._check_head_size(0 if self._begun != begun else len(data))
+            # this read is all head when the head began it; a head begun behind another
+            # request's bytes holds at most this read: it is counted from the next one
+            whole = self._begun == begun or (at_boundary and self._begun == begun + 1)
+            self._check_head_size(len(data) if whole else 0)
 
     def _check_head_size(self, received: int) -> None:
         """Rule 3 for a head still incomplete after this read. What llhttp holds of an
