@@ -10,7 +10,8 @@ Rules:
    forwarder re-frames the de-chunked body itself).
 2. A method llhttp does not know is accepted when it is a token (HAProxy forwards any token):
    the request is re-parsed with a stand-in method and keeps its own. This needs the request to
-   start its read; a pipelined request with an unknown method behind another gets a 400.
+   start its read; a pipelined request with an unknown method behind another gets a 400. A
+   short read holding only the start of a method is kept until the method's end arrives.
 3. Limits, as HAProxy sizes a request (``RequestLimits``, from ``tune.bufsize`` and
    ``tune.http.maxhdr``): a request line that alone does not fit in the head's room is a 414;
    a head that does not fit, or more header fields than ``tune.http.maxhdr`` allows, a 431
@@ -44,6 +45,8 @@ READ_SIZE: Final = 65536
 _LINE_OVERHEAD: Final = 12
 _STANDIN_METHOD: Final = b"GET"
 _TOKEN_METHOD: Final = re.compile(rb"(?:\r\n)*([!#$%&'*+.^_`|~0-9A-Za-z-]+) ")
+_METHOD_START: Final = re.compile(rb"(?:\r\n)*[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_METHOD_START_MAX: Final = 64  # a longer start is parsed as it is (an unknown one gets a 400)
 _HOST: Final = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
 _CACHE_LIMIT: Final = 1024
 # header name (as sent) -> WSGI environ key, or "" for a name that is dropped (rule 6)
@@ -126,6 +129,7 @@ class ClientReader:
         "_idle",
         "_begun",
         "_method",
+        "_held",
     )
 
     def __init__(self, sock: Any, limits: RequestLimits) -> None:
@@ -144,13 +148,14 @@ class ClientReader:
         self._idle = True  # between two requests: the next byte starts a request
         self._begun = 0  # requests begun so far
         self._method = ""  # the real method of the request re-parsed with a stand-in
+        self._held = b""  # the start of a method, waiting for its end (rule 2)
 
     # -- reading ------------------------------------------------------------------------------
 
     @property
     def has_pending_input(self) -> bool:
         """Whether a request (or the start of one, or an error) is already here."""
-        return bool(self.ready) or self.error is not None or not self._idle
+        return bool(self.ready) or self.error is not None or not self._idle or bool(self._held)
 
     def fill(self, answered: bool = False) -> bool:
         """Read once from the client and parse what came; False when the client closed.
@@ -201,6 +206,16 @@ class ClientReader:
         if self.error is not None:
             return
         at_boundary = self._idle
+        if at_boundary:
+            if self._held:
+                data, self._held = self._held + data, b""
+            if (
+                len(data) < _METHOD_START_MAX
+                and b" " not in data
+                and _METHOD_START.fullmatch(data) is not None
+            ):
+                self._held = data  # rule 2: llhttp would refuse a method it does not know yet
+                return
         begun = self._begun
         try:
             self._parser.feed_data(data)
@@ -296,12 +311,16 @@ class ClientReader:
         text = value.decode("latin-1").rstrip(" \t")
         fields = request.fields
         if key in fields:
+            previous = fields[key]
             if key == "HTTP_HOST":
                 # two Host fields name two hosts: routing would read one, the server another
-                if text != fields[key]:
+                if text != previous:
                     raise RequestError(400, "repeated Host field")
                 return
-            text = fields[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
+            if not text:
+                return  # an empty line adds no element to the list
+            if previous:
+                text = previous + ("; " if key == "HTTP_COOKIE" else ", ") + text
         fields[key] = text
 
     def on_headers_complete(self) -> None:

@@ -264,6 +264,16 @@ def test_a_valid_transfer_encoding_in_any_spelling_frames_one_body_and_the_next_
     assert forwarded.lower().replace(" ", "").endswith("chunked")
 
 
+def test_an_unknown_method_split_over_two_reads_is_forwarded(hostile: Hostile) -> None:
+    with RawConnection(HOST, hostile.proxy.port) as connection:
+        connection.send(b"BR")
+        time.sleep(0.2)  # two reads for the worker
+        connection.send(b"EW /pot HTTP/1.1\r\nHost: t\r\nX-Case: split-method\r\n\r\n")
+        assert connection.read_response().status == 200
+    received = only(hostile.servers.received("split-method"))
+    assert (received.method, received.target) == ("BREW", "/pot")
+
+
 # -- limits: tune.bufsize and tune.http.maxhdr -------------------------------------------------
 
 
