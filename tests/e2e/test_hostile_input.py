@@ -72,6 +72,11 @@ backend insert
     cookie SERVERID insert indirect nocache
     server i1 {i1} cookie i1
     server i2 {i2} cookie i2
+listen stats
+    bind 127.0.0.1:{stats_port}
+    stats uri /haproxy?stats
+    stats auth admin:s3cret
+    stats admin if TRUE
 """
 SMALL_CONFIG = """\
 global
@@ -94,6 +99,7 @@ class Hostile:
     workers: dict[int, list[int]]  # proxy port -> its worker's pid at start
     sentinel: socket.socket  # a listener that hostile URIs name: it must never be dialled
     redis_url: str
+    stats_port: int  # the proxy's stats listener (stats auth admin:s3cret, stats admin)
 
     @property
     def sentinel_authority(self) -> str:
@@ -114,13 +120,16 @@ def hostile(module_stack: Stack) -> Iterator[Hostile]:
     sentinel = socket.create_server((HOST, 0))
     sentinel.setblocking(False)
     try:
-        port, small_port = free_ports(2)
+        port, small_port, stats_port = free_ports(3)
         addresses = {name: servers.address(name) for name in ("s1", "p1", "p2", "i1", "i2")}
-        proxy = module_stack.proxy(CONFIG.format(port=port, **addresses), workers=1)
+        config = CONFIG.format(port=port, stats_port=stats_port, **addresses)
+        proxy = module_stack.proxy(config, workers=1)
         small = module_stack.proxy(SMALL_CONFIG.format(port=small_port, s1=addresses["s1"]), 1)
         workers = {port: proxy.worker_pids(), small_port: small.worker_pids()}
         assert all(len(pids) == 1 for pids in workers.values()), workers
-        yield Hostile(proxy, small, servers, workers, sentinel, module_stack.redis_url)
+        yield Hostile(
+            proxy, small, servers, workers, sentinel, module_stack.redis_url, stats_port
+        )
     finally:
         servers.stop()
         sentinel.close()
@@ -586,6 +595,7 @@ def test_a_server_answering_with_cr_lf_or_nul_in_a_field_gives_the_client_a_502(
 
 
 # -- the admin side is not reachable through a proxied frontend -------------------------------
+# (the configuration serves the stats page, with admin actions, on another listener)
 
 
 @pytest.mark.parametrize(
@@ -601,7 +611,7 @@ def test_a_server_answering_with_cr_lf_or_nul_in_a_field_gives_the_client_a_502(
         ("POST", "/"),
     ],
 )
-def test_without_stats_on_a_frontend_stats_and_admin_paths_reach_the_backend(
+def test_stats_and_admin_paths_of_a_frontend_without_stats_reach_its_backend(
     hostile: Hostile, method: str, target: str
 ) -> None:
     form = b"b=plain&s=s1&action=maint"
@@ -616,6 +626,26 @@ def test_without_stats_on_a_frontend_stats_and_admin_paths_reach_the_backend(
     assert (answer.status, answer.header("x-server")) == (200, "s1")
     received = only(hostile.servers.received(case))
     assert received.target == target.removeprefix("http://t")
+    client = redis.Redis.from_url(hostile.redis_url, decode_responses=True)
+    try:
+        assert client.hget("gp:{plain}:srv:s1", "admin") == "ready"
+    finally:
+        client.close()
+
+
+def test_the_stats_listener_itself_answers_401_to_an_admin_action_without_credentials(
+    hostile: Hostile,
+) -> None:
+    form = b"b=plain&s=s1&action=maint"
+    with RawConnection(HOST, hostile.stats_port) as connection:
+        connection.send(
+            b"POST /haproxy?stats HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n%b" % (len(form), form)
+        )
+        answer = connection.read_response()
+    assert answer.status == 401
+    assert answer.header("www-authenticate") == 'Basic realm="HAProxy Statistics"'
     client = redis.Redis.from_url(hostile.redis_url, decode_responses=True)
     try:
         assert client.hget("gp:{plain}:srv:s1", "admin") == "ready"
