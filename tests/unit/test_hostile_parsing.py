@@ -13,7 +13,8 @@ built for a server (``geoproxy.forward.request_head``), the response head parser
 - A server's response head is parsed or refused with ``BadResponse``; nothing else, and what
   is handed on has no CR, LF or NUL.
 - A prefix-mode cookie geoproxy gives the client routes its next request back to the server
-  that set it, and that server gets its own value back.
+  that set it, and that server gets its own value back; an ``insert indirect`` cookie never
+  reaches a server, whatever separators surround it.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from geoproxy.config.model import CookieMode, CookiePolicy, Location, RequestLim
 from geoproxy.errors import BadResponse
 from geoproxy.forward.request_head import KEEP, UnforwardableRequest, build_request_head
 from geoproxy.forward.response import parse_head
-from geoproxy.persistence.cookie_header import parse_set_cookie
+from geoproxy.persistence.cookie_header import cookie_pairs, parse_set_cookie
 from geoproxy.persistence.cookies import read_request, rewrite_response
+from geoproxy.persistence.result import KEEP as KEEP_COOKIE
 from geoproxy.persistence.result import PersistenceRequest
 from geoproxy.runtime.http1 import ClientReader, Request
 
@@ -258,3 +260,18 @@ def test_a_prefixed_cookie_routes_back_to_its_server_with_the_servers_own_value(
     again = read_request(PREFIX, SERVERS, PersistenceRequest("GET", f"SRV={pair.value}"), 1.0)
     assert again.server is server
     assert again.upstream_cookie == f"SRV={value}"
+
+
+INSERT_INDIRECT = CookiePolicy(
+    "SRV", CookieMode.INSERT, Location("test", 1), indirect=True, nocache=True
+)
+SEPARATED = st.text(alphabet=st.sampled_from(' \t;,="\\$~|abSRV=s12'), max_size=40)
+
+
+@FAST
+@given(SEPARATED)
+def test_an_indirect_insert_cookie_never_reaches_the_server(header: str) -> None:
+    decision = read_request(INSERT_INDIRECT, SERVERS, PersistenceRequest("GET", header), 0.0)
+    upstream = header if decision.upstream_cookie is KEEP_COOKIE else decision.upstream_cookie
+    if upstream is not None:
+        assert "SRV" not in [name for name, _ in cookie_pairs(upstream)], upstream
