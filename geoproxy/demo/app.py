@@ -9,6 +9,8 @@ Endpoints:
 - ``/headers``: the request's header fields as received: ``[[name, value], ...]`` in order,
   names in their original case, values without the blanks around them.
 - ``/set-cookie?name=N&value=V&path=P``: answers with ``Set-Cookie: N=V; Path=P``.
+- ``/ws``: a WebSocket echo (``geoproxy.demo.websocket``, run by the server on its
+  connection); a request there that is no WebSocket handshake gets 426.
 - ``/health``, ``/health/fail``, ``/health/ok``; ``/stats`` and ``/stats/reset`` (JSON).
 
 Rules:
@@ -26,6 +28,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import string
@@ -127,6 +130,7 @@ class DemoApp:
             "/echo": self._echo,
             "/headers": self._headers,
             "/set-cookie": self._set_cookie,
+            "/ws": self._not_websocket,
             "/health/fail": self._health_fail,
             "/health/ok": self._health_ok,
         }
@@ -165,6 +169,19 @@ class DemoApp:
             return self._bytes(path[len("/bytes/") :], environ, start)
         start("200 OK", self._hello_headers)
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [self._hello]
+
+    @contextlib.contextmanager
+    def session(self, environ: Environ) -> Iterator[None]:
+        """A WebSocket session, counted as a request in flight while it lasts."""
+        self._count_connection(environ)
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            yield
+        finally:
+            stats.in_flight -= 1
 
     def _count_connection(self, environ: Environ) -> None:
         connection: Connection | None = environ.get(CONNECTION_KEY)
@@ -260,6 +277,11 @@ class DemoApp:
         if any(c in cookie for c in "\r\n"):
             return self._bad_request(start, "no CR or LF in a cookie")
         return self._answer(start, "200 OK", b"cookie set\n", extra=[("Set-Cookie", cookie)])
+
+    def _not_websocket(self, environ: Environ, start: StartResponse) -> Iterable[bytes]:
+        extra = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+        body = b"a WebSocket handshake is expected here\n"
+        return self._answer(start, "426 Upgrade Required", body, extra=extra)
 
     def _health(self, environ: Environ, start: StartResponse) -> Iterable[bytes]:
         if self.healthy:

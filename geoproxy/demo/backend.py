@@ -1,9 +1,10 @@
 """A demo HTTP/1.1 application server: ``python -m geoproxy.demo.backend --name s1 --port 9001``.
 
 It serves ``geoproxy.demo.app.DemoApp`` with gevent's pywsgi (keep-alive, chunked request
-bodies), without an access log so that it is not the bottleneck of a benchmark. SIGTERM (or
-SIGINT) stops it cleanly: the listener closes, idle keep-alive connections close at once, and
-requests in progress get ``--grace`` seconds to finish.
+bodies), and WebSocket echo sessions at ``/ws`` (``geoproxy.demo.websocket``), without an
+access log so that it is not the bottleneck of a benchmark. SIGTERM (or SIGINT) stops it
+cleanly: the listener closes, idle keep-alive connections close at once, and requests in
+progress get ``--grace`` seconds to finish.
 The line ``demo backend NAME listening on http://HOST:PORT`` on stdout says it is ready.
 """
 
@@ -22,6 +23,7 @@ import gevent
 import gevent.event
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from geoproxy.demo import websocket
 from geoproxy.demo.app import CONNECTION_KEY, DemoApp
 
 # As http.client: a longer line or more fields make the request a 400.
@@ -130,6 +132,20 @@ class DemoHandler(WSGIHandler):  # type: ignore[misc]  # gevent ships no type hi
         if self.idle and self.socket is not None:
             with contextlib.suppress(OSError):
                 self.socket.shutdown(socket.SHUT_RDWR)
+
+    def handle_one_response(self) -> None:
+        """A WebSocket handshake to ``/ws`` becomes an echo session on this connection
+        (``geoproxy.demo.websocket``), which closes after it; the app answers the rest."""
+        environ = self.environ
+        key = websocket.handshake_key(environ) if environ["PATH_INFO"] == "/ws" else None
+        if key is None:
+            super().handle_one_response()
+            return
+        self.close_connection = True
+        app: DemoApp = self.server.application
+        greet = environ.get("QUERY_STRING", "") == "greet=1"
+        with app.session(environ):
+            websocket.serve_echo(self.socket, self.rfile, app.name, key, greet)
 
     def MessageClass(self, rfile: Any, *_: Any) -> RequestHead:  # noqa: N802 (pywsgi's name)
         return RequestHead.read(rfile)

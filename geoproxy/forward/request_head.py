@@ -17,6 +17,9 @@ Rules:
 5. ``cookie`` replaces the Cookie header (in place), removes it (``None``) or keeps it (``KEEP``).
    Repeated Cookie headers arrive joined by gunicorn and leave as that one header.
 6. ``append`` headers come after the client's; ``connection: close`` last when ``server_close``.
+   An ``upgrade`` request (the client asked to switch protocols and the worker can tunnel)
+   keeps its Upgrade header and ends with ``connection: upgrade`` instead (no close: a server
+   that does not switch answers a plain response).
 7. An HTTP/1.1 request must carry Host (RFC 9112 3.2): a client without one (HTTP/1.0) gets the
    absolute-form authority, or an empty Host.
 8. An absolute-form target whose authority is not the Host header's value is refused with
@@ -89,6 +92,7 @@ _DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELD_VALUE_FORBIDDEN: Final = re.compile(r"[\x00\r\n]")
 
+_UPGRADE_KEY: Final = frozenset({"HTTP_UPGRADE"})
 _SPECIAL_KEYS: Final = frozenset({"HTTP_COOKIE", "HTTP_HOST", "CONTENT_LENGTH", "CONTENT_TYPE"})
 
 # Per-process caches, bounded: clients choose the keys, so a flood of distinct header names or
@@ -105,18 +109,22 @@ def build_request_head(
     cookie: str | None | Keep,
     append: Sequence[tuple[str, str]],
     server_close: bool,
+    upgrade: bool = False,
 ) -> tuple[bytes, BodyFraming]:
     """Return the request head's bytes (ending with the blank line) and the body framing.
 
     ``environ`` is gunicorn's; ``append`` holds extra headers (e.g. X-Forwarded-For) whose
     names must be tokens and whose values must not contain CR, LF or NUL (``ValueError``).
     Raises ``UnforwardableRequest`` for a target or framing a server cannot be sent.
+    ``upgrade``: keep the client's Upgrade header and ask for the switch (rule 6).
     """
     framing = _framing(environ)
     target, authority = _origin_form(environ.get("RAW_URI") or "/")
     if authority is not None and "HTTP_HOST" in environ:
         _check_host(environ["RAW_URI"], environ["HTTP_HOST"])
     dropped = _dropped_keys(environ.get("HTTP_CONNECTION"))
+    if upgrade:
+        dropped = dropped - _UPGRADE_KEY
     parts = [environ["REQUEST_METHOD"], " ", target, " HTTP/1.1\r\n"]
     cookie_sent = has_host = False
     for key, value in environ.items():
@@ -147,7 +155,9 @@ def build_request_head(
         parts += ("transfer-encoding: ", environ["HTTP_TRANSFER_ENCODING"], "\r\n")
     if isinstance(cookie, str) and not cookie_sent:
         parts += ("cookie: ", _checked_value(cookie), "\r\n")
-    _add_own_lines(parts, append, server_close)
+    _add_own_lines(parts, append, server_close and not upgrade)
+    if upgrade:
+        parts.insert(-1, "connection: upgrade\r\n")
     return "".join(parts).encode("latin-1"), framing
 
 

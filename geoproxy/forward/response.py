@@ -19,7 +19,9 @@ Rules:
 4. A connection is reused only when the whole request was sent, the whole body was read, no
    byte follows it, and the server keeps the connection alive (HTTP/1.1 without
    ``Connection: close``, or HTTP/1.0 with ``Connection: keep-alive``).
-5. ``timeout server`` is an inactivity timeout: it applies to each read, so a server that stalls
+5. A 101 (Switching Protocols) keeps its connection out of the pool for good: ``detach`` hands
+   it to whoever tunnels the new protocol, with the bytes the server sent after the head.
+6. ``timeout server`` is an inactivity timeout: it applies to each read, so a server that stalls
    between two body reads raises ``ServerTimeout``; one that closes mid-body ``BadResponse``.
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import re
+import socket
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -282,7 +285,9 @@ class UpstreamResponse:
         self._body: BodyKind | None = head.body
         self._length = head.length
         self._reusable = head.keep_alive and request_complete
-        if head.body is BodyKind.NONE:
+        if head.status == 101:
+            self._body = None  # no body: what follows is the new protocol's (rule 5)
+        elif head.body is BodyKind.NONE:
             self._finish()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -305,6 +310,17 @@ class UpstreamResponse:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    def detach(self) -> tuple[socket.socket, bytes]:
+        """A 101's connection, for a tunnel (rule 5): its socket, which the caller now owns
+        and must close, and the bytes already received after the head. Raises ValueError when
+        the response is not a 101 or was closed."""
+        conn, self._conn = self._conn, None
+        if conn is None or self.status != 101:
+            if conn is not None:
+                conn.close()
+            raise ValueError("only a 101 response still open hands its connection over")
+        return conn.sock, conn.take(conn.buffered)
 
     def _finish(self) -> None:
         """The body was read to its end: give the connection back, or close it (rule 4)."""

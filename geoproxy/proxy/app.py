@@ -7,7 +7,9 @@ Rules:
    response body's ``close()``, which gunicorn calls whatever happens to the client.
 3. A request whose bytes reached a server is never sent again (invariant 5): only
    ``ConnectFailed`` leads to a retry.
-4. No exception reaches gunicorn as a traceback for the client: upstream failures become
+4. A request that asks to switch protocols keeps its Upgrade header only when the server
+   loop offers to tunnel; a 101 then becomes a ``SwitchedBody`` (``geoproxy.proxy.upgrade``).
+5. No exception reaches gunicorn as a traceback for the client: upstream failures become
    HAProxy's 502/503/504 pages; a failure after the response started cuts the client connection,
    as HAProxy does.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
 from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
+from geoproxy.proxy.body import ProxiedBody, Traffic
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
 from geoproxy.proxy.requestlog import LogNote, note_of
@@ -40,6 +43,7 @@ from geoproxy.proxy.runtime import (
     build_backends,
     build_frontends,
 )
+from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody, tunnel_timeout
 from geoproxy.state.store import FleetState, Lease, StickRequest
 
 Environ = dict[str, Any]
@@ -60,83 +64,6 @@ class ClientTimeouts:
     request_head: float | None
     idle: float | None
     client: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Traffic:
-    """What the statistics count of one request: its frontend, the bytes forwarded to the
-    server (head and declared body) and the response head's bytes."""
-
-    frontend: str
-    bytes_in: int
-    head_out: int
-
-
-class ProxiedBody:
-    """The response body handed to gunicorn: streams the server's body, and on ``close()``
-    returns the connection to its pool, counts the traffic and releases the lease."""
-
-    __slots__ = (
-        "_response", "_fleet", "_lease", "_closed", "_sessions", "_traffic", "_sent", "_note",
-        "_ending",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        response: UpstreamResponse,
-        fleet: FleetState,
-        lease: Lease,
-        sessions: set[ProxiedBody] | None = None,
-        traffic: Traffic | None = None,
-        note: LogNote | None = None,
-    ) -> None:
-        self._response = response
-        self._fleet = fleet
-        self._lease = lease
-        self._closed = False
-        self._sessions = sessions
-        self._traffic = traffic
-        self._sent = 0
-        self._note = note
-        # the log's termination state if the body does not end normally: the client left
-        self._ending = "CD"
-        if sessions is not None:
-            sessions.add(self)
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            for chunk in self._response:
-                self._sent += len(chunk)
-                yield chunk
-        except UpstreamError as error:
-            self._ending = "SD" if error.status != 504 else "sD"
-            raise
-        self._ending = "--"
-
-    def abort(self) -> None:
-        """Cut the connection to the server (``on-marked-down shutdown-sessions``): the body
-        being streamed ends with an error, and the client's connection is cut."""
-        self._response.close()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._sessions is not None:
-            self._sessions.discard(self)
-        try:
-            self._response.close()
-        finally:
-            traffic = self._traffic
-            if traffic is not None:
-                self._fleet.count_traffic(
-                    self._lease, traffic.frontend, traffic.bytes_in, traffic.head_out + self._sent
-                )
-            self._fleet.release(self._lease)
-            note = self._note
-            if note is not None:
-                head = traffic.head_out if traffic is not None else 0
-                note.finish(self._response.status, head + self._sent, self._ending)
 
 
 class ProxyApp:
@@ -293,12 +220,14 @@ class ProxyApp:
             return self._error(environ, start_response, frontend, backend, 503)
         forwardfor = (backend.forwardfor or frontend.forwardfor)(environ)
         upstream_cookie = persistence.upstream_cookie
+        upgrade = UPGRADE_OFFER in environ
         try:
             head, framing = build_request_head(
                 environ,
                 cookie=KEEP if upstream_cookie is PERSISTENCE_KEEP else upstream_cookie,
                 append=(forwardfor,) if forwardfor else (),
                 server_close=backend.server_close,
+                upgrade=upgrade,
             )
         except UnforwardableRequest:
             self.fleet.release(lease)
@@ -311,6 +240,12 @@ class ProxyApp:
             response, lease = self._send(environ, backend, lease, (head, framing), direct)
         except UpstreamError as error:
             return self._error(environ, start_response, frontend, backend, error.status)
+        if response.status == 101 and not upgrade:
+            # a server cannot switch a client that did not ask: HAProxy answers 502
+            response.close()
+            self.fleet.count_error(backend.config.name, lease.server, "resp")
+            self.fleet.release(lease)
+            return self._error(environ, start_response, frontend, backend, 502)
         headers = response.headers
         if note is not None:
             note.connected = response.connected_at
@@ -331,6 +266,11 @@ class ProxyApp:
             len(head) + framing.length,
             len(status) + 13 + sum(len(name) + len(value) + 4 for name, value in headers),
         )
+        if response.status == 101:
+            timeout = tunnel_timeout(frontend.config.timeouts, backend.config.timeouts)
+            return SwitchedBody(
+                response, self.fleet, lease, sessions, traffic, note, timeout=timeout
+            )
         return ProxiedBody(response, self.fleet, lease, sessions, traffic, note)
 
     def _persist_response(

@@ -25,6 +25,11 @@ Rules:
 6. A header name holding ``_`` is dropped (gunicorn's default): ``X_Foo`` and ``X-Foo`` would
    map to the same WSGI key. Repeated fields are joined with ``, `` (Cookie with ``; ``).
    Trailer fields of a chunked body are read and dropped.
+7. An HTTP/1.1 request with ``Connection: upgrade`` and an ``Upgrade`` header (llhttp's
+   upgrade) is marked ``upgrade``, and parsing stops there: the bytes after its head are held
+   unparsed, since they belong to the new protocol if the server switches (the worker then
+   ``take_held``s them into the tunnel) and to the next request if it does not (the worker
+   then ``resume``s parsing). Such a request with a body is a 400: llhttp does not frame it.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class Request:
         "error",
         "field_count",
         "head_size",
+        "upgrade",
     )
 
     def __init__(self) -> None:
@@ -94,6 +100,7 @@ class Request:
         self.error: RequestError | None = None
         self.field_count = 0
         self.head_size = 0
+        self.upgrade = False  # rule 7
 
 
 def environ_key(name: bytes) -> str:
@@ -132,6 +139,7 @@ class ClientReader:
         "_begun",
         "_method",
         "_held",
+        "_method_start",
     )
 
     def __init__(self, sock: Any, limits: RequestLimits) -> None:
@@ -150,14 +158,17 @@ class ClientReader:
         self._idle = True  # between two requests: the next byte starts a request
         self._begun = 0  # requests begun so far
         self._method = ""  # the real method of the request re-parsed with a stand-in
-        self._held = b""  # the start of a method, waiting for its end (rule 2)
+        self._held: bytes | None = None  # bytes after an upgrade request's head (rule 7)
+        self._method_start = b""  # the start of a method, waiting for its end (rule 2)
 
     # -- reading ------------------------------------------------------------------------------
 
     @property
     def has_pending_input(self) -> bool:
         """Whether a request (or the start of one, or an error) is already here."""
-        return bool(self.ready) or self.error is not None or not self._idle or bool(self._held)
+        return (
+            bool(self.ready) or self.error is not None or not self._idle or bool(self._method_start)
+        )
 
     def fill(self, answered: bool = False) -> bool:
         """Read once from the client and parse what came; False when the client closed.
@@ -207,17 +218,20 @@ class ClientReader:
         """Parse ``data``; a parse error is kept in ``error`` (and in the request it broke)."""
         if self.error is not None:
             return
+        if self._held is not None:
+            self._held += data
+            return
         at_boundary = self._idle
         if at_boundary:
-            if self._held:
-                data, self._held = self._held + data, b""
+            if self._method_start:
+                data, self._method_start = self._method_start + data, b""
             if (
                 len(data) < _METHOD_START_MAX
                 and b" " not in data
                 and _METHOD_START.fullmatch(data) is not None
             ):
-                self._held = data  # rule 2: llhttp would refuse a method it does not know yet
-                return
+                self._method_start = data  # rule 2: llhttp would refuse a method it does not
+                return  # know yet
         begun = self._begun
         try:
             self._parser.feed_data(data)
@@ -260,17 +274,40 @@ class ClientReader:
             self._parsing.error = self.error
 
     def _after_upgrade(self, rest: bytes) -> None:
-        """llhttp stops after an Upgrade (or CONNECT) head. geoproxy never switches protocols
-        (the forwarder drops Upgrade), so what follows is the next request: parse it afresh.
-        CONNECT is answered 405 and the connection closed, so its tunnel bytes are not read."""
+        """llhttp stops after an Upgrade (or CONNECT) head. An HTTP/1.1 upgrade holds what
+        follows (rule 7); after an HTTP/1.0 one (RFC 9110 7.8: the server ignores Upgrade)
+        what follows is the next request, parsed afresh. CONNECT is answered 405 and the
+        connection closed, so its tunnel bytes are not read."""
         request = self._parsing
         if request is not None and request.method == "CONNECT":
             request.keep_alive = False
             self._fail(400, "bytes after CONNECT")
             return
+        if request is not None and request.version == "1.1":
+            if request.has_body:
+                request.keep_alive = False
+                request.error = self.error = RequestError(400, "upgrade request with a body")
+                return
+            request.upgrade = True
+            self._held = rest
+            return
         self._parser = httptools.HttpRequestParser(self)
         if rest:
             self.feed(rest)
+
+    def take_held(self) -> bytes:
+        """The bytes the client sent after an upgrade request's head, for the tunnel (rule 7);
+        nothing is parsed from this connection any more."""
+        held, self._held = self._held or b"", b""
+        return held
+
+    def resume(self) -> None:
+        """Parse again after an upgrade request the server did not switch for (rule 7): what
+        the client sent after its head is the next request."""
+        held, self._held = self._held, None
+        self._parser = httptools.HttpRequestParser(self)
+        if held:
+            self.feed(held)
 
     def _unknown_method(self, data: bytes) -> None:
         """Rule 2: the request that starts ``data`` is re-parsed with a stand-in method."""

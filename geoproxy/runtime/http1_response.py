@@ -16,6 +16,9 @@ Rules:
 4. The head and the first piece of the body leave in one ``sendall``.
 5. A header line holding CR, LF or NUL is never written (DESIGN.md invariant 7): the response
    becomes a 500.
+6. A ``101 Switching Protocols`` that the worker tunnels is written by ``write_switch``: the
+   app's headers as they are, Connection and Upgrade included (they describe the switch), and
+   no framing header: what follows the head is the new protocol's.
 """
 
 from __future__ import annotations
@@ -91,6 +94,18 @@ class Response:
             self._send_head(client, head + first)
             for data in chunks:
                 client.sendall(data)
+
+    def write_switch(self, client: ClientReader) -> None:
+        """Write a 101's head (rule 6). Raises ``HeaderError`` (nothing sent), OSError."""
+        lines = ["HTTP/1.1 ", self.status, "\r\n"]
+        for name, value in self.headers:
+            lines += (name, ": ", value, "\r\n")
+        lines.append("\r\n")
+        text = "".join(lines)
+        expected = len(self.headers) + 2
+        if text.count("\n") != expected or text.count("\r") != expected or "\0" in text:
+            raise HeaderError("CR, LF or NUL in the response head")
+        self._send_head(client, text.encode("latin-1"))
 
     def _send_head(self, client: ClientReader, data: bytes) -> None:
         self.head_sent = True

@@ -19,6 +19,11 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
 6. Requests of a connection are served one after the other, pipelined ones included. A body
    the app did not read is read and dropped before the next request (the connection closes
    instead when the client still waits for ``100 Continue``).
+7. A request that asks to switch protocols (``Connection: upgrade``) is offered a tunnel
+   (``geoproxy.proxy.upgrade``): when the app answers with a ``SwitchedBody``, the 101 head
+   goes to the client and the connection becomes a tunnel to the server
+   (``geoproxy.runtime.tunnel``) until either side is done; it then closes. Any other answer
+   is a plain response, and the connection goes on with the next request.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from geoproxy.config.model import RequestLimits
 from geoproxy.errors import ClientGone, UpstreamError
 from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
+from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
+from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
 
@@ -181,6 +188,9 @@ class _Connection:
         try:
             result = self.worker.wsgi(environ, response.start_response)
             try:
+                if request.upgrade and isinstance(result, SwitchedBody):
+                    self._tunnel(response, result)
+                    return False
                 response.write(self.reader, request, result)
             finally:
                 close = getattr(result, "close", None)
@@ -199,9 +209,26 @@ class _Connection:
                 self.worker.log.exception("error while serving a request")
                 _send_quietly(self.sock, _PAGES[500])
             return False
+        if request.upgrade:
+            self.reader.resume()  # no switch: what followed the request is the next one
         if response.close or not request.keep_alive:
             return False
         return body.is_consumed or self._drain(request, body)
+
+    def _tunnel(self, response: Response, body: SwitchedBody) -> None:
+        """Rule 7: the 101 head, then the tunnel, until either side is done."""
+        ends = body.tunnel()
+        response.write_switch(self.reader)
+        tunnel = Tunnel(
+            self.sock,
+            ends.server,
+            to_server=self.reader.take_held(),
+            to_client=ends.from_server,
+            timeout=ends.timeout,
+        )
+        body.on_abort(tunnel.cut)
+        report = tunnel.run()
+        body.count_tunnelled(report.up, report.down, report.ending)
 
     def _drain(self, request: Request, body: RequestBody | EmptyBody) -> bool:
         """Read and drop the rest of a body the app did not read (rule 6)."""
@@ -230,6 +257,8 @@ class _Connection:
         environ["wsgi.input"] = body
         environ["geoproxy.accepted"] = self.began_at
         environ["geoproxy.head_ms"] = int((time.monotonic() - self.began) * 1000)
+        if request.upgrade:
+            environ[UPGRADE_OFFER] = True
         return environ
 
 

@@ -512,14 +512,39 @@ def test_an_expect_100_request_answered_without_reading_its_body_closes_the_conn
         assert connection.is_closed_by_peer()
 
 
-def test_an_upgrade_request_is_served_as_a_plain_request_and_what_follows_as_the_next(
+def test_an_upgrade_the_server_does_not_switch_for_is_a_plain_request_then_the_next_comes(
     stack: Stack,
 ) -> None:
     with connect(stack) as connection:
         connection.send(
-            b"GET /headers HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+            b"GET /headers HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, Upgrade\r\n"
+            b"Keep-Alive: timeout=5\r\nUpgrade: websocket\r\n\r\n"
             b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        headers = json.loads(connection.read_response().body)
+        hop = [[name, value] for name, value in headers if name in ("upgrade", "connection")]
+        assert hop == [["upgrade", "websocket"], ["connection", "upgrade"]]
+        assert "keep-alive" not in [name for name, _ in headers]
+        assert connection.read_response().body == b"served by s1"
+
+
+def test_an_http_1_0_upgrade_request_is_a_plain_request_without_its_upgrade_header(
+    stack: Stack,
+) -> None:
+    with connect(stack) as connection:
+        connection.send(
+            b"GET /headers HTTP/1.0\r\nConnection: upgrade, keep-alive\r\n"
+            b"Upgrade: websocket\r\n\r\nGET / HTTP/1.0\r\n\r\n"
         )
         headers = json.loads(connection.read_response().body)
         assert not [name for name, _ in headers if name.lower() in ("upgrade", "connection")]
         assert connection.read_response().body == b"served by s1"
+
+
+def test_an_upgrade_request_with_a_body_is_refused(stack: Stack) -> None:
+    with connect(stack) as connection:
+        connection.send(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: x\r\n"
+            b"Content-Length: 5\r\n\r\nhello"
+        )
+        assert connection.read_until_closed() == PAGE_400

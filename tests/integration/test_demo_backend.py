@@ -23,6 +23,7 @@ from geoproxy.demo.fleet import BackendSpec, BackendStartError, start_backends, 
 from tests.support.backends import Backend
 from tests.support.ports import free_port, free_ports
 from tests.support.raw_client import RawConnection, exchange
+from tests.support.websocket_client import CLOSE, PING, PONG, TEXT, WebSocketClient
 
 Start = Callable[..., list[Backend]]
 
@@ -55,6 +56,34 @@ def test_every_endpoint_names_the_server_in_x_server(backend: Backend) -> None:
     for path in paths:
         assert backend.request("GET", path).header("X-Server") == "alpha", path
     assert backend.request("POST", "/echo", b"x").header("X-Server") == "alpha"
+
+
+def test_ws_echoes_text_with_its_name_answers_pings_and_closes_as_asked(
+    backend: Backend,
+) -> None:
+    with WebSocketClient("127.0.0.1", backend.port) as ws:
+        assert ws.handshake("/ws?greet=1") == 101
+        assert ws.recv_text() == "alpha: hello"
+        assert ws.echo("hi there") == "alpha: hi there"
+        assert backend.stats()["in_flight"] == 1
+        ws.send_frame(PING, b"p")
+        assert ws.recv_frame() == (PONG, b"p")
+        ws.send_frame(TEXT, "é".encode() * 40000)  # 80000 bytes: a 64-bit length
+        assert ws.recv_text() == "alpha: " + "é" * 40000
+        ws.send_close(4000)
+        assert ws.recv_frame() == (CLOSE, b"\x0f\xa0")
+        assert ws.sees_eof()
+    stats = backend.stats()
+    assert (stats["in_flight"], stats["requests"]) == (0, 1)
+
+
+def test_ws_without_a_websocket_handshake_is_a_426(backend: Backend) -> None:
+    answer = backend.request("GET", "/ws")
+    assert answer.status == 426
+    assert answer.header("Upgrade") == "websocket"
+    with WebSocketClient("127.0.0.1", backend.port) as ws:
+        ws.key = "too short"
+        assert ws.handshake() == 426
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(backend: Backend) -> None:

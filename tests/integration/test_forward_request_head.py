@@ -25,9 +25,14 @@ def head_of(
     cookie: str | None | Keep = KEEP,
     append: tuple[tuple[str, str], ...] = (),
     server_close: bool = False,
+    upgrade: bool = False,
 ) -> tuple[list[str], BodyFraming]:
     head, framing = build_request_head(
-        gunicorn_environ(raw), cookie=cookie, append=append, server_close=server_close
+        gunicorn_environ(raw),
+        cookie=cookie,
+        append=append,
+        server_close=server_close,
+        upgrade=upgrade,
     )
     assert head.endswith(b"\r\n\r\n")
     lines = head[:-4].decode("latin-1").split("\r\n")
@@ -192,6 +197,23 @@ def test_appended_headers_come_after_the_clients_and_connection_close_last() -> 
         "x-forwarded-for: 10.0.0.1",
         "x-forwarded-for: 127.0.0.1",
         "connection: close",
+    ]
+
+
+def test_an_upgrade_keeps_its_upgrade_header_and_asks_for_the_switch_last() -> None:
+    lines, _ = head_of(
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade, X-Hop\r\n"
+        b"Upgrade: websocket\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nSec-WebSocket-Key: k\r\n\r\n",
+        append=(("X-Forwarded-For", "127.0.0.1"),),
+        server_close=True,
+        upgrade=True,
+    )
+    assert lines[1:] == [
+        "host: h",
+        "upgrade: websocket",
+        "sec-websocket-key: k",
+        "x-forwarded-for: 127.0.0.1",
+        "connection: upgrade",
     ]
 
 

@@ -97,6 +97,28 @@ def test_101_is_returned_with_its_upgrade_headers_and_never_reused(
         assert pool.idle_count == 0
 
 
+def test_a_101_hands_its_socket_over_with_what_the_server_sent_after_the_head(
+    pools: list[ServerPool],
+) -> None:
+    raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nfirst"
+    with answer(raw) as server:
+        pool = pool_for(pools, server)
+        upstream = forward(pool, GET)
+        assert list(upstream) == []  # no body: what follows is the new protocol's
+        sock, pending = upstream.detach()
+        try:
+            assert pending == b"first"
+            sock.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")  # still open: the server answers
+            sock.settimeout(5)
+            assert sock.recv(100).startswith(b"HTTP/1.1 101")
+        finally:
+            sock.close()
+        upstream.close()
+        assert pool.idle_count == 0
+        with pytest.raises(ValueError):
+            upstream.detach()
+
+
 def test_chunked_body_is_decoded_and_the_connection_reused(pools: list[ServerPool]) -> None:
     raw = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
