@@ -1,4 +1,5 @@
-"""The ``global`` section: ``maxconn``, and geoproxy's own ``redis-url`` and ``workers``.
+"""The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``log``, and
+geoproxy's own ``redis-url`` and ``workers``.
 
 HAProxy's process-level keywords are ignored with a warning or refused (see ``ignored.py``).
 ``default-path config`` is accepted silently because it is what geoproxy always does.
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 from geoproxy.config.context import Keyword, Line
 from geoproxy.config.kw_log import log_target
-from geoproxy.config.model import GlobalSettings, LogTarget
+from geoproxy.config.model import DEFAULT_BUFSIZE, DEFAULT_MAXHDR, GlobalSettings, LogTarget
 
 # The URL forms geoproxy/state/connect.py reads (a single server, Sentinel, Cluster).
 _REDIS_SCHEMES = (
@@ -30,9 +31,13 @@ class GlobalDraft:
     redis_url: str | None = None
     workers: int | None = None
     logs: list[LogTarget] = field(default_factory=list)
+    bufsize: int = DEFAULT_BUFSIZE
+    maxhdr: int = DEFAULT_MAXHDR
 
     def freeze(self) -> GlobalSettings:
-        return GlobalSettings(self.maxconn, self.redis_url, self.workers, tuple(self.logs))
+        return GlobalSettings(
+            self.maxconn, self.redis_url, self.workers, tuple(self.logs), self.bufsize, self.maxhdr
+        )
 
 
 def integer(line: Line, index: int, name: str, minimum: int = 0) -> int:
@@ -67,6 +72,26 @@ def _workers(draft: GlobalDraft, line: Line) -> None:
     line.at_most(1)
 
 
+def _bufsize(draft: GlobalDraft, line: Line) -> None:
+    text = line.arg(0)
+    if not text:
+        line.fail("'tune.bufsize' expects an integer argument.")
+    if not text.isdigit() or int(text) <= 0:
+        line.fail(f"'tune.bufsize' expects a positive integer argument (got '{text}').")
+    line.at_most(1)
+    # HAProxy rounds it up to a two-pointer alignment; geoproxy keeps the same figure
+    draft.bufsize = (int(text) + 15) & -16
+
+
+def _maxhdr(draft: GlobalDraft, line: Line) -> None:
+    text = line.arg(0)
+    if not text.isdigit() or not 1 <= int(text) <= 32767:
+        got = f" (got '{text}')" if text else ""
+        line.fail(f"'tune.http.maxhdr' expects a numeric value between 1 and 32767{got}.")
+    line.at_most(1)
+    draft.maxhdr = int(text)
+
+
 def _log(draft: GlobalDraft, line: Line) -> None:
     if line.prefix == "no":
         draft.logs.clear()
@@ -86,4 +111,6 @@ GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
     "workers": Keyword(_workers),  # gunicorn worker processes
     "default-path": Keyword(_default_path),
     "log": Keyword(_log),  # where request and health lines go
+    "tune.bufsize": Keyword(_bufsize),  # a request head fits in it, less 1024 bytes (414, 431)
+    "tune.http.maxhdr": Keyword(_maxhdr),  # at most this many lines in a request head (431)
 }

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Final
 
+# tune.bufsize and tune.http.maxhdr's defaults, and tune.maxrewrite's (the buffer's reserve)
+DEFAULT_BUFSIZE: Final = 16384
+DEFAULT_MAXHDR: Final = 101
+MAXREWRITE: Final = 1024
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -559,12 +564,33 @@ class LogTarget:
 @dataclass(frozen=True, slots=True)
 class GlobalSettings:
     """The ``global`` keywords geoproxy uses. ``redis_url`` and ``workers`` are geoproxy's own
-    (``redis-url URL``, ``workers N``); the command line and environment override them."""
+    (``redis-url URL``, ``workers N``); the command line and environment override them.
+    ``bufsize`` and ``maxhdr`` are ``tune.bufsize`` and ``tune.http.maxhdr``: they bound a
+    request's head (``request_limits``)."""
 
     maxconn: int = 0
     redis_url: str | None = None
     workers: int | None = None
     logs: tuple[LogTarget, ...] = ()
+    bufsize: int = DEFAULT_BUFSIZE
+    maxhdr: int = DEFAULT_MAXHDR
+
+    @property
+    def request_limits(self) -> RequestLimits:
+        """What a request head may hold, as HAProxy sizes it: the head must fit in the buffer
+        less its rewrite reserve (``tune.maxrewrite``: 1024 bytes, at most half the buffer),
+        and ``tune.http.maxhdr`` counts the request line with the header fields."""
+        head = self.bufsize - min(MAXREWRITE, self.bufsize // 2)
+        return RequestLimits(max_head=head, max_fields=self.maxhdr - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """Limits of one request head: ``max_head`` bytes from the request line's first byte to
+    the blank line's last, ``max_fields`` header fields."""
+
+    max_head: int = DEFAULT_BUFSIZE - MAXREWRITE
+    max_fields: int = DEFAULT_MAXHDR - 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "info",
-            "limit_request_line": 8190,
+            # (request limits are tune.bufsize's and tune.http.maxhdr's: geoproxy's worker
+            # parses requests itself; gunicorn's limit_request_* settings are not read)
             # gunicorn 27's control socket would land in the user's home; geoproxy's runtime
             # state is in Redis and its commands talk to Redis.
             "control_socket_disable": True,

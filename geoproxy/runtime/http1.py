@@ -10,17 +10,22 @@ Rules:
    forwarder re-frames the de-chunked body itself).
 2. A method llhttp does not know is accepted when it is a token (HAProxy forwards any token):
    the request is re-parsed with a stand-in method and keeps its own. This needs the request to
-   start its read; a pipelined request with an unknown method behind another gets a 400.
-3. Limits, as gunicorn's settings (``limit_request_line``, ``limit_request_fields``,
-   ``limit_request_field_size``) and HAProxy's buffer size: a longer request target is a 414;
-   more fields, a longer field or a larger head a 431.
+   start its read; a pipelined request with an unknown method behind another gets a 400. A
+   short read holding only the start of a method is kept until the method's end arrives.
+3. Limits, as HAProxy sizes a request (``RequestLimits``, from ``tune.bufsize`` and
+   ``tune.http.maxhdr``): a request line that alone does not fit in the head's room is a 414;
+   a head that does not fit, or more header fields than ``tune.http.maxhdr`` allows, a 431
+   (HAProxy 2.6 answers 400 to all three). A field has no limit of its own but the head's.
 4. Bytes are read from the client only when the request being served needs them (its head, or
    its body through ``wsgi.input``), at most ``READ_SIZE`` at a time: what a pipelining client
    sends ahead is parsed and queued, and memory stays bounded by one read.
-5. A header name holding ``_`` is dropped (gunicorn's default): ``X_Foo`` and ``X-Foo`` would
+5. Host (RFC 9112 3.2): a value that is not ``host[:port]`` (RFC 3986: a registered name,
+   IPv4 or bracketed IP literal; no space, ``@``, ``/`` or control character) is a 400, and so
+   are two Host fields that disagree (HAProxy 2.6 refuses the latter and forwards the former).
+6. A header name holding ``_`` is dropped (gunicorn's default): ``X_Foo`` and ``X-Foo`` would
    map to the same WSGI key. Repeated fields are joined with ``, `` (Cookie with ``; ``).
    Trailer fields of a chunked body are read and dropped.
-6. An HTTP/1.1 request with ``Connection: upgrade`` and an ``Upgrade`` header (llhttp's
+7. An HTTP/1.1 request with ``Connection: upgrade`` and an ``Upgrade`` header (llhttp's
    upgrade) is marked ``upgrade``, and parsing stops there: the bytes after its head are held
    unparsed, since they belong to the new protocol if the server switches (the worker then
    ``take_held``s them into the tunnel) and to the next request if it does not (the worker
@@ -36,17 +41,23 @@ from typing import Any, Final
 import httptools
 
 from geoproxy import watchdog
+from geoproxy.config.model import RequestLimits
 from geoproxy.errors import ClientGone
 from geoproxy.netio import send_nowait, sendall, wait_readable
 
 READ_SIZE: Final = 65536
-# HAProxy's default tune.bufsize: a request head must fit in it.
-MAX_HEAD: Final = 16384
+# what a request line holds besides its target: "METHOD " and " HTTP/1.1\r\n"
+_LINE_OVERHEAD: Final = 12
 _STANDIN_METHOD: Final = b"GET"
 _TOKEN_METHOD: Final = re.compile(rb"(?:\r\n)*([!#$%&'*+.^_`|~0-9A-Za-z-]+) ")
+_METHOD_START: Final = re.compile(rb"(?:\r\n)*[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_METHOD_START_MAX: Final = 64  # a longer start is parsed as it is (an unknown one gets a 400)
+_HOST: Final = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
 _CACHE_LIMIT: Final = 1024
-# header name (as sent) -> WSGI environ key, or "" for a name that is dropped (rule 5)
+# header name (as sent) -> WSGI environ key, or "" for a name that is dropped (rule 6)
 _environ_keys: dict[bytes, str] = {}
+# Host values seen valid (rule 5): a set lookup instead of a regex per request
+_valid_hosts: set[str] = set()
 
 
 class RequestError(Exception):
@@ -89,11 +100,11 @@ class Request:
         self.error: RequestError | None = None
         self.field_count = 0
         self.head_size = 0
-        self.upgrade = False  # rule 6
+        self.upgrade = False  # rule 7
 
 
 def environ_key(name: bytes) -> str:
-    """The WSGI environ key of a header name, "" when the header is dropped (rule 5)."""
+    """The WSGI environ key of a header name, "" when the header is dropped (rule 6)."""
     key = _environ_keys.get(name)
     if key is None:
         text = name.decode("latin-1").upper()
@@ -128,15 +139,16 @@ class ClientReader:
         "_begun",
         "_method",
         "_held",
+        "_method_start",
     )
 
-    def __init__(self, sock: Any, limits: tuple[int, int, int]) -> None:
+    def __init__(self, sock: Any, limits: RequestLimits) -> None:
         self.sock = sock
         self.timeout: float | None = sock.gettimeout()
         self._guard = watchdog.new_guard()
         if self._guard is not None:
             sock.settimeout(None)
-        self.limits = limits  # (request line, field count, field size)
+        self.limits = limits
         self.ready: deque[Request] = deque()
         self.closed = False
         self.error: RequestError | None = None
@@ -146,14 +158,17 @@ class ClientReader:
         self._idle = True  # between two requests: the next byte starts a request
         self._begun = 0  # requests begun so far
         self._method = ""  # the real method of the request re-parsed with a stand-in
-        self._held: bytes | None = None  # bytes after an upgrade request's head (rule 6)
+        self._held: bytes | None = None  # bytes after an upgrade request's head (rule 7)
+        self._method_start = b""  # the start of a method, waiting for its end (rule 2)
 
     # -- reading ------------------------------------------------------------------------------
 
     @property
     def has_pending_input(self) -> bool:
         """Whether a request (or the start of one, or an error) is already here."""
-        return bool(self.ready) or self.error is not None or not self._idle
+        return (
+            bool(self.ready) or self.error is not None or not self._idle or bool(self._method_start)
+        )
 
     def fill(self, answered: bool = False) -> bool:
         """Read once from the client and parse what came; False when the client closed.
@@ -207,6 +222,16 @@ class ClientReader:
             self._held += data
             return
         at_boundary = self._idle
+        if at_boundary:
+            if self._method_start:
+                data, self._method_start = self._method_start + data, b""
+            if (
+                len(data) < _METHOD_START_MAX
+                and b" " not in data
+                and _METHOD_START.fullmatch(data) is not None
+            ):
+                self._method_start = data  # rule 2: llhttp would refuse a method it does not
+                return  # know yet
         begun = self._begun
         try:
             self._parser.feed_data(data)
@@ -225,17 +250,22 @@ class ClientReader:
             else:
                 self._fail(400, str(error))
         if not self._idle and self.error is None:
-            self._check_head_size(len(data))
+            # this read is all head when the head began it; a head begun behind another
+            # request's bytes holds at most this read: it is counted from the next one
+            whole = self._begun == begun or (at_boundary and self._begun == begun + 1)
+            self._check_head_size(len(data) if whole else 0)
 
     def _check_head_size(self, received: int) -> None:
-        """Rule 3 for a head still incomplete after this read."""
+        """Rule 3 for a head still incomplete after this read. What llhttp holds of an
+        unfinished field is bounded by the limit plus one read."""
         request = self._parsing
         if request is None or request.version:
             return
         self._head_bytes += received
-        if len(request.target) > self.limits[0]:
-            self._fail(414, "request target too long")
-        elif self._head_bytes > MAX_HEAD:
+        max_head = self.limits.max_head
+        if len(request.target) + len(request.method) + _LINE_OVERHEAD > max_head:
+            self._fail(414, "request line too long")
+        elif self._head_bytes > max_head:
             self._fail(431, "request head too large")
 
     def _fail(self, status: int, reason: str) -> None:
@@ -245,7 +275,7 @@ class ClientReader:
 
     def _after_upgrade(self, rest: bytes) -> None:
         """llhttp stops after an Upgrade (or CONNECT) head. An HTTP/1.1 upgrade holds what
-        follows (rule 6); after an HTTP/1.0 one (RFC 9110 7.8: the server ignores Upgrade)
+        follows (rule 7); after an HTTP/1.0 one (RFC 9110 7.8: the server ignores Upgrade)
         what follows is the next request, parsed afresh. CONNECT is answered 405 and the
         connection closed, so its tunnel bytes are not read."""
         request = self._parsing
@@ -266,13 +296,13 @@ class ClientReader:
             self.feed(rest)
 
     def take_held(self) -> bytes:
-        """The bytes the client sent after an upgrade request's head, for the tunnel (rule 6);
+        """The bytes the client sent after an upgrade request's head, for the tunnel (rule 7);
         nothing is parsed from this connection any more."""
         held, self._held = self._held or b"", b""
         return held
 
     def resume(self) -> None:
-        """Parse again after an upgrade request the server did not switch for (rule 6): what
+        """Parse again after an upgrade request the server did not switch for (rule 7): what
         the client sent after its head is the next request."""
         held, self._held = self._held, None
         self._parser = httptools.HttpRequestParser(self)
@@ -308,12 +338,11 @@ class ClientReader:
         request = self._parsing
         assert request is not None
         if request.version:
-            return  # a trailer field (rule 5)
+            return  # a trailer field (rule 6)
         request.field_count += 1
-        size = len(name) + len(value) + 2
-        request.head_size += size + 2
+        request.head_size += len(name) + len(value) + 4  # "NAME: VALUE\r\n"
         limits = self.limits
-        if request.field_count > limits[1] or size > limits[2] or request.head_size > MAX_HEAD:
+        if request.field_count > limits.max_fields or request.head_size > limits.max_head:
             raise RequestError(431, "too many or too large header fields")
         key = environ_key(name)
         if not key:
@@ -321,7 +350,16 @@ class ClientReader:
         text = value.decode("latin-1").rstrip(" \t")
         fields = request.fields
         if key in fields:
-            text = fields[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
+            previous = fields[key]
+            if key == "HTTP_HOST":
+                # two Host fields name two hosts: routing would read one, the server another
+                if text != previous:
+                    raise RequestError(400, "repeated Host field")
+                return
+            if not text:
+                return  # an empty line adds no element to the list
+            if previous:
+                text = previous + ("; " if key == "HTTP_COOKIE" else ", ") + text
         fields[key] = text
 
     def on_headers_complete(self) -> None:
@@ -331,13 +369,22 @@ class ClientReader:
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise RequestError(400, f"HTTP version {version}")
-        if len(request.target) > self.limits[0]:
-            raise RequestError(414, "request target too long")
+        line = len(request.target) + len(request.method or parser.get_method()) + _LINE_OVERHEAD
+        if line > self.limits.max_head:
+            raise RequestError(414, "request line too long")
+        if line + request.head_size + 2 > self.limits.max_head:
+            raise RequestError(431, "request head too large")
         request.version = version
         if not request.method:
             request.method = parser.get_method().decode("ascii")
         request.keep_alive = parser.should_keep_alive()
         fields = request.fields
+        host = fields.get("HTTP_HOST")
+        if host is not None and host not in _valid_hosts:
+            if _HOST.fullmatch(host) is None:
+                raise RequestError(400, "invalid Host")
+            if len(_valid_hosts) < _CACHE_LIMIT:
+                _valid_hosts.add(host)
         if "HTTP_TRANSFER_ENCODING" in fields:
             request.has_body = True
             if version == "1.0":

@@ -37,6 +37,7 @@ from urllib.parse import unquote
 from gunicorn.workers.ggevent import GeventWorker
 
 from geoproxy import watchdog
+from geoproxy.config.model import RequestLimits
 from geoproxy.errors import ClientGone, UpstreamError
 from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
@@ -52,9 +53,12 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
     """A gunicorn gevent worker serving ``geoproxy.proxy.app.ProxyApp`` (see the module doc)."""
 
     alive: bool
+    request_limits: RequestLimits
 
     def run(self) -> None:
         watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
+        config = getattr(self.wsgi, "config", None)  # tune.bufsize, tune.http.maxhdr
+        self.request_limits = config.global_.request_limits if config else RequestLimits()
         super().run()
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
@@ -86,9 +90,7 @@ class _Connection:
     def __init__(self, worker: ProxyWorker, sock: Any, addr: Any, listener_name: Any) -> None:
         self.worker = worker
         self.sock = sock
-        cfg = worker.cfg
-        limits = (cfg.limit_request_line, cfg.limit_request_fields, cfg.limit_request_field_size)
-        self.reader = ClientReader(sock, limits)
+        self.reader = ClientReader(sock, worker.request_limits)
         self.timeouts: ClientTimeouts = worker.wsgi.client_timeouts(listener_name)
         self.base = _base_environ(addr, listener_name)
         # when the request being read began (the log's accept date and TR): the connection's

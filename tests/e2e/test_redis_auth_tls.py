@@ -217,3 +217,35 @@ def test_geoproxy_run_with_a_wrong_password_refuses_to_start_and_hides_the_passw
     assert finished.returncode == 1
     assert "cannot register the configuration: geoproxy does not start" in finished.stderr
     assert "not-the-password" not in finished.stderr + finished.stdout
+
+
+def geoproxy_set(url: str, state: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "geoproxy", "set", "server", "app/s1", "state", state,
+         "--redis", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_geoproxy_set_needs_the_redis_credentials_and_changes_nothing_without_them(
+    servers: Servers,
+) -> None:
+    with servers.acl.client() as client:
+        client.flushall()
+    store = RedisFleetState(servers.acl_url(), "host-d:1")
+    store.register([BACKEND])
+    store.close()
+    for url in (servers.acl_url("not-the-password"), f"redis://127.0.0.1:{servers.acl.port}/0"):
+        refused = geoproxy_set(url, "maint")
+        assert refused.returncode == 1, refused
+        assert "geoproxy set: cannot reach" in refused.stderr
+        assert "not-the-password" not in refused.stderr + refused.stdout
+        with servers.acl.client() as client:
+            assert client.hget("gp:{app}:srv:s1", "admin") == "ready"
+    done = geoproxy_set(servers.acl_url(), "maint")
+    assert (done.returncode, done.stdout) == (0, "app/s1: state set to maint\n"), done
+    with servers.acl.client() as client:
+        assert client.hget("gp:{app}:srv:s1", "admin") == "maint"

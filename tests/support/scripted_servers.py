@@ -4,7 +4,8 @@ records the request head it received, exactly (field names and values as sent, i
 
 The script for a request is chosen by its ``X-Case`` header (a test's id), so one set of
 servers serves many tests and keep-alive connections from a proxy's pool. Every answer carries
-``X-Server: NAME`` and an empty body (Content-Length: 0, except where a status has no body).
+``X-Server: NAME`` and an empty body (Content-Length: 0, except where a status has no body),
+unless the script gives the answer's raw bytes (a broken or hostile response).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Received:
 class Script:
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
+    raw: bytes | None = None  # sent as it is instead of the answer built from the above
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -62,6 +64,10 @@ class _Handler(socketserver.StreamRequestHandler):
         case = next((v for n, v in headers if n.lower() == CASE_HEADER.lower()), "")
         fleet.record(case, Received(self.server.name, method, target, headers))
         script = fleet.scripts.get(case, Script())
+        if script.raw is not None:
+            self.wfile.write(script.raw)
+            self.wfile.flush()
+            return True
         lines = [f"HTTP/1.1 {script.status} Scripted", f"X-Server: {self.server.name}"]
         lines += [f"{name}: {value}" for name, value in script.headers]
         if script.status >= 200 and script.status not in NO_BODY:
@@ -114,6 +120,10 @@ class ScriptedServers:
         """What every server answers to requests of ``case``."""
         self.scripts[case] = Script(status, list(headers))
 
+    def script_raw(self, case: str, answer: bytes) -> None:
+        """Every server answers requests of ``case`` with exactly these bytes."""
+        self.scripts[case] = Script(raw=answer)
+
     def record(self, case: str, received: Received) -> None:
         with self._lock:
             self._received.setdefault(case, []).append(received)
@@ -122,6 +132,11 @@ class ScriptedServers:
         """Every request of ``case`` the servers received, in order."""
         with self._lock:
             return list(self._received.get(case, []))
+
+    def total(self) -> int:
+        """How many requests the servers received, all cases together."""
+        with self._lock:
+            return sum(len(requests) for requests in self._received.values())
 
     def stop(self) -> None:
         for listener in self._listeners.values():
