@@ -105,8 +105,8 @@ class Backends:
                     buf += chunk
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 lines = head.decode("latin-1").split("\r\n")
-                headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
-                headers = [(h[0], h[1]) for h in headers if len(h) == 2]
+                fields = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
+                headers = [(h[0], h[1]) for h in fields if len(h) == 2]
                 length = sum(int(v) for k, v in headers if k.lower() == "content-length")
                 while len(buf) < length:
                     buf += conn.recv(65536)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis import Redis
 
 from geoproxy.state.redis_store import REDIS_TIMEOUT
 from tests.support.backends import Backend, start_backends
@@ -73,7 +74,7 @@ class Scene:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.redis.port}/0"
 
-    def client(self) -> redis.Redis:
+    def client(self) -> Redis:
         return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
 
     def restart_redis_empty(self) -> None:

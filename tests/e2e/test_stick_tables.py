@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -65,7 +66,7 @@ class Hosts:
     def entry(self, table: str, key: str) -> tuple[str | None, int]:
         """What Redis holds for a stick-table entry: (server name, TTL in ms)."""
         name = f"gp:{{{table}}}:stick:{key}"
-        server: str | None = self.redis.get(name)
+        server = cast(str | None, self.redis.get(name))  # decode_responses=True
         return server, int(self.redis.pttl(name))
 
 

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
 import redis
@@ -77,7 +78,7 @@ class Scene:
         return WebSocketClient(HOST, self.port)
 
     def inflight(self, backend: str) -> dict[str, int]:
-        counts = self.redis.hgetall(f"gp:{{{backend}}}:inflight")
+        counts = cast(dict[str, str], self.redis.hgetall(f"gp:{{{backend}}}:inflight"))
         return {name: int(value) for name, value in counts.items() if int(value)}
 
 

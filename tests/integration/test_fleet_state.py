@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 import redis
@@ -47,7 +48,8 @@ def fleet(redis_url: str) -> Iterator[RedisFleetState]:
 def counts(redis_url: str, key: str = "gp:{app}:inflight") -> dict[str, int]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        return {name: int(value) for name, value in client.hgetall(key).items()}
+        found = cast(dict[str, str], client.hgetall(key))
+        return {name: int(value) for name, value in found.items()}
     finally:
         client.close()
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from forward_scripted import Reader, ScriptedServer, response
+from tests.integration.forward_scripted import Reader, ScriptedServer, response
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from forward_scripted import (
+
+from geoproxy.errors import BadResponse, ConnectFailed
+from geoproxy.forward import ServerPool
+from tests.integration.forward_scripted import (
     Reader,
     Request,
     ScriptedServer,
@@ -24,9 +27,6 @@ from forward_scripted import (
     read_body,
     response,
 )
-
-from geoproxy.errors import BadResponse, ConnectFailed
-from geoproxy.forward import ServerPool
 
 GET = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
 POST = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"

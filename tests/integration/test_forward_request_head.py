@@ -7,7 +7,6 @@ RFC 9110 7.6.1 (hop-by-hop fields), RFC 9112 3.2 (Host, origin-form); DESIGN.md 
 from __future__ import annotations
 
 import pytest
-from forward_scripted import gunicorn_environ
 
 from geoproxy.forward import (
     KEEP,
@@ -17,6 +16,7 @@ from geoproxy.forward import (
     UnforwardableRequest,
     build_request_head,
 )
+from tests.integration.forward_scripted import gunicorn_environ
 
 
 def head_of(

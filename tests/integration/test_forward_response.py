@@ -8,9 +8,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from forward_scripted import Reader, ScriptedServer, forward, read_body, response
 
 from geoproxy.forward import CHUNK_SIZE, ServerPool
+from tests.integration.forward_scripted import Reader, ScriptedServer, forward, read_body, response
 
 GET = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
 HEAD = b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n"

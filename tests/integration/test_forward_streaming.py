@@ -11,7 +11,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from forward_scripted import (
+
+from geoproxy.forward import CHUNK_SIZE, ServerPool
+from tests.integration.forward_scripted import (
     Reader,
     Request,
     ScriptedServer,
@@ -21,8 +23,6 @@ from forward_scripted import (
     response,
     rss_bytes,
 )
-
-from geoproxy.forward import CHUNK_SIZE, ServerPool
 
 MIB = 1 << 20
 BIG = 300 * MIB

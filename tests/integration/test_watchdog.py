@@ -14,9 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from forward_scripted import ScriptedServer
-
 from geoproxy.watchdog import PERIOD
+from tests.integration.forward_scripted import ScriptedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SLACK = 0.15  # scheduling on a busy two-core machine

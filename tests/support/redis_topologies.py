@@ -21,7 +21,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -139,7 +139,7 @@ def start_node(
     *,
     port: int | None = None,
     name: str = "redis",
-    client_options: dict[str, object] | None = None,
+    client_options: Mapping[str, object] | None = None,
 ) -> RedisNode:
     """Start a redis-server on 127.0.0.1:``port`` (a free one if None) with ``options`` (its
     command-line configuration, e.g. ``["--user", "geo", "on", ">pw", "+@all"]``), and return

@@ -56,7 +56,7 @@ def test_first_returns_to_the_first_server_as_soon_as_it_has_room() -> None:
     policy = First()
     full = (ServerView("a", 0, 1, inflight=1, maxconn=1), ServerView("b", 1, 1, maxconn=1))
     freed = (ServerView("a", 0, 1, inflight=0, maxconn=1), ServerView("b", 1, 1, maxconn=1))
-    picked = Counter()
+    picked: Counter[str] = Counter()
     for eligible in (full, freed, full, freed):
         chosen = decide(policy.rank(eligible, None))
         assert chosen is not None

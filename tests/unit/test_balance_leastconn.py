@@ -16,8 +16,8 @@ from geoproxy.balance.rank import decide
 from geoproxy.balance.view import ServerView
 
 
-def farm(*weights: int, **kwargs: int) -> tuple[ServerView, ...]:
-    return tuple(ServerView(chr(ord("a") + i), i, w, **kwargs) for i, w in enumerate(weights))
+def farm(*weights: int) -> tuple[ServerView, ...]:
+    return tuple(ServerView(chr(ord("a") + i), i, w) for i, w in enumerate(weights))
 
 
 def with_inflight(eligible: tuple[ServerView, ...], *counts: int) -> tuple[ServerView, ...]:

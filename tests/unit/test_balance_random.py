@@ -45,7 +45,7 @@ def test_two_draws_never_give_a_request_to_the_most_loaded_server_when_another_i
         ServerView("s1", 1, 1, inflight=1),
         ServerView("s2", 2, 1, inflight=2),
     )
-    picked = Counter()
+    picked: Counter[str] = Counter()
     for _ in range(3000):
         ranking = policy.rank(eligible, None)
         chosen = decide(ranking)

@@ -222,7 +222,10 @@ def test_static_rr_ranks_the_slot_then_the_servers_met_further_in_the_map() -> N
 
 def test_static_rr_skips_a_full_server_to_the_next_in_the_map() -> None:
     policy = static(1, 1, 1)
-    eligible = (ServerView("a", 0, 1), ServerView("b", 1, 1, inflight=2, maxconn=2))
+    eligible: tuple[ServerView, ...] = (
+        ServerView("a", 0, 1),
+        ServerView("b", 1, 1, inflight=2, maxconn=2),
+    )
     eligible += (ServerView("c", 2, 1),)
     chosen = "".join(s.name for s in (decide(policy.rank(eligible, None)) for _ in range(6)) if s)
     assert chosen == "acc" * 2

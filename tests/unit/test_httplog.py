@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,9 @@ def entry(**changes: object) -> RequestLog:
         counters=Counters(1, 1, 1, 1, 0),
         request_line="GET /index.html HTTP/1.1",
     )
-    return RequestLog(**{**{f: getattr(base, f) for f in base.__slots__}, **changes})  # type: ignore[arg-type]
+    fields: dict[str, Any] = {f: getattr(base, f) for f in base.__slots__}
+    fields.update(changes)
+    return RequestLog(**fields)
 
 
 def test_a_served_request_reads_as_haproxys_manual_example() -> None:
