@@ -94,3 +94,61 @@ def test_a_negative_interval_counts_from_the_last_retry() -> None:
     second_to_last = backend(interval=-2, retries=3)  # every (3 + 1 - 2) = 2 failures
     decisions = [redispatches(second_to_last, TWO_UP, "dead", n, direct=True) for n in (1, 2, 3)]
     assert decisions == [False, True, False]
+
+
+# Whole plans: every retry of one request, first retry first.
+
+
+def plan(config: Backend, usable: int, persistent: bool = False) -> list[bool]:
+    """Whether each retry of one request is a redispatch, first retry first, in a backend of
+    ``usable`` running primaries (``retries 3``) whose first one keeps refusing connections."""
+    view = BackendView(
+        "app", tuple(ServerView(name=f"s{i}", index=i, weight=1) for i in range(usable))
+    )
+    return [
+        redispatches(config, view, "s0", failures, persistent)
+        for failures in range(1, config.retries + 1)
+    ]
+
+
+def test_without_option_redispatch_every_retry_stays_on_the_same_server() -> None:
+    assert plan(backend(redispatch=False, retries=3), usable=2) == [False, False, False]
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        BalanceAlgorithm.ROUNDROBIN,
+        BalanceAlgorithm.STATIC_RR,
+        BalanceAlgorithm.LEASTCONN,
+        BalanceAlgorithm.FIRST,
+        BalanceAlgorithm.RANDOM,
+    ],
+)
+def test_a_non_hash_backend_with_another_usable_server_redispatches_at_once(
+    algorithm: BalanceAlgorithm,
+) -> None:
+    assert plan(backend(algorithm, retries=3), usable=2) == [True, True, True]
+
+
+def test_a_hash_backend_redispatches_on_the_last_retry_only() -> None:
+    assert plan(backend(BalanceAlgorithm.URI, retries=3), usable=2) == [False, False, True]
+
+
+def test_a_single_usable_server_is_redispatched_on_the_last_retry() -> None:
+    assert plan(backend(retries=3), usable=1) == [False, False, True]
+
+
+def test_a_persistent_request_is_redispatched_on_the_last_retry_only() -> None:
+    assert plan(backend(retries=3), usable=2, persistent=True) == [False, False, True]
+
+
+def test_a_positive_interval_redispatches_every_nth_retry() -> None:
+    uri = BalanceAlgorithm.URI
+    assert plan(backend(uri, interval=1, retries=3), usable=2) == [True, True, True]
+    assert plan(backend(uri, interval=2, retries=3), usable=2) == [False, True, False]
+
+
+def test_a_negative_interval_counts_back_from_the_last_retry() -> None:
+    uri = BalanceAlgorithm.URI
+    assert plan(backend(uri, interval=-2, retries=3), usable=2) == [False, True, False]
