@@ -5,15 +5,19 @@ the clock on every call, before its first send: on a request path of three small
 three system calls and a few microseconds of Python for nothing. ``sendall`` here makes one
 ``send`` and falls back to gevent's ``sendall`` (same timeout semantics) for what is left.
 ``send_nowait`` sends without waiting, so that no timeout needs arming when the kernel takes
-everything at once. ``wait_readable`` uses gevent's socket internals (``_wait``,
-``_read_event``, there since gevent 1.0) when it finds them, and does nothing otherwise.
+everything at once; ``guarded_sendall`` is that pattern under a watchdog guard.
+``wait_readable`` uses gevent's socket internals (``_wait``, ``_read_event``, there since
+gevent 1.0) when it finds them, and does nothing otherwise.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gevent import socket as gevent_socket
+
+if TYPE_CHECKING:
+    from geoproxy.watchdog import Guard
 
 
 def sendall(sock: Any, data: bytes | memoryview) -> None:
@@ -34,6 +38,23 @@ def send_nowait(sock: Any, data: bytes) -> int:
     except BlockingIOError:
         return 0
     return sent
+
+
+def guarded_sendall(sock: Any, data: bytes, guard: Guard | None, timeout: float | None) -> None:
+    """Send all of ``data`` within ``timeout``, kept by ``guard`` (the socket's own timeout
+    when there is no guard): the guard is armed only when the kernel did not take it all at
+    once. Raises OSError (``TimeoutError`` after ``timeout``)."""
+    if guard is None:
+        sendall(sock, data)
+        return
+    sent = send_nowait(sock, data)
+    if sent == len(data):
+        return
+    guard.arm(timeout)
+    try:
+        sendall(sock, memoryview(data)[sent:])
+    finally:
+        guard.disarm()
 
 
 def wait_readable(sock: Any) -> None:

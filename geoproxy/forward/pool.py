@@ -32,7 +32,7 @@ from gevent.monkey import get_original
 
 from geoproxy import watchdog
 from geoproxy.errors import ConnectFailed
-from geoproxy.netio import send_nowait, sendall, wait_readable
+from geoproxy.netio import guarded_sendall, wait_readable
 
 # The read buffer of a connection: a response head must fit in it (HAProxy's tune.bufsize
 # default is 16384 too; a larger head is a 502 there as here).
@@ -125,18 +125,7 @@ class Connection:
             guard.disarm()
 
     def sendall(self, data: bytes) -> None:
-        guard = self._guard
-        if guard is None:
-            sendall(self.sock, data)
-            return
-        sent = send_nowait(self.sock, data)
-        if sent == len(data):
-            return
-        guard.arm(self.timeout)
-        try:
-            sendall(self.sock, memoryview(data)[sent:])
-        finally:
-            guard.disarm()
+        guarded_sendall(self.sock, data, self._guard, self.timeout)
 
     def take(self, size: int) -> bytes:
         """Consume and return up to ``size`` buffered bytes."""

@@ -43,7 +43,7 @@ import httptools
 from geoproxy import watchdog
 from geoproxy.config.model import RequestLimits
 from geoproxy.errors import ClientGone
-from geoproxy.netio import send_nowait, sendall, wait_readable
+from geoproxy.netio import guarded_sendall, wait_readable
 
 READ_SIZE: Final = 65536
 # what a request line holds besides its target: "METHOD " and " HTTP/1.1\r\n"
@@ -201,18 +201,7 @@ class ClientReader:
 
     def sendall(self, data: bytes) -> None:
         """Send ``data`` to the client; raises OSError (``TimeoutError`` after ``timeout``)."""
-        guard = self._guard
-        if guard is None:
-            sendall(self.sock, data)
-            return
-        sent = send_nowait(self.sock, data)
-        if sent == len(data):
-            return
-        guard.arm(self.timeout)
-        try:
-            sendall(self.sock, memoryview(data)[sent:])
-        finally:
-            guard.disarm()
+        guarded_sendall(self.sock, data, self._guard, self.timeout)
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; a parse error is kept in ``error`` (and in the request it broke)."""
