@@ -12,18 +12,17 @@ import hashlib
 import json
 import os
 import socket
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from geoproxy.demo.fleet import BackendSpec, backend_command
-from tests.support.ports import free_ports, wait_for_port
-from tests.support.processes import ManagedProcess, ProcessRegistry
+from tests.support.backends import start_backends
+from tests.support.ports import free_port
+from tests.support.processes import ProcessRegistry
+from tests.support.proxy_process import ProxyProcess, start_proxy
 from tests.support.raw_client import RawConnection
 from tests.support.redis_server import RedisServer
 
@@ -67,16 +66,6 @@ def rss(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def only_child(pid: int, timeout: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if len(children) == 1:
-            return int(children[0])
-        time.sleep(0.05)
-    raise TimeoutError(f"process {pid} has no single worker")
-
-
 class PeakRss:
     """Samples a process's RSS every 20 ms in a thread; ``peak`` is the highest seen."""
 
@@ -106,25 +95,17 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("memory")
-    port, backend_port = free_ports(2)
-    started: list[ManagedProcess] = []
+    (backend,) = start_backends(process_registry, work, names=["s1"], outlive_test=True)
+    proxy: ProxyProcess | None = None
     try:
-        backend = process_registry.start(
-            "backend-s1", backend_command(BackendSpec("s1", backend_port, HOST)), work, session=True
-        )
-        started.append(backend)
-        wait_for_port(HOST, backend_port, 10.0, backend.is_running)
-        config = work / "geoproxy.cfg"
-        config.write_text(CONFIG.format(port=port, backend_port=backend_port))
-        argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(config)]
-        argv += ["--workers", "1", "--redis", redis_server.url]
-        proxy = process_registry.start("geoproxy", argv, work, session=True)
-        started.append(proxy)
-        wait_for_port(HOST, port, 30.0, proxy.is_running)
-        yield Stack(port, only_child(proxy.pid))
+        config = CONFIG.format(port=free_port(), backend_port=backend.port)
+        proxy = start_proxy(process_registry, config, work, redis_server.url, 1, outlive_test=True)
+        (worker,) = proxy.wait_for_workers(1)
+        yield Stack(proxy.port, worker)
     finally:
-        for process in reversed(started):
-            process.stop()
+        if proxy is not None:
+            proxy.stop()
+        backend.stop()
 
 
 def pipelined_gets(port: int, count: int, depth: int = 50) -> None:

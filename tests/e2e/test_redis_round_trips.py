@@ -4,15 +4,15 @@ and all Redis commands together stay at most two per request on average."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from geoproxy.demo.fleet import BackendSpec, backend_command
-from tests.support.ports import free_ports, wait_for_port
-from tests.support.processes import ManagedProcess, ProcessRegistry
+from tests.support.backends import start_backends
+from tests.support.ports import free_port
+from tests.support.processes import ProcessRegistry
+from tests.support.proxy_process import ProxyProcess, start_proxy
 from tests.support.raw_client import RawConnection
 from tests.support.redis_monitor import wire_commands
 from tests.support.redis_server import RedisServer
@@ -45,25 +45,16 @@ def proxy_port(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[int]:
     work: Path = tmp_path_factory.mktemp("round-trips")
-    port, backend_port = free_ports(2)
-    started: list[ManagedProcess] = []
+    (backend,) = start_backends(process_registry, work, names=["s1"], outlive_test=True)
+    proxy: ProxyProcess | None = None
     try:
-        backend = process_registry.start(
-            "backend-s1", backend_command(BackendSpec("s1", backend_port, HOST)), work, session=True
-        )
-        started.append(backend)
-        wait_for_port(HOST, backend_port, 10.0, backend.is_running)
-        config = work / "geoproxy.cfg"
-        config.write_text(CONFIG.format(port=port, backend_port=backend_port))
-        argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(config)]
-        argv += ["--workers", "2", "--redis", redis_server.url]
-        proxy = process_registry.start("geoproxy", argv, work, session=True)
-        started.append(proxy)
-        wait_for_port(HOST, port, 30.0, proxy.is_running)
-        yield port
+        config = CONFIG.format(port=free_port(), backend_port=backend.port)
+        proxy = start_proxy(process_registry, config, work, redis_server.url, 2, outlive_test=True)
+        yield proxy.port
     finally:
-        for process in reversed(started):
-            process.stop()
+        if proxy is not None:
+            proxy.stop()
+        backend.stop()
 
 
 def send_requests(port: int, count: int) -> None:
