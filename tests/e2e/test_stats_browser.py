@@ -22,6 +22,7 @@ import redis
 from tests.support.backends import Backend
 from tests.support.ports import free_ports
 from tests.support.proxy_process import ProxyProcess
+from tests.support.tools import tool_missing
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +82,7 @@ def get(port: int, path: str) -> int:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
     if CHROMIUM is None:
-        pytest.skip("no chromium binary on this machine")
+        tool_missing("no chromium binary on this machine")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

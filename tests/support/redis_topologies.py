@@ -26,26 +26,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import redis
 
 from tests.support.ports import free_ports
 from tests.support.processes import ManagedProcess, ProcessRegistry
+from tests.support.tools import tool_missing
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
 
 def need_tools(*names: str) -> None:
-    """Skip the calling test module unless every tool is on the PATH (and redis-server is 7.0
-    or later)."""
+    """Skip (under .ci/run: fail) the calling test module unless every tool is on the PATH
+    (and redis-server is 7.0 or later)."""
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
-        pytest.skip(f"not on the PATH: {', '.join(missing)}", allow_module_level=True)
+        tool_missing(f"not on the PATH: {', '.join(missing)}")
     if "redis-server" in names:
         version = server_version()
         if version < (7, 0):
-            pytest.skip(f"redis-server {version} is older than 7.0", allow_module_level=True)
+            tool_missing(f"redis-server {version} is older than 7.0")
 
 
 def server_version() -> tuple[int, ...]:

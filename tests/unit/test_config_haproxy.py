@@ -4,7 +4,8 @@ Each ``cases/config/haproxy/*.cfg`` is given to ``haproxy -c -f`` and to ``geopr
 Both must agree on validity and, for files with line errors, on the lines at fault (HAProxy
 reports whole-configuration errors without a line, so for those only validity is compared).
 The files avoid the places where geoproxy deliberately differs (``mode tcp``, 1.x timeout
-names, TLS, empty arguments...). Skipped when no ``haproxy`` is installed.
+names, TLS, empty arguments...). Skipped when no ``haproxy`` is installed (fails under
+``.ci/run``, which installs it).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import pytest
 
 from geoproxy.config import load
 from geoproxy.errors import ConfigError
+from tests.support.tools import tool_missing
 
 CASES = sorted((Path(__file__).parent / "cases" / "config" / "haproxy").glob("*.cfg"))
 HAPROXY = shutil.which("haproxy")
 _ALERT_LINE = re.compile(r"\[ALERT\].*?\[[^\]\s]+:(\d+)\]")
 
-pytestmark = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
+if HAPROXY is None:
+    tool_missing("haproxy is not installed")
 
 
 def haproxy_verdict(case: Path) -> tuple[bool, set[int]]:
