@@ -671,7 +671,8 @@ class RedisFleetState:
             for server in state.config.servers:
                 batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
             batch.pipe.hgetall(keys.inflight)
-            batch.pipe.exists(keys.servers)
+            # registered = named in gp:backends (a backend without servers has no servers ZSET)
+            batch.pipe.sismember(BACKENDS, state.config.name)
         replies = batch.execute()
         if beat and states:
             self._beaten_at = started
