@@ -86,6 +86,7 @@ def first(
     try:
         for port in (web, stats):
             wait_for_port("127.0.0.1", port, 30, running.process.is_running)
+        running.process.wait_for_output("Listening at: ", 30)
         yield running, (web, stats), s1
     finally:
         running.process.stop()
@@ -160,6 +161,7 @@ def test_a_second_run_elsewhere_has_its_own_redis_and_removes_only_its_own_files
                       .replace("backend app", "backend other"))
     try:
         wait_for_port("127.0.0.1", other_web, 30, second.process.is_running)
+        second.process.wait_for_output("Listening at: ", 30)  # its Redis runs by then
         own = _socket(runtime).parent / f"run-{second.process.pid}"
         assert (
             f"the embedded Redis in {own.parent} belongs to another geoproxy run "
