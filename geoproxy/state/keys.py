@@ -16,6 +16,8 @@ PREFIX = "gp"
 
 # A set of backend names, so that `geoproxy state` finds every backend without KEYS/SCAN.
 BACKENDS = f"{PREFIX}:backends"
+# A hash of frontend names -> kind, so that tools without the configuration list every one.
+FRONTENDS = f"{PREFIX}:frontends"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,12 @@ def stick_key(table: str, key: str) -> str:
 # The key table the README documents: (pattern, type, meaning).
 KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (BACKENDS, "SET", "names of every backend a geoproxy process has registered"),
+    (
+        FRONTENDS,
+        "HASH",
+        "frontend (or listen) name -> 'proxy', or 'stats' for a listener that serves only the "
+        "stats page; written by each geoproxy master at start-up and reload",
+    ),
     ("gp:{B}:servers", "ZSET", "server names of backend B, scored by configuration order"),
     (
         "gp:{B}:srv:S",
