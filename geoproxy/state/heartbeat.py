@@ -74,7 +74,7 @@ class Heartbeat:
             if beat:
                 batch.script(
                     "heartbeat",
-                    [keys.workers, keys.inflight, keys.least, keys.pool],
+                    [keys.workers, keys.inflight],
                     [keys.worker_prefix, holder, WORKER_TTL_MS],
                 )
             for server in state.config.servers:
@@ -116,7 +116,7 @@ class Heartbeat:
             keys = state.keys
             batch.script(
                 "heartbeat",
-                [keys.workers, keys.inflight, keys.least, keys.pool],
+                [keys.workers, keys.inflight],
                 [keys.worker_prefix, "", WORKER_TTL_MS, *worker_ids],
             )
         return sum(int(count) for count in batch.execute())

@@ -34,8 +34,6 @@ class BackendKeys:
     queue_deadlines: str  # HASH: ticket -> deadline (ms, Redis clock)
     queue_sequence: str  # STRING counter: the next arrival sequence
     stats: str  # HASH: the backend's statistics (rates, maxima, per-frontend counters)
-    least: str  # ZSET: the leastconn pool's servers, scored by load (lua/lib/least_index.lua)
-    pool: str  # HASH: the leastconn pool: server -> maxconn * 512 + weight, '#digest'...
     queue_prefix: str  # the server queue keys' prefix (the server name follows)
 
     def server_queue(self, name: str) -> str:
@@ -67,8 +65,6 @@ def backend_keys(backend: str) -> BackendKeys:
         queue_deadlines=f"{tag}:qdeadline",
         queue_sequence=f"{tag}:qseq",
         stats=f"{tag}:stats",
-        least=f"{tag}:least",
-        pool=f"{tag}:pool",
         queue_prefix=f"{tag}:queue:",
     )
 
@@ -128,20 +124,6 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     ),
     ("gp:{B}:qdeadline", "HASH", "ticket -> when its request stops waiting (timeout queue)"),
     ("gp:{B}:qseq", "STRING", "arrival counter of backend B's queues"),
-    (
-        "gp:{B}:pool",
-        "HASH",
-        "the leastconn pool of backend B, as the freshest snapshot of any worker gave it: "
-        "server -> maxconn * 512 + weight (effective weight), '#digest' (what it holds), "
-        "'#version' (Redis time, ms, of that snapshot), '#seq' (moves in the index so far)",
-    ),
-    (
-        "gp:{B}:least",
-        "ZSET",
-        "the leastconn index of backend B: the pool's servers scored by load, "
-        "floor((inflight + 1) * 65536 / weight) * 2^20 + the sequence of its last move (the "
-        "lowest is the next leastconn pick; equal loads in turn)",
-    ),
     (
         "gp:{B}:stats",
         "HASH",

@@ -254,6 +254,8 @@ class RedisFleetState:
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
         started = self._clock()
         self._heartbeat.refresh(self._outage.holder, beat=beat)
+        for state in self._backends.values():
+            state.counts_at = started
         if beat and self._backends:
             self._leases.beaten_at = started
 
