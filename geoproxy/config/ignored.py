@@ -51,13 +51,12 @@ GLOBAL_REFUSED: dict[str, str] = {
 # keyword -> reason, for proxy sections (defaults, frontend, backend, listen)
 PROXY_IGNORED: dict[str, str] = {
     **dict.fromkeys(("log-tag", "log-format", "log-format-sd", "error-log-format",
-                     "capture", "declare", "unique-id-format", "unique-id-header"), _LOGGING),
+                     "capture", "declare"), _LOGGING),
     **dict.fromkeys(("description", "id", "backlog", "fullconn", "http-reuse",
                      "max-keep-alive-queue", "email-alert", "load-server-state-from-file",
-                     "server-state-file-name", "bind-process", "rate-limit", "compression",
+                     "server-state-file-name", "bind-process", "rate-limit",
                      "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt",
                      "srvtcpka-idle", "srvtcpka-intvl", "max-session-srv-conns"), _NOTHING),
-    "monitor-uri": "geoproxy answers no monitor URI: such requests go to the backend",
 }
 
 PROXY_REFUSED: dict[str, str] = {
@@ -65,8 +64,8 @@ PROXY_REFUSED: dict[str, str] = {
                      "tcp-response", "redirect", "use-server", "http-error", "errorfiles",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
                      "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
-                     "persist", "server-template", "tcp-check", "external-check",
-                     "http-send-name-header", "monitor", "disabled", "enabled"),
+                     "persist", "tcp-check", "external-check",
+                     "http-send-name-header", "disabled", "enabled"),
                     "it changes traffic and geoproxy does not implement it"),
 }
 
@@ -74,7 +73,7 @@ PROXY_REFUSED: dict[str, str] = {
 OPTION_IGNORED: dict[str, str] = {
     **dict.fromkeys(("tcplog", "httpslog", "dontlog-normal", "log-separate-errors", "logasap",
                      "log-health-checks", "contstats", "socket-stats"), _LOGGING),
-    **dict.fromkeys(("http-buffer-request", "tcpka", "clitcpka", "srvtcpka", "tcp-smart-accept",
+    **dict.fromkeys(("tcpka", "clitcpka", "srvtcpka", "tcp-smart-accept",
                      "tcp-smart-connect", "splice-auto", "splice-request", "splice-response",
                      "http-no-delay", "independent-streams", "nolinger", "http-ignore-probes",
                      "idle-close-on-response", "disable-h2-upgrade"), _NOTHING),

@@ -131,6 +131,11 @@ def _forwardfor(proxy: ProxyDraft, line: Line) -> None:
     proxy.settings.forwardfor = ForwardFor(header, network, if_none)
 
 
+def _buffer_request(proxy: ProxyDraft, line: Line) -> None:
+    line.at_most(1, "option http-buffer-request")
+    proxy.settings.buffer_request = line.prefix == ""
+
+
 def _except_network(line: Line, text: str) -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))
@@ -149,4 +154,5 @@ OPTIONS: dict[str, Option] = {
     "httpclose": Option(_http_mode(HttpMode.CLOSE), True, True, negatable=True),
     "httplog": Option(_httplog, frontend=True, backend=False, negatable=False),
     "dontlognull": Option(_dontlognull, frontend=True, backend=False, negatable=True),
+    "http-buffer-request": Option(_buffer_request, frontend=True, backend=True, negatable=True),
 }
