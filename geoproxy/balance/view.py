@@ -47,6 +47,8 @@ class ServerView:
     maxconn: int = 0
     maxqueue: int = 0
     cookie: str | None = None
+    # the address run-time resolution gave (``resolvers``); None: the configured one
+    address: str | None = None
 
     @property
     def is_running(self) -> bool:
