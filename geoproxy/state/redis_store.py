@@ -44,6 +44,7 @@ from geoproxy.balance.rank import decide
 from geoproxy.balance.view import BackendView, OperState
 from geoproxy.config.model import Backend
 from geoproxy.state.connect import REDIS_ERRORS, connect, is_cluster
+from geoproxy.state.dns_store import DnsStore
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys, stick_key
@@ -143,6 +144,7 @@ class RedisFleetState:
         # (backend, server) -> [errors since the last success, saw a success, all errors]
         self._pending_observations: dict[tuple[str, str], list[int]] = {}
         self.health = HealthStore(self._client, self._scripts)
+        self.dns = DnsStore(self._client, self._scripts)  # run-time resolution (resolvers)
         self._down_until = 0.0
         self._beaten_at = float("-inf")  # when this worker's liveness was last refreshed
         self._tallied_at = 0.0  # when the statistics were last flushed

@@ -28,6 +28,7 @@ SCRIPT_NAMES = (
     "record_check",
     "observe",
     "queue",
+    "record_addresses",
 )
 
 

@@ -69,7 +69,7 @@ def rebuild_view(
         servers.append(
             dataclasses.replace(
                 view,
-                address=resolved or None,
+                address=resolved,
                 admin=AdminState(admin) if admin else view.admin,
                 oper=OperState(oper) if oper else view.oper,
                 weight=effective_weight(base, server.slowstart, int(up_since or 0), now_ms),
