@@ -5,8 +5,9 @@ Rules, request side (``choose_algorithm``):
 1. The backend's algorithms if it names any, else the frontend's. A ``User-Agent`` starting
    with ``Mozilla/4`` gets nothing unless it is MSIE 6 SP2 or later MSIE (HAProxy's exception).
 2. Each Accept-Encoding element (every header line, every comma-separated element) with a
-   q-value above the best so far picks the first configured algorithm it names (``*`` names
-   the first one); ``q=0`` never picks. Names compare without case.
+   q-value above the best so far picks the algorithm it names; ``*`` names the LAST one
+   configured (HAProxy keeps its list in reverse order); ``q=0`` never picks. Names compare
+   without case.
 3. Nothing picked: ``identity`` when configured (nothing changes), else no compression.
 4. ``offload`` (backend's or frontend's): Accept-Encoding is removed from a request that got an
    algorithm, so the server does not compress first.
@@ -111,7 +112,7 @@ def choose_algorithm(environ: Environ, policy: CompressionPolicy
         quality = _qvalue(element[len(name):]) if ";" in element else 1000
         if quality <= best:
             continue
-        for algorithm in policy.algorithms:
+        for algorithm in reversed(policy.algorithms):
             if element.startswith("*") or name == algorithm.token:
                 chosen, best = algorithm, quality
                 break

@@ -55,10 +55,17 @@ def _server_row(
     checked_at = _int(detail.get("checked_at"))
     err_conn, err_resp = _int(detail.get("err_conn")), _int(detail.get("err_resp"))
     rise, fall = _int(detail.get("rise"), 2), _int(detail.get("fall"), 3)
+    address, admin = detail.get("addr", ""), detail.get("admin", "")
+    resolved = detail.get("resolved")
+    if resolved is not None:  # run-time resolution: where it is now, or MAINT (resolution)
+        port = address.rpartition(":")[2]
+        shown = f"[{resolved}]" if ":" in (resolved or "") else resolved
+        address = f"{shown}:{port}" if resolved else f"{address} (no address)"
+        admin = admin if resolved else "maint"
     return ServerReport(
         name=name,
-        address=detail.get("addr", ""),
-        admin=detail.get("admin", ""),
+        address=address,
+        admin=admin,
         oper=detail.get("oper", ""),
         weight=effective_weight(weight, slowstart, _int(detail.get("up_since")), now_ms),
         cfg_weight=_int(detail.get("cfg_weight"), weight),
