@@ -30,17 +30,20 @@ GLOBAL_IGNORED: dict[str, str] = {
     **dict.fromkeys(("log-tag", "log-send-hostname", "log-format"), _LOGGING),
     **dict.fromkeys(("ca-base", "crt-base", "ssl-server-verify", "ssl-engine",
                      "ssl-mode-async", "ssl-load-extra-files", "ssl-dh-param-file"), _TLS),
-    **dict.fromkeys(("maxconnrate", "maxsessrate", "maxsslconn", "maxsslrate", "maxpipes",
-                     "maxcomprate", "maxcompcpuusage", "maxzlibmem", "spread-checks",
+    **dict.fromkeys(("maxsslconn", "maxsslrate", "maxpipes", "spread-checks",
                      "max-spread-checks", "busy-polling", "noepoll", "nokqueue", "noevports",
                      "nopoll", "nosplice", "nogetaddrinfo", "noreuseport", "profiling.tasks",
                      "profiling.memory", "h1-case-adjust", "h1-case-adjust-file"), _TUNING),
     "stats": _STATS,
+    **dict.fromkeys(("maxcomprate", "maxcompcpuusage", "maxzlibmem"),
+                    "geoproxy compresses what the compression rules select, whatever the load"),
 }
 # prefixes of whole keyword families ignored in the global section
 GLOBAL_IGNORED_PREFIXES: dict[str, str] = {"tune.": _TUNING, "ssl-default-": _TLS}
 
 GLOBAL_REFUSED: dict[str, str] = {
+    **dict.fromkeys(("maxconnrate", "maxsessrate"),
+                    "it caps new connections per second and geoproxy does not implement it"),
     **dict.fromkeys(("setenv", "presetenv", "resetenv", "unsetenv"),
                     "set the variable in geoproxy's environment instead"),
     "lua-load": "geoproxy does not run Lua",
@@ -52,14 +55,19 @@ GLOBAL_REFUSED: dict[str, str] = {
 PROXY_IGNORED: dict[str, str] = {
     **dict.fromkeys(("log-tag", "log-format", "log-format-sd", "error-log-format",
                      "capture", "declare"), _LOGGING),
-    **dict.fromkeys(("description", "id", "backlog", "fullconn", "http-reuse",
-                     "max-keep-alive-queue", "email-alert", "load-server-state-from-file",
-                     "server-state-file-name", "bind-process", "rate-limit",
+    **dict.fromkeys(("description", "id", "backlog", "fullconn",
+                     "max-keep-alive-queue", "email-alert", "bind-process",
                      "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt",
                      "srvtcpka-idle", "srvtcpka-intvl", "max-session-srv-conns"), _NOTHING),
 }
 
+# keywords whose job geoproxy does another way
+PROXY_IGNORED.update(dict.fromkeys(
+    ("load-server-state-from-file", "server-state-file-name"),
+    "server states survive restarts and reloads in Redis"))
+
 PROXY_REFUSED: dict[str, str] = {
+    "rate-limit": "it caps new sessions per second and geoproxy does not implement it",
     **dict.fromkeys(("http-request", "http-response", "http-after-response", "tcp-request",
                      "tcp-response", "redirect", "use-server", "http-error", "errorfiles",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",

@@ -20,6 +20,7 @@ from geoproxy.config.kw_backend import (
 from geoproxy.config.kw_check import parse_http_check
 from geoproxy.config.kw_compression import parse_compression
 from geoproxy.config.kw_cookie import parse_cookie
+from geoproxy.config.kw_http_reuse import parse_http_reuse
 from geoproxy.config.kw_log import parse_log
 from geoproxy.config.kw_monitor import parse_monitor, parse_monitor_uri
 from geoproxy.config.kw_option import parse_option
@@ -78,6 +79,7 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "compression": Keyword(parse_compression),
     "unique-id-format": Keyword(parse_unique_id_format, backend=False),
     "unique-id-header": Keyword(parse_unique_id_header, backend=False),
+    "http-reuse": Keyword(parse_http_reuse, frontend=False),
 }
 
 # the keywords a `no` or `default` prefix may precede
