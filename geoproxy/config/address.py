@@ -13,6 +13,8 @@ Rules (HAProxy's ``str2sa_range()``):
 4. Environment variables are expanded in addresses even outside double quotes, as HAProxy's
    ``str2sa_range()`` does (its ``env_expand()``): ``$NAME`` or ``${NAME}``, the name made of
    letters, digits and ``_``; an unset variable expands to nothing.
+5. A server address ``*``, ``0.0.0.0`` or ``::`` is HAProxy's "destination address": each
+   request goes to the address the client connected to.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def parse_server(text: str) -> tuple[str, int]:
     """The ``(host, port)`` of a ``server`` address; port ``MAPPED_PORT`` when it has none."""
     host, port_text = _split(text, text, port_optional=True)
     if not host:
-        raise AddressError(f"missing address in '{text}'")
+        if port_text is None:
+            raise AddressError(f"missing address in '{text}'")
+        host = WILDCARD  # '*:PORT': the address the client connected to (rule 5)
     if port_text is None:
         return host, MAPPED_PORT
     if port_text[:1] in ("+", "-"):

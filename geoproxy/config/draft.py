@@ -36,6 +36,7 @@ from geoproxy.config.model import (
     HttpMode,
     Location,
     LogTarget,
+    OriginalTo,
     Sample,
     Server,
     StatsAuth,
@@ -120,6 +121,7 @@ class Settings:
     unique_id_location: Location | None = None
     compression: Compression | None = None
     buffer_request: bool = False
+    originalto: OriginalTo | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         if settings.unique_id_format else None,
         compression=settings.compression,
         buffer_request=settings.buffer_request,
+        originalto=settings.originalto,
     )
 
 
@@ -148,6 +149,7 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         stats=_stats(settings.stats, rules.stats_admin, acls),
         compression=settings.compression,
         buffer_request=settings.buffer_request,
+        originalto=settings.originalto,
     )
 
 

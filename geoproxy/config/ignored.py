@@ -89,7 +89,7 @@ OPTION_IGNORED: dict[str, str] = {
 OPTION_REFUSED = frozenset({
     "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response",
     "checkcache", "http-pretend-keepalive", "http-use-proxy-header", "prefer-last-server",
-    "transparent", "originalto", "forwarded", "ssl-hello-chk", "smtpchk", "pgsql-check",
+    "transparent", "forwarded", "ssl-hello-chk", "smtpchk", "pgsql-check",
     "mysql-check", "redis-check", "ldap-check", "spop-check", "tcp-check", "external-check",
     "http-restrict-req-hdr-names", "h1-case-adjust-bogus-client",
     "h1-case-adjust-bogus-server", "forceclose", "http-tunnel", "http_proxy",

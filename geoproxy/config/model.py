@@ -218,6 +218,12 @@ class Server:
         return (self.host, self.port)
 
     @property
+    def maps_address(self) -> bool:
+        """``server NAME *:PORT`` (or ``0.0.0.0``, ``::``): each request goes to the address
+        the client connected to, as HAProxy does."""
+        return self.host in ("0.0.0.0", "::")
+
+    @property
     def maps_port(self) -> bool:
         """``server NAME ADDR`` without a port: each request goes to the port the client
         connected to (the frontend's bind port), as HAProxy does."""
@@ -438,6 +444,15 @@ class ForwardFor:
 
 
 @dataclass(frozen=True, slots=True)
+class OriginalTo:
+    """``option originalto [except NETWORK] [header NAME]``: the address the client connected
+    to, sent to the server (IPv4 destinations only, as HAProxy 2.6)."""
+
+    header: str = "X-Original-To"
+    except_network: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorFile:
     """``errorfile CODE FILE``: the file holds a whole HTTP response, parsed at load time.
 
@@ -599,6 +614,7 @@ class Frontend:
     unique_id: UniqueId | None = None
     compression: Compression | None = None
     buffer_request: bool = False  # option http-buffer-request
+    originalto: OriginalTo | None = None
 
     @property
     def http_server_close(self) -> bool:
@@ -644,6 +660,7 @@ class Backend:
     stats: StatsConfig | None = None  # a backend serves the stats page too (HAProxy's meaning)
     compression: Compression | None = None
     buffer_request: bool = False  # option http-buffer-request
+    originalto: OriginalTo | None = None
 
     def server(self, name: str) -> Server | None:
         for server in self.servers:

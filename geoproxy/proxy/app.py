@@ -240,7 +240,7 @@ class ProxyApp:
             head, framing = build_request_head(
                 environ,
                 cookie=KEEP if upstream_cookie is PERSISTENCE_KEEP else upstream_cookie,
-                append=exchange.headers + ((forwardfor,) if forwardfor else ()),
+                append=exchange.headers + ((forwardfor,) if forwardfor else ()) + exchange.after,
                 server_close=backend.server_close,
                 upgrade=upgrade,
             )

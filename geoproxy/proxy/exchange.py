@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any, Protocol
 
-from geoproxy.config.model import CompressionAlgorithm, Config
+from geoproxy.config.model import CompressionAlgorithm, Config, OriginalTo
 from geoproxy.errors import ClientGone
 from geoproxy.proxy.buffering import buffer_body
 from geoproxy.proxy.compression import (
@@ -32,6 +33,8 @@ from geoproxy.proxy.runtime import BackendRuntime, FrontendRuntime
 
 Environ = dict[str, Any]
 Headers = list[tuple[str, str]]
+# the environ key of the address the client connected to (the worker sets it)
+LOCAL_ADDRESS = "geoproxy.local_addr"
 
 
 class _Response(Protocol):
@@ -44,7 +47,8 @@ class _Response(Protocol):
 class Exchange:
     """One request's share of the features (module doc)."""
 
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # before X-Forwarded-For
+    after: tuple[tuple[str, str], ...] = ()  # after it (X-Original-To)
     refusal: int = 0  # a status to answer instead of forwarding (408 while buffering)
     policy: CompressionPolicy | None = None
     algorithm: CompressionAlgorithm | None = None
@@ -76,10 +80,11 @@ _NOTHING = Exchange()
 class _PairSettings:
     buffer_limit: int  # 0: no buffering
     policy: CompressionPolicy | None
+    originalto: tuple[str, tuple[IPv4Network | IPv6Network, ...]] | None  # header, except
 
     @property
     def is_empty(self) -> bool:
-        return not self.buffer_limit and self.policy is None
+        return not self.buffer_limit and self.policy is None and self.originalto is None
 
 
 class ExchangeFeatures:
@@ -97,6 +102,7 @@ class ExchangeFeatures:
             found = self._pairs[key] = _PairSettings(
                 self._buffer_limit if buffers else 0,
                 CompressionPolicy.of(frontend.config.compression, backend.config.compression),
+                _originalto(frontend.config.originalto, backend.config.originalto),
             )
         return found
 
@@ -117,6 +123,8 @@ class ExchangeFeatures:
             value = unique_id.render(environ, frontend.config.name, backend.config.name)
             if frontend.unique_id_header:
                 exchange.headers = ((frontend.unique_id_header, value),)
+        if settings.originalto is not None:
+            exchange.after = _original_to(environ, *settings.originalto)
         policy = settings.policy
         if policy is not None:
             exchange.policy = policy
@@ -124,6 +132,29 @@ class ExchangeFeatures:
             if exchange.algorithm is not None and policy.offload:
                 environ.pop("HTTP_ACCEPT_ENCODING", None)
         return exchange
+
+
+def _originalto(frontend: OriginalTo | None, backend: OriginalTo | None
+                ) -> tuple[str, tuple[IPv4Network | IPv6Network, ...]] | None:
+    """``option originalto`` of the pair: the backend's header name first, either's except."""
+    if frontend is None and backend is None:
+        return None
+    header = (backend or frontend or OriginalTo()).header
+    networks = tuple(ip_network(o.except_network) for o in (frontend, backend)
+                     if o is not None and o.except_network)
+    return header, networks
+
+
+def _original_to(environ: Environ, header: str,
+                 networks: tuple[IPv4Network | IPv6Network, ...]) -> tuple[tuple[str, str], ...]:
+    """HAProxy 2.6 adds X-Original-To for IPv4 destinations only, outside ``except``."""
+    try:
+        destination = ip_address(environ.get(LOCAL_ADDRESS) or environ.get("SERVER_NAME", ""))
+    except ValueError:
+        return ()
+    if destination.version != 4 or any(destination in net for net in networks):
+        return ()
+    return ((header, str(destination)),)
 
 
 def _has_body(environ: Environ) -> bool:

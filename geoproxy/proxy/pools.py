@@ -3,7 +3,8 @@
 Rules:
 1. A server with a fixed address has one pool, built at start-up.
 2. A server without a port (``server s1 10.0.0.1``) is reached on the port the client
-   connected to (HAProxy's meaning): one pool per such port, made on first use.
+   connected to, one with the address ``*`` (or ``0.0.0.0``) at the address the client
+   connected to (HAProxy's meanings): one pool per such destination, made on first use.
 3. A server whose address run-time resolution manages (``resolvers``) is reached at the
    address its snapshot holds; when that address changes, the next request gets a pool to the
    new address, and the old pool's idle connections are closed.
@@ -16,6 +17,7 @@ from typing import Any
 from geoproxy.balance.view import ServerView
 from geoproxy.config.model import Backend, Server
 from geoproxy.forward.pool import ServerPool
+from geoproxy.proxy.unique_id import LOCAL_ADDRESS
 
 Environ = dict[str, Any]
 
@@ -30,7 +32,7 @@ class ServerPools:
         self._fixed: dict[str, ServerPool] = {
             s.name: ServerPool(s.host, s.port)
             for s in backend.servers
-            if not s.maps_port and not _resolved(s)
+            if not s.maps_port and not s.maps_address and not _resolved(s)
         }
         # (server, host, port) -> pool, for rules 2 and 3
         self._dynamic: dict[str, tuple[str, int, ServerPool]] = {}
@@ -46,8 +48,10 @@ class ServerPools:
             return fixed
         server = self._servers[name]
         host = (view.address if view is not None else None) or server.host
+        if server.maps_address:
+            host = environ.get(LOCAL_ADDRESS) or environ.get("SERVER_NAME") or host
         port = server.port or int(environ.get("SERVER_PORT") or 0)
-        key = name if not server.maps_port else f"{name}:{port}"
+        key = f"{name}:{host}:{port}" if server.maps_port or server.maps_address else name
         known = self._dynamic.get(key)
         if known is not None and known[0] == host and known[1] == port:
             return known[2]

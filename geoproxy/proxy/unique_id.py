@@ -26,6 +26,7 @@ from geoproxy.config.unique_id_format import Literal, Node, Separator, Variable,
 
 Environ = dict[str, Any]
 UNIQUE_ID_KEY = "geoproxy.unique_id"
+LOCAL_ADDRESS = "geoproxy.local_addr"  # the address the client connected to (the worker's)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _counter = itertools.count()
 _HOSTNAME = socket.gethostname()
@@ -64,8 +65,7 @@ _Render = Callable[[Context, bool], str]
 _RENDER: dict[str, _Render] = {
     "ci": lambda c, x: _address(c[0].get("REMOTE_ADDR", ""), x),
     "cp": lambda c, x: _number(int(c[0].get("REMOTE_PORT") or 0), x),
-    "fi": lambda c, x: _address(c[0].get("geoproxy.local_addr") or c[0].get("SERVER_NAME", ""),
-                                x),
+    "fi": lambda c, x: _address(c[0].get(LOCAL_ADDRESS) or c[0].get("SERVER_NAME", ""), x),
     "fp": lambda c, x: _number(int(c[0].get("SERVER_PORT") or 0), x),
     "Ts": lambda c, x: _number(int(_accepted(c[0])), x),
     "ms": lambda c, x: (f"{int(_accepted(c[0]) * 1000) % 1000:02X}" if x

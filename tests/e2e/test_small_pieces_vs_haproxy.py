@@ -4,7 +4,8 @@ the same configuration and the same requests: the status, the headers the client
 but Date), the body (decompressed) and the request headers the server sees must agree.
 
 HAProxy manual: ``monitor-uri``, ``monitor fail``, ``compression``, ``unique-id-format``,
-``unique-id-header``, ``server`` (a server address without a port), ``stats`` (in a backend),
+``unique-id-header``, ``option originalto``, ``server`` (an address without a port, or ``*``),
+``stats`` (in a backend),
 ``errorfile``, ``option http-buffer-request``.
 """
 
@@ -43,7 +44,9 @@ frontend f
     unique-id-format %{{+X}}o\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
     unique-id-header X-Unique-ID
     option forwardfor
+    option originalto
     use_backend portless if {{ path_beg /portless }}
+    use_backend dst if {{ path_beg /dst }}
     use_backend st if {{ path_beg /st }}
     use_backend empty if {{ path_beg /empty }}
     default_backend app
@@ -54,6 +57,8 @@ backend app
     server s1 {app}
 backend portless
     server p1 127.0.0.2
+backend dst
+    server d1 *:{app_port}
 backend st
     stats enable
     stats uri /st
@@ -84,7 +89,7 @@ def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pai
     started = []
     try:
         for port in (haproxy_port, geoproxy_port):
-            text = CONFIG.format(port=port, app=app.address, empty=empty)
+            text = CONFIG.format(port=port, app=app.address, app_port=app.port, empty=empty)
             if port == haproxy_port:
                 started.append(start_haproxy(process_registry, text,
                                              module_stack.directory / "haproxy",
@@ -231,7 +236,7 @@ _UNIQUE_ID = re.compile(r"([0-9A-F]{8}):([0-9A-F]{4})_([0-9A-F]{8}):([0-9A-F]{4}
                         r"([0-9A-F]{8})_([0-9A-F]{4,}):([0-9A-F]{4,})")
 
 
-def test_the_unique_id_header_reaches_the_server_in_haproxys_format_before_x_forwarded_for(
+def test_unique_id_x_forwarded_for_and_x_original_to_reach_the_server_as_haproxy_sends_them(
     pair: Pair,
 ) -> None:
     seen = []
@@ -246,6 +251,7 @@ def test_the_unique_id_header_reaches_the_server_in_haproxys_format_before_x_for
         assert (client, frontend) == ("7F000001", "7F000001")
         assert int(frontend_port, 16) == port
         assert abs(int(accepted, 16) - time.time()) < 60
+        assert dict((n.lower(), v) for n, v in fields)["x-original-to"] == "127.0.0.1"
         seen.append(names)
     assert seen[1] == seen[0]
 
@@ -261,6 +267,14 @@ def test_a_server_without_a_port_is_reached_on_the_port_the_client_connected_to(
         assert reply.status == 200, (port, reply)
         answer = json.loads(reply.body)
         assert (answer["host"], answer["port"]) == ("127.0.0.2", port)
+
+
+def test_a_server_at_the_wildcard_address_is_reached_at_the_address_the_client_connected_to(
+    pair: Pair,
+) -> None:
+    for port in pair.ports:
+        answer = json.loads(ask(port, "/dst/echo").body)
+        assert (answer["host"], answer["port"]) == ("127.0.0.1", pair.app.port)
 
 
 # -- stats in a backend -----------------------------------------------------------------------

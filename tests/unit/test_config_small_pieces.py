@@ -231,3 +231,13 @@ def test_global_connection_rate_caps_are_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_text("global\n    maxconnrate 10\n" + HEAD + FRONT + BACK, "t.cfg", env={})
     assert "'maxconnrate' is not supported by geoproxy" in str(caught.value.errors[0])
+
+
+def test_option_originalto_and_a_wildcard_server_address() -> None:
+    config = parse("frontend f\n    bind :80\n    option originalto except 10.0.0.0/8\n"
+                   "    default_backend b\nbackend b\n    option originalto header X-Dst\n"
+                   "    server s *:8080\n")
+    frontend, backend = config.frontends[0].originalto, config.backends[0].originalto
+    assert frontend is not None and frontend.except_network == "10.0.0.0/8"
+    assert backend is not None and backend.header == "X-Dst"
+    assert config.backends[0].servers[0].maps_address
