@@ -32,8 +32,8 @@ def parse_compression(proxy: ProxyDraft, line: Line) -> None:
         for name in names:
             algorithm = _ALGORITHMS.get(name)
             if algorithm is None:
-                line.fail(f"'compression algo' : '{name}' is not a supported algorithm "
-                          f"(supported: {quoted_list(_ALGORITHMS)}).")
+                line.fail(f"'compression' : '{name}' is not a supported algorithm "
+                          f"(geoproxy supports {quoted_list(_ALGORITHMS)}).")
             if algorithm not in algorithms:
                 algorithms.append(algorithm)
         current = dataclasses.replace(current, algorithms=tuple(algorithms))

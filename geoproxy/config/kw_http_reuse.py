@@ -24,4 +24,4 @@ def parse_http_reuse(proxy: ProxyDraft, line: Line) -> None:
                   "shared by the requests of every client (as 'http-reuse always'), never "
                   "private to one client connection.")
     if mode not in _SHARED:
-        line.fail("'http-reuse' expects one of 'never', 'safe', 'aggressive', 'always'.")
+        line.fail("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'.")

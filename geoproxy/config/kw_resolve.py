@@ -150,7 +150,8 @@ def apply_resolvers(server: Server, name: str, value: str) -> Server:
 
 def apply_resolve_prefer(server: Server, name: str, value: str) -> Server:
     if value not in ("ipv4", "ipv6"):
-        raise ResolveParamError(f"'resolve-prefer' expects 'ipv4' or 'ipv6' (got '{value}').")
+        raise ResolveParamError("'resolve-prefer' expects either ipv4 or ipv6 as argument "
+                                f"(got '{value}').")
     return dataclasses.replace(
         server, resolution=dataclasses.replace(_resolution(server), prefer=ResolvePrefer(value)))
 
@@ -163,8 +164,9 @@ def apply_init_addr(server: Server, name: str, value: str) -> Server:
         try:
             ipaddress.ip_address(method)
         except ValueError:
-            raise ResolveParamError(f"'init-addr' : unknown method '{method}', expects "
-                                    "'last', 'libc', 'none' or an IP address.") from None
+            raise ResolveParamError(f"'init-addr' : unknown init-addr method '{method}', "
+                                    "supported methods are 'libc', 'last', 'none' (or an IP "
+                                    "address).") from None
     return dataclasses.replace(
         server, resolution=dataclasses.replace(_resolution(server), init_addr=methods))
 

@@ -216,11 +216,11 @@ def parse_server_template(proxy: ProxyDraft, line: Line) -> None:
         line.fail(bad)
     first_text, dash, last_text = count.partition("-")
     if not first_text.isdigit() or (dash and not last_text.isdigit()):
-        line.fail(f"'server-template' : invalid range '{count}' (expects <nb> or "
-                  "<first>-<last>).")
+        line.fail(f"'server-template' : Wrong server-template number or range arg '{count}' "
+                  "(expects <nb> or <first>-<last>).")
     first, last = (int(first_text), int(last_text)) if dash else (1, int(first_text))
     if first < 1 or last < first:
-        line.fail(f"'server-template' : invalid range '{count}'.")
+        line.fail(f"'server-template' : Wrong server-template number or range arg '{count}'.")
     label = f"'server-template {proxy.name}/{prefix}'"
     host, port = _server_address(line, line.arg(2), label)
     for number in range(first, last + 1):

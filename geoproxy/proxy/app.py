@@ -400,8 +400,7 @@ class ProxyApp:
                 note.set_server(current.server)
             try:
                 pool = backend.pools.pool(
-                    current.server, environ, self.fleet.view(backend.config.name).server(
-                        current.server))
+                    current.server, environ, self.fleet.view(backend.config.name))
                 response = send(
                     pool,
                     head,

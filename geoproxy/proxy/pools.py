@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from geoproxy.balance.view import ServerView
+from geoproxy.balance.view import BackendView
 from geoproxy.config.model import Backend, Server
 from geoproxy.forward.pool import ServerPool
 from geoproxy.proxy.unique_id import LOCAL_ADDRESS
@@ -41,13 +41,15 @@ class ServerPools:
         """The pool of a fixed-address server (rule 1)."""
         return self._fixed[name]
 
-    def pool(self, name: str, environ: Environ, view: ServerView | None) -> ServerPool:
-        """The pool for a request of ``environ`` to server ``name`` (rules 1-3)."""
+    def pool(self, name: str, environ: Environ, view: BackendView) -> ServerPool:
+        """The pool for a request of ``environ`` to server ``name`` (rules 1-3); ``view`` is
+        the backend's snapshot (read only for servers under run-time resolution)."""
         fixed = self._fixed.get(name)
         if fixed is not None:
             return fixed
         server = self._servers[name]
-        host = (view.address if view is not None else None) or server.host
+        seen = view.server(name) if _resolved(server) else None
+        host = (seen.address if seen is not None else None) or server.host
         if server.maps_address:
             host = environ.get(LOCAL_ADDRESS) or environ.get("SERVER_NAME") or host
         port = server.port or int(environ.get("SERVER_PORT") or 0)

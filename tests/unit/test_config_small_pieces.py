@@ -54,7 +54,7 @@ def test_monitor_uri_is_inherited_from_defaults_and_ignored_in_a_backend() -> No
     ("monitor fail", "'monitor fail' requires either 'if' or 'unless'"),
     ("monitor pass if TRUE", "'monitor' expects 'fail'."),
     ("monitor-uri", "'monitor-uri' expects an URI."),
-    ("compression algo br", "'compression algo' : 'br' is not a supported algorithm"),
+    ("compression algo br", "'compression' : 'br' is not a supported algorithm"),
     ("compression minsize-res 10", "'compression' expects 'algo', 'type' or 'offload'."),
     ("unique-id-format %ci %cp", "expects only one argument, don't forget to escape spaces"),
     ("unique-id-format %[req.hdr(x)]", "sample '%[req.hdr(x)]' is not supported"),
@@ -146,14 +146,14 @@ def test_server_template_declares_numbered_servers_with_the_same_parameters() ->
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    ("server-template web 0 a:80", "invalid range '0'"),
-    ("server-template web 3-1 a:80", "invalid range '3-1'"),
-    ("server-template web x a:80", "invalid range 'x'"),
+    ("server-template web 0 a:80", "Wrong server-template number or range arg '0'"),
+    ("server-template web 3-1 a:80", "Wrong server-template number or range arg '3-1'"),
+    ("server-template web x a:80", "Wrong server-template number or range arg 'x'"),
     ("server-template s 2 _http._tcp.svc.consul resolvers default",
      "is a DNS SRV record"),
     ("server s1 a:80 resolvers nowhere", "unable to find required resolvers 'nowhere'"),
-    ("server s1 a:80 resolve-prefer ipv5", "'resolve-prefer' expects 'ipv4' or 'ipv6'"),
-    ("server s1 a:80 init-addr last,dns", "'init-addr' : unknown method 'dns'"),
+    ("server s1 a:80 resolve-prefer ipv5", "'resolve-prefer' expects either ipv4 or ipv6"),
+    ("server s1 a:80 init-addr last,dns", "'init-addr' : unknown init-addr method 'dns'"),
     ("server s1 a:80 resolve-opts nope", "'resolve-opts' : unknown option 'nope'"),
 ])
 def test_wrong_templates_and_resolution_parameters_are_refused(line: str, message: str) -> None:
