@@ -67,7 +67,9 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
     for backend in config.backends:
         errors.extend(_stick_errors(backend, backends))
         errors.extend(_server_errors(backend, config))
-        if not (backend.name in listens and backend.name in stats_only and not backend.servers):
+        serves_stats = backend.stats is not None or (
+            backend.name in listens and backend.name in stats_only)
+        if not (serves_stats and not backend.servers):
             warnings.extend(_backend_warnings(backend))
         missing = backend.timeouts.connect is None or backend.timeouts.server is None
         if backend.name in listens:
