@@ -49,6 +49,8 @@ def _server_row(
 ) -> ServerReport:
     inflight, total, queued = counts
     weight = _int(detail.get("weight"), _int(detail.get("cfg_weight"), 1))
+    if detail.get("nolb") == "1":
+        weight = 0  # disable-on-404 saw a 404 (HAProxy's NOLB)
     slowstart = float(detail.get("slowstart") or 0)
     ok, failed = _int(detail.get("check_ok")), _int(detail.get("check_fail"))
     changed = _int(detail.get("last_change"))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from geoproxy.balance.view import AdminState, BackendView, OperState, ServerView
 from geoproxy.config.model import Backend
 
-STATE_FIELDS = ("admin", "oper", "weight", "up_since", "resolved")
+STATE_FIELDS = ("admin", "oper", "weight", "up_since", "resolved", "nolb")
 
 
 def initial_view(backend: Backend) -> BackendView:
@@ -60,10 +60,12 @@ def rebuild_view(
     """The backend's view from the server hashes' ``STATE_FIELDS`` (in configuration order),
     the fleet-wide in-flight and queued counts, at Redis time ``now_ms``."""
     servers = []
-    for view, server, (admin, oper, weight, up_since, resolved) in zip(
+    for view, server, (admin, oper, weight, up_since, resolved, nolb) in zip(
         previous.servers, backend.servers, fields, strict=True
     ):
         base = int(weight) if weight is not None else server.weight
+        if nolb == "1":
+            base = 0  # http-check disable-on-404 saw a 404: persistent users only (NOLB)
         if resolved == "":
             admin = AdminState.MAINT.value  # no address: MAINT (resolution)
         servers.append(
