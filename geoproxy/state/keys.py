@@ -87,7 +87,8 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "checked_at, failed_checks, downs, last_change, downtime_ms) and traffic statistics "
         "(bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, max_inflight, "
         "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second); with "
-        "'resolvers', resolved (the address DNS gave, '' for none: MAINT) and resolved_at",
+        "'resolvers', resolved (the address DNS gave, '' for none: MAINT) and resolved_at; "
+        "nolb (1 while http-check disable-on-404 sees a 404)",
     ),
     (
         "gp:{B}:chk:S",
