@@ -52,6 +52,11 @@ def expand(text: str, env: Mapping[str, str] | None = None) -> str:
     return _VARIABLE.sub(value, text)
 
 
+def is_host_name(text: str) -> bool:
+    """Letters, digits, ``_``, ``.`` and ``-``, as a host name may be written."""
+    return _HOSTNAME.fullmatch(text) is not None
+
+
 def parse_bind(text: str) -> list[tuple[str, int]]:
     """Every ``(host, port)`` of one ``bind`` address list (``a:80,b:81``, ranges)."""
     addresses: list[tuple[str, int]] = []

@@ -104,10 +104,12 @@ def _port(server: Server, name: str, value: str) -> Server:
 
 
 def _addr(server: Server, name: str, value: str) -> Server:
+    """The check address: an IP address or, as HAProxy also takes, a host name."""
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise ParamError("'addr' expects <ipv4|ipv6> as argument.") from None
+        if not address.is_host_name(value):
+            raise ParamError("'addr' expects <ipv4|ipv6> as argument.") from None
     return replace(server, check_addr=value)
 
 
