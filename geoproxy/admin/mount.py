@@ -7,6 +7,8 @@ Rules:
    that serves nothing but stats (no server of its own and no backend to send to), never on a
    frontend whose ``/metrics`` may belong to the application.
 3. The page needs the fleet's state in Redis; a fleet state without it gets no page.
+4. A backend with ``stats`` keywords serves the page to the requests routed to it, as HAProxy
+   does (``mount_backend_stats``); its metrics path is only ``stats metrics-uri``'s.
 """
 
 from __future__ import annotations
@@ -89,4 +91,29 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
             applets=applets,
         )
         apps[frontend.name] = StatsApp(stats, site, control)
+    return apps
+
+
+def mount_backend_stats(config: Config, fleet: FleetState) -> StatsApps:
+    """Rule 4: one page per backend that has ``stats`` keywords (not the backend half of a
+    ``listen``, whose frontend half already serves it)."""
+    if not isinstance(fleet, RedisFleetState):
+        return {}
+    control = RedisControl(fleet)
+    order = configuration_order(config)
+    frontends = tuple(frontend.name for frontend in config.frontends)
+    apps: StatsApps = {}
+    for backend in config.backends:
+        stats = backend.stats
+        half = config.frontend(backend.name)
+        if stats is None or (half is not None and half.location == backend.location):
+            continue
+        site = StatsSite(
+            name=backend.name,
+            order=order,
+            frontends=frontends,
+            version=None if stats.hide_version else __version__,
+            metrics_uri=stats.metrics_uri,
+        )
+        apps[backend.name] = StatsApp(stats, site, control)
     return apps

@@ -47,6 +47,9 @@ class ServerView:
     maxconn: int = 0
     maxqueue: int = 0
     cookie: str | None = None
+    # the address run-time resolution gave (``resolvers``), '' while it gives none (the server
+    # is then in MAINT); None: the configured address stands
+    address: str | None = None
 
     @property
     def is_running(self) -> bool:

@@ -12,8 +12,9 @@ Rules:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Generic, NoReturn, TypeVar
 
 from geoproxy.config.lexer import Directive
@@ -39,6 +40,8 @@ class Line:
     config_dir: str
     warnings: list[Diagnostic]
     prefix: str = ""
+    # the environment the configuration expands (addresses expand it outside quotes too)
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     @property
     def keyword(self) -> str:

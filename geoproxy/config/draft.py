@@ -25,6 +25,7 @@ from geoproxy.config.model import (
     Acl,
     AclTest,
     Balance,
+    Compression,
     Condition,
     ConditionTerm,
     CookiePolicy,
@@ -35,6 +36,7 @@ from geoproxy.config.model import (
     HttpMode,
     Location,
     LogTarget,
+    OriginalTo,
     Sample,
     Server,
     StatsAuth,
@@ -113,6 +115,14 @@ class Settings:
     http_check_location: Location | None = None
     default_server: Server = field(default_factory=default_server_template)
     stats: StatsDraft | None = None
+    # monitor-uri, unique-id-*, compression, option http-buffer-request
+    monitor_uri: str | None = None
+    unique_id_format: str | None = None
+    unique_id_header: str | None = None
+    unique_id_location: Location | None = None
+    compression: Compression | None = None
+    buffer_request: bool = False
+    originalto: OriginalTo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +164,7 @@ class Rules:
     force_persist: list[ConditionDraft] = field(default_factory=list)
     ignore_persist: list[ConditionDraft] = field(default_factory=list)
     stats_admin: list[ConditionDraft] = field(default_factory=list)
+    monitor_fail: list[ConditionDraft] = field(default_factory=list)
     # where this section's own `http-check expect` is, once it has one
     http_check_expect: Location | None = None
 

@@ -20,15 +20,19 @@ from geoproxy.config.draft import (
     StatsDraft,
     bind_condition,
 )
+from geoproxy.config.kw_resolve import ResolversDraft
 from geoproxy.config.model import (
     Acl,
     Backend,
     Bind,
     Condition,
     Frontend,
+    Monitor,
+    Resolvers,
     StatsConfig,
     StickRule,
     Timeouts,
+    UniqueId,
     UseBackend,
 )
 
@@ -73,7 +77,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
                            for name, cond, location in rules.use_backends),
         acls=tuple(acls.values()),
         timeouts=Timeouts(client=timeouts.client, http_request=timeouts.http_request,
-                          http_keep_alive=timeouts.http_keep_alive),
+                          http_keep_alive=timeouts.http_keep_alive, tarpit=timeouts.tarpit),
         forwardfor=settings.forwardfor,
         httplog=settings.httplog,
         dontlognull=settings.dontlognull,
@@ -83,6 +87,15 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         stats=_stats(settings.stats, rules.stats_admin, acls),
         log_global=settings.log_global,
         logs=tuple(settings.logs),
+        monitor=Monitor(settings.monitor_uri,
+                        tuple(_bind(cond, acls) for cond in rules.monitor_fail))
+        if settings.monitor_uri else None,
+        unique_id=UniqueId(settings.unique_id_format, settings.unique_id_header,
+                           settings.unique_id_location)
+        if settings.unique_id_format else None,
+        compression=settings.compression,
+        buffer_request=settings.buffer_request,
+        originalto=settings.originalto,
     )
 
 
@@ -117,7 +130,7 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         timeouts=Timeouts(connect=timeouts.connect, server=timeouts.server,
                           queue=timeouts.queue, http_request=timeouts.http_request,
                           http_keep_alive=timeouts.http_keep_alive, check=timeouts.check,
-                          tunnel=timeouts.tunnel),
+                          tunnel=timeouts.tunnel, tarpit=timeouts.tarpit),
         retries=settings.retries,
         redispatch=settings.redispatch,
         redispatch_interval=settings.redispatch_interval,
@@ -135,4 +148,14 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         ignore_persist=tuple(_bind(cond, acls) for cond in rules.ignore_persist),
         acls=tuple(acls.values()),
         errorfiles=tuple(settings.errorfiles.values()),
+        stats=_stats(settings.stats, rules.stats_admin, acls),
+        compression=settings.compression,
+        buffer_request=settings.buffer_request,
+        originalto=settings.originalto,
     )
+
+
+def resolvers_sections(drafts: list[ResolversDraft]) -> tuple[Resolvers, ...]:
+    """Every ``resolvers`` section, in file order (the implicit ``default`` one is
+    ``Config.resolvers_section``'s)."""
+    return tuple(draft.freeze() for draft in drafts)

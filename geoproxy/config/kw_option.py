@@ -21,7 +21,7 @@ from geoproxy.config.context import Line, suggestion
 from geoproxy.config.draft import ProxyDraft
 from geoproxy.config.ignored import OPTION_IGNORED, OPTION_REFUSED
 from geoproxy.config.kw_check import parse_option_httpchk
-from geoproxy.config.model import ForwardFor, HttpMode
+from geoproxy.config.model import ForwardFor, HttpMode, OriginalTo
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +131,34 @@ def _forwardfor(proxy: ProxyDraft, line: Line) -> None:
     proxy.settings.forwardfor = ForwardFor(header, network, if_none)
 
 
-def _except_network(line: Line, text: str) -> str:
+def _buffer_request(proxy: ProxyDraft, line: Line) -> None:
+    line.at_most(1, "option http-buffer-request")
+    proxy.settings.buffer_request = line.prefix == ""
+
+
+def _originalto(proxy: ProxyDraft, line: Line) -> None:
+    header, network = "X-Original-To", None
+    index = 1
+    while index < len(line.args):
+        word = line.args[index]
+        if word == "except":
+            network = _except_network(line, line.arg(index + 1), "originalto")
+        elif word == "header":
+            header = line.arg(index + 1)
+            if not header:
+                line.fail("'option originalto header' expects <header_name> as argument.")
+        else:
+            line.fail("'option originalto' only supports optional values: 'except' and "
+                      "'header'.")
+        index += 2
+    proxy.settings.originalto = OriginalTo(header, network)
+
+
+def _except_network(line: Line, text: str, option: str = "forwardfor") -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))
     except ValueError:
-        line.fail("'option forwardfor except' expects <address>[/mask] as argument.")
+        line.fail(f"'option {option} except' expects <address>[/mask] as argument.")
 
 
 OPTIONS: dict[str, Option] = {
@@ -149,4 +172,6 @@ OPTIONS: dict[str, Option] = {
     "httpclose": Option(_http_mode(HttpMode.CLOSE), True, True, negatable=True),
     "httplog": Option(_httplog, frontend=True, backend=False, negatable=False),
     "dontlognull": Option(_dontlognull, frontend=True, backend=False, negatable=True),
+    "http-buffer-request": Option(_buffer_request, frontend=True, backend=True, negatable=True),
+    "originalto": Option(_originalto, frontend=True, backend=True, negatable=False),
 }

@@ -47,8 +47,9 @@ _TIMEOUTS: dict[str, tuple[str, bool, bool]] = {
     "connect": ("connect", False, True), "check": ("check", False, True),
     "queue": ("queue", False, True), "http-keep-alive": ("http_keep_alive", True, True),
     "http-request": ("http_request", True, True), "tunnel": ("tunnel", False, True),
+    "tarpit": ("tarpit", True, True),
 }
-_IGNORED_TIMEOUTS = ("tarpit", "client-fin", "server-fin")
+_IGNORED_TIMEOUTS = ("client-fin", "server-fin")
 _TIMEOUT_ALIASES = {"contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"}
 
 
@@ -80,7 +81,7 @@ def parse_bind(proxy: ProxyDraft, line: Line) -> None:
     if not line.args:
         line.fail("'bind' expects [addr1]:port1[-end1]{,[addr]:port[-end]}... as arguments.")
     try:
-        addresses = address.parse_bind(line.arg(0))
+        addresses = address.parse_bind(address.expand(line.arg(0), line.env))
     except address.AddressError as exc:
         line.fail(f"'bind' : {exc}")
     _bind_options(proxy, line)
@@ -224,7 +225,7 @@ def parse_errorfile(proxy: ProxyDraft, line: Line) -> None:
         page = read_errorfile(int(code), line.arg(1), line.config_dir, line.location)
     except ErrorFileError as exc:
         line.fail(str(exc))
-    if page.response_status != page.status:
+    if page.response_status != page.status and not page.is_empty:
         line.warn(f"errorfile : '{page.path}' answers {page.response_status} for status "
                   f"{page.status}; geoproxy sends the file as it is, as HAProxy does.")
     proxy.settings.errorfiles[page.status] = page

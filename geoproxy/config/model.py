@@ -210,10 +210,69 @@ class Server:
     on_error: OnError = OnError.FAIL_CHECK
     on_marked_down_shutdown_sessions: bool = False
     on_marked_up_shutdown_backup_sessions: bool = False
+    # `resolvers NAME` and its companions (geoproxy.config.kw_resolve)
+    resolution: ServerResolution | None = None
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
+
+    @property
+    def maps_address(self) -> bool:
+        """``server NAME *:PORT`` (or ``0.0.0.0``, ``::``): each request goes to the address
+        the client connected to, as HAProxy does."""
+        return self.host in ("0.0.0.0", "::")
+
+    @property
+    def maps_port(self) -> bool:
+        """``server NAME ADDR`` without a port: each request goes to the port the client
+        connected to (the frontend's bind port), as HAProxy does."""
+        return self.port == 0
+
+
+class ResolvePrefer(enum.Enum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerResolution:
+    """``server ... resolvers NAME [resolve-prefer F] [init-addr M,...] [resolve-opts O,...]
+    [resolve-net N,...]``: the server's FQDN is resolved at run time through resolvers section
+    ``resolvers``, every ``hold valid``. ``init_addr`` are the methods tried at start-up in
+    order (``last``, ``libc``, ``none`` or an IP address; HAProxy's default ``last,libc``);
+    ``allow_dup_ip``: servers sharing the FQDN may get the same address (HAProxy's
+    ``prevent-dup-ip`` is the default); ``networks``: preferred networks (``resolve-net``)."""
+
+    resolvers: str | None
+    prefer: ResolvePrefer = ResolvePrefer.IPV6
+    init_addr: tuple[str, ...] = ("last", "libc")
+    allow_dup_ip: bool = False
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolvers:
+    """A ``resolvers NAME`` section. ``nameservers`` are (name, host, port); ``hold`` maps
+    HAProxy's ``hold`` statuses (valid, nx, timeout, refused, other, obsolete) to seconds;
+    ``parse_resolv_conf``: the system's resolver is used (geoproxy resolves names through
+    it whenever no nameserver is given)."""
+
+    name: str
+    location: Location
+    nameservers: tuple[tuple[str, str, int], ...] = ()
+    parse_resolv_conf: bool = False
+    hold: tuple[tuple[str, float], ...] = (
+        ("nx", 30.0), ("obsolete", 0.0), ("other", 30.0), ("refused", 30.0),
+        ("timeout", 30.0), ("valid", 10.0),
+    )
+    resolve_retries: int = 3
+    timeout_resolve: float = 1.0
+    timeout_retry: float = 1.0
+    accepted_payload_size: int = 512
+
+    def hold_for(self, status: str) -> float:
+        return dict(self.hold)[status]
 
 
 class HttpCheckExpectKind(enum.Enum):
@@ -248,6 +307,7 @@ class HttpCheck:
     expect: HttpCheckExpect | None = None
     headers: tuple[tuple[str, str], ...] = ()
     body: str = ""
+    disable_on_404: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,6 +431,7 @@ class Timeouts:
     http_keep_alive: float | None = None
     check: float | None = None
     tunnel: float | None = None
+    tarpit: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +441,15 @@ class ForwardFor:
     header: str = "X-Forwarded-For"
     except_network: str | None = None
     if_none: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalTo:
+    """``option originalto [except NETWORK] [header NAME]``: the address the client connected
+    to, sent to the server (IPv4 destinations only, as HAProxy 2.6)."""
+
+    header: str = "X-Original-To"
+    except_network: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +469,55 @@ class ErrorFile:
     reason: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+
+    @property
+    def is_empty(self) -> bool:
+        """An empty file: HAProxy closes the connection without answering."""
+        return not self.response
+
+
+class CompressionAlgorithm(enum.Enum):
+    """``compression algo``: the name as configured; ``token`` is what Accept-Encoding and
+    Content-Encoding call it."""
+
+    IDENTITY = "identity"
+    GZIP = "gzip"
+    DEFLATE = "deflate"
+    RAW_DEFLATE = "raw-deflate"
+
+    @property
+    def token(self) -> str:
+        return "deflate" if self is CompressionAlgorithm.RAW_DEFLATE else self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Compression:
+    """``compression algo A... | type T... | offload`` of one proxy: ``algorithms`` in
+    preference order (empty: none named, nothing is compressed), ``types`` are Content-Type
+    prefixes (empty: every type but multipart), ``offload`` removes Accept-Encoding from
+    requests that will be compressed."""
+
+    algorithms: tuple[CompressionAlgorithm, ...] = ()
+    types: tuple[str, ...] = ()
+    offload: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    """``monitor-uri URI`` and ``monitor fail if|unless COND``: requests whose URI is exactly
+    ``uri`` are answered by the proxy itself, 200, or 503 when a ``fail`` condition holds."""
+
+    uri: str
+    fail: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueId:
+    """``unique-id-format FMT`` (a log-format string) and ``unique-id-header NAME``."""
+
+    format: str
+    header: str | None = None
+    location: Location | None = None
 
 
 class HttpMode(enum.Enum):
@@ -493,6 +612,11 @@ class Frontend:
     # `log global` (the global section's targets) and this frontend's own `log` lines
     log_global: bool = False
     logs: tuple[LogTarget, ...] = ()
+    monitor: Monitor | None = None
+    unique_id: UniqueId | None = None
+    compression: Compression | None = None
+    buffer_request: bool = False  # option http-buffer-request
+    originalto: OriginalTo | None = None
 
     @property
     def http_server_close(self) -> bool:
@@ -535,6 +659,10 @@ class Backend:
     ignore_persist: tuple[Condition, ...] = ()
     acls: tuple[Acl, ...] = ()
     errorfiles: tuple[ErrorFile, ...] = ()
+    stats: StatsConfig | None = None  # a backend serves the stats page too (HAProxy's meaning)
+    compression: Compression | None = None
+    buffer_request: bool = False  # option http-buffer-request
+    originalto: OriginalTo | None = None
 
     def server(self, name: str) -> Server | None:
         for server in self.servers:
@@ -626,6 +754,15 @@ class Config:
     frontends: tuple[Frontend, ...]
     backends: tuple[Backend, ...]
     warnings: tuple[Diagnostic, ...] = ()
+    resolvers: tuple[Resolvers, ...] = ()
+
+    def resolvers_section(self, name: str) -> Resolvers | None:
+        """The ``resolvers`` section ``name``; ``default`` always exists, as in HAProxy 2.6
+        (built from the system's resolver when the file declares none of that name)."""
+        found = next((r for r in self.resolvers if r.name == name), None)
+        if found is None and name == "default":
+            found = Resolvers(name, Location(self.path, 0), parse_resolv_conf=True)
+        return found
 
     def backend(self, name: str) -> Backend | None:
         for backend in self.backends:

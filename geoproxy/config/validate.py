@@ -66,7 +66,10 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
     stats_only = {f.name for f in config.frontends if f.stats is not None}
     for backend in config.backends:
         errors.extend(_stick_errors(backend, backends))
-        if not (backend.name in listens and backend.name in stats_only and not backend.servers):
+        errors.extend(_server_errors(backend, config))
+        serves_stats = backend.stats is not None or (
+            backend.name in listens and backend.name in stats_only)
+        if not (serves_stats and not backend.servers):
             warnings.extend(_backend_warnings(backend))
         missing = backend.timeouts.connect is None or backend.timeouts.server is None
         if backend.name in listens:
@@ -142,6 +145,21 @@ def _stick_errors(backend: Backend, backends: dict[str, Backend]) -> Iterator[Di
         if owner is None or owner.stick_table is None:
             yield Diagnostic(rule.location, "stick", (
                 f"Proxy '{backend.name}': unable to find stick-table '{name}'."))
+
+
+def _server_errors(backend: Backend, config: Config) -> Iterator[Diagnostic]:
+    """A checked server needs a port to check; a ``resolvers`` name must exist."""
+    for server in backend.servers:
+        if server.check and server.maps_port and server.check_port is None:
+            yield Diagnostic(server.location, "server", (
+                f"backend '{backend.name}': server '{server.name}' has neither service port "
+                "nor check port."))
+        resolution = server.resolution
+        if resolution and resolution.resolvers and \
+                config.resolvers_section(resolution.resolvers) is None:
+            yield Diagnostic(server.location, "server", (
+                f"backend '{backend.name}': server '{server.name}': unable to find required "
+                f"resolvers '{resolution.resolvers}'."))
 
 
 def _backend_warnings(backend: Backend) -> Iterator[Diagnostic]:

@@ -23,17 +23,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from geoproxy.admin.mount import StatsApps, mount_stats
+from geoproxy.admin.mount import StatsApps, mount_backend_stats, mount_stats
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
 from geoproxy.balance.view import BackendView, OperState, ServerView
 from geoproxy.config.model import Config, Observe
-from geoproxy.errors import ClientGone, ConnectFailed, UpstreamError
+from geoproxy.errors import ClientGone, ConnectFailed, SilentClose, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
 from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.body import ProxiedBody, Traffic
 from geoproxy.proxy.errorpages import ErrorPage
+from geoproxy.proxy.exchange import ExchangeFeatures
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
 from geoproxy.proxy.requestlog import LogNote, note_of
 from geoproxy.proxy.retry import redispatches
@@ -95,6 +96,9 @@ class ProxyApp:
         if self._shutdown_rules:
             fleet.on_transition(self._on_transition)
         self._stats: StatsApps = mount_stats(config, fleet)
+        self._backend_stats: StatsApps = mount_backend_stats(config, fleet)
+        # monitor-uri's neighbours: unique-id, compression, http-buffer-request
+        self._features = ExchangeFeatures(config)
         # per backend: the last snapshot seen and its eligible servers (snapshots are
         # immutable and replaced on each heartbeat, so this is computed twice a second)
         self._eligible: dict[str, tuple[BackendView, tuple[ServerView, ...]]] = {}
@@ -171,6 +175,10 @@ class ProxyApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         frontend = self.frontend_for(environ)
+        monitor = frontend.monitor
+        if monitor is not None and monitor.matches(environ):  # before anything, never logged
+            return self._answer(environ, start_response, frontend.errors.page(
+                monitor.status(environ)))
         if self._stats:
             stats = self._stats.get(frontend.config.name)
             if stats is not None and stats.serves(environ):
@@ -183,6 +191,10 @@ class ProxyApp:
             backend = frontend.backend_for(environ)
             if backend is None:
                 return self._answer(environ, start_response, frontend.errors.page(503))
+            if self._backend_stats:
+                stats = self._backend_stats.get(backend.config.name)
+                if stats is not None and stats.serves(environ):
+                    return stats(environ, start_response)
             return self._proxy(environ, start_response, frontend, backend)
         except ClientGone:
             raise
@@ -199,6 +211,9 @@ class ProxyApp:
         frontend: FrontendRuntime,
         backend: BackendRuntime,
     ) -> Iterable[bytes]:
+        exchange = self._features.request(environ, frontend, backend)
+        if exchange.refusal:
+            return self._answer(environ, start_response, frontend.errors.page(exchange.refusal))
         sticky = backend.persistence
         view = self.fleet.view(backend.config.name)
         note = note_of(environ)
@@ -225,7 +240,7 @@ class ProxyApp:
             head, framing = build_request_head(
                 environ,
                 cookie=KEEP if upstream_cookie is PERSISTENCE_KEEP else upstream_cookie,
-                append=(forwardfor,) if forwardfor else (),
+                append=exchange.headers + ((forwardfor,) if forwardfor else ()) + exchange.after,
                 server_close=backend.server_close,
                 upgrade=upgrade,
             )
@@ -256,6 +271,9 @@ class ProxyApp:
             if entries:
                 self.fleet.stick_store(entries, lease.server)
             headers = self._persist_response(backend, persistence, lease, response, now, note)
+        compressed = exchange.compress(environ, response, headers)
+        if compressed is not None:
+            headers = compressed
         status = f"{response.status} {response.reason}"
         start_response(status, headers)
         sessions = None
@@ -271,7 +289,7 @@ class ProxyApp:
             return SwitchedBody(
                 response, self.fleet, lease, sessions, traffic, note, timeout=timeout
             )
-        return ProxiedBody(response, self.fleet, lease, sessions, traffic, note)
+        return exchange.body(ProxiedBody(response, self.fleet, lease, sessions, traffic, note))
 
     def _persist_response(
         self,
@@ -381,8 +399,10 @@ class ProxyApp:
                 note.sending = time.monotonic()
                 note.set_server(current.server)
             try:
+                pool = backend.pools.pool(
+                    current.server, environ, self.fleet.view(backend.config.name))
                 response = send(
-                    backend.pools[current.server],
+                    pool,
                     head,
                     framing,
                     body,
@@ -461,6 +481,8 @@ class ProxyApp:
     def _answer(
         environ: Environ, start_response: StartResponse, page: ErrorPage
     ) -> Iterable[bytes]:
+        if page.is_silent:
+            raise SilentClose("an empty errorfile: the connection closes without an answer")
         headers = list(page.headers)
         if page.close:
             headers.append(("Connection", "close"))

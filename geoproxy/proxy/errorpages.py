@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from geoproxy.config.model import ErrorFile
 
 _BUILTIN_TEXT = {
+    200: ("OK", "Service ready."),  # monitor-uri's answer
     400: ("Bad request", "Your browser sent an invalid request."),
     403: ("Forbidden", "Request forbidden by administrative rules."),
     405: (
@@ -48,6 +49,11 @@ class ErrorPage:
     close: bool
 
     @property
+    def is_silent(self) -> bool:
+        """An empty errorfile: HAProxy closes the connection without a byte."""
+        return not self.status
+
+    @property
     def raw(self) -> bytes:
         """The whole response as bytes, for answers sent outside WSGI (the worker's 400/408)."""
         lines = [f"HTTP/1.1 {self.status}"]
@@ -79,7 +85,10 @@ def builtin_page(status: int) -> ErrorPage:
 
 def parse_errorfile(response: bytes) -> ErrorPage:
     """Turn an errorfile's raw HTTP response into an ``ErrorPage``. The parser has already
-    validated the file; ``Connection: close`` in it closes the client connection."""
+    validated the file; ``Connection: close`` in it closes the client connection. An empty
+    file gives a silent page (``is_silent``)."""
+    if not response:
+        return ErrorPage("", (), b"", True)
     head, _, body = response.partition(b"\r\n\r\n")
     if not _ and b"\n\n" in response:
         head, _, body = response.partition(b"\n\n")

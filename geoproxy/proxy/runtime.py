@@ -12,11 +12,13 @@ from typing import Any
 from geoproxy.balance.factory import policy_for
 from geoproxy.balance.policy import Policy
 from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
-from geoproxy.forward.pool import ServerPool
 from geoproxy.proxy.accesslog import AccessLog
 from geoproxy.proxy.acl import Predicate, compile_condition
 from geoproxy.proxy.errorpages import ErrorPages
+from geoproxy.proxy.monitor import MonitorRule
+from geoproxy.proxy.pools import ServerPools
 from geoproxy.proxy.sticky import BackendPersistence
+from geoproxy.proxy.unique_id import UniqueIdFormat
 
 Environ = dict[str, Any]
 
@@ -56,7 +58,7 @@ def _forwardfor_rule(forwardfor: ForwardFor | None) -> Callable[[Environ], tuple
 class BackendRuntime:
     config: Backend
     policy: Policy
-    pools: dict[str, ServerPool]
+    pools: ServerPools
     errors: ErrorPages
     connect_timeout: float | None
     server_timeout: float | None
@@ -75,6 +77,9 @@ class FrontendRuntime:
     errors: ErrorPages
     forwardfor: Callable[[Environ], tuple[str, str] | None]
     log: AccessLog | None  # None: this frontend logs no request
+    monitor: MonitorRule | None = None
+    unique_id: UniqueIdFormat | None = None
+    unique_id_header: str | None = None
 
     def backend_for(self, environ: Environ) -> BackendRuntime | None:
         for holds, backend in self.rules:
@@ -90,7 +95,7 @@ def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRunti
         backends[backend.name] = BackendRuntime(
             config=backend,
             policy=policy_for(backend, rng),
-            pools={server.name: ServerPool(server.host, server.port) for server in backend.servers},
+            pools=ServerPools(backend),
             errors=ErrorPages(backend.errorfiles),
             connect_timeout=timeouts.connect,
             server_timeout=timeouts.server,
@@ -119,6 +124,10 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list
                 errors=errors,
                 forwardfor=_forwardfor_rule(frontend.forwardfor),
                 log=_access_log(config, frontend),
+                monitor=MonitorRule(frontend.monitor) if frontend.monitor else None,
+                unique_id=UniqueIdFormat(frontend.unique_id.format)
+                if frontend.unique_id else None,
+                unique_id_header=frontend.unique_id.header if frontend.unique_id else None,
             )
         )
     return frontends

@@ -31,6 +31,8 @@ from geoproxy.config.model import Config
 from geoproxy.errors import ConfigError
 from geoproxy.health.checker import HealthChecker
 from geoproxy.proxy.app import ProxyApp
+from geoproxy.resolve.resolver import Resolver
+from geoproxy.resolve.startup import seed_addresses
 from geoproxy.state.frontends import FrontendDirectory
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 
@@ -123,6 +125,7 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
             self._master_fleet.close()
         self._master_fleet = RedisFleetState(self.redis_url, worker_id(os.getpid()))
         self._master_fleet.register(self.config.backends)
+        seed_addresses(self._master_fleet.dns, self.config)  # init-addr, before any worker
         frontends = FrontendDirectory(self.redis_url)
         try:
             frontends.register(frontend_kinds(self.config))
@@ -202,12 +205,16 @@ class GeoproxyArbiter(Arbiter):  # type: ignore[misc]
 
 def _post_worker_init(worker: Any) -> None:
     worker.geoproxy_checker = start_background(worker.wsgi, worker_id(os.getpid()))
+    worker.geoproxy_resolver = start_resolver(worker.wsgi, worker_id(os.getpid()))
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
     checker = getattr(worker, "geoproxy_checker", None)
     if isinstance(checker, HealthChecker):
         checker.stop()
+    resolver = getattr(worker, "geoproxy_resolver", None)
+    if isinstance(resolver, Resolver):
+        resolver.stop()
     app = getattr(worker, "wsgi", None)
     if isinstance(app, ProxyApp):
         app.fleet.stop()
@@ -219,6 +226,29 @@ def start_background(app: ProxyApp, checker_id: str) -> HealthChecker | None:
     app.fleet.start()
     if not isinstance(app.fleet, RedisFleetState):
         return None
-    checker = HealthChecker(app.fleet.health, app.config.backends, checker_id)
+    checker = HealthChecker(app.fleet.health, app.config.backends, checker_id,
+                            address_of=_resolved_address(app))
     checker.start()
     return checker
+
+
+def start_resolver(app: ProxyApp, holder: str) -> Resolver | None:
+    """A worker's share of the fleet's run-time resolution (``resolvers``), if any."""
+    if not isinstance(app.fleet, RedisFleetState):
+        return None
+    resolver = Resolver(app.fleet.dns, app.config, holder)
+    if not resolver.has_work:
+        return None
+    resolver.start()
+    return resolver
+
+
+def _resolved_address(app: ProxyApp) -> Any:
+    """Where a server under run-time resolution is now: its snapshot's address ('' when it has
+    none), None for a server whose configured address stands."""
+
+    def address_of(backend: str, server: str) -> str | None:
+        view = app.fleet.view(backend).server(server)
+        return view.address if view is not None else None
+
+    return address_of

@@ -51,6 +51,11 @@ class BackendKeys:
     def worker(self, worker_id: str) -> str:
         return self.worker_prefix + worker_id
 
+    def resolver_lease(self, name: str) -> str:
+        """STRING: the id of the process that resolves the FQDN of server ``name`` (and of the
+        servers sharing it) now, with a short TTL."""
+        return f"{PREFIX}:{{{self.backend}}}:dns:{name}"
+
 
 def backend_keys(backend: str) -> BackendKeys:
     tag = f"{PREFIX}:{{{backend}}}"
@@ -91,12 +96,21 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "oper (up, down, going-up or going-down); its check (check_code, check_desc, check_ms, "
         "checked_at, failed_checks, downs, last_change, downtime_ms) and traffic statistics "
         "(bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, max_inflight, "
-        "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second)",
+        "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second); with "
+        "'resolvers', resolved (the address DNS gave, '' for none: MAINT) and resolved_at; "
+        "nolb (1 while http-check disable-on-404 sees a 404)",
     ),
     (
         "gp:{B}:chk:S",
         "STRING",
         "the worker id that runs server S's health checks now (a lease with a 3 s TTL)",
+    ),
+    (
+        "gp:{B}:dns:S",
+        "STRING",
+        "the worker id that resolves the FQDN of server S (and of the servers sharing it: a "
+        "server-template) now, writing 'resolved' and 'resolved_at' into their hashes (a lease "
+        "with a 3 s TTL)",
     ),
     ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
     (

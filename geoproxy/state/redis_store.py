@@ -32,6 +32,7 @@ from geoproxy.config.model import Backend
 from geoproxy.state import registry
 from geoproxy.state.backend_state import BackendState
 from geoproxy.state.connect import REDIS_ERRORS, connect, is_cluster
+from geoproxy.state.dns_store import DnsStore
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.flusher import Flusher
 from geoproxy.state.group_commit import GroupCommit, Job
@@ -101,6 +102,7 @@ class RedisFleetState:
         )
         self._clock = clock
         self.health = HealthStore(self._client, self._scripts)
+        self.dns = DnsStore(self._client, self._scripts)  # run-time resolution (resolvers)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 

@@ -30,6 +30,7 @@ SCRIPT_NAMES = (
     "record_check",
     "observe",
     "queue",
+    "record_addresses",
 )
 
 

@@ -2,7 +2,9 @@
 
 Pure (no Redis here): ``state/redis_store.py`` fetches the fields, this module interprets them.
 Effective weight follows HAProxy: the operator's weight (``weight`` field, else the configured
-one), ramped up over ``slowstart`` after the server came back UP (at least 1).
+one), ramped up over ``slowstart`` after the server came back UP (at least 1). A server whose
+address comes from run-time resolution (``resolved`` field, written by ``geoproxy.resolve``)
+routes to that address, and is in MAINT while it has none (HAProxy's "MAINT (resolution)").
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from geoproxy.balance.view import AdminState, BackendView, OperState, ServerView
 from geoproxy.config.model import Backend
 
-STATE_FIELDS = ("admin", "oper", "weight", "up_since")
+STATE_FIELDS = ("admin", "oper", "weight", "up_since", "resolved", "nolb")
 
 
 def initial_view(backend: Backend) -> BackendView:
@@ -58,13 +60,18 @@ def rebuild_view(
     """The backend's view from the server hashes' ``STATE_FIELDS`` (in configuration order),
     the fleet-wide in-flight and queued counts, at Redis time ``now_ms``."""
     servers = []
-    for view, server, (admin, oper, weight, up_since) in zip(
+    for view, server, (admin, oper, weight, up_since, resolved, nolb) in zip(
         previous.servers, backend.servers, fields, strict=True
     ):
         base = int(weight) if weight is not None else server.weight
+        if nolb == "1":
+            base = 0  # http-check disable-on-404 saw a 404: persistent users only (NOLB)
+        if resolved == "":
+            admin = AdminState.MAINT.value  # no address: MAINT (resolution)
         servers.append(
             dataclasses.replace(
                 view,
+                address=resolved,
                 admin=AdminState(admin) if admin else view.admin,
                 oper=OperState(oper) if oper else view.oper,
                 weight=effective_weight(base, server.slowstart, int(up_since or 0), now_ms),
