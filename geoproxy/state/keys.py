@@ -18,6 +18,8 @@ PREFIX = "gp"
 BACKENDS = f"{PREFIX}:backends"
 # A hash of frontend names -> kind, so that tools without the configuration list every one.
 FRONTENDS = f"{PREFIX}:frontends"
+# A set of frontend names an operator disabled (the Runtime API's 'disable frontend').
+DISABLED_FRONTENDS = f"{PREFIX}:frontends:disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +89,19 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "frontend (or listen) name -> 'proxy', or 'stats' for a listener that serves only the "
         "stats page; written by each geoproxy master at start-up and reload",
     ),
+    (
+        DISABLED_FRONTENDS,
+        "SET",
+        "frontends an operator disabled ('disable frontend F' on any host's stats socket): "
+        "every host stops accepting connections on their binds until 'enable frontend F'",
+    ),
     ("gp:{B}:servers", "ZSET", "server names of backend B, scored by configuration order"),
     (
         "gp:{B}:srv:S",
         "HASH",
         "server S of backend B: addr, weight, maxconn, backup, admin (ready, drain or maint), "
-        "oper (up, down, going-up or going-down); its check (check_code, check_desc, check_ms, "
+        "oper (up, down, going-up, going-down or stopping), shutdowns (how many times an "
+        "operator asked to cut its sessions); its check (check_code, check_desc, check_ms, "
         "checked_at, failed_checks, downs, last_change, downtime_ms) and traffic statistics "
         "(bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, max_inflight, "
         "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second)",

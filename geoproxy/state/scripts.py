@@ -35,6 +35,8 @@ SCRIPT_NAMES = (
     "record_check",
     "observe",
     "queue",
+    "set_admin",
+    "set_health",
 )
 
 
