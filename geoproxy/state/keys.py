@@ -18,8 +18,6 @@ PREFIX = "gp"
 BACKENDS = f"{PREFIX}:backends"
 # A hash of frontend names -> kind, so that tools without the configuration list every one.
 FRONTENDS = f"{PREFIX}:frontends"
-# A set of frontend names an operator disabled (the Runtime API's 'disable frontend').
-DISABLED_FRONTENDS = f"{PREFIX}:frontends:disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +86,6 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "HASH",
         "frontend (or listen) name -> 'proxy', or 'stats' for a listener that serves only the "
         "stats page; written by each geoproxy master at start-up and reload",
-    ),
-    (
-        DISABLED_FRONTENDS,
-        "SET",
-        "frontends an operator disabled ('disable frontend F' on any host's stats socket): "
-        "every host stops accepting connections on their binds until 'enable frontend F'",
     ),
     ("gp:{B}:servers", "ZSET", "server names of backend B, scored by configuration order"),
     (

@@ -23,7 +23,7 @@ from typing import cast
 from geoproxy.balance.view import AdminState
 from geoproxy.state.connect import Client, connect
 from geoproxy.state.health_store import HealthStore
-from geoproxy.state.keys import DISABLED_FRONTENDS, backend_keys, stick_key
+from geoproxy.state.keys import backend_keys, stick_key
 from geoproxy.state.report import read_fleet
 from geoproxy.state.scripts import Scripts
 from geoproxy.state.store import FleetReport
@@ -77,17 +77,6 @@ class RuntimeOps:
     def _known(self, backend: str, server: str) -> None:
         if self._client.zscore(backend_keys(backend).servers, server) is None:
             raise KeyError(f"no server {backend}/{server} in this Redis")
-
-    # -- frontends ----------------------------------------------------------------------------
-
-    def disabled_frontends(self) -> set[str]:
-        return cast(set[str], self._client.smembers(DISABLED_FRONTENDS))
-
-    def set_frontend_disabled(self, frontend: str, disabled: bool) -> bool:
-        """Disable or enable ``frontend`` fleet-wide; False when it already was."""
-        if disabled:
-            return bool(self._client.sadd(DISABLED_FRONTENDS, frontend))
-        return bool(self._client.srem(DISABLED_FRONTENDS, frontend))
 
     # -- stick tables -------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Server and frontend commands: ``set server``, ``get weight``, ``set weight``, ``enable`` /
-``disable server``, ``set maxconn server``, ``shutdown sessions server``, ``enable`` /
-``disable frontend``. Answers and errors are HAProxy 2.6's, word for word (a few of its error
-texts have no final newline; they are kept so).
+``disable server``, ``set maxconn server``, ``shutdown sessions server``, and ``enable`` /
+``disable frontend`` (refused: geoproxy does not pause listeners yet). Answers and errors are
+HAProxy 2.6's, word for word (a few of its error texts have no final newline; kept so).
 
 Rules:
 1. A change goes to the fleet's shared state, never to this host alone; a successful change
@@ -157,6 +157,10 @@ def shutdown_sessions(ctx: Context, args: Sequence[str]) -> str:
     ctx.control.shutdown_sessions(backend, server.name)
     return ""
 
+_NO_PAUSE = ("geoproxy cannot pause a frontend's listeners yet: put its backends' servers in "
+             "maint ('set server B/S state maint'), or stop the host.")
+
+
 def _frontend(ctx: Context, args: Sequence[str]) -> str:
     ctx.require(Level.ADMIN)
     name = args[0] if args else ""
@@ -166,12 +170,13 @@ def _frontend(ctx: Context, args: Sequence[str]) -> str:
         raise CommandError("No such frontend.")
     return name
 
+
 def disable_frontend(ctx: Context, args: Sequence[str]) -> str:
-    if not ctx.control.set_frontend_disabled(_frontend(ctx, args), True):
-        raise CommandError("All sockets are already disabled.")
-    return ""
+    """Refused after HAProxy's own checks: geoproxy does not pause listeners (yet)."""
+    _frontend(ctx, args)
+    raise CommandError(_NO_PAUSE)
+
 
 def enable_frontend(ctx: Context, args: Sequence[str]) -> str:
-    if not ctx.control.set_frontend_disabled(_frontend(ctx, args), False):
-        raise CommandError("All sockets are already enabled.")
-    return ""
+    _frontend(ctx, args)
+    raise CommandError("All sockets are already enabled.")

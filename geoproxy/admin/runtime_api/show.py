@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 from geoproxy import __version__
 from geoproxy.admin.csv import render_rows
@@ -34,25 +33,12 @@ _TYPE_BITS = {0: 1, 1: 2, 2: 4}  # row type -> HAProxy's STATS_TYPE_* mask bit
 
 
 def fleet_proxies(ctx: Context, report: FleetReport | None = None) -> list[Proxy]:
-    """Every proxy as the stats page lists it (configuration order, fleet-wide figures), with
-    disabled frontends shown as HAProxy shows them."""
+    """Every proxy as the stats page lists it (configuration order, fleet-wide figures)."""
     config = ctx.config()
     report = report or ctx.control.fleet_report()
     report = with_frontends(report, [f.name for f in config.frontends])
     applets = [name for name, kind in frontend_kinds(config).items() if kind == STATS]
-    listed = proxies(report, configuration_order(config), (), applets)
-    disabled = ctx.control.disabled_frontends()
-    if not disabled:
-        return listed
-    return [
-        Proxy(p.name, p.iid, tuple(_paused(row) if p.name in disabled else row for row in p.rows),
-              p.is_backend)
-        for p in listed
-    ]
-
-
-def _paused(row: StatsRow) -> StatsRow:
-    return replace(row, status="PAUSED") if row.svname == "FRONTEND" else row
+    return proxies(report, configuration_order(config), (), applets)
 
 
 def show_stat(ctx: Context, args: Sequence[str]) -> str:
@@ -199,7 +185,8 @@ def _server_state_line(iid: int, backend: str, sid: int, s: ServerReport, uptime
     since = int(s.since_change) if s.since_change is not None else uptime
     return (
         f"{iid} {backend} {sid} {s.name} {host} {op_state} {admin} {s.weight} {s.cfg_weight} "
-        f"{since} {check_status} {result} {s.health if s.checked else s.rise} {check_state} 0 0 0 - "
+        f"{since} {check_status} {result} {s.health if s.checked else s.rise} {check_state} "
+        "0 0 0 - "
         f"{port} - 0 0 - - 0\n"
     )
 
