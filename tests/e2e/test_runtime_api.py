@@ -21,7 +21,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -29,7 +29,7 @@ import pytest
 from tests.e2e.conftest import Stack
 from tests.support.backends import Backend
 from tests.support.ports import free_ports
-from tests.support.processes import ManagedProcess, ProcessRegistry
+from tests.support.processes import ProcessRegistry
 from tests.support.runtime_api import ask, start_haproxy, wait_for_socket
 from tests.support.tools import tool_missing
 
