@@ -15,7 +15,6 @@ _PROCESS = "process management belongs to gunicorn and geoproxy's command line"
 _LOGGING = "logging is configured on geoproxy's command line"
 _TLS = "geoproxy does not terminate TLS"
 _TUNING = "HAProxy's tuning does not apply to geoproxy"
-_STATS = "geoproxy's runtime commands go through Redis: see 'geoproxy set' and 'geoproxy state'"
 _NOTHING = "it has no effect on traffic in geoproxy"
 
 # keyword -> reason, for the global section
@@ -34,7 +33,6 @@ GLOBAL_IGNORED: dict[str, str] = {
                      "max-spread-checks", "busy-polling", "noepoll", "nokqueue", "noevports",
                      "nopoll", "nosplice", "nogetaddrinfo", "noreuseport", "profiling.tasks",
                      "profiling.memory", "h1-case-adjust", "h1-case-adjust-file"), _TUNING),
-    "stats": _STATS,
     **dict.fromkeys(("maxcomprate", "maxcompcpuusage", "maxzlibmem"),
                     "geoproxy compresses what the compression rules select, whatever the load"),
 }

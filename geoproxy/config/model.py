@@ -680,6 +680,27 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsSocket:
+    """``stats socket`` in ``global``: where this host serves HAProxy's Runtime API. ``path``
+    is a unix socket's path ("" for TCP, then ``host``/``port``); ``mode``, ``user`` and
+    ``group`` apply to a unix socket (None: as created); ``level`` is ``user``, ``operator``
+    (HAProxy's default) or ``admin``."""
+
+    location: Location
+    path: str = ""
+    host: str = ""
+    port: int = 0
+    mode: int | None = None
+    user: str | None = None
+    group: str | None = None
+    level: str = "operator"
+
+    @property
+    def label(self) -> str:
+        return self.path or f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class LogTarget:
     """``log ADDRESS [len N] [format F] FACILITY [LEVEL [MINLEVEL]]``: where request and
     health lines go. ADDRESS is ``stdout``, ``stderr``, a unix socket path (``/dev/log``) or
@@ -704,6 +725,8 @@ class GlobalSettings:
     logs: tuple[LogTarget, ...] = ()
     bufsize: int = DEFAULT_BUFSIZE
     maxhdr: int = DEFAULT_MAXHDR
+    stats_sockets: tuple[StatsSocket, ...] = ()
+    stats_timeout: float = 10.0  # ``stats timeout``: an idle Runtime API session closes
 
     @property
     def request_limits(self) -> RequestLimits:

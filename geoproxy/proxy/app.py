@@ -95,6 +95,9 @@ class ProxyApp:
         }
         if self._shutdown_rules:
             fleet.on_transition(self._on_transition)
+        on_shutdown_request = getattr(fleet, "on_shutdown_request", None)
+        if on_shutdown_request is not None:  # the Runtime API's 'shutdown sessions server'
+            on_shutdown_request(self._shut_down_sessions)
         self._stats: StatsApps = mount_stats(config, fleet)
         self._backend_stats: StatsApps = mount_backend_stats(config, fleet)
         # monitor-uri's neighbours: unique-id, compression, http-buffer-request
@@ -127,6 +130,11 @@ class ProxyApp:
         for name in victims:
             for body in list(self._sessions.get((backend, name), ())):
                 body.abort()
+
+    def _shut_down_sessions(self, backend: str, server: str) -> None:
+        """Abort this worker's responses streaming from ``backend/server`` now."""
+        for body in list(self._sessions.get((backend, server), ())):
+            body.abort()
 
     def client_timeouts(self, listener: Any) -> ClientTimeouts:
         """The client-side timeouts of the frontend that listens on ``listener`` (its address)."""
@@ -276,9 +284,9 @@ class ProxyApp:
             headers = compressed
         status = f"{response.status} {response.reason}"
         start_response(status, headers)
-        sessions = None
-        if backend.config.name in self._shutdown_rules:
-            sessions = self._sessions.setdefault((backend.config.name, lease.server), set())
+        # every streaming response is findable by its server: on-marked-down rules and the
+        # Runtime API's 'shutdown sessions server' cut them
+        sessions = self._sessions.setdefault((backend.config.name, lease.server), set())
         traffic = Traffic(
             frontend.config.name,
             len(head) + framing.length,

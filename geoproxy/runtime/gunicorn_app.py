@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +28,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from geoproxy.admin.mount import frontend_kinds
+from geoproxy.admin.runtime_api.context import HostInfo
 from geoproxy.config import load
 from geoproxy.config.model import Config
 from geoproxy.errors import ConfigError
@@ -33,8 +36,10 @@ from geoproxy.health.checker import HealthChecker
 from geoproxy.proxy.app import ProxyApp
 from geoproxy.resolve.resolver import Resolver
 from geoproxy.resolve.startup import seed_addresses
+from geoproxy.runtime.stats_socket import BoundSocket, RuntimeApiServer
 from geoproxy.state.frontends import FrontendDirectory
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
+from geoproxy.state.runtime_ops import RuntimeOps
 
 log = logging.getLogger("geoproxy")
 
@@ -70,11 +75,13 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         redis_url: str,
         workers: int,
         listeners: Sequence[socket.socket] = (),
+        stats_sockets: Sequence[BoundSocket] = (),
     ) -> None:
         self.config = config
         self.redis_url = redis_url
         self.workers = workers
         self._listeners = list(listeners)
+        self._stats_sockets = list(stats_sockets)
         self._master_fleet: RedisFleetState | None = None
         self._registered = True  # False: the last reload could not reach Redis
         super().__init__(usage=None, prog="geoproxy")
@@ -180,6 +187,8 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         return True
 
     def run(self) -> None:
+        master = os.getpid()
+        runtime_api = self._runtime_api()
         try:
             arbiter = GeoproxyArbiter(self)
             if self._listeners:
@@ -190,6 +199,28 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         except RuntimeError as error:
             print(f"\nError: {error}\n", file=sys.stderr, flush=True)
             sys.exit(1)
+        finally:
+            # gunicorn's workers leave through this stack too: only the master stops it
+            if runtime_api is not None and os.getpid() == master:
+                runtime_api.stop()
+
+    def _runtime_api(self) -> RuntimeApiServer | None:
+        """The ``stats socket`` server, in the master (threads that never block the arbiter)."""
+        if not self._stats_sockets:
+            return None
+        host = HostInfo(
+            pid=os.getpid(),
+            started=time.time(),
+            workers=self.workers,
+            node=os.environ.get(HOSTNAME_ENV) or socket.gethostname(),
+            ulimit_n=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
+        url = self.redis_url
+        server = RuntimeApiServer(
+            self._stats_sockets, lambda: self.config, lambda: RuntimeOps(url), host
+        )
+        server.start()
+        return server
 
 
 class GeoproxyArbiter(Arbiter):  # type: ignore[misc]

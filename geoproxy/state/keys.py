@@ -93,7 +93,8 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:srv:S",
         "HASH",
         "server S of backend B: addr, weight, maxconn, backup, admin (ready, drain or maint), "
-        "oper (up, down, going-up or going-down); its check (check_code, check_desc, check_ms, "
+        "oper (up, down, going-up, going-down or stopping), shutdowns (how many times an "
+        "operator asked to cut its sessions); its check (check_code, check_desc, check_ms, "
         "checked_at, failed_checks, downs, last_change, downtime_ms) and traffic statistics "
         "(bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, max_inflight, "
         "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second); with "

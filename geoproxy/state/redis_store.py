@@ -192,6 +192,11 @@ class RedisFleetState:
         """Call ``listener`` whenever a refresh sees a server's health state change."""
         self._heartbeat.listeners.append(listener)
 
+    def on_shutdown_request(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(backend, server)`` when a refresh sees that an operator asked to
+        shut that server's sessions down (the Runtime API's ``shutdown sessions server``)."""
+        self._heartbeat.shutdown_listeners.append(listener)
+
     @property
     def degraded(self) -> bool:
         return self._outage.degraded

@@ -31,6 +31,8 @@ SCRIPT_NAMES = (
     "observe",
     "queue",
     "record_addresses",
+    "set_admin",
+    "set_health",
 )
 
 
