@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 CONFIG ?=
 RUN_ARGS := $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: run test lint bench faults clean
+.PHONY: run test lint bench fleet-bench faults clean
 
 # .installed-run: geoproxy and its runtime dependencies; .installed: the test extra as well
 # (a superset, so it also stamps .installed-run and `make run` after `make test` installs nothing).
@@ -39,6 +39,9 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+fleet-bench: $(BIN)/.installed
+	$(BIN)/python scripts/fleet_bench.py $(ARGS)
 
 faults: $(BIN)/.installed
 	$(BIN)/python scripts/fault_table.py $(ARGS)

@@ -173,9 +173,10 @@ def table(rows: list[Row], notes: dict[str, str]) -> str:
 
 
 TARGETS = (
-    # (what, row, base row, key, at least) -- issue 7's goals for geoproxy (row f)
+    # (what, row, base row, key, at least) -- the goals for geoproxy (row f): issue 7's, with
+    # the HAProxy bar raised to 0.18 by the fleet-scale issue
     ("req/s >= 2.5 x obvious proxy", "f", "d", "rps", 2.5),
-    ("req/s >= 0.15 x HAProxy", "f", "b", "rps", 0.15),
+    ("req/s >= 0.18 x HAProxy", "f", "b", "rps", 0.18),
     ("req/CPU-s >= 3 x obvious proxy with Redis", "f", "e", "req_per_cpu_s", 3.0),
 )
 
@@ -192,7 +193,7 @@ def targets(rows: list[Row]) -> str:
         f_p99, d_p99 = by_row["f"].p99_ms, by_row["d"].p99_ms
         met = "met" if f_p99 < d_p99 else "NOT met"
         lines.append(f"- p99 below the obvious proxy's: {f_p99:.2f} ms vs {d_p99:.2f} ms {met}")
-    return "\n".join(["targets (issue 7), this run:", *lines]) if lines else ""
+    return "\n".join(["targets, this run:", *lines]) if lines else ""
 
 
 def header(tool: str, duration: float, backend_kind: str) -> str:

@@ -25,7 +25,7 @@ from tests.support.backends import Backend
 from tests.support.http_client import get
 from tests.support.ports import free_port
 from tests.support.proxy_process import ProxyProcess
-from tests.support.redis_monitor import wire_log
+from tests.support.redis_monitor import round_trips, wire_log
 
 REQUESTS = 200
 CONCURRENT, WAVES = 16, 12  # a worker under load: waves of requests in flight at once
@@ -52,23 +52,8 @@ ACQUIRE = script_sha("acquire")
 
 
 def by_kind(recorded: list[list[str]]) -> Counter[str]:
-    """Round trips by kind: a MULTI ... EXEC block is one "transaction", the acquire script is
-    told apart from the other scripts, any other command counts by its name."""
-    kinds: Counter[str] = Counter()
-    in_transaction = False
-    for words in recorded:
-        if words[0] == "MULTI":
-            in_transaction = True
-            kinds["transaction"] += 1
-        elif words[0] == "EXEC":
-            in_transaction = False
-        elif in_transaction:
-            continue
-        elif words[0] == "EVALSHA":
-            kinds["acquire" if words[1] == ACQUIRE else "other script"] += 1
-        else:
-            kinds[words[0]] += 1
-    return kinds
+    """Round trips by kind (see ``round_trips``), the acquire script told apart."""
+    return round_trips(recorded, {ACQUIRE: "acquire"})
 
 
 def acquires(kinds: Counter[str]) -> int:
