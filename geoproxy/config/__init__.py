@@ -59,13 +59,14 @@ def parse_text(text: str, path: str, env: Mapping[str, str] | None = None) -> Co
     if errors:
         raise ConfigError(_in_file_order(errors), warnings)
     frontends, backends = freeze(sections.proxies)
-    config = Config(path, sections.global_.freeze(), frontends, backends)
+    userlists = tuple(userlist.freeze() for userlist in sections.userlists)
+    config = Config(path, sections.global_.freeze(), frontends, backends, (), userlists)
     whole_errors, whole_warnings = validate(config)
     warnings.extend(check_drafts(sections.proxies))
     warnings.extend(whole_warnings)
     if whole_errors:
         raise ConfigError(whole_errors, warnings)
-    return Config(path, config.global_, frontends, backends, tuple(warnings))
+    return Config(path, config.global_, frontends, backends, tuple(warnings), userlists)
 
 
 def _in_file_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

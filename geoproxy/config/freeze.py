@@ -15,6 +15,7 @@ from __future__ import annotations
 from geoproxy.config.acl import PREDEFINED
 from geoproxy.config.draft import (
     ConditionDraft,
+    HttpRuleDraft,
     ProxyDraft,
     ProxyKind,
     StatsDraft,
@@ -26,6 +27,8 @@ from geoproxy.config.model import (
     Bind,
     Condition,
     Frontend,
+    HttpRule,
+    HttpRules,
     StatsConfig,
     StickRule,
     Timeouts,
@@ -56,6 +59,25 @@ def _bind(condition: ConditionDraft, acls: dict[str, Acl]) -> Condition:
     return bind_condition(condition, acls, PREDEFINED)
 
 
+def _rule(rule: HttpRuleDraft, acls: dict[str, Acl]) -> HttpRule:
+    condition = _bind(rule.condition, acls) if rule.condition else None
+    return HttpRule(rule.action, condition, rule.location, rule.keyword)
+
+
+def _http_rules(draft: ProxyDraft, acls: dict[str, Acl], frontend: bool) -> HttpRules:
+    """The proxy's rules; captures belong to the frontend half only."""
+    rules = draft.rules
+    return HttpRules(
+        # `redirect` lines run after the `http-request` rules, as in HAProxy
+        request=tuple(_rule(r, acls) for r in sorted(
+            rules.http_request, key=lambda r: r.keyword == "redirect")),
+        response=tuple(_rule(r, acls) for r in rules.http_response),
+        after_response=tuple(_rule(r, acls) for r in rules.http_after_response),
+        request_captures=tuple(rules.request_captures) if frontend else (),
+        response_captures=tuple(rules.response_captures) if frontend else (),
+    )
+
+
 def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     settings, rules = draft.settings, draft.rules
     timeouts = settings.timeouts
@@ -67,8 +89,10 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         location=draft.location,
         binds=tuple(Bind(host, port, location) for host, port, location in rules.binds),
         default_backend=default_backend,
-        use_backends=tuple(UseBackend(name, _bind(cond, acls), location)
-                           for name, cond, location in rules.use_backends),
+        use_backends=tuple(
+            UseBackend(rule.backend, _bind(rule.condition, acls) if rule.condition else None,
+                       rule.location, rule.name_format)
+            for rule in rules.use_backends),
         acls=tuple(acls.values()),
         timeouts=Timeouts(client=timeouts.client, http_request=timeouts.http_request,
                           http_keep_alive=timeouts.http_keep_alive),
@@ -81,6 +105,8 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         stats=_stats(settings.stats, rules.stats_admin, acls),
         log_global=settings.log_global,
         logs=tuple(settings.logs),
+        rules=_http_rules(draft, acls, frontend=True),
+        log_format=settings.log_format,
     )
 
 
@@ -133,4 +159,5 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         ignore_persist=tuple(_bind(cond, acls) for cond in rules.ignore_persist),
         acls=tuple(acls.values()),
         errorfiles=tuple(settings.errorfiles.values()),
+        rules=_http_rules(draft, acls, frontend=False),
     )

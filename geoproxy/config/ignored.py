@@ -50,8 +50,8 @@ GLOBAL_REFUSED: dict[str, str] = {
 
 # keyword -> reason, for proxy sections (defaults, frontend, backend, listen)
 PROXY_IGNORED: dict[str, str] = {
-    **dict.fromkeys(("log-tag", "log-format", "log-format-sd", "error-log-format",
-                     "capture", "declare", "unique-id-format", "unique-id-header"), _LOGGING),
+    **dict.fromkeys(("log-tag", "log-format-sd", "error-log-format", "unique-id-format",
+                     "unique-id-header"), _LOGGING),
     **dict.fromkeys(("description", "id", "backlog", "fullconn", "http-reuse",
                      "max-keep-alive-queue", "email-alert", "load-server-state-from-file",
                      "server-state-file-name", "bind-process", "rate-limit", "compression",
@@ -61,8 +61,7 @@ PROXY_IGNORED: dict[str, str] = {
 }
 
 PROXY_REFUSED: dict[str, str] = {
-    **dict.fromkeys(("http-request", "http-response", "http-after-response", "tcp-request",
-                     "tcp-response", "redirect", "use-server", "http-error", "errorfiles",
+    **dict.fromkeys(("tcp-request", "tcp-response", "use-server", "http-error", "errorfiles",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
                      "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
                      "persist", "server-template", "tcp-check", "external-check",

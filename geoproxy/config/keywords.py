@@ -32,6 +32,13 @@ from geoproxy.config.kw_proxy import (
     parse_retries,
     parse_timeout,
     parse_timeout_alias,
+)
+from geoproxy.config.kw_rules import (
+    parse_capture,
+    parse_declare,
+    parse_http_rule,
+    parse_log_format,
+    parse_redirect_keyword,
     parse_use_backend,
 )
 from geoproxy.config.kw_server import parse_default_server, parse_server
@@ -68,6 +75,13 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "ignore-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "stats": Keyword(parse_stats),
     "log": Keyword(parse_log, backend=False),
+    "http-request": Keyword(parse_http_rule),
+    "http-response": Keyword(parse_http_rule),
+    "http-after-response": Keyword(parse_http_rule),
+    "redirect": Keyword(parse_redirect_keyword),
+    "capture": Keyword(parse_capture, in_defaults=False, backend=False),
+    "declare": Keyword(parse_declare, in_defaults=False, backend=False),
+    "log-format": Keyword(parse_log_format, backend=False),
 }
 
 # the keywords a `no` or `default` prefix may precede

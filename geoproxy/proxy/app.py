@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from geoproxy.admin.mount import StatsApps, mount_stats
+from geoproxy.admin.mount import StatsApps, metrics_service, mount_stats
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
 from geoproxy.balance.view import BackendView, OperState, ServerView
@@ -35,6 +35,7 @@ from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.body import ProxiedBody, Traffic
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
+from geoproxy.proxy.replies import after_response, has_after_rules, reply_page
 from geoproxy.proxy.requestlog import LogNote, note_of
 from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
@@ -44,6 +45,9 @@ from geoproxy.proxy.runtime import (
     build_frontends,
 )
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody, tunnel_timeout
+from geoproxy.rules.engine import run_rules
+from geoproxy.rules.run import LocalReply
+from geoproxy.rules.txn import ENVIRON_KEY, Txn
 from geoproxy.state.store import FleetState, Lease, StickRequest
 
 Environ = dict[str, Any]
@@ -95,6 +99,7 @@ class ProxyApp:
         if self._shutdown_rules:
             fleet.on_transition(self._on_transition)
         self._stats: StatsApps = mount_stats(config, fleet)
+        self._metrics = metrics_service(config, fleet)
         # per backend: the last snapshot seen and its eligible servers (snapshots are
         # immutable and replaced on each heartbeat, so this is computed twice a second)
         self._eligible: dict[str, tuple[BackendView, tuple[ServerView, ...]]] = {}
@@ -171,24 +176,71 @@ class ProxyApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         frontend = self.frontend_for(environ)
-        if self._stats:
-            stats = self._stats.get(frontend.config.name)
-            if stats is not None and stats.serves(environ):
-                return stats(environ, start_response)
-        if frontend.log is not None:
-            LogNote(frontend.log, environ, frontend.config.name)
+        stats = self._stats.get(frontend.config.name) if self._stats else None
+        is_stats = stats is not None and stats.serves(environ)
+        note = None
+        if frontend.log is not None and not is_stats:
+            note = LogNote(frontend.log, environ, frontend.config.name)
+        txn = None
+        if frontend.needs_txn:
+            txn = Txn(environ, frontend.config.name, time.time())
+            txn.nbsrv = self._nbsrv
+            if note is not None and frontend.log_format is not None:
+                note.formatter = (txn, frontend.log_format)
         try:
+            rules = frontend.rules
+            if rules is not None and txn is not None:
+                rules.capture_request(txn)
+                reply = run_rules(rules.request, txn) if rules.request else None
+                if reply is not None:
+                    return self._reply(environ, start_response, frontend, None, reply)
+            if is_stats and stats is not None:
+                return stats(environ, start_response)
             if environ["REQUEST_METHOD"] == "CONNECT":
-                return self._answer(environ, start_response, frontend.errors.page(405))
-            backend = frontend.backend_for(environ)
+                return self._answer(environ, start_response, frontend.errors.page(405), frontend)
+            backend = frontend.backend_for(txn)
             if backend is None:
-                return self._answer(environ, start_response, frontend.errors.page(503))
+                return self._answer(environ, start_response, frontend.errors.page(503), frontend)
+            if txn is not None:
+                txn.backend = backend.config.name
+                if backend.rules is not None and backend.rules.request and \
+                        frontend.runs_backend_rules(backend):
+                    reply = run_rules(backend.rules.request, txn)
+                    if reply is not None:
+                        return self._reply(environ, start_response, frontend, backend, reply)
             return self._proxy(environ, start_response, frontend, backend)
         except ClientGone:
             raise
         except Exception:
             log.exception("internal error while proxying %s", environ.get("RAW_URI"))
-            return self._answer(environ, start_response, frontend.errors.page(500))
+            return self._answer(environ, start_response, frontend.errors.page(500), frontend)
+
+    def _nbsrv(self, name: str) -> int:
+        """``nbsrv(BACKEND)``: how many of its servers can take a request now."""
+        backend = self._backends.get(name)
+        if backend is None:
+            return 0
+        return len(eligible(self.fleet.view(name), backend.config.allbackups))
+
+    def _reply(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        frontend: FrontendRuntime,
+        backend: BackendRuntime | None,
+        reply: LocalReply,
+    ) -> Iterable[bytes]:
+        """A rule's answer (``deny``, ``return``, ``redirect``, ``auth``, ``use-service``)."""
+        note = note_of(environ)
+        if reply.service is not None and self._metrics is not None:
+            if note is not None:
+                note.termination = "LR"
+                note.finish(200, 0)
+            return self._metrics(environ, start_response)
+        if note is not None:
+            note.termination = reply.termination
+        page = reply_page(reply, frontend, backend)
+        return self._answer(environ, start_response, page, frontend, backend)
 
     # -- one request -------------------------------------------------------------------------
 
@@ -231,7 +283,7 @@ class ProxyApp:
             )
         except UnforwardableRequest:
             self.fleet.release(lease)
-            return self._answer(environ, start_response, frontend.errors.page(400))
+            return self._answer(environ, start_response, frontend.errors.page(400), frontend)
         acquired = lease.server
         try:
             direct = lease.stuck or (
@@ -255,8 +307,22 @@ class ProxyApp:
             entries = sticky.entries_to_store(environ, headers, stick, redispatched)
             if entries:
                 self.fleet.stick_store(entries, lease.server)
-            headers = self._persist_response(backend, persistence, lease, response, now, note)
-        status = f"{response.status} {response.reason}"
+        code, reason = response.status, response.reason
+        txn: Txn | None = environ.get(ENVIRON_KEY)
+        if txn is not None:
+            txn.server = lease.server
+            answered = self._response_rules(txn, frontend, backend, response)
+            if answered is not None:
+                response.close()
+                self.fleet.release(lease)
+                return self._reply(environ, start_response, frontend, backend, answered)
+            code, reason, headers = txn.status, txn.reason, txn.headers
+        if sticky.is_active:
+            headers = self._persist_response(
+                backend, persistence, lease, (code, headers), now, note)
+        status = f"{code} {reason}"
+        if txn is not None and has_after_rules(frontend, backend):
+            status, headers = after_response(txn, frontend, backend, status, headers)
         start_response(status, headers)
         sessions = None
         if backend.config.name in self._shutdown_rules:
@@ -271,22 +337,45 @@ class ProxyApp:
             return SwitchedBody(
                 response, self.fleet, lease, sessions, traffic, note, timeout=timeout
             )
+        if note is not None and code != response.status:
+            note.status = code
         return ProxiedBody(response, self.fleet, lease, sessions, traffic, note)
+
+    @staticmethod
+    def _response_rules(
+        txn: Txn, frontend: FrontendRuntime, backend: BackendRuntime, response: UpstreamResponse
+    ) -> LocalReply | None:
+        """The ``http-response`` rules on the server's answer: the backend's, then the
+        frontend's (one pass for a ``listen``). The answer of a rule that replaces the
+        response, else None (``txn`` then holds the status and headers to send)."""
+        txn.enter_response(response.status, response.reason, response.headers)
+        if frontend.rules is not None:
+            frontend.rules.capture_response(txn)
+        if backend.rules is not None and backend.rules.response and \
+                frontend.runs_backend_rules(backend):
+            reply = run_rules(backend.rules.response, txn)
+            if reply is not None:
+                return reply
+        if frontend.rules is not None and frontend.rules.response:
+            return run_rules(frontend.rules.response, txn)
+        return None
 
     def _persist_response(
         self,
         backend: BackendRuntime,
         persistence: Persistence,
         lease: Lease,
-        response: UpstreamResponse,
+        response: tuple[int, list[tuple[str, str]]],
         now: float,
         note: LogNote | None,
     ) -> list[tuple[str, str]]:
-        """The response headers after cookie persistence (and its log letter noted)."""
+        """The response headers (status, headers) after cookie persistence (and its log
+        letter noted)."""
+        status, headers = response
         answered = backend.persistence.server(self.fleet.view(backend.config.name), lease.server)
         if answered is None or persistence.policy is None:
-            return response.headers
-        rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)
+            return headers
+        rewritten = rewrite_response(persistence, answered, status, headers, now)
         if note is not None:
             note.cookie_response = rewritten.status.value
         return rewritten.headers
@@ -455,19 +544,27 @@ class ProxyApp:
         status: int,
     ) -> Iterable[bytes]:
         page = backend.errors.get(status) or frontend.errors.page(status)
-        return self._answer(environ, start_response, page)
+        return self._answer(environ, start_response, page, frontend, backend)
 
     @staticmethod
     def _answer(
-        environ: Environ, start_response: StartResponse, page: ErrorPage
+        environ: Environ,
+        start_response: StartResponse,
+        page: ErrorPage,
+        frontend: FrontendRuntime | None = None,
+        backend: BackendRuntime | None = None,
     ) -> Iterable[bytes]:
-        headers = list(page.headers)
-        if page.close:
+        status, headers = page.status, list(page.headers)
+        if frontend is not None and has_after_rules(frontend, backend):
+            status, headers = after_response(
+                environ.get(ENVIRON_KEY), frontend, backend, status, headers
+            )
+        if page.close and not any(name.lower() == "connection" for name, _ in headers):
             headers.append(("Connection", "close"))
         note = note_of(environ)
         if note is not None:
-            note.finish(int(page.status[:3]), len(page.raw))
-        start_response(page.status, headers)
+            note.finish(int(status[:3]), len(page.raw))
+        start_response(status, headers)
         return [page.body]
 
 
