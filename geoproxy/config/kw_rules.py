@@ -70,6 +70,9 @@ def parse_http_rule(proxy: ProxyDraft, line: Line) -> None:
         action = definition.parse(parsed)
     except RuleError as exc:
         line.fail(f"error detected in {where} : {exc}.")
+    if side == REQUEST and any(r.keyword == "redirect" for r in proxy.rules.http_request):
+        line.warn("a 'http-request' rule placed after a 'redirect' rule will still be "
+                  "processed before.")
     _append(proxy, line, side, action, 1 + parsed.index, where)
 
 

@@ -243,7 +243,8 @@ def _read(line: ActionLine, path: str) -> str:
 
 
 def _deny(line: ActionLine) -> Action:
-    reply = _reply(line, 403, allow_deny_status=True)
+    # HAProxy answers 403 to a denied request and 502 to a denied response
+    reply = _reply(line, 502 if line.side == RESPONSE else 403, allow_deny_status=True)
     if reply.body is None and reply.body_format is None and reply.raw is None:
         if reply.status not in ERROR_STATUSES:
             raise RuleError(f"'deny': status code '{reply.status}' not handled by default "

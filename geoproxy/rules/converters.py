@@ -31,7 +31,7 @@ from email.utils import formatdate
 from typing import Final
 
 from geoproxy.balance import hashfuncs
-from geoproxy.rules.calls import arg_int
+from geoproxy.rules.calls import RuleError, arg_int
 from geoproxy.rules.matchers import _match_word, _network
 from geoproxy.rules.spec import ArgValue, MapFile
 from geoproxy.rules.txn import Txn
@@ -49,6 +49,8 @@ class ConverterDef:
     signature: str
     make: Callable[[Args], Convert]
     output: str = "str"
+    # checks the arguments at load time beyond the signature (raises RuleError)
+    check: Callable[[Args], None] | None = None
 
 
 def _str_op(operation: Callable[[str], object]) -> Callable[[Args], Convert]:
@@ -214,14 +216,45 @@ def _lookup(match: str, entries: tuple[tuple[str, str], ...]) -> Callable[[objec
     return by_order
 
 
+def _map_check(match: str, output: str) -> Callable[[Args], None]:
+    """HAProxy checks every key and value of a map when it loads it."""
+
+    def check(args: Args) -> None:
+        source = args[0]
+        assert isinstance(source, MapFile)
+        for line, (key, value) in enumerate(source.entries, start=1):
+            bad = None
+            if output != "str" and _typed(value, output) is None:
+                bad = value
+            elif match == "int" and to_int(key) is None:
+                bad = key
+            elif match == "ip":
+                try:
+                    _network(key)
+                except ValueError:
+                    bad = key
+            elif match in ("reg", "regm"):
+                try:
+                    re.compile(key)
+                except re.error:
+                    bad = key
+            if bad is not None:
+                raise RuleError(f"unable to parse '{bad}' at line {line} of file "
+                                f"'{source.path}'")
+        if len(args) > 1 and output != "str" and _typed(str(args[1]), output) is None:
+            raise RuleError(f"invalid default value '{args[1]}' for an '{output}' map")
+
+    return check
+
+
 # -- arithmetic (rule 4) ----------------------------------------------------------------------
 
 
 def _arith(operation: Callable[[int, int], int | None]) -> Callable[[Args], Convert]:
     def made(args: Args) -> Convert:
         argument = args[0]
-        if isinstance(argument, int):
-            constant = argument
+        if isinstance(argument, int) or re.fullmatch(r"[-+]?\d+", str(argument)):
+            constant = int(argument)  # type: ignore[arg-type]
 
             def with_constant(value: object, txn: Txn) -> object:
                 number = to_int(value)
@@ -275,7 +308,7 @@ def _concat(args: Args) -> Convert:
         if text is None:
             return None
         middle = to_str(txn.get_var(variable)) or "" if variable else ""
-        return start + text + middle + end
+        return text + start + middle + end
 
     return convert
 
@@ -416,9 +449,10 @@ CONVERTERS: Final[dict[str, ConverterDef]] = {
 for _match in _MAP_MATCHES:
     for _output in _MAP_OUTPUTS:
         _name = f"map_{_match}" + ("" if _output == "str" else f"_{_output}")
-        CONVERTERS[_name] = C("m|s", _map(_match, _output), _output)
-    CONVERTERS[f"map_{_match}_str"] = C("m|s", _map(_match, "str"))
-CONVERTERS["map"] = C("m|s", _map("str", "str"))
+        CONVERTERS[_name] = C("m|s", _map(_match, _output), _output, _map_check(_match, _output))
+    CONVERTERS[f"map_{_match}_str"] = C("m|s", _map(_match, "str"), "str",
+                                        _map_check(_match, "str"))
+CONVERTERS["map"] = C("m|s", _map("str", "str"), "str", _map_check("str", "str"))
 
 REFUSED: Final[dict[str, str]] = {
     **dict.fromkeys(("in_table", "table_", "sc_"),

@@ -76,7 +76,13 @@ def _converter(part: str, context: ParseContext) -> Call:
         if reason is not None:
             raise RuleError(f"converter '{name}' is not supported: {reason}")
         raise RuleError(f"unknown converter '{name}'")
-    return Call(name, parse_args("converter", name, definition.signature, raw, context))
+    args = parse_args("converter", name, definition.signature, raw, context)
+    if definition.check is not None:
+        try:
+            definition.check(args)
+        except RuleError as exc:
+            raise RuleError(f"invalid args in converter '{name}' : {exc}") from None
+    return Call(name, args)
 
 
 def output_type(expr: SampleExpr) -> str:

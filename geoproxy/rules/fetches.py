@@ -94,8 +94,15 @@ def _base(txn: Txn) -> object:
     return host + path if host else path
 
 
+_KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
+                                   "OPTIONS", "TRACE"})
+
+
 def _method(txn: Txn) -> object:
-    return txn.environ.get("REQUEST_METHOD")
+    """HAProxy keeps the method it parsed for the methods it knows: ``set-method`` changes
+    what the server gets, not what ``method`` returns then."""
+    original = txn.request_line[0]
+    return original if original in _KNOWN_METHODS else txn.environ.get("REQUEST_METHOD")
 
 
 def _version(txn: Txn) -> object:
@@ -446,7 +453,7 @@ def _auth_part(index: int) -> Fetch:
     def fetch(txn: Txn) -> object:
         header = txn.environ.get("HTTP_AUTHORIZATION")
         if index == 0:
-            return header.partition(" ")[0].lower() if header else None
+            return header.partition(" ")[0] if header else None
         credentials = basic_credentials(header)
         return None if credentials is None else credentials[index - 1]
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote
 
+from geoproxy.httptext import header_values
 from geoproxy.rules.expr import compile_expr
 from geoproxy.rules.fetches import CompileEnv, request_path
 from geoproxy.rules.logformat import Render, compile_logformat
@@ -230,9 +231,15 @@ def _replacer(regex: re.Pattern[str], render: Render,
     def replace(value: str, txn: Txn) -> str | None:
         replacement = render(txn)
         if per_value:
-            from geoproxy.httptext import header_values
-
-            new = ", ".join(one(part, replacement) for part in header_values(value))
+            # HAProxy rewrites a value in place, the blanks before it included: a replaced
+            # value after a comma loses its space ("a1, a2" -> "b1,b2")
+            parts = []
+            for index, part in enumerate(header_values(value)):
+                replaced = one(part, replacement)
+                if index:
+                    parts.append("," if replaced != part else ", ")
+                parts.append(replaced)
+            new = "".join(parts)
         else:
             new = one(value, replacement)
         return None if _FORBIDDEN.search(new) else new
@@ -402,7 +409,7 @@ def redirect_step(action: Redirect, context: StepContext) -> Step:
         headers = [("content-length", "0"), ("location", location)]
         if cookie is not None:
             headers.append(("set-cookie", cookie))
-        if code in (302, 303):
+        if code in (302, 303, 307):
             headers.append(("cache-control", "no-cache"))
         return LocalReply(code, reason_of(code), headers, termination="LR")
 
