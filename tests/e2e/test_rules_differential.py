@@ -12,8 +12,8 @@ differs on purpose are not here; the README's differences list names them.
 from __future__ import annotations
 
 import json
-import sys
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
