@@ -336,20 +336,36 @@ def _split_any(text: str, delimiters: str) -> list[str]:
 # -- connection, proxy, variables, constants ----------------------------------------------
 
 
+# parsed addresses and ports, per process: clients come back (bounded: clients choose them)
+_addresses: dict[str, object] = {}
+_ports: dict[str, object] = {}
+
+
+def _cached(cache: dict[str, object], text: str, parse: Callable[[str], object]) -> object:
+    found = cache.get(text)
+    if found is None:
+        found = parse(text)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[text] = found
+    return found
+
+
 def _src(txn: Txn) -> object:
-    return to_ip(txn.environ.get("REMOTE_ADDR", ""))
+    return _cached(_addresses, txn.environ.get("REMOTE_ADDR", ""), to_ip)
 
 
 def _src_port(txn: Txn) -> object:
-    return to_int(txn.environ.get("REMOTE_PORT"))
+    return _cached(_ports, txn.environ.get("REMOTE_PORT", ""), to_int)
 
 
 def _dst(txn: Txn) -> object:
-    return to_ip(txn.environ.get("geoproxy.local_address") or txn.environ.get("SERVER_NAME", ""))
+    local = txn.environ.get("geoproxy.local_address") or txn.environ.get("SERVER_NAME", "")
+    return _cached(_addresses, local, to_ip)
 
 
 def _dst_port(txn: Txn) -> object:
-    return to_int(txn.environ.get("SERVER_PORT"))
+    return _cached(_ports, txn.environ.get("SERVER_PORT", ""), to_int)
 
 
 def _var(args: Args, env: CompileEnv) -> Fetch:

@@ -61,6 +61,8 @@ def split_values(value: str | None) -> list[str]:
     them; none for an absent header."""
     if value is None:
         return []
+    if '"' not in value:  # no quoted string: a plain split (most values)
+        return [part.strip(" \t") for part in value.split(",")]
     return list(header_values(value))
 
 
