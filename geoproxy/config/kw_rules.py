@@ -151,7 +151,9 @@ def parse_log_format(proxy: ProxyDraft, line: Line) -> None:
         line.warn("'log-format' ignored because backend has no frontend capability.")
         return
     try:
-        proxy.settings.log_format = parse_logformat(line.arg(0), line.rules_context())
+        # a log line is written once the response is over: request headers are gone
+        proxy.settings.log_format = parse_logformat(line.arg(0),
+                                                    line.rules_context(response=True))
     except RuleError as exc:
         line.fail(f"'log-format' : failed to parse log-format : {exc}.")
 

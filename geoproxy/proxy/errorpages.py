@@ -106,7 +106,9 @@ def rule_page(status: int) -> ErrorPage:
 
 def parse_errorfile(response: bytes) -> ErrorPage:
     """Turn an errorfile's raw HTTP response into an ``ErrorPage``. The parser has already
-    validated the file; ``Connection: close`` in it closes the client connection."""
+    validated the file; ``Connection: close`` in it closes the client connection, and so
+    does a file without ``Content-Length``, whose body then ends with the connection, as
+    HAProxy 2.6 sends it."""
     head, _, body = response.partition(b"\r\n\r\n")
     if not _ and b"\n\n" in response:
         head, _, body = response.partition(b"\n\n")
@@ -114,6 +116,7 @@ def parse_errorfile(response: bytes) -> ErrorPage:
     status = lines[0].split(" ", 1)[1].strip()
     headers: list[tuple[str, str]] = []
     close = False
+    has_length = False
     for line in lines[1:]:
         name, _, value = line.partition(":")
         name, value = name.strip(), value.strip()
@@ -121,9 +124,13 @@ def parse_errorfile(response: bytes) -> ErrorPage:
             close = close or "close" in value.lower()
             continue
         if name.lower() == "content-length":
+            has_length = True
             continue
         headers.append((name, value))
-    headers.append(("content-length", str(len(body))))
+    if has_length:
+        headers.append(("content-length", str(len(body))))
+    else:
+        close = True
     return ErrorPage(status, tuple(headers), body, close)
 
 

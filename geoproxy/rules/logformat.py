@@ -82,6 +82,9 @@ def parse_logformat(text: str, context: ParseContext) -> LogFormat:
         if text.startswith("o", index) and not text[index + 1 : index + 2].isalpha():
             defaults = (quote, hexa, escape)
             index += 1
+            # %o is no field: the separators around it merge into one, as HAProxy's are
+            if text.startswith(" ", index) and (literal[-1:] == [" "] or not literal):
+                index += 1
             continue
         if literal:
             segments.append(Literal("".join(literal)))
@@ -156,6 +159,8 @@ def _rule_part(segment: Segment, env: CompileEnv) -> Render:
                 v := evaluate(txn)) is not None else ""
         return lambda txn: to_str(evaluate(txn)) or ""
     variable = VARIABLES[segment.name]
+    if segment.quote and segment.name not in _UNQUOTED:
+        return lambda txn: f'"{show(variable(txn, None))}"'
     return lambda txn: show(variable(txn, None))
 
 
@@ -177,18 +182,31 @@ def _access_part(segment: Segment, env: CompileEnv) -> Callable[[Txn, LogFacts],
 
 def _logged(read: Callable[[Txn, LogFacts | None], object], segment: Variable | Sample
             ) -> Callable[[Txn, LogFacts], str]:
+    name = segment.name if isinstance(segment, Variable) else ""
+    quote = segment.quote and name not in _UNQUOTED
+    empty = "" if name in _EMPTY_AS_IS else "-"
+
     def part(txn: Txn, facts: LogFacts) -> str:
         value = read(txn, facts)
         text = to_str(value) if value is not None else None
         if text is None or text == "":
-            return '""' if segment.quote else "-"
+            return '""' if quote else empty
         if segment.hexa:
             text = (to_bytes(value) or b"").hex().upper()
-        if segment.escape or segment.quote:
+        if segment.escape or quote:
             text = _escaped(text)
-        return f'"{text}"' if segment.quote else text
+        return f'"{text}"' if quote else text
 
     return part
+
+
+# variables HAProxy never quotes (numbers, states) and those it leaves empty rather than "-"
+_UNQUOTED: Final = frozenset({
+    "ts", "tsc", "ST", "B", "U", "TR", "Tq", "Th", "Ti", "Tw", "Tc", "Tr", "Ta", "Tt", "Td",
+    "Tu", "Ts", "ms", "ac", "fc", "bc", "sc", "rc", "sq", "bq", "cp", "fp", "sp", "bp", "pid",
+    "rt", "lc", "o",
+})
+_EMPTY_AS_IS: Final = frozenset({"HQ", "hr", "hs", "hrl", "hsl"})
 
 
 def _escaped(text: str) -> str:

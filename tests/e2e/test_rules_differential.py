@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,11 @@ MAP_FILES = {
     "MAPINT": "5 five\n10 ten\n",
     "MAPNUM": "x 7\ny 8\n",
     "PATTERNS": "# paths\n/static\n  /assets  \n",
+    "BODY": "static body\n",
+    "LFBODY": "path=%[path] host=%[req.hdr(host)]\n",
+    "E429": "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nX-Page: own\r\n"
+            "\r\nslow down\n",
+    "RAW": "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnot here\n",
 }
 
 # -- ACLs: `set-header X-Acl 1 if { path_beg /acl/ID/ } { ACL }`, expected truth ------------
@@ -184,6 +190,8 @@ REQUEST_RULES = r"""
     http-request set-header X-Set constant if { path_beg /set-header/ }
     http-request set-header X-Fmt "<%[req.hdr(host)]> %[method] %ci %HM %HU %HP %HQ %HV %f %b %ST" if { path_beg /set-fmt/ }
     http-request set-header X-Empty "[%[req.hdr(x-none)]]" if { path_beg /set-fmt/ }
+    http-request set-header X-Quoted "%{+Q}r %{+Q}[path] %{+Q}ci %{+Q}ST" if { path_beg /set-fmt/ }
+    http-request set-header X-Spaces "a  b   c" if { path_beg /set-fmt/ }
     http-request set-header Host rewritten.example if { path_beg /set-host/ }
     http-request add-header X-Add one if { path_beg /add-header/ }
     http-request add-header X-Add two if { path_beg /add-header/ }
@@ -202,7 +210,7 @@ REQUEST_RULES = r"""
     http-request set-header X-Varfmt %[var(txn.f)] if { path_beg /varfmt/ }
     http-request unset-var(txn.who) if { path_beg /unset/ }
     http-request set-header X-Unset "[%[var(txn.who)]]" if { path_beg /unset/ }
-    http-request set-header X-Cap "%[capture.req.hdr(0)]" if { path_beg /capture/ }
+    http-request set-header X-Cap "%[capture.req.hdr(0)]|%[capture.req.hdr(1)]" if { path_beg /capture/ }
     http-request set-header X-Cond-Unless 1 unless { path_beg /set-header/ } || METH_GET
     http-request deny if { path_beg /deny/ }
     http-request deny deny_status 429 if { path_beg /deny429/ }
@@ -210,6 +218,12 @@ REQUEST_RULES = r"""
     http-request return status 503 content-type text/html string "<h1>maintenance</h1>" hdr Retry-After 60 if { path_beg /maintenance/ }
     http-request return content-type text/plain lf-string "hello %[req.hdr(x-name)]" if { path_beg /lf/ }
     http-request return if { path_beg /empty-return/ }
+    http-request return status 200 content-type text/plain file @BODY@ if { path_beg /file/ }
+    http-request return status 200 content-type text/plain lf-file @LFBODY@ if { path_beg /lf-file/ }
+    http-request return errorfile @RAW@ if { path_beg /errorfile/ }
+    http-request return status 429 default-errorfiles if { path_beg /default-errorfiles/ }
+    http-request deny deny_status 403 content-type text/plain string no hdr X-Why rules if { path_beg /deny-body/ }
+    http-request use-service prometheus-exporter if { path_beg /metrics-service/ }
     http-request redirect location /elsewhere code 301 if { path_beg /r-location/ }
     http-request redirect location https://%[req.hdr(host)]/x%[path] if { path_beg /r-fmt/ }
     http-request redirect prefix /new if { path_beg /r-prefix/ }
@@ -279,6 +293,18 @@ backend b_x
     http-request set-header X-Backend x
     server s1 {echo}
 
+frontend logged
+    bind {bind_logged}
+    log stdout format raw local0
+    capture request header X-Cap len 4
+    capture response header X-Res len 6
+    http-request set-var(txn.v) str(val)
+    http-request capture req.hdr(x-more) len 3
+    http-request capture req.hdr(x-id) len 40
+    http-request capture req.hdr(x-none) len 40
+    log-format "LOG %ci %HM %HU %HP %HQ %HV %{+Q}r %ST %b %s %f %[capture.req.hdr(2)] %{+Q}[capture.req.hdr(2)] %hr %hs %[capture.req.hdr(0)] %[var(txn.v)] [%[capture.req.hdr(3)]] %{+Q}o %[capture.req.hdr(2)] %{-Q}[capture.req.hdr(2)] %ts %tsc"
+    default_backend echo
+
 listen lst
     bind {bind_lst}
     http-request add-header X-Count 1
@@ -313,6 +339,8 @@ userlist users
 
 frontend req
     bind {binds['req']}
+    errorfile 429 @E429@
+    capture request header X-Cap len 10
 {REQUEST_RULES}
 {fetch_rules}{conv_rules}{acl_rules}
     redirect location /kw-redirect if {{ path_beg /kw/ }}
@@ -322,7 +350,8 @@ backend echo
     server s1 {echo}
 """ + RESPONSE_CONFIG.replace("{bind_resp}", binds["resp"]).replace("{echo}", echo) + \
         SWITCH_CONFIG.replace("{bind_switch}", binds["switch"]).replace(
-            "{bind_lst}", binds["lst"]).replace("{echo}", echo)
+            "{bind_lst}", binds["lst"]).replace("{bind_logged}", binds["logged"]).replace(
+            "{echo}", echo)
     for name, path in files.items():
         text = text.replace(f"@{name}@", path)
     return text
@@ -345,7 +374,8 @@ def cases() -> Iterator[tuple[str, Case]]:
         "/maintenance/", "/empty-return/", "/r-location/", "/r-fmt/a?b", "/r-prefix/p?q=1",
         "/r-drop/p?q=1", "/r-scheme/p?q=1", "/r-308/", "/r-cookie/", "/r-clear/",
         "/r-slash/dir?x=1", "/r-slash/dir/", "/auth-default/", "/allow/", "/kw/x",
-        "/nothing/",
+        "/nothing/", "/file/", "/lf-file/x", "/errorfile/", "/default-errorfiles/",
+        "/deny-body/",
     ]
     for path in plain:
         yield path.strip("/").replace("/", "_") or "root", Case("req", path)
@@ -355,7 +385,7 @@ def cases() -> Iterator[tuple[str, Case]]:
     yield "replace-value", Case("req", "/replace-value/", {"X-Val": "a1, b2, a3"})
     yield "var", Case("req", "/var/", {"X-User": "ALICE"})
     yield "unset-var", Case("req", "/unset/", {"X-User": "ALICE"})
-    yield "capture-long", Case("req", "/capture/", {"X-Cap": "abcdefgh"})
+    yield "capture-long", Case("req", "/capture/", {"X-Cap": "abcdefghijklmnop"})
     yield "post-unless", Case("req", "/nothing/", method="POST")
     yield "lf-return", Case("req", "/lf/", {"X-Name": "world"})
     yield "auth-none", Case("req", "/auth/")
@@ -400,8 +430,10 @@ class Exchange:
 class Pair:
     """haproxy and geoproxy running the same configuration, one echo backend behind both."""
 
-    def __init__(self, haproxy: dict[str, int], geoproxy: dict[str, int]) -> None:
+    def __init__(self, haproxy: dict[str, int], geoproxy: dict[str, int],
+                 outputs: dict[str, Callable[[], str]]) -> None:
         self.ports = {"haproxy": haproxy, "geoproxy": geoproxy}
+        self.outputs = outputs
 
     def send(self, which: str, case: Case) -> Exchange:
         port = self.ports[which][case.frontend]
@@ -440,13 +472,13 @@ def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pai
         path = directory / f"{name.lower()}.map"
         path.write_text(content)
         files[name] = str(path)
-    echo_port, *ports = free_ports(9)
+    echo_port, *ports = free_ports(11)
     echo = process_registry.start(
         "echo", [sys.executable, "-m", "tests.support.echo_backend", str(echo_port)], directory,
         session=True)
-    names = ("req", "resp", "switch", "lst")
-    haproxy_ports = dict(zip(names, ports[:4], strict=True))
-    geoproxy_ports = dict(zip(names, ports[4:8], strict=True))
+    names = ("req", "resp", "switch", "lst", "logged")
+    haproxy_ports = dict(zip(names, ports[:5], strict=True))
+    geoproxy_ports = dict(zip(names, ports[5:10], strict=True))
     haproxy = None
     try:
         wait_for_port(HOST, echo_port, 15.0, echo.is_running)
@@ -455,10 +487,11 @@ def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pai
             process_registry, directory,
             build_config({n: f"{HOST}:{p}" for n, p in haproxy_ports.items()}, echo_address,
                          files), haproxy_ports)
-        module_stack.proxy(
+        geoproxy = module_stack.proxy(
             build_config({n: f"{HOST}:{p}" for n, p in geoproxy_ports.items()}, echo_address,
                          files), workers=1)
-        yield Pair(haproxy_ports, geoproxy_ports)
+        yield Pair(haproxy_ports, geoproxy_ports,
+                   {"haproxy": haproxy.output, "geoproxy": geoproxy.output})
     finally:
         if haproxy is not None:
             haproxy.stop()
@@ -512,3 +545,39 @@ def test_haproxy_and_geoproxy_answer_alike(pair: Pair, ident: str) -> None:
         headers = seen_theirs["headers"]
         assert isinstance(headers, dict)
         assert ("x-acl" in headers) is case.expected_acl
+
+
+def test_use_service_prometheus_exporter_answers_with_metrics_in_both(pair: Pair) -> None:
+    """The metrics themselves differ (each proxy reports its own); the answer's kind does
+    not."""
+    case = Case("req", "/metrics-service/")
+    theirs, ours = pair.send("haproxy", case), pair.send("geoproxy", case)
+    assert ours.status_line == theirs.status_line == "HTTP/1.1 200 OK"
+    for exchange in (theirs, ours):
+        content_type = dict((n.lower(), v) for n, v in exchange.headers)["content-type"]
+        assert content_type.startswith("text/plain")
+        assert b"# TYPE haproxy_" in exchange.body
+
+
+def _log_line(output: Callable[[], str], marker: str) -> str:
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        for line in output().splitlines():
+            if line.startswith("LOG ") and marker in line:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no log line with {marker!r} in:\n{output()[-2000:]}")
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [("/a?b=1", {"X-Cap": "abcdefg", "X-More": "12345", "X-Respond": "X-Res=response-value"}),
+     ("/quoted", {"X-Cap": 'a"{|}', "X-Respond": "X-Res=a|b"}), ("/none", {})],
+)
+def test_log_format_lines_are_haproxys(pair: Pair, path: str, headers: dict[str, str]) -> None:
+    lines = {}
+    for which in ("haproxy", "geoproxy"):
+        marker = f"{which}-{time.monotonic_ns()}"
+        pair.send(which, Case("logged", path, {**headers, "X-Id": marker}))
+        lines[which] = _log_line(pair.outputs[which], marker).replace(marker, "ID")
+    assert lines["geoproxy"] == lines["haproxy"]
