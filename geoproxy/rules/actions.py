@@ -102,6 +102,11 @@ class ActionDef:
 
 def _header(line: ActionLine) -> Action:
     name = line.next("a header name and a value")
+    if line.side == REQUEST and "_" in name:
+        # the worker hands request headers over as WSGI keys, where 'x_a' and 'x-a' are one
+        raise RuleError(f"'{line.name}': request header names with '_' ('{name}') are not "
+                        "supported by geoproxy (its workers drop such request headers, as "
+                        "gunicorn does)")
     if line.name in ("set-header", "add-header"):
         value = parse_logformat(line.next("a header name and a value"), line.context)
         return HeaderAction(line.name, name, value)

@@ -202,6 +202,10 @@ def test_conditions_read_any_fetch_of_the_table() -> None:
         ("http-request auth if { http_auth(nolist) }",
          "proxy 'f': unable to find userlist 'nolist' referenced in arg 1 of ACL keyword "
          "'http_auth'."),
+        ("http-request set-header X_Under 1",
+         "error detected in frontend 'f' while parsing 'http-request set-header' rule : "
+         "'set-header': request header names with '_' ('X_Under') are not supported by "
+         "geoproxy (its workers drop such request headers, as gunicorn does)."),
         ("http-request redirect location /x code 305",
          "error detected in frontend 'f' while parsing 'http-request redirect' rule : "
          "'redirect': unsupported HTTP code '305' (expected one of 301, 302, 303, 307 or 308)."),
