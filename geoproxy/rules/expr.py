@@ -21,6 +21,7 @@ from geoproxy.rules.converters import refused_reason as refused_converter
 from geoproxy.rules.fetches import DERIVED, FETCHES, CompileEnv, refused_reason
 from geoproxy.rules.spec import Call, SampleExpr
 from geoproxy.rules.txn import Txn
+from geoproxy.rules.values import to_str
 
 Evaluate = Callable[[Txn], object]
 EvaluateAll = Callable[[Txn], Iterable[object]]
@@ -120,6 +121,23 @@ def compile_expr(expr: SampleExpr, env: CompileEnv) -> Evaluate:
         return value
 
     return chain
+
+
+def compile_text(expr: SampleExpr, env: CompileEnv) -> Callable[[Txn], str | None]:
+    """The expression's sample as text (what a log-format string shows): the fetch's own
+    text form when it has one and no converter follows (``src`` is the client's address as
+    the connection gives it, not parsed and printed again)."""
+    definition = FETCHES[expr.fetch.name]
+    if not expr.converters and definition.make_text is not None:
+        return definition.make_text(expr.fetch.args, env)
+    evaluate = compile_expr(expr, env)
+    if output_type(expr) == "str":
+        def as_str(txn: Txn) -> str | None:
+            value = evaluate(txn)
+            return value if value is None or type(value) is str else to_str(value)
+
+        return as_str
+    return lambda txn: to_str(evaluate(txn))
 
 
 def compile_expr_all(expr: SampleExpr, env: CompileEnv) -> EvaluateAll | None:

@@ -56,6 +56,8 @@ class FetchDef:
     make: Callable[[Args, CompileEnv], Fetch]
     make_all: Callable[[Args, CompileEnv], FetchAll] | None = None
     needs: str = "req"  # req | res | any
+    # the sample as text, when that is cheaper than the sample (log-format strings)
+    make_text: Callable[[Args, CompileEnv], Callable[[Txn], str | None]] | None = None
 
 
 # -- the request target (rule 2) ----------------------------------------------------------
@@ -476,6 +478,10 @@ def _auth_part(index: int) -> Fetch:
     return fetch
 
 
+def _environ_text(key: str) -> Callable[[Args, CompileEnv], Callable[[Txn], str | None]]:
+    return lambda args, env: (lambda txn: txn.environ.get(key) or None)
+
+
 F = FetchDef
 _STR, _INT, _BOOL, _IP = "str", "int", "bool", "ip"
 
@@ -542,10 +548,12 @@ FETCHES: Final[dict[str, FetchDef]] = {
     "capture.req.ver": F("", _STR, _simple(_capture_version), needs="any"),
     "capture.res.ver": F("", _STR, _fixed("1.1"), needs="res"),
     # connection and proxies
-    "src": F("", _IP, _simple(_src), needs="any"),
-    "src_port": F("", _INT, _simple(_src_port), needs="any"),
+    "src": F("", _IP, _simple(_src), needs="any", make_text=_environ_text("REMOTE_ADDR")),
+    "src_port": F("", _INT, _simple(_src_port), needs="any",
+                  make_text=_environ_text("REMOTE_PORT")),
     "dst": F("", _IP, _simple(_dst), needs="any"),
-    "dst_port": F("", _INT, _simple(_dst_port), needs="any"),
+    "dst_port": F("", _INT, _simple(_dst_port), needs="any",
+                  make_text=_environ_text("SERVER_PORT")),
     "fe_name": F("", _STR, _simple(lambda txn: txn.frontend or None), needs="any"),
     "be_name": F("", _STR, _simple(lambda txn: txn.backend or None), needs="any"),
     "srv_name": F("", _STR, _simple(lambda txn: txn.server or None), needs="res"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from geoproxy.rules.calls import ParseContext, RuleError
-from geoproxy.rules.expr import compile_expr, parse_expr
+from geoproxy.rules.expr import compile_expr, compile_text, parse_expr
 from geoproxy.rules.fetches import CompileEnv, request_path
 from geoproxy.rules.spec import Literal, LogFormat, Sample, Segment, Variable
 from geoproxy.rules.txn import Txn
@@ -153,11 +153,12 @@ def _rule_part(segment: Segment, env: CompileEnv) -> Render:
         text = segment.text
         return lambda txn: text
     if isinstance(segment, Sample):
+        if not segment.hexa:
+            as_text = compile_text(segment.expr, env)
+            return lambda txn: as_text(txn) or ""
         evaluate = compile_expr(segment.expr, env)
-        if segment.hexa:
-            return lambda txn: (to_bytes(v) or b"").hex().upper() if (
-                v := evaluate(txn)) is not None else ""
-        return lambda txn: to_str(evaluate(txn)) or ""
+        return lambda txn: (to_bytes(v) or b"").hex().upper() if (
+            v := evaluate(txn)) is not None else ""
     variable = VARIABLES[segment.name]
     if segment.quote and segment.name not in _UNQUOTED:
         return lambda txn: f'"{show(variable(txn, None))}"'

@@ -22,7 +22,7 @@ _LEADING_INT: Final = re.compile(r"[ \t]*([-+]?\d+)")
 
 
 def to_str(value: object) -> str | None:
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "1" if value else "0"
