@@ -448,7 +448,7 @@ def _reply_step(reply: Reply, context: StepContext, termination: str) -> Step:
 def answer_step(action: Answer, context: StepContext) -> Step:
     if action.keyword == "use-service":
         service = action.service
-        return lambda txn: LocalReply(200, service=service)
+        return lambda txn: LocalReply(200, reason_of(200), service=service)
     if action.keyword == "auth":
         realm = (action.realm or context.proxy).replace('"', "")
         header = ("www-authenticate", f'Basic realm="{realm}"')
