@@ -21,6 +21,7 @@ from geoproxy.admin.prometheus import CONTENT_TYPE, render_metrics
 from geoproxy.admin.rows import with_frontends
 from geoproxy.balance.view import AdminState
 from geoproxy.config.model import Config, Frontend
+from geoproxy.state.frontends import PROXY, STATS
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 from geoproxy.state.store import FleetReport, FleetState
 
@@ -52,6 +53,15 @@ def serves_only_stats(frontend: Frontend, config: Config) -> bool:
     return backend is None or not backend.servers
 
 
+def frontend_kinds(config: Config) -> dict[str, str]:
+    """Every frontend's name and kind, as ``gp:frontends`` records them for ``geoproxy top``:
+    ``stats`` for a listener serving only the page (its BACKEND is UP), else ``proxy``."""
+    return {
+        f.name: STATS if f.stats is not None and serves_only_stats(f, config) else PROXY
+        for f in config.frontends
+    }
+
+
 def configuration_order(config: Config) -> tuple[str, ...]:
     """Proxy names in the order their sections appear in the file."""
     sections = [(f.location.line, f.name) for f in config.frontends]
@@ -65,9 +75,7 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
     control = RedisControl(fleet)
     order = configuration_order(config)
     frontends = tuple(frontend.name for frontend in config.frontends)
-    applets = tuple(
-        f.name for f in config.frontends if f.stats is not None and serves_only_stats(f, config)
-    )
+    applets = tuple(name for name, kind in frontend_kinds(config).items() if kind == STATS)
     apps: StatsApps = {}
     for frontend in config.frontends:
         stats = frontend.stats

@@ -94,6 +94,7 @@ class Settings:
     # frontend side
     maxconn: int = 0
     default_backend: str | None = None
+    default_backend_location: Location | None = None
     httplog: bool = False
     dontlognull: bool = False
     log_global: bool = False

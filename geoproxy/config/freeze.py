@@ -82,6 +82,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     settings, rules = draft.settings, draft.rules
     timeouts = settings.timeouts
     default_backend = settings.default_backend
+    default_backend_location = settings.default_backend_location
     if default_backend is None and draft.kind is ProxyKind.LISTEN:
         default_backend = draft.name
     return Frontend(
@@ -89,6 +90,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         location=draft.location,
         binds=tuple(Bind(host, port, location) for host, port, location in rules.binds),
         default_backend=default_backend,
+        default_backend_location=default_backend_location,
         use_backends=tuple(
             UseBackend(rule.backend, _bind(rule.condition, acls) if rule.condition else None,
                        rule.location, rule.name_format)
