@@ -394,6 +394,45 @@ def _bytes(args: Args) -> Convert:
     return convert
 
 
+def _host_only(text: str) -> str:
+    if text.startswith("["):
+        return text[: text.find("]") + 1] if "]" in text else text
+    return text.rpartition(":")[0] if ":" in text else text
+
+
+def _port_only(text: str) -> object:
+    port = text.rpartition("]")[2] if text.startswith("[") else text
+    _, colon, digits = port.rpartition(":")
+    return int(digits) if colon and digits.isdigit() else None
+
+
+def _cut_crlf(text: str) -> str:
+    ends = [i for i in (text.find("\r"), text.find("\n")) if i >= 0]
+    return text[: min(ends)] if ends else text
+
+
+def _ub64dec(value: object, txn: Txn) -> object:
+    data = to_bytes(value)
+    if data is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _strcmp(args: Args) -> Convert:
+    name = str(args[0])
+
+    def convert(value: object, txn: Txn) -> object:
+        mine, other = to_str(value), to_str(txn.get_var(name))
+        if mine is None or other is None:
+            return None
+        return (mine > other) - (mine < other)
+
+    return convert
+
+
 def _simple(convert: Convert) -> Callable[[Args], Convert]:
     return lambda args: convert
 
@@ -442,6 +481,13 @@ CONVERTERS: Final[dict[str, ConverterDef]] = {
     "crc32": C("|i", _hash(hashfuncs.crc32), "int"),
     "sha1": C("", _digest("sha1"), "bin"),
     "sha2": C("|i", _digest("sha2"), "bin"),
+    "host_only": C("", _str_op(_host_only)),
+    "port_only": C("", _str_op(_port_only), "int"),
+    "cut_crlf": C("", _str_op(_cut_crlf)),
+    "ub64enc": C("", _simple(lambda v, t: None if (d := to_bytes(v)) is None else
+                             base64.urlsafe_b64encode(d).decode("ascii").rstrip("="))),
+    "ub64dec": C("", _simple(_ub64dec), "bin"),
+    "strcmp": C("v", _strcmp, "int"),
     "debug": C("|ss", _simple(lambda value, txn: value), "same"),
     "utime": C("s|i", lambda args: _str_op(lambda t: time.strftime(str(args[0]), time.gmtime(
         int(t))))(args)),
