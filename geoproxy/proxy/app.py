@@ -35,7 +35,7 @@ from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy.body import ProxiedBody, Traffic
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
-from geoproxy.proxy.replies import after_response, has_after_rules, reply_page
+from geoproxy.proxy.replies import after_response, has_after_rules, reply_page, response_rules
 from geoproxy.proxy.requestlog import LogNote, note_of
 from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
@@ -311,7 +311,8 @@ class ProxyApp:
         txn: Txn | None = environ.get(ENVIRON_KEY)
         if txn is not None:
             txn.server = lease.server
-            answered = self._response_rules(txn, frontend, backend, response)
+            answered = response_rules(txn, frontend, backend, response.status, response.reason,
+                                      response.headers)
             if answered is not None:
                 response.close()
                 self.fleet.release(lease)
@@ -340,25 +341,6 @@ class ProxyApp:
         if note is not None and code != response.status:
             note.status = code
         return ProxiedBody(response, self.fleet, lease, sessions, traffic, note)
-
-    @staticmethod
-    def _response_rules(
-        txn: Txn, frontend: FrontendRuntime, backend: BackendRuntime, response: UpstreamResponse
-    ) -> LocalReply | None:
-        """The ``http-response`` rules on the server's answer: the backend's, then the
-        frontend's (one pass for a ``listen``). The answer of a rule that replaces the
-        response, else None (``txn`` then holds the status and headers to send)."""
-        txn.enter_response(response.status, response.reason, response.headers)
-        if frontend.rules is not None:
-            frontend.rules.capture_response(txn)
-        if backend.rules is not None and backend.rules.response and \
-                frontend.runs_backend_rules(backend):
-            reply = run_rules(backend.rules.response, txn)
-            if reply is not None:
-                return reply
-        if frontend.rules is not None and frontend.rules.response:
-            return run_rules(frontend.rules.response, txn)
-        return None
 
     def _persist_response(
         self,

@@ -54,6 +54,24 @@ def after_response(txn: Txn | None, frontend: FrontendRuntime,
     return f"{txn.status} {txn.reason}", txn.headers
 
 
+def response_rules(txn: Txn, frontend: FrontendRuntime, backend: BackendRuntime, status: int,
+                   reason: str, headers: list[tuple[str, str]]) -> LocalReply | None:
+    """The ``http-response`` rules on the server's answer: the backend's, then the
+    frontend's (one pass for a ``listen``). The answer of a rule that replaces the response,
+    else None (``txn`` then holds the status and headers to send)."""
+    txn.enter_response(status, reason, headers)
+    if frontend.rules is not None:
+        frontend.rules.capture_response(txn)
+    if backend.rules is not None and backend.rules.response and \
+            frontend.runs_backend_rules(backend):
+        reply = run_rules(backend.rules.response, txn)
+        if reply is not None:
+            return reply
+    if frontend.rules is not None and frontend.rules.response:
+        return run_rules(frontend.rules.response, txn)
+    return None
+
+
 def has_after_rules(frontend: FrontendRuntime, backend: BackendRuntime | None) -> bool:
     if frontend.rules is not None and frontend.rules.after_response:
         return True

@@ -31,9 +31,9 @@ from email.utils import formatdate
 from typing import Final
 
 from geoproxy.balance import hashfuncs
-from geoproxy.rules.calls import RuleError, arg_int
-from geoproxy.rules.matchers import _match_word, _network
-from geoproxy.rules.spec import ArgValue, MapFile
+from geoproxy.rules.calls import arg_int
+from geoproxy.rules.maps import MAP_MATCHES, MAP_OUTPUTS, backrefs, map_check, map_converter
+from geoproxy.rules.spec import ArgValue
 from geoproxy.rules.txn import Txn
 from geoproxy.rules.values import to_bool, to_bytes, to_int, to_ip, to_str
 
@@ -95,7 +95,7 @@ def _words(args: Args, keep_empty: bool) -> Convert:
 def _regsub(args: Args) -> Convert:
     flags = str(args[2]) if len(args) > 2 else ""
     regex = re.compile(str(args[0]), re.IGNORECASE if "i" in flags else 0)
-    replacement = _backrefs(str(args[1]))
+    replacement = backrefs(str(args[1]))
     count = 0 if "g" in flags else 1
 
     def convert(value: object, txn: Txn) -> object:
@@ -103,148 +103,6 @@ def _regsub(args: Args) -> Convert:
         return None if text is None else regex.sub(replacement, text, count=count)
 
     return convert
-
-
-def _backrefs(subst: str) -> Callable[[re.Match[str]], str]:
-    """HAProxy's ``\\N`` references in a substitution (a missing group is empty)."""
-    parts = re.split(r"\\(\d)", subst)
-
-    def expand(match: re.Match[str]) -> str:
-        out = []
-        for position, part in enumerate(parts):
-            if position % 2:
-                group = int(part)
-                out.append(match.group(group) or "" if group <= (match.re.groups or 0) else "")
-            else:
-                out.append(part)
-        return "".join(out)
-
-    return expand
-
-
-# -- maps (rule 3) --------------------------------------------------------------------------
-
-_MAP_MATCHES: Final = ("str", "beg", "sub", "end", "dir", "dom", "reg", "regm", "int", "ip",
-                       "len")
-_MAP_OUTPUTS: Final = ("str", "int", "ip")
-
-
-def _map(match: str, output: str) -> Callable[[Args], Convert]:
-    def made(args: Args) -> Convert:
-        source = args[0]
-        assert isinstance(source, MapFile)
-        default = _typed(str(args[1]), output) if len(args) > 1 else None
-        lookup = _lookup(match, source.entries)
-
-        def convert(value: object, txn: Txn) -> object:
-            found = lookup(value)
-            return default if found is None else _typed(found, output)
-
-        return convert
-
-    return made
-
-
-def _typed(text: str, output: str) -> object:
-    if output == "int":
-        return to_int(text)
-    if output == "ip":
-        return to_ip(text)
-    return text
-
-
-def _lookup(match: str, entries: tuple[tuple[str, str], ...]) -> Callable[[object], str | None]:
-    if match == "str":
-        exact: dict[str, str] = {}
-        for key, value in entries:
-            exact.setdefault(key, value)
-        return lambda value: exact.get(to_str(value) or "") if value is not None else None
-    if match == "int":
-        numbers: dict[int, str] = {}
-        for key, value in entries:
-            number = to_int(key)
-            if number is not None:
-                numbers.setdefault(number, value)
-        return lambda value: numbers.get(n) if (n := to_int(value)) is not None else None
-    if match == "ip":
-        networks = sorted(((_network(key), value) for key, value in entries),
-                          key=lambda item: -item[0].prefixlen)
-
-        def by_network(value: object) -> str | None:
-            address = to_ip(value)
-            if address is None:
-                return None
-            for network, result in networks:
-                if address.version == network.version and address in network:
-                    return result
-            return None
-
-        return by_network
-    if match in ("reg", "regm"):
-        regexes = [(re.compile(key), value) for key, value in entries]
-
-        def by_regex(value: object) -> str | None:
-            text = to_str(value)
-            if text is None:
-                return None
-            for regex, result in regexes:
-                found = regex.search(text)
-                if found is not None:
-                    return _backrefs(result)(found) if match == "regm" else result
-            return None
-
-        return by_regex
-    tests: dict[str, Callable[[str, str], bool]] = {
-        "beg": lambda text, key: text.startswith(key),
-        "end": lambda text, key: text.endswith(key),
-        "sub": lambda text, key: key in text,
-        "dir": lambda text, key: _match_word(text, key.strip("/?"), "/?"),
-        "dom": lambda text, key: _match_word(text, key.strip("/?.:"), "/?.:"),
-        "len": lambda text, key: str(len(text)) == key,
-    }
-    test = tests[match]
-
-    def by_order(value: object) -> str | None:
-        text = to_str(value)
-        if text is None:
-            return None
-        for key, result in entries:
-            if test(text, key):
-                return result
-        return None
-
-    return by_order
-
-
-def _map_check(match: str, output: str) -> Callable[[Args], None]:
-    """HAProxy checks every key and value of a map when it loads it."""
-
-    def check(args: Args) -> None:
-        source = args[0]
-        assert isinstance(source, MapFile)
-        for line, (key, value) in enumerate(source.entries, start=1):
-            bad = None
-            if output != "str" and _typed(value, output) is None:
-                bad = value
-            elif match == "int" and to_int(key) is None:
-                bad = key
-            elif match == "ip":
-                try:
-                    _network(key)
-                except ValueError:
-                    bad = key
-            elif match in ("reg", "regm"):
-                try:
-                    re.compile(key)
-                except re.error:
-                    bad = key
-            if bad is not None:
-                raise RuleError(f"unable to parse '{bad}' at line {line} of file "
-                                f"'{source.path}'")
-        if len(args) > 1 and output != "str" and _typed(str(args[1]), output) is None:
-            raise RuleError(f"invalid default value '{args[1]}' for an '{output}' map")
-
-    return check
 
 
 # -- arithmetic (rule 4) ----------------------------------------------------------------------
@@ -492,13 +350,14 @@ CONVERTERS: Final[dict[str, ConverterDef]] = {
     "utime": C("s|i", lambda args: _str_op(lambda t: time.strftime(str(args[0]), time.gmtime(
         int(t))))(args)),
 }
-for _match in _MAP_MATCHES:
-    for _output in _MAP_OUTPUTS:
+for _match in MAP_MATCHES:
+    for _output in MAP_OUTPUTS:
         _name = f"map_{_match}" + ("" if _output == "str" else f"_{_output}")
-        CONVERTERS[_name] = C("m|s", _map(_match, _output), _output, _map_check(_match, _output))
-    CONVERTERS[f"map_{_match}_str"] = C("m|s", _map(_match, "str"), "str",
-                                        _map_check(_match, "str"))
-CONVERTERS["map"] = C("m|s", _map("str", "str"), "str", _map_check("str", "str"))
+        CONVERTERS[_name] = C("m|s", map_converter(_match, _output), _output,
+                              map_check(_match, _output))
+    CONVERTERS[f"map_{_match}_str"] = C("m|s", map_converter(_match, "str"), "str",
+                                        map_check(_match, "str"))
+CONVERTERS["map"] = C("m|s", map_converter("str", "str"), "str", map_check("str", "str"))
 
 REFUSED: Final[dict[str, str]] = {
     **dict.fromkeys(("in_table", "table_", "sc_"),

@@ -24,41 +24,39 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Final
 
-from geoproxy.persistence.samples import cookie_values, url_param
-from geoproxy.rules.auth import Userlist
 from geoproxy.rules.calls import arg_int
-from geoproxy.rules.spec import ArgValue
-from geoproxy.rules.txn import Txn, environ_key, request_header_items, split_values
+from geoproxy.rules.fetch_http import (
+    converted_by,
+    count_all,
+    hdr,
+    hdr_all,
+    hdr_names,
+    last_value,
+    req_cook,
+    req_cook_all,
+    req_fhdr,
+    req_fhdr_cnt,
+    req_hdr,
+    req_hdr_all,
+    req_hdr_cnt,
+    res_cook,
+    res_cook_all,
+    res_fhdr,
+    res_fhdr_cnt,
+    res_hdr,
+    res_hdr_all,
+    res_hdr_cnt,
+    url_param,
+    url_param_all,
+)
+from geoproxy.rules.fetch_types import Args, CompileEnv, Fetch, FetchDef
+from geoproxy.rules.txn import Txn
 from geoproxy.rules.values import to_int, to_ip, to_str
 
-Fetch = Callable[[Txn], object]
-FetchAll = Callable[[Txn], Iterable[object]]
-Args = tuple[ArgValue, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CompileEnv:
-    """What compiling a fetch may need from the whole configuration."""
-
-    userlists: Mapping[str, Userlist] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchDef:
-    """One fetch (rule 1)."""
-
-    signature: str
-    output: str  # str | int | bool | ip | bin | meth
-    make: Callable[[Args, CompileEnv], Fetch]
-    make_all: Callable[[Args, CompileEnv], FetchAll] | None = None
-    needs: str = "req"  # req | res | any
-    # the sample as text, when that is cheaper than the sample (log-format strings)
-    make_text: Callable[[Args, CompileEnv], Callable[[Txn], str | None]] | None = None
-
+__all__ = ["FETCHES", "CompileEnv", "FetchDef", "request_path"]
 
 # -- the request target (rule 2) ----------------------------------------------------------
 
@@ -91,7 +89,7 @@ def _query(txn: Txn) -> object:
 
 
 def _base(txn: Txn) -> object:
-    host = _last_value(txn.environ.get("HTTP_HOST"))
+    host = last_value(txn.environ.get("HTTP_HOST"))
     path = request_path(txn.environ)
     return host + path if host else path
 
@@ -109,230 +107,6 @@ def _method(txn: Txn) -> object:
 
 def _version(txn: Txn) -> object:
     return str(txn.environ.get("SERVER_PROTOCOL", "HTTP/1.1")).partition("/")[2] or None
-
-
-def _last_value(value: str | None) -> str | None:
-    values = split_values(value)
-    return values[-1] if values else None
-
-
-# -- headers (rule 3) ---------------------------------------------------------------------
-
-
-def _request_values(txn: Txn, key: str) -> list[str]:
-    return split_values(txn.environ.get(key))
-
-
-def _response_values(txn: Txn, name: str) -> list[str]:
-    values: list[str] = []
-    for header, value in txn.headers:
-        if header.lower() == name:
-            values.extend(split_values(value))
-    return values
-
-
-def _response_lines(txn: Txn, name: str) -> list[str]:
-    return [value for header, value in txn.headers if header.lower() == name]
-
-
-def _pick(values: list[str], occurrence: int) -> str | None:
-    index = occurrence - 1 if occurrence > 0 else occurrence or -1
-    return values[index] if -len(values) <= index < len(values) else None
-
-
-def _header_name(args: Args) -> str:
-    return str(args[0]).lower() if args else ""
-
-
-def _occurrence(args: Args) -> int:
-    return arg_int(args[1]) if len(args) > 1 else -1
-
-
-def _every_request_value(txn: Txn) -> list[str]:
-    values: list[str] = []
-    for _, value in request_header_items(txn.environ):
-        values.extend(split_values(value))
-    return values
-
-
-def _req_hdr(args: Args, env: CompileEnv) -> Fetch:
-    if not _header_name(args):
-        return lambda txn: _last(_every_request_value(txn))
-    key, occurrence = environ_key(_header_name(args)), _occurrence(args)
-    if occurrence == -1:
-        return lambda txn: _last_value(txn.environ.get(key))
-    return lambda txn: _pick(_request_values(txn, key), occurrence)
-
-
-def _req_hdr_all(args: Args, env: CompileEnv) -> FetchAll:
-    if not _header_name(args):
-        return _every_request_value
-    key, occurrence = environ_key(_header_name(args)), _occurrence(args)
-    if len(args) > 1:
-        return lambda txn: _one(_pick(_request_values(txn, key), occurrence))
-    return lambda txn: _request_values(txn, key)
-
-
-def _res_hdr(args: Args, env: CompileEnv) -> Fetch:
-    name, occurrence = _header_name(args), _occurrence(args)
-    return lambda txn: _pick(_response_values(txn, name), occurrence)
-
-
-def _res_hdr_all(args: Args, env: CompileEnv) -> FetchAll:
-    name, occurrence = _header_name(args), _occurrence(args)
-    if len(args) > 1:
-        return lambda txn: _one(_pick(_response_values(txn, name), occurrence))
-    return lambda txn: _response_values(txn, name)
-
-
-def _hdr(args: Args, env: CompileEnv) -> Fetch:
-    request, response = _req_hdr(args, env), _res_hdr(args, env)
-    return lambda txn: response(txn) if txn.status else request(txn)
-
-
-def _hdr_all(args: Args, env: CompileEnv) -> FetchAll:
-    request, response = _req_hdr_all(args, env), _res_hdr_all(args, env)
-    return lambda txn: response(txn) if txn.status else request(txn)
-
-
-def _one(value: object) -> Iterable[object]:
-    return () if value is None else (value,)
-
-
-def _req_fhdr(args: Args, env: CompileEnv) -> Fetch:
-    key = environ_key(_header_name(args))
-    return lambda txn: txn.environ.get(key)
-
-
-def _res_fhdr(args: Args, env: CompileEnv) -> Fetch:
-    name, occurrence = _header_name(args), _occurrence(args)
-    return lambda txn: _pick(_response_lines(txn, name), occurrence)
-
-
-def _counted(values: Callable[[Txn], list[str]]) -> Fetch:
-    return lambda txn: len(values(txn))
-
-
-def _req_hdr_cnt(args: Args, env: CompileEnv) -> Fetch:
-    key = environ_key(_header_name(args))
-    return _counted(lambda txn: _request_values(txn, key))
-
-
-def _req_fhdr_cnt(args: Args, env: CompileEnv) -> Fetch:
-    key = environ_key(_header_name(args))
-    return lambda txn: 1 if key in txn.environ else 0
-
-
-def _res_hdr_cnt(args: Args, env: CompileEnv) -> Fetch:
-    name = _header_name(args)
-    return _counted(lambda txn: _response_values(txn, name))
-
-
-def _res_fhdr_cnt(args: Args, env: CompileEnv) -> Fetch:
-    name = _header_name(args)
-    return _counted(lambda txn: _response_lines(txn, name))
-
-
-def _as(convert: Callable[[object], object],
-        make: Callable[[Args, CompileEnv], Fetch]) -> Callable[[Args, CompileEnv], Fetch]:
-    def made(args: Args, env: CompileEnv) -> Fetch:
-        fetch = make(args, env)
-
-        def converted(txn: Txn) -> object:
-            value = fetch(txn)
-            return None if value is None else convert(value)
-
-        return converted
-
-    return made
-
-
-def _hdr_names(args: Args, env: CompileEnv) -> Fetch:
-    delimiter = str(args[0]) if args else ","
-    return lambda txn: delimiter.join(name for name, _ in request_header_items(txn.environ))
-
-
-# -- cookies and URL parameters -----------------------------------------------------------
-
-
-def _req_cook_all(args: Args, env: CompileEnv) -> FetchAll:
-    name = str(args[0]) if args else None
-    return lambda txn: cookie_values(_request_values_raw(txn), name, True)
-
-
-def _request_values_raw(txn: Txn) -> list[str]:
-    cookie = txn.environ.get("HTTP_COOKIE")
-    return [cookie] if cookie else []
-
-
-def _req_cook(args: Args, env: CompileEnv) -> Fetch:
-    every = _req_cook_all(args, env)
-    if not args:
-        return lambda txn: next(iter(every(txn)), None)
-    return lambda txn: _last(every(txn))
-
-
-def _res_cook_all(args: Args, env: CompileEnv) -> FetchAll:
-    name = str(args[0]) if args else None
-    return lambda txn: cookie_values(_response_lines(txn, "set-cookie"), name, False)
-
-
-def _res_cook(args: Args, env: CompileEnv) -> Fetch:
-    every = _res_cook_all(args, env)
-    if not args:
-        return lambda txn: next(iter(every(txn)), None)
-    return lambda txn: _last(every(txn))
-
-
-def _count_all(make: Callable[[Args, CompileEnv], FetchAll]
-               ) -> Callable[[Args, CompileEnv], Fetch]:
-    def made(args: Args, env: CompileEnv) -> Fetch:
-        every = make(args, env)
-        return lambda txn: sum(1 for _ in every(txn))
-
-    return made
-
-
-def _last(values: Iterable[object]) -> object:
-    found = None
-    for value in values:
-        found = value
-    return found
-
-
-def _url_param(args: Args, env: CompileEnv) -> Fetch:
-    name = str(args[0]) if args and args[0] else None
-    delim = str(args[1]) if len(args) > 1 and args[1] else "?"
-    return lambda txn: url_param(txn.environ.get("RAW_URI") or "/", name, delim)
-
-
-def _url_param_all(args: Args, env: CompileEnv) -> FetchAll:
-    name = str(args[0]) if args and args[0] else None
-    delim = str(args[1]) if len(args) > 1 and args[1] else "?"
-
-    def every(txn: Txn) -> list[str]:
-        target: str = txn.environ.get("RAW_URI") or "/"
-        starts = [i for i in (target.find("?"), target.find(delim)) if i >= 0]
-        if not starts:
-            return []
-        found = []
-        for part in _split_any(target[min(starts) + 1 :], "&;" + delim):
-            key, equal, value = part.partition("=")
-            if equal and (name is None or key == name):
-                found.append(value)
-        return found
-
-    return every
-
-
-def _split_any(text: str, delimiters: str) -> list[str]:
-    parts, start = [], 0
-    for index, char in enumerate(text):
-        if char in delimiters:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts
 
 
 # -- connection, proxy, variables, constants ----------------------------------------------
@@ -494,28 +268,28 @@ FETCHES: Final[dict[str, FetchDef]] = {
     "base": F("", _STR, _simple(_base)),
     "req.ver": F("", _STR, _simple(_version)),
     "req_ver": F("", _STR, _simple(_version)),
-    "url_param": F("|ss", _STR, _url_param, _url_param_all),
-    "urlp": F("|ss", _STR, _url_param, _url_param_all),
-    "urlp_val": F("|ss", _INT, _as(to_int, _url_param)),
+    "url_param": F("|ss", _STR, url_param, url_param_all),
+    "urlp": F("|ss", _STR, url_param, url_param_all),
+    "urlp_val": F("|ss", _INT, converted_by(to_int, url_param)),
     # request headers (rule 3)
-    "hdr": F("|Si", _STR, _hdr, _hdr_all, needs="any"),
-    "req.hdr": F("|Si", _STR, _req_hdr, _req_hdr_all),
-    "req.fhdr": F("S|i", _STR, _req_fhdr),
-    "hdr_cnt": F("|S", _INT, _req_hdr_cnt),
-    "req.hdr_cnt": F("|S", _INT, _req_hdr_cnt),
-    "req.fhdr_cnt": F("|S", _INT, _req_fhdr_cnt),
-    "hdr_val": F("S|i", _INT, _as(to_int, _req_hdr)),
-    "req.hdr_val": F("S|i", _INT, _as(to_int, _req_hdr)),
-    "hdr_ip": F("S|i", _IP, _as(to_ip, _req_hdr)),
-    "req.hdr_ip": F("S|i", _IP, _as(to_ip, _req_hdr)),
-    "req.hdr_names": F("|s", _STR, _hdr_names),
-    "req.cook": F("|s", _STR, _req_cook, _req_cook_all),
-    "cook": F("|s", _STR, _req_cook, _req_cook_all),
-    "cookie": F("|s", _STR, _req_cook, _req_cook_all),
-    "req.cook_cnt": F("|s", _INT, _count_all(_req_cook_all)),
-    "cook_cnt": F("|s", _INT, _count_all(_req_cook_all)),
-    "req.cook_val": F("|s", _INT, _as(to_int, _req_cook)),
-    "cook_val": F("|s", _INT, _as(to_int, _req_cook)),
+    "hdr": F("|Si", _STR, hdr, hdr_all, needs="any"),
+    "req.hdr": F("|Si", _STR, req_hdr, req_hdr_all),
+    "req.fhdr": F("S|i", _STR, req_fhdr),
+    "hdr_cnt": F("|S", _INT, req_hdr_cnt),
+    "req.hdr_cnt": F("|S", _INT, req_hdr_cnt),
+    "req.fhdr_cnt": F("|S", _INT, req_fhdr_cnt),
+    "hdr_val": F("S|i", _INT, converted_by(to_int, req_hdr)),
+    "req.hdr_val": F("S|i", _INT, converted_by(to_int, req_hdr)),
+    "hdr_ip": F("S|i", _IP, converted_by(to_ip, req_hdr)),
+    "req.hdr_ip": F("S|i", _IP, converted_by(to_ip, req_hdr)),
+    "req.hdr_names": F("|s", _STR, hdr_names),
+    "req.cook": F("|s", _STR, req_cook, req_cook_all),
+    "cook": F("|s", _STR, req_cook, req_cook_all),
+    "cookie": F("|s", _STR, req_cook, req_cook_all),
+    "req.cook_cnt": F("|s", _INT, count_all(req_cook_all)),
+    "cook_cnt": F("|s", _INT, count_all(req_cook_all)),
+    "req.cook_val": F("|s", _INT, converted_by(to_int, req_cook)),
+    "cook_val": F("|s", _INT, converted_by(to_int, req_cook)),
     "http_auth": F("S", _BOOL, _auth("check")),
     "http_auth_group": F("S", _STR, _auth("group")),
     "http_auth_type": F("", _STR, _simple(_auth_part(0))),
@@ -526,20 +300,20 @@ FETCHES: Final[dict[str, FetchDef]] = {
     "txn.status": F("", _INT, _simple(lambda txn: txn.status or None), needs="any"),
     "res.ver": F("", _STR, _fixed("1.1"), needs="res"),
     "resp_ver": F("", _STR, _fixed("1.1"), needs="res"),
-    "res.hdr": F("|Si", _STR, _res_hdr, _res_hdr_all, needs="res"),
-    "shdr": F("|Si", _STR, _res_hdr, _res_hdr_all, needs="res"),
-    "res.fhdr": F("S|i", _STR, _res_fhdr, needs="res"),
-    "res.hdr_cnt": F("|S", _INT, _res_hdr_cnt, needs="res"),
-    "shdr_cnt": F("|S", _INT, _res_hdr_cnt, needs="res"),
-    "res.fhdr_cnt": F("|S", _INT, _res_fhdr_cnt, needs="res"),
-    "res.hdr_val": F("S|i", _INT, _as(to_int, _res_hdr), needs="res"),
-    "shdr_val": F("S|i", _INT, _as(to_int, _res_hdr), needs="res"),
-    "res.hdr_ip": F("S|i", _IP, _as(to_ip, _res_hdr), needs="res"),
-    "res.cook": F("|s", _STR, _res_cook, _res_cook_all, needs="res"),
-    "scook": F("|s", _STR, _res_cook, _res_cook_all, needs="res"),
-    "set-cookie": F("|s", _STR, _res_cook, _res_cook_all, needs="res"),
-    "res.cook_cnt": F("|s", _INT, _count_all(_res_cook_all), needs="res"),
-    "res.cook_val": F("|s", _INT, _as(to_int, _res_cook), needs="res"),
+    "res.hdr": F("|Si", _STR, res_hdr, res_hdr_all, needs="res"),
+    "shdr": F("|Si", _STR, res_hdr, res_hdr_all, needs="res"),
+    "res.fhdr": F("S|i", _STR, res_fhdr, needs="res"),
+    "res.hdr_cnt": F("|S", _INT, res_hdr_cnt, needs="res"),
+    "shdr_cnt": F("|S", _INT, res_hdr_cnt, needs="res"),
+    "res.fhdr_cnt": F("|S", _INT, res_fhdr_cnt, needs="res"),
+    "res.hdr_val": F("S|i", _INT, converted_by(to_int, res_hdr), needs="res"),
+    "shdr_val": F("S|i", _INT, converted_by(to_int, res_hdr), needs="res"),
+    "res.hdr_ip": F("S|i", _IP, converted_by(to_ip, res_hdr), needs="res"),
+    "res.cook": F("|s", _STR, res_cook, res_cook_all, needs="res"),
+    "scook": F("|s", _STR, res_cook, res_cook_all, needs="res"),
+    "set-cookie": F("|s", _STR, res_cook, res_cook_all, needs="res"),
+    "res.cook_cnt": F("|s", _INT, count_all(res_cook_all), needs="res"),
+    "res.cook_val": F("|s", _INT, converted_by(to_int, res_cook), needs="res"),
     # captures (``capture request|response header``, ``http-request capture``)
     "capture.req.hdr": F("i", _STR, _capture(lambda txn: txn.captures), needs="any"),
     "capture.res.hdr": F("i", _STR, _capture(lambda txn: txn.res_captures), needs="any"),

@@ -55,7 +55,7 @@ def check_patterns(method: str, patterns: Sequence[str], ignore_case: bool) -> N
         _int_tests(patterns)
     elif method == "ip":
         for pattern in patterns:
-            _network(pattern)
+            network(pattern)
     elif method == "bin":
         for pattern in patterns:
             try:
@@ -110,7 +110,7 @@ def _string_matcher(method: str, patterns: Sequence[str], fold: bool) -> Matcher
         delims = _DIR_DELIMS if method == "dir" else _DOM_DELIMS
         words = tuple(p.strip(delims) for p in folded)
         return lambda value: (t := to_str(value)) is not None and any(
-            _match_word(t.lower() if fold else t, w, delims) for w in words)
+            match_word(t.lower() if fold else t, w, delims) for w in words)
     test: Callable[[str], bool]
     if method == "beg":
         prefixes = folded
@@ -127,7 +127,7 @@ def _string_matcher(method: str, patterns: Sequence[str], fold: bool) -> Matcher
     return lambda value: (t := to_str(value)) is not None and test(t)
 
 
-def _match_word(text: str, word: str, delims: str) -> bool:
+def match_word(text: str, word: str, delims: str) -> bool:
     """HAProxy's ``match_word``: ``word`` in ``text`` bounded by delimiters or the ends."""
     length = len(word)
     if length == 0:
@@ -185,7 +185,7 @@ def _int_matches(value: int | None, tests: tuple[IntTest, ...]) -> bool:
                for low, high in tests)
 
 
-def _network(pattern: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def network(pattern: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     address, slash, mask = pattern.partition("/")
     try:
         if slash and "." in mask:
@@ -196,7 +196,7 @@ def _network(pattern: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def _ip_matcher(patterns: Sequence[str]) -> Matcher:
-    networks = tuple(_network(p) for p in patterns)
+    networks = tuple(network(p) for p in patterns)
 
     def matches(value: object) -> bool:
         address = to_ip(value)
