@@ -148,17 +148,19 @@ def _redirect(line: ActionLine) -> Action:
 
 def parse_redirect(line: ActionLine) -> Redirect:
     """``redirect location|prefix|scheme TARGET [code N] [OPTIONS]`` (also the ``redirect``
-    keyword of proxies)."""
-    kind = line.next("'location', 'prefix' or 'scheme'")
-    if kind not in ("location", "prefix", "scheme"):
-        raise RuleError(f"'redirect': expects 'code', 'prefix', 'location', 'scheme', "
-                        f"'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash' "
-                        f"(was '{kind}')")
-    target = parse_logformat(line.next(f"an argument after '{kind}'"), line.context)
+    keyword of proxies); as in HAProxy the words may come in any order
+    (``redirect code 301 prefix / drop-query``)."""
+    kind: str | None = None
+    target = None
     code, drop, slash, set_cookie, clear_cookie = 302, False, False, None, None
+    expected = ("'redirect': expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', "
+                "'clear-cookie', 'drop-query' or 'append-slash'")
     while line.peek() and line.peek() not in ("if", "unless"):
         option = line.next("an option")
-        if option == "code":
+        if option in ("location", "prefix", "scheme"):
+            kind = option
+            target = parse_logformat(line.next(f"an argument after '{option}'"), line.context)
+        elif option == "code":
             text = line.next("a code after 'code'")
             if not text.isdigit() or int(text) not in _REDIRECT_CODES:
                 raise RuleError(f"'redirect': unsupported HTTP code '{text}' (expected one of "
@@ -175,9 +177,9 @@ def parse_redirect(line: ActionLine) -> Redirect:
         elif option == "ignore-empty":
             raise RuleError("'redirect': 'ignore-empty' is not supported by geoproxy")
         else:
-            raise RuleError(f"'redirect': expects 'code', 'prefix', 'location', 'scheme', "
-                            f"'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash' "
-                            f"(was '{option}')")
+            raise RuleError(f"{expected} (was '{option}')")
+    if kind is None or target is None:
+        raise RuleError(f"{expected}: 'location', 'prefix' or 'scheme' is missing")
     return Redirect(kind, target, code, drop, slash, set_cookie, clear_cookie)
 
 

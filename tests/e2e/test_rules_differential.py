@@ -236,7 +236,7 @@ REQUEST_RULES = r"""
     http-request redirect scheme https code 308 if { path_beg /r-308/ }
     http-request redirect location /c code 303 set-cookie SEEN=1 if { path_beg /r-cookie/ }
     http-request redirect location /c code 307 clear-cookie SEEN= if { path_beg /r-clear/ }
-    http-request redirect prefix / drop-query append-slash if { path_beg /r-slash/ }
+    http-request redirect code 301 prefix / drop-query append-slash if { path_beg /r-slash/ }
     http-request auth realm Private if { path_beg /auth/ } !{ http_auth(users) }
     http-request auth if { path_beg /auth-default/ }
     http-request set-header X-Group %[http_auth_group(users)] if { path_beg /auth/ }
