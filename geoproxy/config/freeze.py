@@ -122,6 +122,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         originalto=settings.originalto,
         rules=_http_rules(draft, acls, frontend=True),
         log_format=settings.log_format,
+        stick_table=rules.stick_table,
     )
 
 

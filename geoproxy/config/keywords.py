@@ -15,7 +15,6 @@ from geoproxy.config.kw_backend import (
     parse_dynamic_cookie_key,
     parse_hash_type,
     parse_stick,
-    parse_stick_table,
 )
 from geoproxy.config.kw_check import parse_http_check
 from geoproxy.config.kw_compression import parse_compression
@@ -46,6 +45,7 @@ from geoproxy.config.kw_rules import (
 )
 from geoproxy.config.kw_server import parse_default_server, parse_server, parse_server_template
 from geoproxy.config.kw_stats import parse_stats
+from geoproxy.config.kw_stick_table import parse_stick_table
 from geoproxy.config.kw_unique_id import parse_unique_id_format, parse_unique_id_header
 
 ProxyKeyword = Keyword[ProxyDraft]
@@ -74,8 +74,7 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "server": Keyword(parse_server, in_defaults=False, frontend=False, strict=True),
     "server-template": Keyword(parse_server_template, in_defaults=False, frontend=False,
                                strict=True),
-    # HAProxy also allows stick tables in frontends, for track-sc rules geoproxy lacks
-    "stick-table": Keyword(parse_stick_table, in_defaults=False, frontend=False, strict=True),
+    "stick-table": Keyword(parse_stick_table, in_defaults=False, strict=True),
     "stick": Keyword(parse_stick, in_defaults=False, frontend=False),
     "force-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "ignore-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),

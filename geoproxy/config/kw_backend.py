@@ -1,4 +1,5 @@
-"""Backend keywords: balance, hash-type, cookie, dynamic-cookie-key, stick-table, stick.
+"""Backend keywords: balance, hash-type, cookie, dynamic-cookie-key, stick (``stick-table``:
+``kw_stick_table.py``).
 
 Each parser takes the section draft and one ``Line``; see ``context.py`` for the contract.
 Messages are HAProxy 2.6's where HAProxy has one (checked with ``haproxy -c``).
@@ -19,11 +20,8 @@ from geoproxy.config.model import (
     HashSettings,
     HashType,
     StickRuleKind,
-    StickTable,
-    StickTableType,
 )
 from geoproxy.config.sample import SampleError, parse_sample
-from geoproxy.config.units import UnitError, parse_size, parse_time
 
 B = BalanceAlgorithm
 _SIMPLE = {"roundrobin": B.ROUNDROBIN, "static-rr": B.STATIC_RR, "leastconn": B.LEASTCONN,
@@ -150,72 +148,6 @@ def parse_dynamic_cookie_key(proxy: ProxyDraft, line: Line) -> None:
         line.fail("'dynamic-cookie-key' expects <secret_key> as argument.")
     line.at_most(1)
     proxy.settings.dynamic_cookie_key = line.arg(0)
-
-
-def parse_stick_table(proxy: ProxyDraft, line: Line) -> None:
-    existing = proxy.rules.stick_table
-    if existing is not None:
-        line.fail(f"stick-table name '{proxy.name}' conflicts with table declared in "
-                  f"{proxy.label} at {existing.location}.")
-    proxy.rules.stick_table = _stick_table(line)
-
-
-def _stick_table(line: Line) -> StickTable:
-    types = {t.value: t for t in StickTableType}
-    if line.arg(0) != "type" or line.arg(1) not in types:
-        line.fail(f"stick-table: unknown type '{line.arg(1)}' (expected "
-                  f"{quoted_list(types, 'or')}).")
-    table_type, length, size, expire, nopurge = types[line.arg(1)], 32, 0, None, False
-    index = 2
-    while index < len(line.args):
-        word, value = line.args[index], line.arg(index + 1)
-        if word == "len" and table_type in (StickTableType.STRING, StickTableType.BINARY):
-            if not value.isdigit() or int(value) == 0:
-                line.fail(f"stick-table: 'len' expects a positive integer (got '{value}').")
-            length = int(value)
-        elif word == "size":
-            size = _table_number(line, value, "size")
-        elif word == "expire":
-            try:
-                expire = parse_time(value) or None
-            except UnitError as exc:
-                line.fail(f"stick-table: {_unit_message(exc, 'expire')}")
-        elif word in ("peers", "store", "srvkey", "write-to"):
-            _ignored_table_option(line, word)
-        elif word == "nopurge":
-            nopurge, index = True, index - 1
-        else:
-            line.fail(f"stick-table: unknown argument '{word}'.")
-        index += 2
-    if size == 0:
-        line.fail("stick-table: missing size.")
-    return StickTable(table_type, size, line.location, length, expire, nopurge)
-
-
-def _table_number(line: Line, value: str, name: str) -> int:
-    try:
-        return parse_size(value)
-    except UnitError as exc:
-        line.fail(f"stick-table: {_unit_message(exc, name)}")
-
-
-def _unit_message(exc: UnitError, name: str) -> str:
-    if exc.character is None and not exc.overflow:
-        return f"'{name}' expects a value."
-    if exc.overflow:
-        return exc.describe(name)
-    return f"unexpected character '{exc.character}' in argument of '{name}'."
-
-
-def _ignored_table_option(line: Line, word: str) -> None:
-    if word == "peers":
-        line.warn("stick-table: 'peers' is ignored by geoproxy: every process already shares "
-                  "the table through Redis.")
-    elif word == "store":
-        line.warn("stick-table: 'store' is ignored by geoproxy: its tables keep the server "
-                  "of each entry, nothing else.")
-    else:
-        line.fail(f"stick-table: '{word}' is not supported by geoproxy.")
 
 
 def parse_stick(proxy: ProxyDraft, line: Line) -> None:

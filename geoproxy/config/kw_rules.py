@@ -65,7 +65,9 @@ def parse_http_rule(proxy: ProxyDraft, line: Line) -> None:
     if name == "capture" and not proxy.kind.has_frontend:
         line.fail(f"'{line.keyword} capture' : proxy '{proxy.name}' has no frontend "
                   "capability.")
-    where = f"{proxy.label} while parsing '{line.keyword} {name}' rule"
+    # HAProxy names the stick-counter actions as written (``track-sc1``, ``sc-inc-gpc0(1)``)
+    shown = word if name == "track-sc" or name.startswith("sc-") else name
+    where = f"{proxy.label} while parsing '{line.keyword} {shown}' rule"
     try:
         action = definition.parse(parsed)
     except RuleError as exc:

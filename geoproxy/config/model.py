@@ -17,6 +17,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Final
 
+from geoproxy.counters.datatypes import StoreItem
 from geoproxy.rules.auth import Userlist
 from geoproxy.rules.spec import Action, CaptureSlot, LogFormat, MatchSpec, SampleExpr
 
@@ -340,9 +341,10 @@ class StickTableType(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class StickTable:
-    """``stick-table type T [len N] size N [expire T] [nopurge]``.
+    """``stick-table type T [len N] size N [expire T] [nopurge] [store D,...]``.
 
-    ``size`` is an entry count (HAProxy's k/m/g suffixes resolved), ``expire`` seconds or None.
+    ``size`` is an entry count (HAProxy's k/m/g suffixes resolved), ``expire`` seconds or None;
+    ``store`` the counters each entry keeps (``geoproxy.counters.datatypes``).
     """
 
     type: StickTableType
@@ -351,6 +353,7 @@ class StickTable:
     length: int = 32
     expire: float | None = None
     nopurge: bool = False
+    store: tuple[StoreItem, ...] = ()
 
 
 class SampleFetch(enum.Enum):
@@ -631,6 +634,7 @@ class Frontend:
     originalto: OriginalTo | None = None
     rules: HttpRules = field(default_factory=HttpRules)
     log_format: LogFormat | None = None
+    stick_table: StickTable | None = None  # for track-sc rules (a listen's: its backend's too)
 
     @property
     def http_server_close(self) -> bool:

@@ -32,6 +32,7 @@ from geoproxy.config.model import (
     HttpRule,
     Location,
 )
+from geoproxy.config.validate_tables import table_errors
 from geoproxy.rules.conditions import acl_usable
 
 _MISSING_TIMEOUTS = (
@@ -61,6 +62,7 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
                                  f"{config.path} has no 'frontend' or 'listen' section: "
                                  "geoproxy would not listen anywhere."))
     errors.extend(_userlist_errors(config))
+    errors.extend(table_errors(config))
     warnings.extend(_rule_warnings(config))
     for frontend in config.frontends:
         kind = "listen" if frontend.name in listens else "frontend"

@@ -28,10 +28,12 @@ from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
 from geoproxy.balance.view import BackendView, OperState, ServerView
 from geoproxy.config.model import Config, Observe
+from geoproxy.counters.registry import CounterTables
 from geoproxy.errors import ClientGone, ConnectFailed, SilentClose, UpstreamError
 from geoproxy.forward import KEEP, UnforwardableRequest, UpstreamResponse, build_request_head, send
 from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
+from geoproxy.proxy import counting
 from geoproxy.proxy.body import ProxiedBody, Traffic
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.exchange import ExchangeFeatures
@@ -77,8 +79,13 @@ class ProxyApp:
     def __init__(self, config: Config, fleet: FleetState, rng: random.Random | None = None) -> None:
         self.config = config
         self.fleet = fleet
-        self._backends = build_backends(config, rng or random.Random())
-        frontends = build_frontends(config, self._backends)
+        # this worker's view of the fleet's stick counters, kept in step by the fleet state
+        self.counters = CounterTables.of(config)
+        sync_counters = getattr(fleet, "sync_counters", None)
+        if sync_counters is not None and self.counters.tables:
+            sync_counters(self.counters)
+        self._backends = build_backends(config, rng or random.Random(), self.counters)
+        frontends = build_frontends(config, self._backends, self.counters)
         self._by_address: dict[tuple[str, str], FrontendRuntime] = {}
         self._by_port: dict[str, FrontendRuntime] = {}
         for frontend in frontends:
@@ -187,6 +194,16 @@ class ProxyApp:
         )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            result = self._handle(environ, start_response)
+        except BaseException:
+            txn = counting.tracked(environ)
+            if txn is not None:  # the request ends here: its stick counters stop counting it
+                counting.end(txn, 0, 0)
+            raise
+        return counting.finish(result, environ)
+
+    def _handle(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         frontend = self.frontend_for(environ)
         monitor = frontend.monitor
         if monitor is not None and monitor.matches(environ):  # before anything, never logged
@@ -251,6 +268,7 @@ class ProxyApp:
         reply: LocalReply,
     ) -> Iterable[bytes]:
         """A rule's answer (``deny``, ``return``, ``redirect``, ``auth``, ``use-service``)."""
+        counting.count_reply(environ.get(ENVIRON_KEY), reply)
         note = note_of(environ)
         if reply.service is not None and self._metrics is not None:
             if note is not None:
@@ -308,12 +326,15 @@ class ProxyApp:
             self.fleet.release(lease)
             return self._answer(environ, start_response, frontend.errors.page(400), frontend)
         acquired = lease.server
+        txn: Txn | None = environ.get(ENVIRON_KEY)
         try:
             direct = lease.stuck or (
                 persistence.server is not None and persistence.server.name == lease.server
             )
             response, lease = self._send(environ, backend, lease, (head, framing), direct)
         except UpstreamError as error:
+            if error.status in (502, 504):  # the server failed (stick counters' http_fail)
+                counting.count_response(txn, error.status)
             return self._error(environ, start_response, frontend, backend, error.status)
         if response.status == 101 and not upgrade:
             # a server cannot switch a client that did not ask: HAProxy answers 502
@@ -322,6 +343,7 @@ class ProxyApp:
             self.fleet.release(lease)
             return self._error(environ, start_response, frontend, backend, 502)
         headers = response.headers
+        counting.count_response(txn, response.status)
         if note is not None:
             note.connected = response.connected_at
             note.answered = time.monotonic()
@@ -331,7 +353,6 @@ class ProxyApp:
             if entries:
                 self.fleet.stick_store(entries, lease.server)
         code, reason = response.status, response.reason
-        txn: Txn | None = environ.get(ENVIRON_KEY)
         if txn is not None:
             txn.server = lease.server
             answered = response_rules(txn, frontend, backend, response.status, response.reason,
@@ -359,14 +380,19 @@ class ProxyApp:
             len(head) + framing.length,
             len(status) + 13 + sum(len(name) + len(value) + 4 for name, value in headers),
         )
+        body: ProxiedBody
         if response.status == 101:
             timeout = tunnel_timeout(frontend.config.timeouts, backend.config.timeouts)
-            return SwitchedBody(
+            body = SwitchedBody(
                 response, self.fleet, lease, sessions, traffic, note, timeout=timeout
             )
+            counting.end_with_body(body, txn)
+            return body
         if note is not None and code != response.status:
             note.status = code
-        return exchange.body(ProxiedBody(response, self.fleet, lease, sessions, traffic, note))
+        body = ProxiedBody(response, self.fleet, lease, sessions, traffic, note)
+        counting.end_with_body(body, txn)
+        return exchange.body(body)
 
     def _persist_response(
         self,

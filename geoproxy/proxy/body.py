@@ -4,7 +4,7 @@ traffic counted, the lease released, the log line written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from geoproxy.errors import UpstreamError
@@ -29,7 +29,7 @@ class ProxiedBody:
 
     __slots__ = (
         "_response", "_fleet", "_lease", "_closed", "_sessions", "_traffic", "_sent", "_note",
-        "_ending",
+        "_ending", "_after",
     )  # fmt: skip
 
     def __init__(
@@ -51,6 +51,7 @@ class ProxiedBody:
         self._note = note
         # the log's termination state if the body does not end normally: the client left
         self._ending = "CD"
+        self._after: Callable[[int, int], None] | None = None
         if sessions is not None:
             sessions.add(self)
 
@@ -63,6 +64,10 @@ class ProxiedBody:
             self._ending = "SD" if error.status != 504 else "sD"
             raise
         self._ending = "--"
+
+    def after_close(self, callback: Callable[[int, int], None]) -> None:
+        """Call ``callback(bytes_in, bytes_out)`` once the request is over (stick counters)."""
+        self._after = callback
 
     def abort(self) -> None:
         """Cut the connection to the server (``on-marked-down shutdown-sessions``): the body
@@ -88,3 +93,8 @@ class ProxiedBody:
             if note is not None:
                 head = traffic.head_out if traffic is not None else 0
                 note.finish(self._response.status, head + self._sent, self._ending)
+            after = self._after
+            if after is not None:
+                self._after = None
+                head = traffic.head_out if traffic is not None else 0
+                after(traffic.bytes_in if traffic is not None else 0, head + self._sent)

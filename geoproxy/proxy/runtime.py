@@ -12,6 +12,7 @@ from typing import Any
 from geoproxy.balance.factory import policy_for
 from geoproxy.balance.policy import Policy
 from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
+from geoproxy.counters.registry import CounterTables
 from geoproxy.proxy.accesslog import AccessLog
 from geoproxy.proxy.errorpages import ErrorPages
 from geoproxy.proxy.monitor import MonitorRule
@@ -121,12 +122,15 @@ class FrontendRuntime:
         return backend.rules is not None and backend.config.location != self.config.location
 
 
-def compile_env(config: Config) -> CompileEnv:
-    return CompileEnv(userlists={userlist.name: userlist for userlist in config.userlists})
+def compile_env(config: Config, counters: CounterTables | None = None,
+                proxy: str = "") -> CompileEnv:
+    return CompileEnv(userlists={userlist.name: userlist for userlist in config.userlists},
+                      counters=counters, proxy=proxy)
 
 
-def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRuntime]:
-    env = compile_env(config)
+def build_backends(config: Config, rng: random.Random,
+                   counters: CounterTables | None = None) -> dict[str, BackendRuntime]:
+    env = compile_env(config, counters)
     backends = {}
     for backend in config.backends:
         timeouts = backend.timeouts
@@ -147,10 +151,11 @@ def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRunti
     return backends
 
 
-def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list[FrontendRuntime]:
-    env = compile_env(config)
+def build_frontends(config: Config, backends: dict[str, BackendRuntime],
+                    counters: CounterTables | None = None) -> list[FrontendRuntime]:
     frontends = []
     for frontend in config.frontends:
+        env = compile_env(config, counters, frontend.name)
         default = backends.get(frontend.default_backend) if frontend.default_backend else None
         errors = ErrorPages(frontend.errorfiles)
         switching = tuple(

@@ -6,7 +6,8 @@ Rules (configuration manual 4.2, ``http-request``):
    follows them must be ``if``/``unless`` or nothing.
 2. ``ACTIONS`` maps an action name to its parser and its sides (``request``, ``response``,
    ``after``). Names written with a parenthesis (``set-var(txn.x)``) are looked up by what
-   precedes it. To add an action (``track-sc0``...): one entry here and one in ``run.py``.
+   precedes it (``track-scN`` by ``track-sc``). To add an action: one entry here and one in
+   ``run.py`` (the stick-counter ones are ``run_counters.py``'s).
 3. Values are log-format strings (``%[...]``) where HAProxy takes one: header values,
    ``set-path``..., redirect targets, ``return hdr`` and ``lf-string``.
 4. An action HAProxy has and geoproxy does not is refused with its reason (``REFUSED``).
@@ -32,6 +33,13 @@ from geoproxy.rules.run import (
     set_var_step,
     simple_step,
     target_step,
+)
+from geoproxy.rules.run_counters import (
+    parse_track,
+    parse_update,
+    track_slot,
+    track_step,
+    update_step,
 )
 from geoproxy.rules.spec import (
     Action,
@@ -366,13 +374,14 @@ ACTIONS: Final[dict[str, ActionDef]] = {
     "set-status": D(_set_status, set_status_step, _RES),
     "capture": D(_capture, capture_step, _REQ),
     "set-log-level": D(_log_level, simple_step, _ALL),
+    "track-sc": D(parse_track, track_step, frozenset({REQUEST, RESPONSE})),
+    **{name: D(parse_update, update_step, frozenset({REQUEST, RESPONSE}))
+       for name in ("sc-inc-gpc0", "sc-inc-gpc1", "sc-inc-gpc", "sc-set-gpt0", "sc-set-gpt")},
 }
 
-_COUNTERS = "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet"
 # Actions HAProxy has that geoproxy refuses, with the reason (rule 4).
 REFUSED: Final[dict[str, str]] = {
-    **dict.fromkeys(("track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0",
-                     "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "sc-add-gpc"), _COUNTERS),
+    "sc-add-gpc": "'sc-add-gpc' is HAProxy 2.7's; geoproxy reads HAProxy 2.6's actions",
     "tarpit": "geoproxy does not hold connections in a tarpit",
     "silent-drop": "geoproxy does not drop client connections silently",
     "reject": "geoproxy does not close client connections without an answer",
@@ -404,7 +413,10 @@ REFUSED: Final[dict[str, str]] = {
 
 
 def action_name(word: str) -> str:
-    """The table key of an action as written: ``set-var(txn.x)`` -> ``set-var``."""
+    """The table key of an action as written: ``set-var(txn.x)`` -> ``set-var``,
+    ``track-sc1`` -> ``track-sc``."""
+    if track_slot(word) is not None:
+        return "track-sc"
     return word.partition("(")[0]
 
 

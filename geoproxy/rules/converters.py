@@ -32,6 +32,8 @@ from typing import Final
 
 from geoproxy.balance import hashfuncs
 from geoproxy.rules.calls import arg_int
+from geoproxy.rules.conv_counters import COUNTER_CONVERTERS
+from geoproxy.rules.fetch_types import CompileEnv
 from geoproxy.rules.maps import MAP_MATCHES, MAP_OUTPUTS, backrefs, map_check, map_converter
 from geoproxy.rules.spec import ArgValue
 from geoproxy.rules.txn import Txn
@@ -51,6 +53,14 @@ class ConverterDef:
     output: str = "str"
     # checks the arguments at load time beyond the signature (raises RuleError)
     check: Callable[[Args], None] | None = None
+    # instead of ``make``, for converters that need the configuration (stick tables)
+    make_env: Callable[[Args, CompileEnv], Convert] | None = None
+
+    def build(self, args: Args, env: CompileEnv) -> Convert:
+        """The converter's closure for ``args``."""
+        if self.make_env is not None:
+            return self.make_env(args, env)
+        return self.make(args)
 
 
 def _str_op(operation: Callable[[str], object]) -> Callable[[Args], Convert]:
@@ -295,6 +305,10 @@ def _simple(convert: Convert) -> Callable[[Args], Convert]:
     return lambda args: convert
 
 
+def _needs_env(args: Args) -> Convert:
+    raise AssertionError("this converter is built with the configuration (make_env)")
+
+
 C = ConverterDef
 CONVERTERS: Final[dict[str, ConverterDef]] = {
     "lower": C("", _str_op(str.lower)),
@@ -358,10 +372,10 @@ for _match in MAP_MATCHES:
     CONVERTERS[f"map_{_match}_str"] = C("m|s", map_converter(_match, "str"), "str",
                                         map_check(_match, "str"))
 CONVERTERS["map"] = C("m|s", map_converter("str", "str"), "str", map_check("str", "str"))
+for _name, (_signature, _output, _make_env) in COUNTER_CONVERTERS.items():
+    CONVERTERS[_name] = C(_signature, _needs_env, _output, make_env=_make_env)
 
 REFUSED: Final[dict[str, str]] = {
-    **dict.fromkeys(("in_table", "table_", "sc_"),
-                    "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet"),
     "lua.": "geoproxy does not run Lua",
 }
 

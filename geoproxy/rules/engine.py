@@ -16,6 +16,7 @@ Rules (HAProxy 2.6, ``http_ana.c``):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ def compile_rules(rules: HttpRules, proxy: str, env: CompileEnv) -> RuleSet | No
     """The rule set of one proxy, or None when it has no rule and no capture (rule 4)."""
     if rules.is_empty:
         return None
+    env = dataclasses.replace(env, proxy=proxy)  # the "current proxy" of src_*, track-sc...
     return RuleSet(
         request=_compile_list(rules.request, proxy, env, response=False),
         response=_compile_list(rules.response, proxy, env, response=True),

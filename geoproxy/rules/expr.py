@@ -100,7 +100,7 @@ def output_type(expr: SampleExpr) -> str:
 def compile_expr(expr: SampleExpr, env: CompileEnv) -> Evaluate:
     """The expression as one closure: its sample, or None (rule 3)."""
     fetch = FETCHES[expr.fetch.name].make(expr.fetch.args, env)
-    converters = tuple(CONVERTERS[c.name].make(c.args) for c in expr.converters)
+    converters = tuple(CONVERTERS[c.name].build(c.args, env) for c in expr.converters)
     if not converters:
         return fetch
     if len(converters) == 1:
@@ -147,7 +147,7 @@ def compile_expr_all(expr: SampleExpr, env: CompileEnv) -> EvaluateAll | None:
     if definition.make_all is None:
         return None
     every = definition.make_all(expr.fetch.args, env)
-    converters = tuple(CONVERTERS[c.name].make(c.args) for c in expr.converters)
+    converters = tuple(CONVERTERS[c.name].build(c.args, env) for c in expr.converters)
     if not converters:
         return every
 

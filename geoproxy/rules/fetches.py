@@ -15,8 +15,8 @@ Rules (configuration manual 7.3):
    Header values are split on commas outside quotes; the worker joins repeated fields, so
    ``req.fhdr`` sees one line per header name (docs/rules.md lists this difference).
 4. TLS is not terminated yet: ``ssl_fc`` is false; other ``ssl_*`` fetches are refused.
-   Stick counters (``sc_*``, ``src_*``, ``table_*``) are refused until the fleet-wide counters
-   land; each is then one entry here (see ``REFUSED_PREFIXES``).
+5. Stick counters (``sc_*``, ``sc0_*``..``sc2_*``, ``src_*``, ``table_cnt``, ``table_avl``)
+   are ``fetch_counters.py``'s entries, added to this table.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from geoproxy.rules.calls import arg_int
+from geoproxy.rules.fetch_counters import COUNTER_FETCHES
 from geoproxy.rules.fetch_http import (
     converted_by,
     count_all,
@@ -348,6 +349,7 @@ FETCHES: Final[dict[str, FetchDef]] = {
     "ipv6": F("S", _IP, _constant(lambda t: ipaddress.IPv6Address(t)), needs="any"),
     "bin": F("S", "bin", _constant(bytes.fromhex), needs="any"),
     "stopping": F("", _BOOL, _fixed(False), needs="any"),
+    **COUNTER_FETCHES,  # rule 5
 }
 
 # ACL keywords that are a fetch with an implied matching method (``path_beg``): HAProxy's
@@ -364,15 +366,8 @@ DERIVED: Final[dict[str, tuple[str, str]]] = {
 # the derived ACLs geoproxy reads as a fetch and a method (``url_ip``/``url_port`` read the
 # host part of an absolute URI: refused below)
 
-# Refused with a reason, by prefix (rule 4). To add the stick counters, add their entries to
-# FETCHES and drop the prefixes from this table.
+# Refused with a reason, by prefix (rule 4).
 REFUSED_PREFIXES: Final[dict[str, str]] = {
-    "sc_": "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet",
-    "sc0_": "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet",
-    "sc1_": "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet",
-    "sc2_": "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet",
-    "src_": "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet",
-    "table_": "stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet",
     "ssl_": "geoproxy does not terminate TLS yet: TLS fetches have nothing to read",
     "req.ssl": "geoproxy does not terminate TLS yet: TLS fetches have nothing to read",
     "req_ssl": "geoproxy does not terminate TLS yet: TLS fetches have nothing to read",

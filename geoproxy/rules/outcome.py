@@ -50,7 +50,9 @@ class LocalReply:
     """An answer a rule makes (rule 1). ``error_page`` asks for the proxy's page for
     ``status`` (its errorfile, else HAProxy's built-in page) with ``headers`` added;
     ``raw`` is a whole response (an ``errorfile`` argument); ``service`` names an applet
-    (``prometheus-exporter``); ``termination`` is the log's first two state letters."""
+    (``prometheus-exporter``); ``termination`` is the log's first two state letters;
+    ``client_error`` is "deny" or "auth" for the answers stick counters count as the client's
+    HTTP errors (a denied request at once, a failed authentication when the request ends)."""
 
     status: int
     reason: str = ""
@@ -60,6 +62,7 @@ class LocalReply:
     raw: bytes | None = None
     service: str | None = None
     termination: str = "LR"
+    client_error: str = ""
 
 
 Outcome = LocalReply | _Stop | None

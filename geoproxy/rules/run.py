@@ -164,7 +164,8 @@ def redirect_step(action: Redirect, context: StepContext) -> Step:
     return redirect
 
 
-def _reply_step(reply: Reply, context: StepContext, termination: str) -> Step:
+def _reply_step(reply: Reply, context: StepContext, termination: str,
+                client_error: str = "") -> Step:
     headers = tuple((h.name, compile_logformat(h.value, context.env)) for h in reply.headers)
     body_format = compile_logformat(reply.body_format, context.env) if reply.body_format \
         else None
@@ -176,9 +177,11 @@ def _reply_step(reply: Reply, context: StepContext, termination: str) -> Step:
         if any(FORBIDDEN.search(value) for _, value in added):
             return failed_rewrite()
         if reply.raw is not None:
-            return LocalReply(status, reason, added, raw=reply.raw, termination=termination)
+            return LocalReply(status, reason, added, raw=reply.raw, termination=termination,
+                              client_error=client_error)
         if reply.errorfile:
-            return LocalReply(status, reason, added, error_page=True, termination=termination)
+            return LocalReply(status, reason, added, error_page=True, termination=termination,
+                              client_error=client_error)
         body = reply.body or b""
         if body_format is not None:
             body = body_format(txn).encode("utf-8", "surrogateescape")
@@ -188,7 +191,8 @@ def _reply_step(reply: Reply, context: StepContext, termination: str) -> Step:
             added.append(("content-length", "0"))
         if content_type is not None:
             added.append(("content-type", content_type))
-        return LocalReply(status, reason, added, body, termination=termination)
+        return LocalReply(status, reason, added, body, termination=termination,
+                          client_error=client_error)
 
     return answer
 
@@ -201,10 +205,12 @@ def answer_step(action: Answer, context: StepContext) -> Step:
         realm = (action.realm or context.proxy).replace('"', "")
         header = ("www-authenticate", f'Basic realm="{realm}"')
         return lambda txn: LocalReply(401, reason_of(401), [header], error_page=True,
-                                      termination="PR")
+                                      termination="PR", client_error="auth")
     assert action.reply is not None
     termination = "PR" if action.keyword == "deny" else "LR"
-    return _reply_step(action.reply, context, termination)
+    # a request's deny counts as the client's error (stick counters); a response's does not
+    counted = "deny" if action.keyword == "deny" and not context.response else ""
+    return _reply_step(action.reply, context, termination, counted)
 
 
 # -- variables, status, captures, allow ------------------------------------------------------

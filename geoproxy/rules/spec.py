@@ -208,8 +208,30 @@ class Simple:
     keyword: str
 
 
+@dataclass(frozen=True, slots=True)
+class TrackSc:
+    """``track-sc0|1|2 KEY [table TABLE]``: ``table`` None is the rule's own proxy's."""
+
+    slot: int
+    key: SampleExpr
+    table: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScUpdate:
+    """``sc-inc-gpc0(N)``, ``sc-inc-gpc1(N)``, ``sc-inc-gpc(I,N)`` (``value`` unused) and
+    ``sc-set-gpt0(N) VALUE``, ``sc-set-gpt(I,N) VALUE`` (an integer or an expression)."""
+
+    keyword: str  # "sc-inc-gpc" or "sc-set-gpt"
+    slot: int
+    index: int
+    array: bool  # the (I,N) form: array tables only
+    value: int = 0
+    expr: SampleExpr | None = None
+
+
 Action = (HeaderAction | TargetAction | Redirect | Answer | SetVar | SetStatus | Capture
-          | Simple)
+          | Simple | TrackSc | ScUpdate)
 
 
 @dataclass(frozen=True, slots=True)

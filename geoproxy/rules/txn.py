@@ -17,9 +17,14 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from geoproxy.httptext import header_values
+
+if TYPE_CHECKING:
+    from geoproxy.counters.table import CounterTable, Entry
+
+    Tracked = tuple[CounterTable, Entry]
 
 Environ = dict[str, Any]
 ENVIRON_KEY: Final = "geoproxy.txn"
@@ -71,7 +76,7 @@ class Txn:
 
     __slots__ = (
         "environ", "frontend", "backend", "server", "vars", "status", "reason", "headers",
-        "captures", "res_captures", "now", "nbsrv", "request_line", "client_port",
+        "captures", "res_captures", "now", "nbsrv", "request_line", "client_port", "stick",
     )  # fmt: skip
 
     def __init__(self, environ: Environ, frontend: str = "", now: float = 0.0) -> None:
@@ -95,6 +100,8 @@ class Txn:
             environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
         )
         self.client_port = 0
+        # the stick counters this request tracks (track-sc0/1/2), once one is
+        self.stick: list[Tracked | None] | None = None
         environ[ENVIRON_KEY] = self
 
     # -- variables ---------------------------------------------------------------------------

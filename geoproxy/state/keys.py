@@ -79,6 +79,16 @@ def stick_key(table: str, key: str) -> str:
     return f"{PREFIX}:{{{table}}}:stick:{key}"
 
 
+def counter_key(table: str, key: str) -> str:
+    """HASH: the stick counters of table ``table``'s entry ``key``, summed over the fleet."""
+    return f"{PREFIX}:{{{table}}}:sc:{key}"
+
+
+def counter_index(table: str) -> str:
+    """ZSET: the entries of table ``table``'s counters, scored by their last write."""
+    return f"{PREFIX}:{{{table}}}:sc-keys"
+
+
 # The key table the README documents: (pattern, type, meaning).
 KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (BACKENDS, "SET", "names of every backend a geoproxy process has registered"),
@@ -126,6 +136,22 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "STRING",
         "stick table T (the backend declaring it), entry K (a session id, an address...): the "
         "server name, expiring with the table's 'expire'",
+    ),
+    (
+        "gp:{T}:sc:K",
+        "HASH",
+        "stick counters of table T (the proxy declaring it), entry K, summed over every worker: "
+        "counters (http_req_cnt, conn_cnt, gpc0...) and tags (gpt0) as integers; rates "
+        "(http_req_rate...) as HAProxy's freq_ctr 'curr/prev@tick' (events in the period "
+        "begun at tick, ms, and in the one before); use:W, worker W's requests tracking it now "
+        "('count@ms': conn_cur sums the fresh ones); t, its last write (ms). Expires with the "
+        "table's 'expire'",
+    ),
+    (
+        "gp:{T}:sc-keys",
+        "ZSET",
+        "the entries of table T's counters, scored by their last write (ms): table_cnt, and "
+        "what is evicted (least recently written) past the table's 'size'",
     ),
     (
         "gp:{B}:queue",

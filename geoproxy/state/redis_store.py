@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,9 +30,11 @@ from collections.abc import Callable, Sequence
 from geoproxy.balance.policy import Ranking
 from geoproxy.balance.view import BackendView
 from geoproxy.config.model import Backend
+from geoproxy.counters.registry import CounterTables
 from geoproxy.state import registry
 from geoproxy.state.backend_state import BackendState
 from geoproxy.state.connect import REDIS_ERRORS, connect, is_cluster
+from geoproxy.state.counters import CounterSync
 from geoproxy.state.dns_store import DnsStore
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.flusher import Flusher
@@ -105,6 +108,7 @@ class RedisFleetState:
         self.dns = DnsStore(self._client, self._scripts)  # run-time resolution (resolvers)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._counters: CounterSync | None = None  # stick counters (state/counters.py)
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -128,6 +132,11 @@ class RedisFleetState:
             self.refresh(beat=beat)
         except REDIS_ERRORS as error:
             self._outage.failed(error)
+
+    def sync_counters(self, tables: CounterTables) -> None:
+        """Keep this worker's stick counters in step with the fleet's, from ``start`` on."""
+        self._counters = CounterSync(self._client, self._fast, tables, self.worker_id,
+                                     self._outage)
 
     def _group_for(self, backend: str) -> GroupCommit:
         def send(batch: list[Job]) -> None:
@@ -210,6 +219,9 @@ class RedisFleetState:
             (lambda: self._flusher.loop(self._stop), "flusher"),
             (self._heartbeat_loop, "heartbeat"),
         ]
+        counters = self._counters
+        if counters is not None:
+            loops.append((lambda: counters.loop(self._stop), "counters"))
         for target, name in loops:
             thread = threading.Thread(
                 target=self._guarded(target, name), name=f"geoproxy-{name}", daemon=True
@@ -227,6 +239,9 @@ class RedisFleetState:
             self.flush()
         except REDIS_ERRORS:
             pass
+        if self._counters is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                self._counters.sync()
 
     def _guarded(self, loop: Callable[[], None], name: str) -> Callable[[], None]:
         """Run ``loop`` until stopped (rule 3)."""

@@ -175,16 +175,19 @@ def test_conditions_read_any_fetch_of_the_table() -> None:
     ("line", "message"),
     [
         ("http-request track-sc0 src",
-         "'http-request track-sc0' is not supported by geoproxy: stick counters (track-sc, "
-         "sc_*, src_*) are not supported by geoproxy yet."),
-        ("acl fast sc0_http_req_rate gt 10",
-         "error detected while parsing ACL 'fast' : fetch method 'sc0_http_req_rate' is not "
-         "supported: stick counters (track-sc, sc_*, src_*) are not supported by geoproxy yet "
-         "in ACL expression 'sc0_http_req_rate'."),
+         "Proxy 'f': unable to find table 'f' referenced by track-sc0."),
+        ("http-request track-sc3 src",
+         "error detected in frontend 'f' while parsing 'http-request track-sc3' rule : 3 "
+         "track-sc number exceeding 2 (MAX_SESS_STKCTR-1) value."),
+        ("http-request sc-inc-gpc0(4)",
+         "error detected in frontend 'f' while parsing 'http-request sc-inc-gpc0(4)' rule : "
+         "invalid stick table track ID. The max allowed ID is 2."),
         ("http-request deny if { src_http_req_rate gt 10 }",
-         "error detected in frontend 'f' while parsing 'http-request deny' rule : fetch "
-         "method 'src_http_req_rate' is not supported: stick counters (track-sc, sc_*, src_*) "
-         "are not supported by geoproxy yet in ACL expression 'src_http_req_rate'."),
+         "unable to find table 'f' referenced in arg 1 of ACL keyword 'src_http_req_rate' in "
+         "proxy 'f'."),
+        ("http-request set-header X %[src,table_gpc0(nope)]",
+         "unable to find table 'nope' referenced in arg 1 of conversion keyword 'table_gpc0' "
+         "for sample fetch keyword 'src' in proxy 'f'."),
         ("http-request silent-drop",
          "'http-request silent-drop' is not supported by geoproxy: geoproxy does not drop "
          "client connections silently."),

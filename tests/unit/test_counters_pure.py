@@ -1,0 +1,250 @@
+"""Stick counters, the pure parts: HAProxy's frequency counter (``freq_ctr.c`` of 2.6, the
+values worked out by hand from its formulas), the ``store`` option parser, the sample -> key
+conversions, and one worker's view of a fleet table (``geoproxy.counters.table``) with a
+scripted clock and scripted sync answers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from geoproxy.counters.datatypes import (
+    StoreError,
+    StoreItem,
+    StoreSpec,
+    check_combination,
+    parse_store,
+)
+from geoproxy.counters.freq import FreqCtr
+from geoproxy.counters.table import USE_REFRESH_MS, CounterTable, EntryReply
+from geoproxy.counters.tablekey import key_converter
+
+PERIOD = 10_000
+T0 = 1_700_000_000_000  # times are epoch milliseconds (Redis's clock); test times add to it
+
+
+def _ctr(*events: tuple[int, int]) -> FreqCtr:
+    ctr = FreqCtr()
+    for now, inc in events:
+        ctr.update(T0 + now, PERIOD, inc)
+    return ctr
+
+
+# -- freq_ctr --------------------------------------------------------------------------------
+
+
+def test_a_new_counter_opens_its_period_at_its_first_event_on_an_even_millisecond() -> None:
+    assert _ctr((1001, 1)) == FreqCtr(tick=T0 + 1000, curr=1, prev=0)
+
+
+@pytest.mark.parametrize(("events", "now", "rate"), [
+    ([(1000, 5)], 1000, 5),  # within the first period: the count itself
+    ([(1000, 5)], 10_999, 5),
+    ([(1000, 5)], 12_000, 4),  # 5 * 9000 / 10000: the share of the last period still in view
+    ([(1000, 5)], 20_999, 0),
+    ([(1000, 5)], 22_000, 0),  # two periods later: nothing
+    ([(1000, 5), (12_000, 3)], 12_000, 7),  # rotated: 5 * 9000 / 10000 + 3
+    ([(1000, 1)], 12_000, 1),  # HAProxy's flapping correction: 1 stays 1, not 0
+    ([(1000, 2)], 19_000, 0),  # 2 * 2000 / 10000
+    ([(5000, 4)], 4000, 4),  # a clock a little behind the period's start: inside it
+])
+def test_the_rate_is_haproxys_sliding_estimate(events: list[tuple[int, int]], now: int,
+                                               rate: int) -> None:
+    assert _ctr(*events).read(T0 + now, PERIOD) == rate
+
+
+def test_a_counter_idle_for_two_periods_starts_over_at_the_event() -> None:
+    assert _ctr((1000, 5), (25_001, 1)) == FreqCtr(tick=T0 + 25_000, curr=1, prev=0)
+
+
+def test_a_counter_survives_redis_text() -> None:
+    ctr = _ctr((1000, 5), (12_000, 3))
+    assert FreqCtr.parse(ctr.text()) == ctr
+    assert FreqCtr.parse("garbage") == FreqCtr()
+
+
+# -- store options ---------------------------------------------------------------------------
+
+
+def _ms(text: str) -> int:
+    units = {"s": 1000, "m": 60_000}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def test_store_options_parse_into_fields() -> None:
+    items = parse_store("http_req_rate(10s),conn_cur,gpc0,gpc0_rate(1m),gpt(2)", _ms)
+    spec = StoreSpec.of(tuple(items))
+    assert spec.rates == {"http_req_rate": 10_000, "gpc0_rate": 60_000}
+    assert spec.counts == {"gpc0"} and spec.tags == {"gpt0", "gpt1"} and spec.conn_cur
+    assert spec.gpt_array and not spec.gpc_array
+    assert StoreSpec.of(tuple(parse_store("gpc_rate(2,5s)", _ms))).rates == {
+        "gpc0_rate": 5000, "gpc1_rate": 5000}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("foo", "unknown store option 'foo'"),
+    ("gpc0_rate", "missing argument to store option 'gpc0_rate'"),
+    ("gpc_rate(2)", "missing argument to store option 'gpc_rate'"),
+    ("conn_cur(1)", "unexpected argument to store option 'conn_cur'"),
+    ("gpc(0)", "array size is out of allowed range (1-100) for store option 'gpc'"),
+    ("http_req_rate(x)", "error when processing store option 'http_req_rate'"),
+])
+def test_store_options_haproxy_refuses_are_refused_in_its_words(text: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_store(text, _ms)
+
+
+def test_a_table_may_not_mix_gpc_arrays_and_legacy_counters() -> None:
+    assert check_combination([StoreItem("gpc", count=2), StoreItem("gpc0")]) is not None
+    assert check_combination([StoreItem("gpc0"), StoreItem("gpc1")]) is None
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "value", "key"), [
+    ("ip", ipaddress.IPv4Address("10.0.0.1"), "10.0.0.1"),
+    ("ip", ipaddress.IPv6Address("::ffff:10.0.0.1"), "10.0.0.1"),
+    ("ip", ipaddress.IPv6Address("2001:db8::1"), None),
+    ("ip", "192.168.1.2", "192.168.1.2"),
+    ("ipv6", ipaddress.IPv4Address("10.0.0.1"), "::ffff:a00:1"),
+    ("integer", "42abc", "42"),
+    ("integer", "abc", None),
+    ("string", "abcdefgh", "abcd"),
+    ("binary", b"ab", "61620000"),
+])
+def test_samples_become_keys_of_the_tables_type(kind: str, value: object, key: str | None) -> None:
+    assert key_converter(kind, 4)(value) == key
+
+
+# -- one worker's view -----------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+STORE = "http_req_rate(10s),http_req_cnt,conn_cur,conn_cnt,http_err_cnt,gpc0,gpc0_rate(10s),gpt0"
+
+
+def _table(store: str = STORE, size: int = 100, expire_ms: int = 30_000,
+           clock: Clock | None = None) -> CounterTable:
+    spec = StoreSpec.of(tuple(parse_store(store, _ms)))
+    return CounterTable("t", spec, size=size, expire_ms=expire_ms, nopurge=False,
+                        key_of=key_converter("string", 32), clock=clock or Clock())
+
+
+def test_tracking_counts_the_request_at_once_and_the_gauge_until_it_ends() -> None:
+    table = _table()
+    entry = table.track("k")
+    assert table.value(entry, "http_req_cnt") == 1
+    assert table.value(entry, "http_req_rate") == 1
+    assert table.value(entry, "conn_cnt") == 1
+    assert table.value(entry, "conn_cur") == 1
+    assert table.value(entry, "sess_cnt") is None  # not stored: no sample
+    table.untrack(entry, 100, 200)
+    assert table.value(entry, "conn_cur") == 0
+    assert table.used() == 1
+
+
+def test_gpc_increments_clears_and_tags() -> None:
+    table = _table()
+    entry = table.track("k")
+    assert table.inc_gpc(entry, 0) == 1
+    assert table.inc_gpc(entry, 0) == 2
+    assert table.value(entry, "gpc0_rate") == 2
+    assert table.clear_gpc(entry, 0) == 2
+    assert table.value(entry, "gpc0") == 0
+    assert table.clear_gpc(entry, 1) is None  # gpc1 not stored
+    table.set_gpt(entry, 0, -1)
+    assert table.value(entry, "gpt0") == 0xFFFFFFFF
+
+
+def _reply(**fields: str) -> EntryReply:
+    use = int(fields.pop("use", "0"))
+    return EntryReply(1, dict(fields), use=use, seen=1)
+
+
+def test_a_sync_sends_what_changed_and_the_view_becomes_the_fleets_plus_what_came_since() -> None:
+    clock = Clock()
+    table = _table(clock=clock)
+    entry = table.track("k")
+    records = table.take(100)
+    assert len(records) == 1 and records[0].write
+    assert records[0].adds == {"http_req_cnt": 1, "http_req_rate": 1, "conn_cnt": 1}
+    assert records[0].use == 1
+    table.track("k")  # while the sync is out
+    fleet_rate = FreqCtr(tick=clock.now, curr=9, prev=0).text()
+    table.settle(records, [_reply(http_req_cnt="9", http_req_rate=fleet_rate, use="4")], 5)
+    assert table.value(entry, "http_req_cnt") == 10  # the fleet's 9, and this worker's 1 since
+    assert table.value(entry, "http_req_rate") == 10
+    assert table.value(entry, "conn_cur") == 5  # 4 in the fleet, this worker's 1 among them, +1
+    assert table.used() == 5
+
+
+def test_a_failed_sync_gives_its_changes_back() -> None:
+    table = _table()
+    entry = table.track("k")
+    table.inc_gpc(entry, 0)
+    first = table.take(100)
+    table.clear_gpc(entry, 0)  # a clear after the failed sync's increment wins over it
+    table.track("k")
+    table.restore(first)
+    again = table.take(100)
+    assert again[0].adds["http_req_cnt"] == 2
+    assert again[0].sets == {"gpc0": 0}
+
+
+def test_a_cleared_counter_is_sent_as_a_value_and_tags_as_values() -> None:
+    table = _table()
+    entry = table.track("k")
+    table.clear_gpc(entry, 0)
+    table.inc_gpc(entry, 0)
+    table.set_gpt(entry, 0, 7)
+    (record,) = table.take(100)
+    assert record.sets == {"gpc0": 1, "gpt0": 7}
+    assert "gpc0" not in record.adds
+
+
+def test_lookups_of_unknown_keys_are_asked_at_the_next_sync_without_creating_them() -> None:
+    table = _table()
+    assert table.lookup("k") is None
+    (record,) = table.take(100)
+    assert not record.write
+    table.settle([record], [EntryReply(0, server="s2")], 0)
+    assert table.lookup("k") is None and table.entry("k").server == "s2"
+    (again,) = table.take(100)
+    table.settle([again], [_reply(http_req_cnt="3")], 1)
+    found = table.lookup("k")
+    assert found is not None and table.value(found, "http_req_cnt") == 3
+
+
+def test_a_tracked_entry_republishes_its_gauge_and_an_idle_one_is_forgotten() -> None:
+    clock = Clock()
+    table = _table(clock=clock)
+    entry = table.track("k")
+    table.settle(table.take(100), [_reply(use="1")], 1)
+    assert table.take(100) == []
+    clock.now += USE_REFRESH_MS
+    (refresh,) = table.take(100)
+    assert refresh.write and refresh.use == 1  # also renews the entry's expiry in Redis
+    table.settle([refresh], [_reply(use="1")], 1)
+    table.untrack(entry, 0, 0)
+    table.settle(table.take(100), [_reply()], 1)
+    clock.now += 30_000
+    table.take(100)
+    assert "k" not in table.entries
+
+
+def test_the_local_view_is_bounded_by_the_tables_size() -> None:
+    table = _table(size=3)
+    for key in "abcde":
+        table.lookup(key)
+        table.take(100)
+    assert len(table.entries) == 3
