@@ -15,8 +15,10 @@ Rules:
    which then ages out (``USE_REFRESH_MS``, ``USE_STALE_MS``). The view is
    ``fleet_use - mine_synced + mine``.
 4. ``take`` hands the sync what changed (writes, and entries read since the last sync, which
-   the sync only reads, never creates); ``settle`` applies the answer, ``restore`` puts a
-   failed sync's changes back: nothing is lost or counted twice.
+   the sync only reads, never creates) and the hot entries (used twice within
+   ``HOT_WINDOW_MS``: read again so that their view stays one sync old); ``settle`` applies
+   the answer, ``restore`` puts a failed sync's changes back: nothing is lost or counted
+   twice.
 5. Memory is bounded: an entry idle for the table's ``expire`` with nothing pending and no
    request tracking it is forgotten, and past ``size`` entries the least recently used idle
    one is.
@@ -35,6 +37,11 @@ from geoproxy.counters.tablekey import KeyOf
 
 USE_REFRESH_MS = 1000  # a worker republishes a non-zero gauge (and the entry's expiry) this often
 USE_STALE_MS = 3000  # a gauge share older than this is a dead worker's, and no longer counts
+# An entry this worker used twice within HOT_WINDOW_MS is read again at every sync while it
+# stays so (at most HOT_LIMIT per sync, the most recent first), even when this worker counted
+# nothing new: a client that keeps coming back finds a view at most one sync old.
+HOT_WINDOW_MS = 1000
+HOT_LIMIT = 64
 _ON_TRACK = ("conn_cnt", "conn_rate", "http_req_cnt", "http_req_rate")
 Clock = Callable[[], int]
 
@@ -45,7 +52,7 @@ class Entry:
 
     __slots__ = ("key", "fleet", "rates", "pending", "cleared", "tags_set", "mine",
                  "mine_synced", "fleet_use", "use_sent_at", "used_at", "seen", "exists",
-                 "written", "server")  # fmt: skip
+                 "written", "server", "inflight", "inflight_sets", "used_before")  # fmt: skip
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -54,11 +61,15 @@ class Entry:
         self.pending: dict[str, int] = {}
         self.cleared: set[str] = set()
         self.tags_set: dict[str, int] = {}
+        # what a sync under way carries: counted here until the fleet's answer includes it
+        self.inflight: dict[str, int] = {}
+        self.inflight_sets: dict[str, int] = {}
         self.mine = 0  # requests of this worker tracking the entry now
         self.mine_synced = 0
         self.fleet_use = 0
         self.use_sent_at = 0
         self.used_at = 0
+        self.used_before = 0  # the use before the last: two within HOT_WINDOW_MS make it hot
         self.seen = 0  # when the fleet last wrote it (Redis clock, ms)
         self.exists: bool | None = None
         self.written = False  # this worker wrote it since its last sync
@@ -129,6 +140,7 @@ class CounterTable:
             found = entries[key] = Entry(key)
         else:
             entries.move_to_end(key)
+        found.used_before = found.used_at
         found.used_at = self.clock()
         return found
 
@@ -245,6 +257,8 @@ class CounterTable:
             return self._count(entry, name)
         if name in self.spec.tags:
             found = entry.tags_set.get(name)
+            if found is None:
+                found = entry.inflight_sets.get(name)
             return found if found is not None else entry.fleet.get(name, 0)
         if name == "conn_cur" and self.spec.conn_cur:
             return self.trackers(entry)
@@ -260,7 +274,12 @@ class CounterTable:
     @staticmethod
     def _count(entry: Entry, name: str) -> int:
         pending = entry.pending.get(name, 0)
-        return pending if name in entry.cleared else entry.fleet.get(name, 0) + pending
+        if name in entry.cleared:
+            return pending
+        base = entry.inflight_sets.get(name)
+        if base is None:
+            base = entry.fleet.get(name, 0) + entry.inflight.get(name, 0)
+        return base + pending
 
     def used(self) -> int:
         """Entries in the table (``table_cnt``): fleet-wide as of the last sync, and those
@@ -276,6 +295,7 @@ class CounterTable:
         for key, entry in self.held.items():
             if key not in self.changed and now - entry.use_sent_at >= USE_REFRESH_MS:
                 self.changed[key] = entry
+        self._add_hot(now)
         records: list[SyncRecord] = []
         changed = self.changed
         while changed and len(records) < limit:
@@ -283,10 +303,25 @@ class CounterTable:
             records.append(self._record(entry, now))
         return records
 
+    def _add_hot(self, now: int) -> None:
+        """The hot entries among the most recently used (rule 4)."""
+        hot = 0
+        for key in reversed(self.entries):
+            entry = self.entries[key]
+            if now - entry.used_at > HOT_WINDOW_MS or hot >= HOT_LIMIT:
+                return
+            if entry.used_at - entry.used_before <= HOT_WINDOW_MS and entry.exists is not False:
+                hot += 1
+                self.changed.setdefault(key, entry)
+
     def _record(self, entry: Entry, now: int) -> SyncRecord:
-        write = entry.written or entry.mine > 0 or entry.mine != entry.mine_synced
-        record = SyncRecord(entry, write)
-        if not write:
+        gauge = self.spec.conn_cur
+        changed_use = gauge and entry.mine != entry.mine_synced
+        # a tracked entry is written again every USE_REFRESH_MS: its gauge share stays fresh
+        # and its expiry is pushed back, as HAProxy keeps a tracked entry from expiring
+        due = entry.mine > 0 and now - entry.use_sent_at >= USE_REFRESH_MS
+        record = SyncRecord(entry, entry.written or changed_use or due)
+        if not record.write:
             return record
         cleared = entry.cleared
         for name, amount in entry.pending.items():
@@ -295,13 +330,14 @@ class CounterTable:
             elif amount:
                 record.adds[name] = amount
         record.sets.update(entry.tags_set)
+        entry.inflight, entry.inflight_sets = record.adds, record.sets
         entry.pending = {}
         entry.cleared = set()
         entry.tags_set = {}
         entry.written = False
-        if self.spec.conn_cur and (entry.mine != entry.mine_synced
-                                   or now - entry.use_sent_at >= USE_REFRESH_MS):
-            record.use = entry.mine
+        if changed_use or due:
+            if gauge:
+                record.use = entry.mine
             entry.use_sent_at = now
         return record
 
@@ -311,6 +347,7 @@ class CounterTable:
         self.fleet_used = used
         for record, reply in zip(records, replies, strict=True):
             entry = record.entry
+            entry.inflight, entry.inflight_sets = {}, {}
             self.fresh.discard(entry.key)
             if reply.status < 0:  # refused: the table is full and keeps its entries
                 entry.exists = False
@@ -354,6 +391,7 @@ class CounterTable:
         """A sync failed: its records' changes wait for the next one (rule 4)."""
         for record in records:
             entry = record.entry
+            entry.inflight, entry.inflight_sets = {}, {}
             if record.write:
                 pending = entry.pending
                 for name, amount in record.adds.items():

@@ -75,7 +75,7 @@ class CounterSync:
     def sync(self) -> None:
         """Send every table's changes now, one call per table and batch."""
         for table in self.tables:
-            while table.changed or table.held:
+            while True:
                 records = table.take(BATCH)
                 if not records:
                     break

@@ -179,7 +179,8 @@ def test_a_sync_sends_what_changed_and_the_view_becomes_the_fleets_plus_what_cam
     assert len(records) == 1 and records[0].write
     assert records[0].adds == {"http_req_cnt": 1, "http_req_rate": 1, "conn_cnt": 1}
     assert records[0].use == 1
-    table.track("k")  # while the sync is out
+    table.track("k")  # while the sync is out: what it carries still counts in the view
+    assert table.value(entry, "http_req_cnt") == 2
     fleet_rate = FreqCtr(tick=clock.now, curr=9, prev=0).text()
     table.settle(records, [_reply(http_req_cnt="9", http_req_rate=fleet_rate, use="4")], 5)
     assert table.value(entry, "http_req_cnt") == 10  # the fleet's 9, and this worker's 1 since
@@ -210,6 +211,8 @@ def test_a_cleared_counter_is_sent_as_a_value_and_tags_as_values() -> None:
     (record,) = table.take(100)
     assert record.sets == {"gpc0": 1, "gpt0": 7}
     assert "gpc0" not in record.adds
+    table.inc_gpc(entry, 0)
+    assert (table.value(entry, "gpc0"), table.value(entry, "gpt0")) == (2, 7)
 
 
 def test_lookups_of_unknown_keys_are_asked_at_the_next_sync_without_creating_them() -> None:
@@ -248,3 +251,25 @@ def test_the_local_view_is_bounded_by_the_tables_size() -> None:
         table.lookup(key)
         table.take(100)
     assert len(table.entries) == 3
+
+
+def test_an_entry_used_twice_within_a_second_is_read_again_at_every_sync() -> None:
+    clock = Clock()
+    table = _table(clock=clock)
+    once = table.track("once")
+    table.untrack(once, 0, 0)
+    twice = table.track("twice")
+    table.untrack(twice, 0, 0)
+    clock.now += 100
+    third = table.track("twice")
+    records = table.take(100)
+    table.settle(records, [_reply() for _ in records], 2)
+    clock.now += 50
+    (again,) = table.take(100)  # nothing new counted: read to keep the view one sync old
+    assert again.entry.key == "twice" and not again.write
+    table.settle([again], [_reply(http_req_cnt="9")], 2)
+    table.untrack(third, 0, 0)
+    (ended,) = table.take(100)
+    table.settle([ended], [_reply()], 2)
+    clock.now += 2000
+    assert table.take(100) == []  # no longer used: no longer read
