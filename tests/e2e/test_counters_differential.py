@@ -37,6 +37,7 @@ VALS = ("rate=%[sc_http_req_rate(0)] cnt=%[sc_http_req_cnt(0)] cur=%[sc_conn_cur
         "trk=%[sc0_tracked] trk1=%[sc1_tracked] other=%[sc1_http_req_cnt] "
         "n=%[table_cnt(other)] look=%[var(txn.look)] in=%[var(txn.in)] clr=%[var(txn.clr)] "
         "src=%[var(txn.src)] srcg=%[var(txn.srcg)] inc=%[var(txn.inc)]")
+AFTER = "cnt=%[sc0_http_req_cnt] err=%[sc0_http_err_cnt] cur=%[sc0_conn_cur] trk=%[sc0_tracked]"
 CONFIG = f"""
 defaults
     mode http
@@ -70,7 +71,7 @@ frontend cnt
     http-response set-header X-Vals "{VALS}"
     http-response track-sc2 res.hdr(x-key) table late
     http-response set-header X-Late "%[sc2_http_req_cnt]/%[sc2_http_err_cnt]/%[sc2_http_fail_cnt]"
-    http-after-response set-header X-After "cnt=%[sc0_http_req_cnt] err=%[sc0_http_err_cnt] cur=%[sc0_conn_cur] trk=%[sc0_tracked]"
+    http-after-response set-header X-After "{AFTER}"
     default_backend echo
 
 backend echo

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from geoproxy.config import parse_text
-from geoproxy.counters.freq import FreqCtr
 from geoproxy.counters import table as table_module
+from geoproxy.counters.freq import FreqCtr
 from geoproxy.counters.registry import CounterTables
 from geoproxy.state import counters as counters_module
 from geoproxy.state.connect import connect
@@ -216,7 +216,7 @@ def test_the_scripts_frequency_counter_is_the_python_twin(
             sent = FreqCtr.parse(text)
             a.sync.sync()
             answered = client.hget(key, "http_req_rate")
-            assert answered is not None
+            assert isinstance(answered, str)
             redis_now = int(client.hget(key, "t") or 0)
             sent.update(redis_now, 10_000, 1)
             assert FreqCtr.parse(answered) == sent, (text, answered)
