@@ -50,9 +50,12 @@ def run_load(url: str, connections: int, duration: float, tool: str) -> LoadResu
     return run_python(url, connections, duration)
 
 
-def run_wrk(url: str, connections: int, duration: float) -> LoadResult:
+def run_wrk(url: str, connections: int, duration: float, script: str | None = None) -> LoadResult:
+    """wrk's report; ``script``: a wrk Lua script's path (``-s``)."""
     seconds = max(1, round(duration))
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        argv[1:1] = ["-s", script]
     output = subprocess.run(
         argv, capture_output=True, text=True, timeout=seconds + 30, check=True
     ).stdout

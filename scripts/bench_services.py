@@ -165,6 +165,14 @@ RULES = (
 )
 
 
+# a rate limit on stick counters that is never reached: what tracking costs (one key: src)
+COUNTER_RULES = (
+    "    stick-table type string len 32 size 1m expire 10s store http_req_rate(10s)\n"
+    "    http-request track-sc0 src\n"
+    "    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }\n"
+)
+
+
 def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = "",
                  frontend_lines: str = "") -> str:
     """The benchmark's configuration: leastconn, cookie insert, over the backends;

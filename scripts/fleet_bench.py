@@ -1,6 +1,7 @@
 """How much Redis work one request costs, and so how far one Redis carries a fleet.
 
     python scripts/fleet_bench.py [--quick] [--only state,proxy,cluster] [--servers 2,16,64,256]
+                                  [--counters]
 
 Parts (each starts and stops its own processes, on 127.0.0.1 only, every wait bounded):
   state    the fleet-state layer alone: the real ``RedisFleetState`` acquire and release with
@@ -9,7 +10,11 @@ Parts (each starts and stops its own processes, on 127.0.0.1 only, every wait bo
            backend size: acquires per second, Redis CPU per acquire and the fleet ceiling that
            implies (one Redis core / CPU per acquire)
   proxy    through ``geoproxy run --workers 2`` (balance leastconn, cookie insert), one nginx
-           answering 1 KB on every server port, ``wrk -t1 -c32``: Redis CPU per proxied request
+           answering 1 KB on every server port, ``wrk -t1 -c32``: Redis CPU per proxied request;
+           with ``--counters``, also with a rate limit (``track-sc0`` + ``http_req_rate(10s)``,
+           never reached) tracking one client (``src``), and tracking a new key per request
+           (``req.hdr(x-client)``, set by a wrk script): what the fleet-wide stick counters
+           cost Redis
   cluster  the state part against a 3-master Redis Cluster with three backends (one per
            shard): each shard's ceiling, and the fleet's, which is their sum
   leastconn  four servers behind balance leastconn, one answering in 80 ms and three in 4 ms,
@@ -207,12 +212,29 @@ def measure_cluster(work: Path, servers: int, seconds: float) -> list[Measure]:
 # -- through geoproxy run ---------------------------------------------------------------------
 
 
-def fleet_config(port: int, backend_ports: Sequence[int]) -> str:
-    """The issue's configuration: leastconn and an inserted cookie over every port."""
-    return services.proxy_config(port, backend_ports)
+def fleet_config(port: int, backend_ports: Sequence[int], counters: str = "") -> str:
+    """The issue's configuration: leastconn and an inserted cookie over every port; with
+    ``counters`` (``src`` or ``distinct``), a rate limit tracking that key."""
+    lines = ""
+    if counters == "src":
+        lines = services.COUNTER_RULES
+    elif counters:
+        lines = services.COUNTER_RULES.replace("track-sc0 src", "track-sc0 req.hdr(x-client)")
+    return services.proxy_config(port, backend_ports, frontend_lines=lines)
 
 
-def measure_proxy(work: Path, servers: int, duration: float, warmup: float) -> Measure:
+# a new X-Client per request: every request tracks an entry of its own
+DISTINCT_KEYS = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, {["X-Client"] = counter .. "-" .. math.random(1000000000)})
+end
+"""
+
+
+def measure_proxy(work: Path, servers: int, duration: float, warmup: float,
+                  counters: str = "") -> Measure:
     ports = [services.free_tcp_port() for _ in range(servers)]
     nginx = services.start_nginx(work, ports)
     proxy: services.Service | None = None
@@ -220,23 +242,29 @@ def measure_proxy(work: Path, servers: int, duration: float, warmup: float) -> M
         port = services.free_tcp_port()
         proxy = services.Service("geoproxy", f"http://{services.HOST}:{port}/")
         redis = services.start_redis(proxy)
-        conf = work / f"fleet-{servers}.cfg"
-        conf.write_text(fleet_config(port, ports))
-        log = work / f"geoproxy-{servers}.log"
+        conf = work / f"fleet-{servers}{counters}.cfg"
+        conf.write_text(fleet_config(port, ports, counters))
+        script = None
+        if counters == "distinct":
+            script_path = work / "distinct.lua"
+            script_path.write_text(DISTINCT_KEYS)
+            script = str(script_path)
+        log = work / f"geoproxy-{servers}{counters}.log"
         argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
         argv += ["--workers", "2", "--redis", redis.url]
         services.spawn(proxy, argv, log)
         services.wait_ready(proxy, port, log)
-        run_wrk(proxy.url, CONNECTIONS, warmup)
+        run_wrk(proxy.url, CONNECTIONS, warmup, script)
         before = redis_cpu_seconds(redis.url)
         started = time.monotonic()
-        result = run_wrk(proxy.url, CONNECTIONS, duration)
+        result = run_wrk(proxy.url, CONNECTIONS, duration, script)
         seconds = time.monotonic() - started
         cpu = redis_cpu_seconds(redis.url) - before
         note = f"{result.rps:,.0f} req/s"
         if result.non_2xx or result.errors:
             note += f", {result.non_2xx} non-2xx, {result.errors} socket errors"
-        return Measure("proxy", servers, result.requests, seconds, cpu, note)
+        part = "proxy" if not counters else f"proxy+sc {counters}"
+        return Measure(part, servers, result.requests, seconds, cpu, note)
     finally:
         if proxy is not None:
             proxy.stop()
@@ -356,6 +384,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", default="state,proxy,cluster,leastconn")
     parser.add_argument("--servers", default="", help="backend sizes (default per part)")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--counters", action="store_true",
+                        help="proxy part: also with a stick-counter rate limit")
     args = parser.parse_args()
     args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
     args.sizes = [int(n) for n in args.servers.split(",") if n.strip()]
@@ -380,6 +410,10 @@ def main() -> int:
             for servers in args.sizes or [2, 64]:
                 print(f"proxy, {servers} servers", file=sys.stderr)
                 measures.append(measure_proxy(work, servers, duration, warmup))
+                for counters in ("src", "distinct") if args.counters else ():
+                    print(f"proxy, {servers} servers, stick counters ({counters})",
+                          file=sys.stderr)
+                    measures.append(measure_proxy(work, servers, duration, warmup, counters))
         if "leastconn" in args.parts:
             print("leastconn, a slow server among fast ones", file=sys.stderr)
             shares = measure_leastconn(work, duration, warmup)

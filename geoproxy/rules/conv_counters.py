@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from geoproxy.counters.table import CounterTable, Entry
+from geoproxy.counters.entry import Entry
+from geoproxy.counters.table import CounterTable
 from geoproxy.rules.calls import arg_int
 from geoproxy.rules.fetch_counters import READS, Metric, table_named
 from geoproxy.rules.fetch_types import Args, CompileEnv

@@ -104,6 +104,8 @@ def track_step(action: TrackSc, context: StepContext) -> Step:
         if key is None:
             return None
         entry = table.track(key)
+        if entry is None:  # a full nopurge table: nothing tracked, as in HAProxy
+            return None
         stick[slot] = (table, entry)
         if response:
             status = txn.status

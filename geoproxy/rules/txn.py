@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 from geoproxy.httptext import header_values
 
 if TYPE_CHECKING:
-    from geoproxy.counters.table import CounterTable, Entry
+    from geoproxy.counters.entry import Entry
+    from geoproxy.counters.table import CounterTable
 
     Tracked = tuple[CounterTable, Entry]
 

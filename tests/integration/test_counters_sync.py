@@ -1,7 +1,7 @@
 """Fleet-wide stick counters on a real Redis: two workers' views (``CounterTables``) kept in
-step by their ``CounterSync`` through ``counters_sync.lua``. Their counts add up, gauges sum
-and a dead worker's share ages out, entries expire and the table keeps to its size, reads
-never create, and the script's frequency counter is the Python one (its twin).
+step by their ``CounterSync`` (plain commands, one MULTI/EXEC per table and sync). Their
+counts and rates add up, gauges sum and a dead worker's share ages out, entries expire and
+the table keeps to its size, reads never create.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import pytest
 import redis
 
 from geoproxy.config import parse_text
-from geoproxy.counters import table as table_module
-from geoproxy.counters.freq import FreqCtr
+from geoproxy.counters import exchange
+from geoproxy.counters.entry import Entry
 from geoproxy.counters.registry import CounterTables
-from geoproxy.state import counters as counters_module
 from geoproxy.state.connect import connect
 from geoproxy.state.counters import CounterSync
 from geoproxy.state.fastpath import fast_caller
@@ -56,6 +55,11 @@ class Worker:
     def value(self, key: str, name: str) -> int | None:
         return self.table.value(self.table.entry(key), name)
 
+    def track(self, key: str) -> Entry:
+        entry = self.table.track(key)
+        assert entry is not None
+        return entry
+
     def close(self) -> None:
         if self._fast is not None:
             self._fast.close()
@@ -81,39 +85,41 @@ def test_two_workers_counts_add_up_in_redis_and_in_each_view(
         workers: tuple[Worker, Worker], client: redis.Redis) -> None:
     a, b = workers
     for _ in range(5):
-        a.table.untrack(a.table.track("alice"), 10, 20)
+        a.table.untrack(a.track("alice"), 10, 20)
     for _ in range(3):
-        b.table.untrack(b.table.track("alice"), 10, 20)
+        b.table.untrack(b.track("alice"), 10, 20)
     a.sync.sync()
     b.sync.sync()
     assert client.hget(counter_key("f", "alice"), "http_req_cnt") == "8"
     assert b.value("alice", "http_req_cnt") == 8 and b.value("alice", "http_req_rate") == 8
     assert a.value("alice", "http_req_cnt") == 5  # a has not heard of b's yet
-    a.table.track("alice")
+    a.track("alice")
     a.sync.sync()
     assert a.value("alice", "http_req_cnt") == 9 and a.value("alice", "http_req_rate") == 9
 
 
-def test_one_sync_is_one_call_whatever_the_number_of_entries(
+def test_one_sync_is_one_transaction_whatever_the_number_of_entries(
         workers: tuple[Worker, Worker], redis_url: str) -> None:
     a, _ = workers
     for index in range(50):
-        a.table.track(f"client{index}")
+        a.track(f"client{index}")
     with wire_log(redis_url) as log:
         a.sync.sync()
-    assert [command[0] for command in log] == ["EVALSHA"]
+    names = [command[0] for command in log]
+    assert names[0] == "MULTI" and names[-1] == "EXEC"
+    assert names.count("MULTI") == 1 and "EVALSHA" not in names
 
 
 def test_conn_cur_sums_the_workers_and_a_dead_workers_share_ages_out(
         workers: tuple[Worker, Worker], redis_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     # the production times (a share refreshed every 1 s, stale after 3 s), scaled down
-    monkeypatch.setattr(counters_module, "USE_STALE_MS", 300)
-    monkeypatch.setattr(table_module, "USE_REFRESH_MS", 100)
+    monkeypatch.setattr(exchange, "USE_STALE_MS", 300)
+    monkeypatch.setattr(exchange, "USE_REFRESH_MS", 100)
     a, b = Worker(redis_url, "host-a:9"), Worker(redis_url, "host-b:9")
     try:
-        held = [a.table.track("bob"), a.table.track("bob")]
-        b.table.track("bob")
+        held = [a.track("bob"), a.track("bob")]
+        b.track("bob")
         a.sync.sync()
         b.sync.sync()
         assert b.value("bob", "conn_cur") == 3
@@ -123,7 +129,7 @@ def test_conn_cur_sums_the_workers_and_a_dead_workers_share_ages_out(
         b.table.count(b.table.entry("bob"), "http_req")  # anything that makes b sync it
         b.sync.sync()
         assert b.value("bob", "conn_cur") == 1
-        a.table.track("bob")
+        a.track("bob")
         a.sync.sync()  # a publishes 1, then dies (never refreshes it)
         b.table.count(b.table.entry("bob"), "http_req")
         b.sync.sync()
@@ -140,12 +146,12 @@ def test_conn_cur_sums_the_workers_and_a_dead_workers_share_ages_out(
 def test_entries_expire_after_the_tables_expire(redis_url: str, client: redis.Redis) -> None:
     worker = Worker(redis_url, "host-a:1", expire="300ms")
     try:
-        worker.table.track("carol")
+        worker.track("carol")
         worker.sync.sync()
         assert 0 < client.pttl(counter_key("f", "carol")) <= 300
         assert client.zcard(counter_index("f")) == 1
         time.sleep(0.35)
-        worker.table.track("dave")
+        worker.track("dave")
         worker.sync.sync()
         assert not client.exists(counter_key("f", "carol"))
         assert client.zrange(counter_index("f"), 0, -1) == ["dave"]
@@ -159,15 +165,17 @@ def test_a_full_table_evicts_its_least_recently_written_entries(
     worker = Worker(redis_url, "host-a:1", size="3")
     try:
         for key in ("k1", "k2", "k3"):
-            worker.table.track(key)
+            worker.track(key)
         worker.sync.sync()
         time.sleep(0.01)
-        worker.table.track("k1")  # used again: the newest now
-        worker.table.track("k4")
+        worker.track("k1")  # used again: the newest now
+        worker.track("k4")
         worker.sync.sync()
         assert sorted(client.zrange(counter_index("f"), 0, -1)) == ["k1", "k3", "k4"]
-        assert not client.exists(counter_key("f", "k2"))
         assert worker.table.used() == 3
+        worker.track("k4")
+        worker.sync.sync()  # the evicted entry's hash goes with the worker's next call
+        assert not client.exists(counter_key("f", "k2"))
     finally:
         worker.close()
 
@@ -175,13 +183,14 @@ def test_a_full_table_evicts_its_least_recently_written_entries(
 def test_nopurge_refuses_new_entries_when_full(redis_url: str, client: redis.Redis) -> None:
     worker = Worker(redis_url, "host-a:1", size="2", nopurge="nopurge")
     try:
-        worker.table.track("k1")
-        worker.table.track("k2")
+        worker.track("k1")
+        worker.track("k2")
         worker.sync.sync()
-        entry = worker.table.track("k3")
+        assert worker.table.track("k3") is None
+        worker.track("k1")
         worker.sync.sync()
         assert not client.exists(counter_key("f", "k3"))
-        assert not entry.is_known and worker.table.used() == 2
+        assert client.zcard(counter_index("f")) == 2 and worker.table.used() == 2
     finally:
         worker.close()
 
@@ -189,7 +198,7 @@ def test_nopurge_refuses_new_entries_when_full(redis_url: str, client: redis.Red
 def test_reads_find_other_workers_entries_after_a_sync_and_create_nothing(
         workers: tuple[Worker, Worker], client: redis.Redis) -> None:
     a, b = workers
-    entry = a.table.track("erin")
+    entry = a.track("erin")
     a.table.inc_gpc(entry, 0)
     a.table.set_gpt(entry, 0, 5)
     a.sync.sync()
@@ -202,24 +211,19 @@ def test_reads_find_other_workers_entries_after_a_sync_and_create_nothing(
     assert not client.exists(counter_key("f", "nobody"))
 
 
-def test_the_scripts_frequency_counter_is_the_python_twin(
+def test_rates_of_two_workers_add_up_in_the_same_periods(
         workers: tuple[Worker, Worker], client: redis.Redis) -> None:
-    a, _ = workers
-    key = counter_key("f", "frank")
-    for before in ("5/0@{t}", "5/2@{t}", "1/0@{t}"):
-        for age in (1_000, 12_000, 25_000):  # same period, the next one, two periods later
-            now_ms = int(time.time() * 1000)
-            text = before.format(t=now_ms - age)
-            client.hset(key, "http_req_rate", text)
-            client.zadd(counter_index("f"), {"frank": now_ms})
-            entry = a.table.track("frank")
-            sent = FreqCtr.parse(text)
-            a.sync.sync()
-            answered = client.hget(key, "http_req_rate")
-            assert isinstance(answered, str)
-            redis_now = int(client.hget(key, "t") or 0)
-            sent.update(redis_now, 10_000, 1)
-            assert FreqCtr.parse(answered) == sent, (text, answered)
-            a.table.untrack(entry, 0, 0)
-            a.sync.sync()
-            client.delete(key)
+    a, b = workers
+    for _ in range(3):
+        a.track("frank")
+    a.sync.sync()  # a proposes the anchor, the fleet keeps it
+    for _ in range(4):
+        b.track("frank")
+    b.sync.sync()
+    anchor = client.hget(counter_key("f", "frank"), "a")
+    assert anchor is not None and b.table.entry("frank").anchor == int(anchor)
+    fields: dict[str, str] = client.hgetall(counter_key("f", "frank"))  # type: ignore[assignment]
+    periods = {name: value for name, value in fields.items()
+               if name.startswith("http_req_rate@")}
+    assert sum(int(value) for value in periods.values()) == 7
+    assert b.value("frank", "http_req_rate") == 7

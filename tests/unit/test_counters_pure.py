@@ -17,8 +17,9 @@ from geoproxy.counters.datatypes import (
     check_combination,
     parse_store,
 )
+from geoproxy.counters.entry import USE_REFRESH_MS, Entry, EntryReply
 from geoproxy.counters.freq import FreqCtr
-from geoproxy.counters.table import USE_REFRESH_MS, CounterTable, EntryReply
+from geoproxy.counters.table import CounterTable
 from geoproxy.counters.tablekey import key_converter
 
 PERIOD = 10_000
@@ -134,15 +135,27 @@ STORE = "http_req_rate(10s),http_req_cnt,conn_cur,conn_cnt,http_err_cnt,gpc0,gpc
 
 
 def _table(store: str = STORE, size: int = 100, expire_ms: int = 30_000,
-           clock: Clock | None = None) -> CounterTable:
+           clock: Clock | None = None, nopurge: bool = False) -> CounterTable:
     spec = StoreSpec.of(tuple(parse_store(store, _ms)))
-    return CounterTable("t", spec, size=size, expire_ms=expire_ms, nopurge=False,
-                        key_of=key_converter("string", 32), clock=clock or Clock())
+    table = CounterTable("t", spec, size=size, expire_ms=expire_ms, nopurge=nopurge,
+                         key_of=key_converter("string", 32), clock=clock or Clock())
+    table.use_field = "use:me"
+    return table
+
+
+def _track(table: CounterTable, key: str) -> Entry:
+    entry = table.track(key)
+    assert entry is not None
+    return entry
+
+
+def _reply(**fields: str) -> EntryReply:
+    return EntryReply({name.replace("_AT_", "@"): value for name, value in fields.items()})
 
 
 def test_tracking_counts_the_request_at_once_and_the_gauge_until_it_ends() -> None:
     table = _table()
-    entry = table.track("k")
+    entry = _track(table, "k")
     assert table.value(entry, "http_req_cnt") == 1
     assert table.value(entry, "http_req_rate") == 1
     assert table.value(entry, "conn_cnt") == 1
@@ -155,7 +168,7 @@ def test_tracking_counts_the_request_at_once_and_the_gauge_until_it_ends() -> No
 
 def test_gpc_increments_clears_and_tags() -> None:
     table = _table()
-    entry = table.track("k")
+    entry = _track(table, "k")
     assert table.inc_gpc(entry, 0) == 1
     assert table.inc_gpc(entry, 0) == 2
     assert table.value(entry, "gpc0_rate") == 2
@@ -166,45 +179,74 @@ def test_gpc_increments_clears_and_tags() -> None:
     assert table.value(entry, "gpt0") == 0xFFFFFFFF
 
 
-def _reply(**fields: str) -> EntryReply:
-    use = int(fields.pop("use", "0"))
-    return EntryReply(1, dict(fields), use=use, seen=1)
+def test_rates_count_per_period_on_the_entrys_grid_as_freq_ctr_does() -> None:
+    """As long as the entry is never idle for two periods (then HAProxy opens a new period
+    at the next event, and geoproxy keeps its grid: counters/table.py rule 2)."""
+    clock = Clock()
+    table = _table("http_req_rate(10s)", clock=clock)
+    ctr = FreqCtr()
+    for step in (0, 300, 9_999, 10_000, 12_500, 21_000, 29_999, 30_001):
+        clock.now = T0 + 1 + step
+        entry = _track(table, "k")
+        ctr.update(clock.now, PERIOD, 1)
+        for later in (0, 1_000, 9_000):
+            clock.now += later
+            assert table.value(entry, "http_req_rate") == ctr.read(clock.now, PERIOD), step
+            clock.now -= later
 
 
 def test_a_sync_sends_what_changed_and_the_view_becomes_the_fleets_plus_what_came_since() -> None:
     clock = Clock()
     table = _table(clock=clock)
-    entry = table.track("k")
+    entry = _track(table, "k")
     records = table.take(100)
     assert len(records) == 1 and records[0].write
-    assert records[0].adds == {"http_req_cnt": 1, "http_req_rate": 1, "conn_cnt": 1}
-    assert records[0].use == 1
-    table.track("k")  # while the sync is out: what it carries still counts in the view
+    assert records[0].adds == {"http_req_cnt": 1, f"http_req_rate@{T0}": 1, "conn_cnt": 1}
+    assert (records[0].use, records[0].anchor) == (1, T0)
+    _track(table, "k")  # while the sync is out: what it carries still counts in the view
     assert table.value(entry, "http_req_cnt") == 2
-    fleet_rate = FreqCtr(tick=clock.now, curr=9, prev=0).text()
-    table.settle(records, [_reply(http_req_cnt="9", http_req_rate=fleet_rate, use="4")], 5)
+    table.settle(records, [_reply(http_req_cnt="9", a=str(T0), **{
+        f"http_req_rate_AT_{T0}": "9", "use:other": f"3@{T0}", "use:me": f"1@{T0}"})], 5)
     assert table.value(entry, "http_req_cnt") == 10  # the fleet's 9, and this worker's 1 since
     assert table.value(entry, "http_req_rate") == 10
-    assert table.value(entry, "conn_cur") == 5  # 4 in the fleet, this worker's 1 among them, +1
+    assert table.value(entry, "conn_cur") == 5  # 3 elsewhere, and this worker's 2
     assert table.used() == 5
+    assert table.take(100)[0].anchor == 0  # the anchor was sent once
+
+
+def test_an_older_anchor_from_the_fleet_wins_and_old_periods_and_stale_shares_go() -> None:
+    clock = Clock()
+    table = _table("http_req_rate(10s),conn_cur", clock=clock)
+    clock.now = T0 + 25_000
+    entry = _track(table, "k")
+    records = table.take(100)
+    table.settle(records, [_reply(a=str(T0), **{
+        f"http_req_rate_AT_{T0}": "4", f"http_req_rate_AT_{T0 + 10_000}": "6",
+        f"http_req_rate_AT_{T0 + 25_000}": "1", "use:dead": f"1@{T0}"})], 1)
+    assert entry.anchor == T0
+    assert table.value(entry, "http_req_rate") == 1 + 6 * 5 // 10  # 6 in the last period
+    assert table.value(entry, "conn_cur") == 1  # the dead worker's share is stale
+    _track(table, "k")
+    (again,) = table.take(100)
+    assert sorted(again.deletes) == [f"http_req_rate@{T0}", "use:dead"]
 
 
 def test_a_failed_sync_gives_its_changes_back() -> None:
     table = _table()
-    entry = table.track("k")
+    entry = _track(table, "k")
     table.inc_gpc(entry, 0)
     first = table.take(100)
     table.clear_gpc(entry, 0)  # a clear after the failed sync's increment wins over it
-    table.track("k")
+    _track(table, "k")
     table.restore(first)
     again = table.take(100)
-    assert again[0].adds["http_req_cnt"] == 2
+    assert again[0].adds["http_req_cnt"] == 2 and again[0].adds[f"http_req_rate@{T0}"] == 2
     assert again[0].sets == {"gpc0": 0}
 
 
 def test_a_cleared_counter_is_sent_as_a_value_and_tags_as_values() -> None:
     table = _table()
-    entry = table.track("k")
+    entry = _track(table, "k")
     table.clear_gpc(entry, 0)
     table.inc_gpc(entry, 0)
     table.set_gpt(entry, 0, 7)
@@ -220,7 +262,7 @@ def test_lookups_of_unknown_keys_are_asked_at_the_next_sync_without_creating_the
     assert table.lookup("k") is None
     (record,) = table.take(100)
     assert not record.write
-    table.settle([record], [EntryReply(0, server="s2")], 0)
+    table.settle([record], [EntryReply({}, server="s2")], 0)
     assert table.lookup("k") is None and table.entry("k").server == "s2"
     (again,) = table.take(100)
     table.settle([again], [_reply(http_req_cnt="3")], 1)
@@ -231,15 +273,17 @@ def test_lookups_of_unknown_keys_are_asked_at_the_next_sync_without_creating_the
 def test_a_tracked_entry_republishes_its_gauge_and_an_idle_one_is_forgotten() -> None:
     clock = Clock()
     table = _table(clock=clock)
-    entry = table.track("k")
-    table.settle(table.take(100), [_reply(use="1")], 1)
+    entry = _track(table, "k")
+    table.settle(table.take(100), [_reply(t=str(T0))], 1)
     assert table.take(100) == []
     clock.now += USE_REFRESH_MS
     (refresh,) = table.take(100)
     assert refresh.write and refresh.use == 1  # also renews the entry's expiry in Redis
-    table.settle([refresh], [_reply(use="1")], 1)
+    table.settle([refresh], [_reply(t=str(T0))], 1)
     table.untrack(entry, 0, 0)
-    table.settle(table.take(100), [_reply()], 1)
+    (withdrawn,) = table.take(100)
+    assert withdrawn.use == 0
+    table.settle([withdrawn], [_reply(t=str(T0))], 1)
     clock.now += 30_000
     table.take(100)
     assert "k" not in table.entries
@@ -253,23 +297,29 @@ def test_the_local_view_is_bounded_by_the_tables_size() -> None:
     assert len(table.entries) == 3
 
 
+def test_a_full_nopurge_table_takes_no_new_entry() -> None:
+    table = _table(size=2, nopurge=True)
+    _track(table, "a")
+    _track(table, "b")
+    assert table.track("c") is None
+    assert table.track("a") is not None
+
+
 def test_an_entry_used_twice_within_a_second_is_read_again_at_every_sync() -> None:
     clock = Clock()
     table = _table(clock=clock)
-    once = table.track("once")
-    table.untrack(once, 0, 0)
-    twice = table.track("twice")
-    table.untrack(twice, 0, 0)
+    table.untrack(_track(table, "once"), 0, 0)
+    table.untrack(_track(table, "twice"), 0, 0)
     clock.now += 100
-    third = table.track("twice")
+    third = _track(table, "twice")
     records = table.take(100)
-    table.settle(records, [_reply() for _ in records], 2)
+    table.settle(records, [_reply(t=str(T0)) for _ in records], 2)
     clock.now += 50
     (again,) = table.take(100)  # nothing new counted: read to keep the view one sync old
     assert again.entry.key == "twice" and not again.write
     table.settle([again], [_reply(http_req_cnt="9")], 2)
     table.untrack(third, 0, 0)
     (ended,) = table.take(100)
-    table.settle([ended], [_reply()], 2)
+    table.settle([ended], [_reply(t=str(T0))], 2)
     clock.now += 2000
     assert table.take(100) == []  # no longer used: no longer read
