@@ -45,7 +45,7 @@ class CounterTables:
 
     def now(self) -> int:
         """Milliseconds on the Redis server's clock, as this worker estimates it."""
-        return int(self._wall() * 1000) + self.offset_ms
+        return int(self._wall() * 1000.0) + self.offset_ms
 
     def learn_time(self, server_ms: int) -> None:
         """A sync answered at ``server_ms``: correct the estimate (half the difference at a

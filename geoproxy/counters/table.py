@@ -195,8 +195,7 @@ class CounterTable:
         table does not store it."""
         period = self.spec.rates.get(name)
         if period is not None:
-            now = self.clock()
-            return self._freq(entry, name, now).read(now, period)
+            return self._rate(entry, name, period)
         if name in self.spec.counts:
             return self._count(entry, name)
         if name in self.spec.tags:
@@ -207,6 +206,26 @@ class CounterTable:
         if name == "conn_cur" and self.spec.conn_cur:
             return self.trackers(entry)
         return None
+
+    def _rate(self, entry: Entry, name: str, period: int) -> int:
+        """HAProxy's ``read_freq_ctr_period`` over the current and previous periods (rule 2;
+        ``FreqCtr.read``'s arithmetic, inline: fetches read rates on every request)."""
+        now = self.clock()
+        anchor = entry.anchor or now
+        start = anchor + (now - anchor) // period * period if now > anchor else anchor
+        curr = prev = 0
+        for source in (entry.buckets, entry.inflight_buckets, entry.pending_buckets):
+            periods = source.get(name)
+            if periods:
+                for begun, events in periods.items():
+                    if begun >= start:
+                        curr += events
+                    elif begun >= start - period:
+                        prev += events
+        if not curr and prev <= 1:
+            return prev
+        remain = min(start + period - now, period)  # FreqCtr rule 4: a clock a little behind
+        return (prev * remain + curr * period) // period
 
     def _freq(self, entry: Entry, name: str, now: int) -> FreqCtr:
         """Rate ``name`` of ``entry`` at ``now`` as a freq_ctr (rule 2)."""

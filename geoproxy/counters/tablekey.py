@@ -26,9 +26,9 @@ def key_converter(table_type: str, length: int) -> KeyOf:
     """The sample -> key function of a table of ``table_type`` (``ip``, ``ipv6``,
     ``integer``, ``string``, ``binary``) and key length ``length``."""
     if table_type == "ip":
-        return _ipv4
+        return _remembered(_ipv4)
     if table_type == "ipv6":
-        return _ipv6
+        return _remembered(_ipv6)
     if table_type == "integer":
         return lambda value: None if (number := to_int(value)) is None else str(number)
     if table_type == "binary":
@@ -39,10 +39,38 @@ def key_converter(table_type: str, length: int) -> KeyOf:
         return binary
 
     def string(value: object) -> str | None:
+        if type(value) is str:
+            return value[:length]
         text = to_str(value)
         return None if text is None else text[:length]
 
+    if table_type == "string":
+        return _remembered(string, only_addresses=True)
     return string
+
+
+def _remembered(convert: KeyOf, only_addresses: bool = False) -> KeyOf:
+    """``convert`` with the keys of the last few thousand samples remembered: clients come
+    back, and an address's text is costly to make (per process, bounded)."""
+    known: dict[object, str | None] = {}
+
+    def cached(value: object) -> str | None:
+        if only_addresses and not isinstance(value, ipaddress.IPv4Address
+                                             | ipaddress.IPv6Address):
+            return convert(value)
+        try:
+            return known[value]
+        except KeyError:
+            pass
+        except TypeError:  # not hashable
+            return convert(value)
+        key = convert(value)
+        if len(known) >= 4096:
+            known.clear()
+        known[value] = key
+        return key
+
+    return cached
 
 
 def _ipv4(value: object) -> str | None:

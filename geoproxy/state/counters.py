@@ -25,7 +25,8 @@ Rules:
    whose answer was lost (a stall) is sent again: its increments may then count twice, never
    be lost; gauge shares are absolute, so they do not.
 5. Times written (last write, gauge shares, index scores) are the worker's estimate of the
-   Redis server's clock, corrected by the TIME each call reads.
+   Redis server's clock, corrected by the TIME that every ``HOUSEKEEPING``-th call reads
+   (with the index's pruning of expired entries and the renewal of its expiry).
 6. The loop has one owner (the fleet state) and one stop event, and is restarted on a crash.
 """
 
@@ -47,6 +48,9 @@ from geoproxy.state.outage import RETRY_AFTER, Outage
 
 SYNC_PERIOD = 0.05  # seconds between two syncs of a worker that counted something
 BATCH = 512  # entries per round trip at most
+# every HOUSEKEEPING-th call of a table also reads the server's time, drops expired entries
+# from the index and renews its expiry (about twice a second under traffic)
+HOUSEKEEPING = 10
 
 log = logging.getLogger("geoproxy.state")
 Command = tuple[Any, ...]
@@ -67,6 +71,7 @@ class CounterSync:
             table.use_field = self._use_field
         # entries evicted from each table's index, whose hashes go at the next call
         self._doomed: dict[str, list[str]] = {table.name: [] for table in tables}
+        self._calls: dict[str, int] = {table.name: 0 for table in tables}
 
     def loop(self, stop: threading.Event) -> None:
         """Sync every ``SYNC_PERIOD`` until ``stop``; after a failure, wait out the outage."""
@@ -98,10 +103,12 @@ class CounterSync:
 
     def _send(self, table: CounterTable, records: list[SyncRecord]) -> None:
         now = self.tables.now()
-        commands, reads, tail = self._commands(table, records, now)
+        calls = self._calls[table.name]
+        self._calls[table.name] = calls + 1
+        commands, reads, tail = self._commands(table, records, now, calls % HOUSEKEEPING == 0)
         replies = self._run(commands)
-        if not self._cluster:
-            seconds, micros = replies[0]
+        if "time" in tail:
+            seconds, micros = replies[tail["time"]]
             self.tables.learn_time(int(seconds) * 1000 + int(micros) // 1000)
         answers = []
         for hgetall, get in reads:
@@ -112,18 +119,26 @@ class CounterSync:
         table.settle(records, answers, int(replies[tail["used"]]))
         self._outage.answered()
 
-    def _commands(self, table: CounterTable, records: Sequence[SyncRecord],
-                  now: int) -> tuple[list[Command], list[tuple[int, int | None]], dict[str, int]]:
+    def _commands(self, table: CounterTable, records: Sequence[SyncRecord], now: int,
+                  housekeeping: bool
+                  ) -> tuple[list[Command], list[tuple[int, int | None]], dict[str, int]]:
         """The commands of one round trip (rule 2), where each entry's HGETALL (and a read's
         GET of the persistence entry) answers, and where the table's figures do."""
         name, expire = table.name, table.expire_ms
-        commands: list[Command] = [] if self._cluster else [("TIME",)]
+        commands: list[Command] = []
+        tail: dict[str, int] = {}
+        if housekeeping and not self._cluster:
+            commands.append(("TIME",))
+            tail["time"] = 0
         reads: list[tuple[int, int | None]] = []
         scores: list[Any] = []
         for record in records:
             key = counter_key(name, record.entry.key)
             if not record.write:
                 commands.append(("HGETALL", key))
+                if record.entry.exists:  # re-read: the persistence entry is not asked again
+                    reads.append((len(commands) - 1, None))
+                    continue
                 commands.append(("GET", stick_key(name, record.entry.key)))
                 reads.append((len(commands) - 2, len(commands) - 1))
                 continue
@@ -148,16 +163,16 @@ class CounterSync:
             reads.append((len(commands) - 1, None))
             scores += (now, record.entry.key)
         index = counter_index(name)
-        tail: dict[str, int] = {}
         if scores:
             commands.append(("ZADD", index, *scores))
-        if expire:
+        if expire and housekeeping:
             commands.append(("ZREMRANGEBYSCORE", index, "-inf", now - expire))
             commands.append(("PEXPIRE", index, expire))
         doomed, self._doomed[name] = self._doomed[name], []
         if doomed:
             commands.append(("DEL", *(counter_key(name, member) for member in doomed)))
-        if not table.nopurge:  # keep the newest 'size' entries; their hashes go next time
+        if not table.nopurge and table.fleet_used + len(scores) // 2 > table.size:
+            # keep the newest 'size' entries; the hashes of the others go next time
             commands.append(("ZRANGE", index, 0, -table.size - 1))
             tail["evicted"] = len(commands) - 1
             commands.append(("ZREMRANGEBYRANK", index, 0, -table.size - 1))

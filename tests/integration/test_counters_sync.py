@@ -17,6 +17,7 @@ from geoproxy.config import parse_text
 from geoproxy.counters import exchange
 from geoproxy.counters.entry import Entry
 from geoproxy.counters.registry import CounterTables
+from geoproxy.state import counters as counters_module
 from geoproxy.state.connect import connect
 from geoproxy.state.counters import CounterSync
 from geoproxy.state.fastpath import fast_caller
@@ -143,7 +144,9 @@ def test_conn_cur_sums_the_workers_and_a_dead_workers_share_ages_out(
         b.close()
 
 
-def test_entries_expire_after_the_tables_expire(redis_url: str, client: redis.Redis) -> None:
+def test_entries_expire_after_the_tables_expire(redis_url: str, client: redis.Redis,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(counters_module, "HOUSEKEEPING", 1)  # prune at every call
     worker = Worker(redis_url, "host-a:1", expire="300ms")
     try:
         worker.track("carol")
