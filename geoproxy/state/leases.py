@@ -58,7 +58,7 @@ FRESH = 0.05  # seconds: counts read this recently may decide a plain request (r
 # reading is older than REREAD, seconds: in between, the increments answer the counts they
 # changed, and other workers' changes to other servers wait for the next reading.
 READ_EVERY_CALL = 16
-REREAD = 0.01
+REREAD = 0.025
 _FIRST = PickMode.FIRST_WITH_ROOM
 _LEAST = PickMode.LEAST_LOADED
 
