@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from geoproxy.config.draft import ConditionDraft, TermDraft
+from geoproxy.config.intpattern import IntPatternError, parse_int_patterns
 from geoproxy.config.model import Acl, AclCriterion, AclTest, Location
 
 C = AclCriterion
@@ -33,6 +34,13 @@ _BY_METHOD: dict[tuple[str, str], AclCriterion] = {
     ("hdr", "str"): C.HDR, ("hdr", "beg"): C.HDR_BEG, ("hdr", "end"): C.HDR_END,
     ("hdr", "sub"): C.HDR_SUB, ("hdr", "dom"): C.HDR_DOM, ("hdr", "reg"): C.HDR_REG,
     ("method", "str"): C.METHOD, ("src", "ip"): C.SRC,
+    # the TCP fetches (see ``geoproxy.tcp.facts``)
+    ("dst_port", "int"): C.DST_PORT, ("src_port", "int"): C.SRC_PORT,
+    ("req.len", "int"): C.REQ_LEN, ("hello", "int"): C.SSL_HELLO_TYPE,
+    ("sni", "str"): C.SSL_SNI, ("sni", "beg"): C.SSL_SNI_BEG, ("sni", "end"): C.SSL_SNI_END,
+    ("sni", "sub"): C.SSL_SNI_SUB, ("sni", "reg"): C.SSL_SNI_REG, ("sni", "dom"): C.SSL_SNI_DOM,
+    ("sni", "len"): C.SSL_SNI_LEN, ("sni", "found"): C.SSL_SNI_FOUND,
+    ("payload", "bin"): C.PAYLOAD_BIN, ("payload", "found"): C.PAYLOAD_FOUND,
 }
 # fetch keyword -> (base fetch, implied method, whether "-m" may override it)
 _FETCHES: dict[str, tuple[str, str, bool]] = {
@@ -44,10 +52,20 @@ _FETCHES: dict[str, tuple[str, str, bool]] = {
     "hdr_sub": ("hdr", "sub", False), "hdr_dom": ("hdr", "dom", False),
     "hdr_reg": ("hdr", "reg", False),
     "method": ("method", "str", True), "src": ("src", "ip", True),
+    "dst_port": ("dst_port", "int", True), "src_port": ("src_port", "int", True),
+    "req.len": ("req.len", "int", True), "req_len": ("req.len", "int", True),
+    "req.ssl_hello_type": ("hello", "int", True), "req_ssl_hello_type": ("hello", "int", True),
+    "req.ssl_sni": ("sni", "str", True), "req_ssl_sni": ("sni", "str", True),
+    "req.payload": ("payload", "bin", True), "payload": ("payload", "bin", True),
 }
 _TAKES_ARGUMENT = {"hdr"}
+_INTEGER_CRITERIA = frozenset({C.DST_PORT, C.SRC_PORT, C.REQ_LEN, C.SSL_HELLO_TYPE,
+                               C.SSL_SNI_LEN})
+_NEEDS_NO_PATTERN = frozenset({C.SSL_SNI_FOUND, C.PAYLOAD_FOUND})
+_PAYLOAD_ARGUMENT = re.compile(r"\s*(\d+)\s*,\s*(\d+)\s*")
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 _MATCH_METHODS = ("str", "beg", "end", "sub", "dom", "reg", "ip", "found", "len", "int", "bool",
-                  "dir")
+                  "dir", "bin")
 NO_PATTERN_WARNING = (
     "no pattern to match against were provided, so this ACL will never match.")
 _REFUSED_FLAGS = {"-f": "pattern files", "-n": "'-n'", "-M": "map files", "-u": "unique ids"}
@@ -71,7 +89,9 @@ PREDEFINED: dict[str, Acl] = {
     for acl in (
         _predefined("TRUE", C.ALWAYS_TRUE),
         _predefined("FALSE", C.ALWAYS_FALSE),
-        _predefined("HTTP", C.ALWAYS_TRUE),  # always true in an HTTP proxy
+        _predefined("HTTP", C.PROTO_HTTP),  # always true in an HTTP proxy
+        _predefined("WAIT_END", C.WAIT_END),
+        _predefined("REQ_CONTENT", C.REQ_LEN, "gt", "0"),
         _predefined("LOCALHOST", C.SRC, "127.0.0.0/8", "::1"),
         _predefined("METH_CONNECT", C.METHOD, "CONNECT"),
         _predefined("METH_DELETE", C.METHOD, "DELETE"),
@@ -119,9 +139,15 @@ def parse_test(words: Sequence[str]) -> ParsedTest:
     if criterion is None:
         raise AclError(f"matching method '{method}' on '{base}' is not supported by geoproxy")
     patterns = tuple(words[index:])
+    if criterion in _INTEGER_CRITERIA:
+        try:
+            parse_int_patterns(patterns)
+        except IntPatternError as exc:
+            raise AclError(str(exc)) from None
     for pattern in patterns:
         _check_pattern(criterion, pattern, ignore_case)
-    return ParsedTest(AclTest(criterion, argument, patterns, ignore_case), not patterns)
+    no_pattern = not patterns and criterion not in _NEEDS_NO_PATTERN
+    return ParsedTest(AclTest(criterion, argument, patterns, ignore_case), no_pattern)
 
 
 def _fetch(token: str) -> tuple[str, str, bool, str | None]:
@@ -133,6 +159,11 @@ def _fetch(token: str) -> tuple[str, str, bool, str | None]:
             f"(geoproxy supports {', '.join(SUPPORTED_FETCHES)})")
     name, argument = match.group(1), match.group(2)
     base, method, may_override = _FETCHES[name]
+    if base == "payload":
+        payload = _PAYLOAD_ARGUMENT.fullmatch(argument or "")
+        if payload is None:
+            raise AclError(f"fetch method '{name}' expects <offset>,<length> (got '{token}')")
+        return base, method, may_override, f"{payload.group(1)},{payload.group(2)}"
     if base in _TAKES_ARGUMENT:
         if not argument:
             raise AclError(f"fetch method '{name}' expects a header name: '{name}(NAME)'")
@@ -158,7 +189,9 @@ def _match_method(words: Sequence[str], index: int, fetch: str, may_override: bo
 
 
 def _check_pattern(criterion: AclCriterion, pattern: str, ignore_case: bool) -> None:
-    if criterion in (C.PATH_REG, C.HDR_REG):
+    if criterion is C.PAYLOAD_BIN and not _HEX.fullmatch(pattern):
+        raise AclError(f"'{pattern}' is not a binary pattern (an even number of hex digits)")
+    if criterion in (C.PATH_REG, C.HDR_REG, C.SSL_SNI_REG):
         try:
             re.compile(pattern, re.IGNORECASE if ignore_case else 0)
         except re.error as exc:

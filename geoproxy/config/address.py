@@ -104,3 +104,8 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise AddressError(f"invalid port '{text}'")
     return port
+
+
+def is_host_name(text: str) -> bool:
+    """Whether ``text`` is a host name HAProxy would resolve (letters, digits, ``_.-``)."""
+    return _HOSTNAME.fullmatch(text) is not None

@@ -35,6 +35,7 @@ from geoproxy.config.model import (
     HttpMode,
     Location,
     LogTarget,
+    ProxyMode,
     Sample,
     Server,
     StatsAuth,
@@ -42,6 +43,7 @@ from geoproxy.config.model import (
     StickTable,
     Timeouts,
 )
+from geoproxy.config.model_tcp import CheckProtocol, TcpAction, TcpCheckStep
 
 
 class ProxyKind(enum.Enum):
@@ -94,6 +96,7 @@ class Settings:
     maxconn: int = 0
     default_backend: str | None = None
     httplog: bool = False
+    httplog_location: Location | None = None
     dontlognull: bool = False
     log_global: bool = False
     logs: list[LogTarget] = field(default_factory=list)
@@ -112,6 +115,16 @@ class Settings:
     http_check_location: Location | None = None
     default_server: Server = field(default_factory=default_server_template)
     stats: StatsDraft | None = None
+    # mode tcp (model_tcp): None until a `mode` line; a proxy without one runs HAProxy's tcp
+    mode: ProxyMode | None = None
+    tcplog: bool = False
+    # the check ruleset chosen by `option tcp-check` or a protocol check (the last `option`
+    # naming a check wins, `option httpchk` included); `tcp-check` lines are in `tcp_checks`
+    check_protocol: CheckProtocol | None = None
+    check_steps: tuple[TcpCheckStep, ...] = ()  # a protocol check's fixed ruleset
+    check_location: Location | None = None
+    tcp_checks: list[TcpCheckStep] = field(default_factory=list)
+    tcp_check_location: Location | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +152,18 @@ class StickRuleDraft:
     condition: ConditionDraft | None
 
 
+@dataclass(frozen=True, slots=True)
+class TcpRequestRuleDraft:
+    action: TcpAction
+    location: Location
+    condition: ConditionDraft | None
+
+
 @dataclass(slots=True)
 class Rules:
     """What a proxy never inherits (rule 2)."""
 
-    binds: list[tuple[str, int, Location]] = field(default_factory=list)
+    binds: list[tuple[str, int, Location, bool]] = field(default_factory=list)  # accept-proxy
     acls: dict[str, list[AclTest]] = field(default_factory=dict)
     acl_locations: dict[str, Location] = field(default_factory=dict)
     use_backends: list[tuple[str, ConditionDraft, Location]] = field(default_factory=list)
@@ -155,6 +175,12 @@ class Rules:
     stats_admin: list[ConditionDraft] = field(default_factory=list)
     # where this section's own `http-check expect` is, once it has one
     http_check_expect: Location | None = None
+    # tcp-request rules (model_tcp.TcpRequestRules): never inherited, as in HAProxy 2.6's
+    # anonymous defaults
+    tcp_connection: list[TcpRequestRuleDraft] = field(default_factory=list)
+    tcp_content: list[TcpRequestRuleDraft] = field(default_factory=list)
+    inspect_delay: float | None = None
+    own_tcp_checks: bool = False  # this section has `tcp-check` lines of its own
 
 
 @dataclass(slots=True)

@@ -36,6 +36,8 @@ from geoproxy.config.kw_proxy import (
 )
 from geoproxy.config.kw_server import parse_default_server, parse_server
 from geoproxy.config.kw_stats import parse_stats
+from geoproxy.config.kw_tcp_check import parse_tcp_check
+from geoproxy.config.kw_tcp_request import parse_tcp_request
 
 ProxyKeyword = Keyword[ProxyDraft]
 
@@ -68,6 +70,8 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "ignore-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "stats": Keyword(parse_stats),
     "log": Keyword(parse_log, backend=False),
+    "tcp-request": Keyword(parse_tcp_request),
+    "tcp-check": Keyword(parse_tcp_check, frontend=False),
 }
 
 # the keywords a `no` or `default` prefix may precede

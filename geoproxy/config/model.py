@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # TCP proxies' own values (model_tcp imports this module)
+    from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck, TcpRequestRules
 
 # tune.bufsize and tune.http.maxhdr's defaults, and tune.maxrewrite's (the buffer's reserve)
 DEFAULT_BUFSIZE: Final = 16384
@@ -53,6 +56,24 @@ class AclCriterion(enum.Enum):
     HDR_REG = "hdr_reg"
     METHOD = "method"
     SRC = "src"  # client address against addresses or CIDR networks
+    # TCP fetches (also usable, where they mean something, in HTTP proxies); HAProxy's
+    # 1.x spellings (req_ssl_sni, req_len...) are read as the same criteria
+    DST_PORT = "dst_port"  # integer patterns: N, N:M, eq|ge|gt|le|lt N
+    SRC_PORT = "src_port"
+    REQ_LEN = "req.len"  # bytes received from the client and not yet forwarded
+    SSL_HELLO_TYPE = "req.ssl_hello_type"  # 1: a TLS ClientHello waits in the buffer
+    SSL_SNI = "req.ssl_sni"  # the ClientHello's server name, exact
+    SSL_SNI_BEG = "req.ssl_sni_beg"
+    SSL_SNI_END = "req.ssl_sni_end"
+    SSL_SNI_SUB = "req.ssl_sni_sub"
+    SSL_SNI_REG = "req.ssl_sni_reg"
+    SSL_SNI_DOM = "req.ssl_sni_dom"
+    SSL_SNI_LEN = "req.ssl_sni_len"  # integer patterns against the name's length
+    SSL_SNI_FOUND = "req.ssl_sni_found"
+    PAYLOAD_BIN = "req.payload_bin"  # req.payload(OFFSET,LENGTH) -m bin HEX
+    PAYLOAD_FOUND = "req.payload_found"  # req.payload(OFFSET,LENGTH) -m found
+    PROTO_HTTP = "req.proto_http"  # the predefined ACL HTTP: the request is HTTP
+    WAIT_END = "wait_end"  # the predefined ACL WAIT_END: tcp-request inspect-delay is over
     ALWAYS_TRUE = "always_true"  # also the predefined ACL `TRUE`
     ALWAYS_FALSE = "always_false"  # also the predefined ACL `FALSE`
 
@@ -114,6 +135,7 @@ class BalanceAlgorithm(enum.Enum):
     URL_PARAM = "url_param"
     HDR = "hdr"
     RANDOM = "random"
+    HASH = "hash"  # balance hash EXPR (HAProxy 2.6): a sample expression, map or consistent
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +156,7 @@ class Balance:
     uri_path_only: bool = False
     use_domain_only: bool = False
     draws: int = 2
+    expression: str | None = None  # balance hash: the sample fetch, as written
 
 
 class HashType(enum.Enum):
@@ -210,6 +233,8 @@ class Server:
     on_error: OnError = OnError.FAIL_CHECK
     on_marked_down_shutdown_sessions: bool = False
     on_marked_up_shutdown_backup_sessions: bool = False
+    send_proxy: ProxyProtocol | None = None  # send-proxy / send-proxy-v2
+    check_send_proxy: bool = False  # check-send-proxy: the checks send the header too
 
     @property
     def address(self) -> tuple[str, int]:
@@ -371,6 +396,8 @@ class Timeouts:
     http_keep_alive: float | None = None
     check: float | None = None
     tunnel: float | None = None
+    client_fin: float | None = None
+    server_fin: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,10 +445,19 @@ class Bind:
     host: str
     port: int
     location: Location
+    accept_proxy: bool = False  # accept-proxy: connections start with a PROXY protocol header
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
+
+
+class ProxyMode(enum.Enum):
+    """``mode http | tcp``. HAProxy's default is tcp: the parser sets it for a section that
+    names no mode; the model's default is http only so that HTTP dumps stay short."""
+
+    HTTP = "http"
+    TCP = "tcp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +527,9 @@ class Frontend:
     # `log global` (the global section's targets) and this frontend's own `log` lines
     log_global: bool = False
     logs: tuple[LogTarget, ...] = ()
+    mode: ProxyMode = ProxyMode.HTTP
+    tcplog: bool = False  # option tcplog (and option httplog in a TCP frontend)
+    tcp_request: TcpRequestRules | None = None  # tcp-request connection|content, inspect-delay
 
     @property
     def http_server_close(self) -> bool:
@@ -533,6 +572,9 @@ class Backend:
     ignore_persist: tuple[Condition, ...] = ()
     acls: tuple[Acl, ...] = ()
     errorfiles: tuple[ErrorFile, ...] = ()
+    mode: ProxyMode = ProxyMode.HTTP
+    tcp_check: TcpCheck | None = None  # option tcp-check and the protocol checks
+    tcp_request: TcpRequestRules | None = None  # tcp-request content, inspect-delay
 
     def server(self, name: str) -> Server | None:
         for server in self.servers:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from geoproxy.config.intpattern import matches as int_matches
+from geoproxy.config.intpattern import parse_int_patterns
 from geoproxy.config.model import Acl, AclCriterion, AclTest, Condition
 
 Environ = dict[str, Any]
@@ -85,8 +87,37 @@ def _source_matcher(test: AclTest) -> Predicate:
     return matches
 
 
+def _port_matcher(test: AclTest, key: str) -> Predicate:
+    ranges = parse_int_patterns(test.patterns)
+
+    def matches(environ: Environ) -> bool:
+        port = environ.get(key, "")
+        return port.isdigit() and int_matches(int(port), ranges)
+
+    return matches
+
+
+# what the TCP fetches mean in an HTTP request: the content is a whole HTTP request (HTTP,
+# WAIT_END hold), not a TLS hello nor anything still buffered (the others never match)
+_HTTP_HOLDS = frozenset({AclCriterion.PROTO_HTTP, AclCriterion.WAIT_END})
+_HTTP_NEVER = frozenset({
+    AclCriterion.REQ_LEN, AclCriterion.SSL_HELLO_TYPE, AclCriterion.SSL_SNI,
+    AclCriterion.SSL_SNI_BEG, AclCriterion.SSL_SNI_END, AclCriterion.SSL_SNI_SUB,
+    AclCriterion.SSL_SNI_REG, AclCriterion.SSL_SNI_DOM, AclCriterion.SSL_SNI_LEN,
+    AclCriterion.SSL_SNI_FOUND, AclCriterion.PAYLOAD_BIN, AclCriterion.PAYLOAD_FOUND,
+})
+
+
 def compile_test(test: AclTest) -> Predicate:
     criterion = test.criterion
+    if criterion in _HTTP_HOLDS:
+        return lambda environ: True
+    if criterion in _HTTP_NEVER:
+        return lambda environ: False
+    if criterion is AclCriterion.DST_PORT:
+        return _port_matcher(test, "SERVER_PORT")
+    if criterion is AclCriterion.SRC_PORT:
+        return _port_matcher(test, "REMOTE_PORT")
     if criterion is AclCriterion.ALWAYS_TRUE:
         return lambda environ: True
     if criterion is AclCriterion.ALWAYS_FALSE:
