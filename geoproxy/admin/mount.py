@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from geoproxy import __version__
 from geoproxy.admin.app import StatsApp, StatsSite
 from geoproxy.balance.view import AdminState
-from geoproxy.config.model import Config, Frontend
+from geoproxy.config.model import Config, Frontend, ProxyMode
 from geoproxy.state.redis_store import RedisFleetState
 from geoproxy.state.store import FleetReport, FleetState
 
@@ -64,6 +64,9 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
     applets = tuple(
         f.name for f in config.frontends if f.stats is not None and serves_only_stats(f, config)
     )
+    tcp = tuple(dict.fromkeys(
+        [f.name for f in config.frontends if f.mode is ProxyMode.TCP]
+        + [b.name for b in config.backends if b.mode is ProxyMode.TCP]))
     apps: StatsApps = {}
     for frontend in config.frontends:
         stats = frontend.stats
@@ -79,6 +82,7 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
             version=None if stats.hide_version else __version__,
             metrics_uri=metrics,
             applets=applets,
+            tcp=tcp,
         )
         apps[frontend.name] = StatsApp(stats, site, control)
     return apps

@@ -177,6 +177,9 @@ class ProxyApp:
                 return stats(environ, start_response)
         if frontend.log is not None:
             LogNote(frontend.log, environ, frontend.config.name)
+        if frontend.content_rules and frontend.rejects(environ):
+            _note_rejected(environ)
+            raise ClientGone("rejected by a tcp-request content rule")  # closed, no answer
         try:
             if environ["REQUEST_METHOD"] == "CONNECT":
                 return self._answer(environ, start_response, frontend.errors.page(405))
@@ -476,10 +479,12 @@ def _request_keys(environ: Environ) -> RequestKeys:
         value: str | None = environ.get("HTTP_" + name.upper().replace("-", "_"))
         return value
 
+    port = environ.get("SERVER_PORT", "")
     return RequestKeys(
         source=environ.get("REMOTE_ADDR", ""),
         uri=environ.get("RAW_URI") or environ.get("PATH_INFO", "/"),
         header=header,
+        destination_port=int(port) if port.isdigit() else 0,
     )
 
 
@@ -488,3 +493,12 @@ def _note_queue_timeout(environ: Environ) -> None:
     note = note_of(environ)
     if note is not None:
         note.termination = "sQ"
+
+
+def _note_rejected(environ: Environ) -> None:
+    """Log a request a ``tcp-request content`` rule rejected as HAProxy does: no status,
+    ``PR``, ``<BADREQ>``."""
+    note = note_of(environ)
+    if note is not None:
+        note.request_line = "<BADREQ>"
+        note.finish(-1, 0, "PR")

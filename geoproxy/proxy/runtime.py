@@ -12,6 +12,7 @@ from typing import Any
 from geoproxy.balance.factory import policy_for
 from geoproxy.balance.policy import Policy
 from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
+from geoproxy.config.model_tcp import TcpAction
 from geoproxy.forward.pool import ServerPool
 from geoproxy.proxy.accesslog import AccessLog
 from geoproxy.proxy.acl import Predicate, compile_condition
@@ -75,12 +76,22 @@ class FrontendRuntime:
     errors: ErrorPages
     forwardfor: Callable[[Environ], tuple[str, str] | None]
     log: AccessLog | None  # None: this frontend logs no request
+    # tcp-request content rules: (condition or None, whether the rule rejects)
+    content_rules: tuple[tuple[Predicate | None, bool], ...] = ()
 
     def backend_for(self, environ: Environ) -> BackendRuntime | None:
         for holds, backend in self.rules:
             if holds(environ):
                 return backend
         return self.default_backend
+
+    def rejects(self, environ: Environ) -> bool:
+        """``tcp-request content`` in an HTTP proxy, evaluated on each request as HAProxy
+        does: the first rule that holds decides; none holds: accepted."""
+        for holds, rejects in self.content_rules:
+            if holds is None or holds(environ):
+                return rejects
+        return False
 
 
 def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRuntime]:
@@ -119,9 +130,21 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list
                 errors=errors,
                 forwardfor=_forwardfor_rule(frontend.forwardfor),
                 log=_access_log(config, frontend),
+                content_rules=_content_rules(frontend),
             )
         )
     return frontends
+
+
+def _content_rules(frontend: Frontend) -> tuple[tuple[Predicate | None, bool], ...]:
+    rules = frontend.tcp_request
+    if rules is None:
+        return ()
+    return tuple(
+        (compile_condition(rule.condition) if rule.condition else None,
+         rule.action is not TcpAction.ACCEPT)
+        for rule in rules.content
+    )
 
 
 def _access_log(config: Config, frontend: Frontend) -> AccessLog | None:

@@ -222,7 +222,10 @@ class TcpSession:
 
         environ = facts.http_request()
         uri = environ.get("RAW_URI", "") if isinstance(environ, dict) else ""
-        return RequestKeys(source=facts.source[0], uri=str(uri), header=header)
+        name = facts.server_name()
+        return RequestKeys(source=facts.source[0], uri=str(uri), header=header,
+                           destination_port=facts.destination[1],
+                           server_name=name if isinstance(name, str) else None)
 
     def _connect(self, backend: TcpBackend) -> socket.socket:
         """Step 6: a lease and a connected socket, after retries and redispatches."""
