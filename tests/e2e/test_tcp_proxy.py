@@ -29,7 +29,7 @@ import pytest
 import redis
 
 from tests.e2e.conftest import Stack
-from tests.support.ports import free_port, free_ports, wait_for_port
+from tests.support.ports import free_ports, wait_for_port
 from tests.support.processes import ManagedProcess, ProcessRegistry
 from tests.support.proxy_process import ProxyProcess
 from tests.support.stats_client import StatsClient
