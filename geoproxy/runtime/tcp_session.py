@@ -110,6 +110,10 @@ class TcpSession:
                 self.service.fleet.count_traffic(
                     lease, self.frontend.config.name, self.bytes_in, self.bytes_out)
                 self.service.fleet.release(lease)
+            # the server side is closed before the line is written: HAProxy's %bc and %sc
+            # no longer count this session (%ac and %fc still do)
+            for key in [k for k in self.counted if k[:2] in ("b:", "s:")]:
+                self._uncount(key)
             if logged:
                 self._log(termination)
             for key in self.counted:

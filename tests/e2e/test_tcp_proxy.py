@@ -33,7 +33,7 @@ from tests.support.ports import free_ports, wait_for_port
 from tests.support.processes import ManagedProcess, ProcessRegistry
 from tests.support.proxy_process import ProxyProcess
 from tests.support.stats_client import StatsClient
-from tests.support.tcp_servers import TcpServer, start_tcp_server
+from tests.support.tcp_servers import TcpServer, start_tcp_servers
 from tests.support.tools import tool_missing
 
 pytestmark = pytest.mark.e2e
@@ -201,14 +201,12 @@ def scene(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Sc
     logs = directory / "servers"
     certs = {name: make_cert(directory, name) for name in ("one.test", "x.two.test")}
 
-    def server(kind: str, name: str, *extra: str) -> TcpServer:
-        return start_tcp_server(process_registry, logs, kind, name, *extra, outlive_test=True)
-
-    servers = {name: server("echo", name) for name in ("e1", "e2", "e3", "e4", "h4")}
-    servers["pp"] = server("proxy", "pp")
+    specs: list[tuple[str, ...]] = [("echo", name) for name in ("e1", "e2", "e3", "e4", "h4")]
+    specs.append(("proxy", "pp"))
     for name, cert in (("t1", "one.test"), ("t2", "x.two.test")):
-        servers[name] = server("tls", name, str(certs[cert]),
-                               str(certs[cert].with_suffix(".key")))
+        specs.append(("tls", name, str(certs[cert]), str(certs[cert].with_suffix(".key"))))
+    started = start_tcp_servers(process_registry, logs, specs, outlive_test=True)
+    servers = {server.name: server for server in started}
     redis_ports = dict(zip(("r1", "r2"), free_ports(2), strict=True))
     redis_servers = {name: start_redis(process_registry, directory / name, name, port)
                      for name, port in redis_ports.items()}

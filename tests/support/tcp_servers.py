@@ -24,9 +24,10 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tests.support.ports import free_port, wait_for_port
-from tests.support.processes import ManagedProcess, ProcessRegistry
+if TYPE_CHECKING:  # the servers themselves import nothing but the standard library
+    from tests.support.processes import ManagedProcess, ProcessRegistry
 
 HOST = "127.0.0.1"
 _V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -49,13 +50,29 @@ class TcpServer:
 def start_tcp_server(registry: ProcessRegistry, log_dir: Path, kind: str, name: str,
                      *extra: str, port: int | None = None, outlive_test: bool = False,
                      timeout: float = 10.0) -> TcpServer:
-    port = port or free_port()
-    argv = [sys.executable, "-m", "tests.support.tcp_servers", kind, name, str(port), *extra]
-    if kind == "sink":
-        argv = [sys.executable, "-m", "tests.support.tcp_servers", kind, str(port)]
-    process = registry.start(f"tcp-{kind}-{name}", argv, log_dir, session=outlive_test)
-    wait_for_port(HOST, port, timeout, process.is_running)
-    return TcpServer(name, port, process)
+    (server,) = start_tcp_servers(registry, log_dir, [(kind, name, *extra)], port=port,
+                                  outlive_test=outlive_test, timeout=timeout)
+    return server
+
+
+def start_tcp_servers(registry: ProcessRegistry, log_dir: Path,
+                      specs: list[tuple[str, ...]], *, port: int | None = None,
+                      outlive_test: bool = False, timeout: float = 10.0) -> list[TcpServer]:
+    """Start one server per ``(kind, name, *extra)`` at once, then wait for every port."""
+    from tests.support.ports import free_ports, wait_for_port
+
+    ports = [port] if port is not None else free_ports(len(specs))
+    started: list[TcpServer] = []
+    for (kind, name, *extra), chosen in zip(specs, ports, strict=True):
+        argv = [sys.executable, "-m", "tests.support.tcp_servers", kind, name, str(chosen),
+                *extra]
+        if kind == "sink":
+            argv = [sys.executable, "-m", "tests.support.tcp_servers", kind, str(chosen)]
+        process = registry.start(f"tcp-{kind}-{name}", argv, log_dir, session=outlive_test)
+        started.append(TcpServer(name, chosen, process))
+    for server in started:
+        wait_for_port(HOST, server.port, timeout, server.process.is_running)
+    return started
 
 
 def _echo(sock: socket.socket) -> None:
