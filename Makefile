@@ -30,6 +30,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench.py $(ARGS)
+	$(BIN)/python scripts/bench_tcp.py $(TCP_ARGS)
 
 faults: $(BIN)/.installed
 	$(BIN)/python scripts/fault_table.py $(ARGS)
