@@ -52,6 +52,9 @@ def parse_tcp_request(proxy: ProxyDraft, line: Line) -> None:
                   "frontend")
     rule = _rule(proxy, line, kind)
     if kind == "connection":
+        if proxy.rules.tcp_content:
+            line.warn("a 'tcp-request' rule placed after a 'tcp-request content' rule will "
+                      "still be processed before.")
         proxy.rules.tcp_connection.append(rule)
     else:
         proxy.rules.tcp_content.append(rule)
