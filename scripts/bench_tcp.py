@@ -40,6 +40,8 @@ from bench_cpu import tree_cpu_seconds
 from bench_load import LoadResult, parse_wrk
 from bench_services import HOST, Service, find_binary, free_tcp_port, spawn
 
+from geoproxy.demo.fleet import wait_for_port
+
 ROWS = {
     "a": "straight to the servers (no proxy)",
     "b": "HAProxy 2.6, mode tcp, 1 thread, leastconn",
@@ -277,7 +279,7 @@ def main() -> int:
         started.append(sink)
         process = spawn(sink, [sys.executable, __file__, "--sink", str(sink_port)],
                         work / "sink.log")
-        services.wait_for_port(HOST, sink_port, 30, lambda: process.poll() is None)
+        wait_for_port(HOST, sink_port, 30, lambda: process.poll() is None)
         if find_binary("nginx"):
             started.append(services.start_nginx(work, [nginx_port]))
         else:

@@ -112,6 +112,8 @@ frontend web
     mode http
     bind {host}:{web} accept-proxy
     option forwardfor
+    tcp-request connection reject if {{ src 192.0.2.0/24 }}
+    tcp-request content reject if {{ path_beg /private }}
     default_backend app
 
 backend app
@@ -329,6 +331,26 @@ def test_an_http_bind_with_accept_proxy_takes_the_client_from_the_header(scene: 
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200")
     assert b'["x-forwarded-for", "198.51.100.4"]' in answer.lower()
+
+
+def http_through_proxy_header(port: int, source: str, path: str) -> bytes:
+    header = f"PROXY TCP4 {source} {HOST} 4321 {port}\r\n".encode()
+    with connect(port) as sock:
+        sock.sendall(header + f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                              "Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_tcp_request_rules_in_an_http_frontend(scene: Scene) -> None:
+    port = scene.ports["web"]
+    assert http_through_proxy_header(port, "198.51.100.4", "/").startswith(b"HTTP/1.1 200")
+    # connection rule: the client the PROXY header names is refused before any request
+    assert http_through_proxy_header(port, "192.0.2.9", "/") == b""
+    # content rule, per request: closed without an answer, as HAProxy does
+    assert http_through_proxy_header(port, "198.51.100.4", "/private/x") == b""
 
 
 def test_a_connection_without_the_header_on_an_accept_proxy_bind_is_closed(scene: Scene) -> None:
