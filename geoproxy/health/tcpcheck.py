@@ -130,7 +130,7 @@ class _Run:
             raise _Failed("L7RSP", error.strerror or str(error)) from None
         self.received, self.must_read = b"", True
 
-    def read(self, tout_status: str) -> None:
+    def read(self) -> None:
         assert self.sock is not None
         if self.closed or len(self.received) >= BUFFER_SIZE:
             return
@@ -226,9 +226,8 @@ def _timeout_info(step: TcpCheckStep, step_id: int) -> str:
 
 def _expect_in_time(run: _Run, step: TcpCheckStep, step_id: int, protocol: CheckProtocol,
                     final_rule: bool) -> Outcome | None:
-    tout = ""
     if run.must_read:
-        run.read(tout)
+        run.read()
         if not run.received and run.closed:
             info = f"TCPCHK got an empty response at step {step_id}"
             if step.comment:
@@ -238,14 +237,14 @@ def _expect_in_time(run: _Run, step: TcpCheckStep, step_id: int, protocol: Check
         if step.kind is ExpectKind.CUSTOM:
             outcome = CUSTOM[step.custom](run.received, run.last_read, final_rule)
             if outcome is None:
-                run.read(tout)
+                run.read()
                 continue
             if not outcome.passed:
                 raise _Failed(outcome.status, outcome.info)
             return outcome
         verdict = _match(step, run.received, run.last_read)
         if verdict is None:
-            run.read(tout)
+            run.read()
             continue
         if verdict:
             return None

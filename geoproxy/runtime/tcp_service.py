@@ -18,7 +18,6 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,5 +267,3 @@ def data_timeouts(frontend: Frontend, backend: Backend) -> tuple[float | None, f
     fins = [t for t in (frontend.timeouts.client_fin, backend.timeouts.server_fin) if t]
     return timeout, (min(fins) if fins else None)
 
-
-TransitionListener = Callable[[str, str, OperState, OperState], None]
