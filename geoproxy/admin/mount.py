@@ -17,6 +17,7 @@ from geoproxy import __version__
 from geoproxy.admin.app import StatsApp, StatsSite
 from geoproxy.balance.view import AdminState
 from geoproxy.config.model import Config, Frontend, ProxyMode
+from geoproxy.state.frontends import PROXY, STATS
 from geoproxy.state.redis_store import RedisFleetState
 from geoproxy.state.store import FleetReport, FleetState
 
@@ -48,6 +49,15 @@ def serves_only_stats(frontend: Frontend, config: Config) -> bool:
     return backend is None or not backend.servers
 
 
+def frontend_kinds(config: Config) -> dict[str, str]:
+    """Every frontend's name and kind, as ``gp:frontends`` records them for ``geoproxy top``:
+    ``stats`` for a listener serving only the page (its BACKEND is UP), else ``proxy``."""
+    return {
+        f.name: STATS if f.stats is not None and serves_only_stats(f, config) else PROXY
+        for f in config.frontends
+    }
+
+
 def configuration_order(config: Config) -> tuple[str, ...]:
     """Proxy names in the order their sections appear in the file."""
     sections = [(f.location.line, f.name) for f in config.frontends]
@@ -61,9 +71,7 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
     control = RedisControl(fleet)
     order = configuration_order(config)
     frontends = tuple(frontend.name for frontend in config.frontends)
-    applets = tuple(
-        f.name for f in config.frontends if f.stats is not None and serves_only_stats(f, config)
-    )
+    applets = tuple(name for name, kind in frontend_kinds(config).items() if kind == STATS)
     tcp = tuple(dict.fromkeys(
         [f.name for f in config.frontends if f.mode is ProxyMode.TCP]
         + [b.name for b in config.backends if b.mode is ProxyMode.TCP]))

@@ -34,7 +34,8 @@ def load(path: str, env: Mapping[str, str] | None = None) -> Config:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        problem = f"cannot read the configuration file '{path}': {exc.strerror}."
+        # HAProxy 2.6's words for a file it cannot open
+        problem = f"Cannot open configuration file/directory {path} : {exc.strerror}"
         raise ConfigError([Diagnostic(Location(path, 0), "", problem)]) from None
     try:
         text = data.decode("utf-8")
@@ -64,7 +65,7 @@ def parse_text(text: str, path: str, env: Mapping[str, str] | None = None) -> Co
     warnings.extend(check_drafts(sections.proxies))
     warnings.extend(whole_warnings)
     if whole_errors:
-        raise ConfigError(whole_errors, warnings)
+        raise ConfigError(_in_file_order(whole_errors), warnings)
     return Config(path, config.global_, frontends, backends, tuple(warnings))
 
 

@@ -95,6 +95,7 @@ class Settings:
     # frontend side
     maxconn: int = 0
     default_backend: str | None = None
+    default_backend_location: Location | None = None
     httplog: bool = False
     httplog_location: Location | None = None
     dontlognull: bool = False

@@ -65,6 +65,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     mode = settings.mode or ProxyMode.TCP
     timeouts = settings.timeouts
     default_backend = settings.default_backend
+    default_backend_location = settings.default_backend_location
     if default_backend is None and draft.kind is ProxyKind.LISTEN:
         default_backend = draft.name
     return Frontend(
@@ -73,6 +74,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         binds=tuple(Bind(host, port, location, accept)
                     for host, port, location, accept in rules.binds),
         default_backend=default_backend,
+        default_backend_location=default_backend_location,
         use_backends=tuple(UseBackend(name, _bind(cond, acls), location)
                            for name, cond, location in rules.use_backends),
         acls=tuple(acls.values()),

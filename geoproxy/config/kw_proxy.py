@@ -127,6 +127,7 @@ def parse_default_backend(proxy: ProxyDraft, line: Line) -> None:
     name = _backend_name(line)
     line.at_most(1)
     proxy.settings.default_backend = name
+    proxy.settings.default_backend_location = line.location
 
 
 def parse_use_backend(proxy: ProxyDraft, line: Line) -> None:

@@ -507,13 +507,15 @@ class Frontend:
     """A ``frontend``, or the frontend half of a ``listen`` section.
 
     ``default_backend`` is the backend's name (for a ``listen`` section: its own name, unless
-    one was named); ``http_mode`` is the connection mode named in the frontend.
+    one was named), ``default_backend_location`` the line that named it (None: the ``listen``
+    section's own); ``http_mode`` is the connection mode named in the frontend.
     """
 
     name: str
     location: Location
     binds: tuple[Bind, ...]
     default_backend: str | None = None
+    default_backend_location: Location | None = None
     use_backends: tuple[UseBackend, ...] = ()
     acls: tuple[Acl, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -640,6 +642,7 @@ class Diagnostic:
     """A warning or an error, phrased as HAProxy phrases them: ``parsing [file:line] : ...``.
 
     ``keyword`` is the directive's keyword ("" for a line that could not be cut into words);
+    line 0 means the whole file (it cannot be opened, it has no frontend), named by the message;
     ``message`` is HAProxy's sentence, which names the keyword itself (HAProxy's messages put
     it in different places: "'timeout client' expects ...", "unknown keyword 'x' in ...").
     """
@@ -649,6 +652,8 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
+        if self.location.line == 0:  # about the whole file, which the message names
+            return self.message
         return f"parsing [{self.location}] : {self.message}"
 
 

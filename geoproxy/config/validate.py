@@ -56,8 +56,8 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
                if (b := backends.get(f.name)) is not None and b.location == f.location}
     if not config.frontends:
         errors.append(Diagnostic(Location(config.path, 0), "frontend",
-                                 "no 'frontend' or 'listen' section: geoproxy would not "
-                                 "listen anywhere."))
+                                 f"{config.path} has no 'frontend' or 'listen' section: "
+                                 "geoproxy would not listen anywhere."))
     for frontend in config.frontends:
         kind = "listen" if frontend.name in listens else "frontend"
         errors.extend(_frontend_errors(frontend, kind, backends))
@@ -96,7 +96,7 @@ def _frontend_errors(frontend: Frontend, kind: str,
             f"{kind} '{frontend.name}' has no 'default_backend' and no 'use_backend' rule: "
             "every request would be answered with 503."))
     if frontend.default_backend is not None and frontend.default_backend not in backends:
-        yield Diagnostic(where, "default_backend", (
+        yield Diagnostic(frontend.default_backend_location or where, "default_backend", (
             f"Proxy '{frontend.name}': unable to find required default_backend: "
             f"'{frontend.default_backend}'."))
     for rule in frontend.use_backends:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,14 +18,6 @@ REDIS_ENV = "GEOPROXY_REDIS_URL"
 WORKERS_ENV = "GEOPROXY_WORKERS"
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.cfg"
 DEMO_BACKENDS = (("s1", 9001), ("s2", 9002), ("s3", 9003))
-
-
-def runtime_dir() -> Path:
-    """Where ``geoproxy run`` keeps its runtime files (the embedded Redis socket, its URL)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    path = Path(base) / f"geoproxy-{os.getuid()}"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Redis URL (env {REDIS_ENV}; default: the embedded "
         "Redis of a running `geoproxy run`)",
     )
-    top = commands.add_parser("top", help="watch the whole fleet live, as hatop does")
+    top = commands.add_parser(
+        "top",
+        help="watch the whole fleet live, as hatop does (q quits)",
+        description="Every frontend, backend and server of the fleet, live from Redis, as the "
+        "stats page shows them. Press q to quit (or Ctrl-C).",
+    )
     top.add_argument("--redis", help=f"Redis URL (env {REDIS_ENV}; default: the embedded "
                      "Redis of a running `geoproxy run`)")
     top.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
@@ -100,9 +96,15 @@ def _state_redis_url(explicit: str | None) -> str:
     url = explicit or os.environ.get(REDIS_ENV)
     if url:
         return url
-    recorded = runtime_dir() / "redis.url"
-    if recorded.exists():
-        return recorded.read_text().strip()
+    from geoproxy.runtime.instances import AmbiguousInstance, default_url, runtime_dir
+
+    try:
+        url = default_url(runtime_dir())
+    except AmbiguousInstance as several:
+        print(f"geoproxy: {several}: pass --redis URL to choose one", file=sys.stderr)
+        raise SystemExit(2) from None
+    if url:
+        return url
     print(
         "geoproxy state: no Redis URL: pass --redis URL, set GEOPROXY_REDIS_URL, or start "
         "`geoproxy run` (its embedded Redis is found automatically)",

@@ -11,6 +11,10 @@ Rules:
   kills the server and raises ``EmbeddedRedisError`` naming the binary and its log.
 - ``stop()`` ends the server by its pid (SIGTERM, a bounded wait, then SIGKILL) and removes the
   files it made. It is idempotent.
+- A runtime directory serves one server at a time: ``start()`` first claims the directory's
+  pid file (``redis.pid``, held under a lock while the server runs, see ``ownership.py``). When
+  another live process holds it, ``start()`` raises ``EmbeddedRedisBusy`` and touches nothing:
+  the socket, the log and the pid file belong to the process that started that server.
 - The server runs in its own session, so a Ctrl-C meant for the proxy does not take Redis away
   while the workers drain; on Linux it also dies with its parent, so a SIGKILLed geoproxy
   leaves no orphan behind. (Linux ties this to the thread that started it: call ``start()``
@@ -34,6 +38,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from geoproxy.runtime.ownership import PidFile, holder
+
 PING = b"*1\r\n$4\r\nPING\r\n"
 PONG = b"+PONG\r\n"
 LOG_TAIL_BYTES = 2000
@@ -41,10 +47,20 @@ LOG_TAIL_BYTES = 2000
 MAX_UNIX_PATH = 107
 SOCKET_NAME = "redis.sock"
 LOG_NAME = "redis.log"
+PID_NAME = "redis.pid"
 
 
 class EmbeddedRedisError(RuntimeError):
     """The private Redis server could not be started."""
+
+
+class EmbeddedRedisBusy(EmbeddedRedisError):
+    """The runtime directory belongs to another live process's server (``owner``: its pid)."""
+
+    def __init__(self, directory: Path, owner: int) -> None:
+        self.directory = directory
+        self.owner = owner
+        super().__init__(f"{directory} holds the embedded Redis of process {owner or '?'}")
 
 
 def find_server_binary() -> str:
@@ -128,6 +144,7 @@ class EmbeddedRedis:
         self._stop_timeout = stop_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
+        self._pid_file: PidFile | None = None
 
     # -- what it exposes ------------------------------------------------------------------
 
@@ -186,12 +203,13 @@ class EmbeddedRedis:
         if self._binary is None:
             self._binary = find_server_binary()
         if self._dir is not None:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             if len(str(self._dir / SOCKET_NAME)) > MAX_UNIX_PATH:
                 raise EmbeddedRedisError(
                     f"unix socket path {self._dir / SOCKET_NAME} is longer than "
                     f"{MAX_UNIX_PATH} bytes; choose a shorter runtime directory"
                 )
+            self._claim(self._dir)
         # A free port can be taken between our probe and the server's bind: try another.
         attempts = 3 if self._own_dir else 1
         for attempt in range(1, attempts + 1):
@@ -228,6 +246,12 @@ class EmbeddedRedis:
         self.stop()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _claim(self, directory: Path) -> None:
+        """Own ``directory`` before making any file in it (module rules)."""
+        self._pid_file = PidFile.claim(directory / PID_NAME)
+        if self._pid_file is None:
+            raise EmbeddedRedisBusy(directory, holder(directory / PID_NAME) or 0)
 
     def _require_port(self) -> int:
         if self._port is None:
@@ -325,8 +349,10 @@ class EmbeddedRedis:
             stop_child(self._process, self._stop_timeout)
             self._process = None
         socket_path = self.unix_socket
-        if socket_path is not None:
+        if socket_path is not None and self._pid_file is not None:
             socket_path.unlink(missing_ok=True)
+            self._pid_file.release()
+            self._pid_file = None
         if self._own_dir:
             self._remove_files()
 
@@ -337,5 +363,9 @@ class EmbeddedRedis:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
             return
+        if self._pid_file is None:
+            return  # never started here, or already stopped: nothing of ours to remove
         for name in (SOCKET_NAME, LOG_NAME):
             (self._dir / name).unlink(missing_ok=True)
+        self._pid_file.release()
+        self._pid_file = None

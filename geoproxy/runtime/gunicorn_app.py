@@ -18,16 +18,20 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+from gunicorn import sock as gunicorn_sock
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from geoproxy.admin.mount import frontend_kinds
 from geoproxy.config import load
 from geoproxy.config.model import Config
 from geoproxy.errors import ConfigError
 from geoproxy.health.checker import HealthChecker
 from geoproxy.proxy.app import ProxyApp
+from geoproxy.state.frontends import FrontendDirectory
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 
 log = logging.getLogger("geoproxy")
@@ -55,10 +59,20 @@ def bind_addresses(config: Config) -> list[str]:
 
 
 class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
-    def __init__(self, config: Config, redis_url: str, workers: int) -> None:
+    """``listeners``: the frontends' sockets, bound and listening already (``listeners.py``);
+    gunicorn serves on them instead of binding (empty: gunicorn binds ``bind`` itself)."""
+
+    def __init__(
+        self,
+        config: Config,
+        redis_url: str,
+        workers: int,
+        listeners: Sequence[socket.socket] = (),
+    ) -> None:
         self.config = config
         self.redis_url = redis_url
         self.workers = workers
+        self._listeners = list(listeners)
         self._master_fleet: RedisFleetState | None = None
         self._registered = True  # False: the last reload could not reach Redis
         super().__init__(usage=None, prog="geoproxy")
@@ -102,12 +116,18 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
     # -- the master's part ----------------------------------------------------------------------
 
     def register(self) -> None:
-        """Write the configured servers to Redis; called once by the master before workers
-        start, and again after each successful reload."""
+        """Write the configured servers, and the frontends' names for ``geoproxy top``, to
+        Redis; called once by the master before workers start, and again after each
+        successful reload."""
         if self._master_fleet is not None:
             self._master_fleet.close()
         self._master_fleet = RedisFleetState(self.redis_url, worker_id(os.getpid()))
         self._master_fleet.register(self.config.backends)
+        frontends = FrontendDirectory(self.redis_url)
+        try:
+            frontends.register(frontend_kinds(self.config))
+        finally:
+            frontends.close()
 
     def _child_exit(self, arbiter: Any, worker: Any) -> None:
         if self._master_fleet is None:
@@ -158,7 +178,12 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
 
     def run(self) -> None:
         try:
-            GeoproxyArbiter(self).run()
+            arbiter = GeoproxyArbiter(self)
+            if self._listeners:
+                fds = [listener.detach() for listener in self._listeners]
+                arbiter.LISTENERS = gunicorn_sock.create_sockets(arbiter.cfg, arbiter.log, fds)
+                self._listeners = []
+            arbiter.run()
         except RuntimeError as error:
             print(f"\nError: {error}\n", file=sys.stderr, flush=True)
             sys.exit(1)

@@ -1,14 +1,17 @@
 """``geoproxy top``: the fleet in a terminal, refreshed every second, the way operators watch
 ``hatop``: one table per proxy with the stats page's rows and colours, read from Redis alone.
 
-``--once`` prints one frame and exits (scripts, tests); ``--count N`` stops after N frames;
-Ctrl-C stops it otherwise.
+Every frontend any master registered is shown (``state/frontends.py``), with or without
+traffic, and a listener that serves only the stats page has its BACKEND UP, as on the page.
+``q`` quits (the header says so), as does Ctrl-C; ``--once`` prints one frame and exits
+(scripts, tests); ``--count N`` stops after N frames.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 
 from rich import box
 from rich.console import Console, Group
@@ -17,9 +20,13 @@ from rich.table import Table
 from rich.text import Text
 
 from geoproxy.admin.html import duration
-from geoproxy.admin.rows import Proxy, StatsRow, proxies
+from geoproxy.admin.rows import Proxy, StatsRow, proxies, with_frontends
+from geoproxy.runtime.keypress import QuitKey
+from geoproxy.state.frontends import STATS, FrontendDirectory
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 from geoproxy.state.store import FleetReport
+
+QUIT_HINT = "press q to quit"
 
 # the page's colours, as terminal styles
 _STYLES = {
@@ -90,8 +97,11 @@ def proxy_table(proxy: Proxy) -> Table:
     return table
 
 
-def render_fleet(report: FleetReport) -> Group:
-    """One frame: the live hosts, then every proxy."""
+def render_fleet(
+    report: FleetReport, applets: Sequence[str] = (), hint: str | None = None
+) -> Group:
+    """One frame: the live hosts, then every proxy; ``applets`` are the stats-only
+    listeners, ``hint`` what the header says the operator may press."""
     per_host: dict[str, int] = {}
     for worker in report.workers:
         host = worker.rpartition(":")[0]
@@ -99,29 +109,52 @@ def render_fleet(report: FleetReport) -> Group:
     hosts = ", ".join(f"{host} ({count} workers)" for host, count in sorted(per_host.items()))
     clock = time.strftime("%H:%M:%S", time.gmtime(report.now_ms / 1000))
     header = Text(f"geoproxy top  {clock} UTC  live hosts: {hosts or 'none'}", style="bold")
-    return Group(header, *(proxy_table(proxy) for proxy in proxies(report)))
+    if hint:
+        header.append(f"  ({hint})", style="dim")
+    tables = (proxy_table(proxy) for proxy in proxies(report, applets=applets))
+    return Group(header, *tables)
+
+
+class _Fleet:
+    """What one frame reads: the fleet's report and its registered frontends."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._store = RedisFleetState(redis_url, worker_id="geoproxy-top")
+        self._frontends = FrontendDirectory(redis_url)
+
+    def frame(self, hint: str | None = None) -> Group:
+        kinds = self._frontends.read()
+        report = with_frontends(self._store.fleet_report(), sorted(kinds))
+        return render_fleet(report, [name for name, kind in kinds.items() if kind == STATS], hint)
+
+    def close(self) -> None:
+        self._frontends.close()
+        self._store.close()
 
 
 def run_top(redis_url: str, interval: float = 1.0, count: int | None = None,
             once: bool = False, console: Console | None = None) -> int:
-    store = RedisFleetState(redis_url, worker_id="geoproxy-top")
+    fleet = _Fleet(redis_url)
     console = console or Console()
     try:
         if once:
-            console.print(render_fleet(store.fleet_report()))
+            console.print(fleet.frame())
             return 0
-        with Live(render_fleet(store.fleet_report()), console=console,
-                  refresh_per_second=4, screen=False) as live:
-            shown = 1
-            while count is None or shown < count:
-                time.sleep(interval)
-                live.update(render_fleet(store.fleet_report()))
-                shown += 1
+        with QuitKey() as keys:
+            hint = QUIT_HINT if keys.reads_keys else None
+            with Live(fleet.frame(hint), console=console, refresh_per_second=4,
+                      screen=False) as live:
+                shown = 1
+                while count is None or shown < count:
+                    if keys.wait(interval):
+                        break
+                    live.update(fleet.frame(hint))
+                    shown += 1
     except REDIS_ERRORS as error:
         print(f"geoproxy top: cannot read {redis_url}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        store.close()
+        fleet.close()
     return 0

@@ -16,6 +16,8 @@ PREFIX = "gp"
 
 # A set of backend names, so that `geoproxy state` finds every backend without KEYS/SCAN.
 BACKENDS = f"{PREFIX}:backends"
+# A hash of frontend names -> kind, so that tools without the configuration list every one.
+FRONTENDS = f"{PREFIX}:frontends"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +34,13 @@ class BackendKeys:
     queue_deadlines: str  # HASH: ticket -> deadline (ms, Redis clock)
     queue_sequence: str  # STRING counter: the next arrival sequence
     stats: str  # HASH: the backend's statistics (rates, maxima, per-frontend counters)
+    least: str  # ZSET: the leastconn pool's servers, scored by load (lua/lib/least_index.lua)
+    pool: str  # HASH: the leastconn pool: server -> maxconn * 512 + weight, '#digest'...
+    queue_prefix: str  # the server queue keys' prefix (the server name follows)
 
     def server_queue(self, name: str) -> str:
         """ZSET: tickets of persistent requests waiting for server ``name``."""
-        return f"{PREFIX}:{{{self.backend}}}:queue:{name}"
+        return self.queue_prefix + name
 
     def server(self, name: str) -> str:
         """HASH of one server's configuration and state (address, weight, admin, oper...)."""
@@ -62,6 +67,9 @@ def backend_keys(backend: str) -> BackendKeys:
         queue_deadlines=f"{tag}:qdeadline",
         queue_sequence=f"{tag}:qseq",
         stats=f"{tag}:stats",
+        least=f"{tag}:least",
+        pool=f"{tag}:pool",
+        queue_prefix=f"{tag}:queue:",
     )
 
 
@@ -73,6 +81,12 @@ def stick_key(table: str, key: str) -> str:
 # The key table the README documents: (pattern, type, meaning).
 KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (BACKENDS, "SET", "names of every backend a geoproxy process has registered"),
+    (
+        FRONTENDS,
+        "HASH",
+        "frontend (or listen) name -> 'proxy', or 'stats' for a listener that serves only the "
+        "stats page; written by each geoproxy master at start-up and reload",
+    ),
     ("gp:{B}:servers", "ZSET", "server names of backend B, scored by configuration order"),
     (
         "gp:{B}:srv:S",
@@ -89,7 +103,12 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "the worker id that runs server S's health checks now (a lease with a 3 s TTL)",
     ),
     ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
-    ("gp:{B}:total", "HASH", "server -> requests sent to it since the keys were created"),
+    (
+        "gp:{B}:total",
+        "HASH",
+        "server -> requests sent to it since the keys were created (each worker adds its "
+        "count with its statistics, twice a second)",
+    ),
     ("gp:{B}:workers", "ZSET", "live worker ids, scored by heartbeat expiry (ms, Redis clock)"),
     (
         "gp:{T}:stick:K",
@@ -109,6 +128,20 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     ),
     ("gp:{B}:qdeadline", "HASH", "ticket -> when its request stops waiting (timeout queue)"),
     ("gp:{B}:qseq", "STRING", "arrival counter of backend B's queues"),
+    (
+        "gp:{B}:pool",
+        "HASH",
+        "the leastconn pool of backend B, as the freshest snapshot of any worker gave it: "
+        "server -> maxconn * 512 + weight (effective weight), '#digest' (what it holds), "
+        "'#version' (Redis time, ms, of that snapshot), '#seq' (moves in the index so far)",
+    ),
+    (
+        "gp:{B}:least",
+        "ZSET",
+        "the leastconn index of backend B: the pool's servers scored by load, "
+        "floor((inflight + 1) * 65536 / weight) * 2^20 + the sequence of its last move (the "
+        "lowest is the next leastconn pick; equal loads in turn)",
+    ),
     (
         "gp:{B}:stats",
         "HASH",

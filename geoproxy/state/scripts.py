@@ -1,5 +1,9 @@
 """The Lua scripts of ``state/lua/``: read once per process, called by EVALSHA.
 
+A script that says ``--#include NAME`` on a line of its own gets ``lua/lib/NAME.lua`` there
+(Redis scripts cannot import one another: the shared least-loaded index, for one, is moved by
+every script that changes a count). The SHA is that of the text Redis runs.
+
 redis-py's ``Script`` objects ask ``SCRIPT EXISTS`` before every pipeline that carries one,
 which would add a round trip to each heartbeat and each release flush. Here a pipeline carries
 plain EVALSHA commands; only a ``NOSCRIPT`` answer (Redis restarted empty, or a Cluster primary
@@ -9,7 +13,9 @@ retries once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, cast
@@ -23,6 +29,7 @@ from geoproxy.state.fastpath import FastCaller
 SCRIPT_NAMES = (
     "acquire",
     "release",
+    "stats",
     "heartbeat",
     "claim_checks",
     "record_check",
@@ -31,13 +38,25 @@ SCRIPT_NAMES = (
 )
 
 
+_INCLUDE = re.compile(r"^--#include (\w+)$", re.M)
+
+
+@functools.cache
+def script_text(name: str) -> str:
+    """The text Redis runs for script ``name``: its file, with its includes."""
+    lua = resources.files("geoproxy.state").joinpath("lua")
+    text = lua.joinpath(f"{name}.lua").read_text()
+    return _INCLUDE.sub(lambda m: lua.joinpath("lib", f"{m.group(1)}.lua").read_text(), text)
+
+
+def script_sha(name: str) -> str:
+    return hashlib.sha1(script_text(name).encode()).hexdigest()
+
+
 class Scripts:
     def __init__(self) -> None:
-        lua = resources.files("geoproxy.state").joinpath("lua")
-        self._text = {name: lua.joinpath(f"{name}.lua").read_text() for name in SCRIPT_NAMES}
-        self._sha = {
-            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._text.items()
-        }
+        self._text = {name: script_text(name) for name in SCRIPT_NAMES}
+        self._sha = {name: script_sha(name) for name in SCRIPT_NAMES}
 
     def call(
         self,

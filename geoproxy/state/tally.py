@@ -2,12 +2,13 @@
 
 Rules:
 1. Nothing here costs a Redis round trip: the request path adds to plain ints, and the flusher
-   sends a backend's whole tally inside the same ``release.lua`` call that carries its batched
-   releases (one command per backend per flush, see ``redis_store.flush``).
+   sends a backend's whole tally in one ``stats.lua`` call, at most twice a second
+   (``state/flusher.py``).
 2. Maxima are learnt from what the acquire and queue scripts already answer: acquire returns
-   every server's in-flight count right after its increment, and a ticket's first rank is the
-   queue's length when it joined, minus one. Counts only rise on those events, so the largest
-   value any process saw is the fleet's maximum.
+   the chosen server's in-flight count right after its increment, and a ticket's first rank is
+   the queue's length when it joined, minus one. Counts only rise on those events, so the
+   largest value any process saw is the fleet's maximum. The backend's in-flight sum is the
+   process's running estimate (the last refresh, moved by what acquire answers).
 3. A tally taken for a flush that failed is merged back, so nothing is lost or counted twice.
 """
 
@@ -66,15 +67,14 @@ class BackendTally:
             tally = self.servers[name] = ServerTally()
         return tally
 
-    def saw_acquire(self, name: str, counts: dict[str, int]) -> None:
-        """One request taken by ``name``; ``counts`` are the in-flight counts acquire answered."""
+    def saw_acquire(self, name: str, count: int, total: int) -> None:
+        """One request taken by ``name``, which has ``count`` in flight now, out of ``total``
+        in the backend."""
         server = self.server(name)
         server.sessions += 1
         self.sessions += 1
-        count = counts.get(name, 0)
         if count > server.max_inflight:
             server.max_inflight = count
-        total = sum(counts.values())
         if total > self.max_inflight:
             self.max_inflight = total
 
@@ -118,13 +118,13 @@ class BackendTally:
         self.max_queued = max(self.max_queued, other.max_queued)
 
     def script_args(self) -> tuple[list[str], list[Any]]:
-        """The server names (whose hashes are the script's extra KEYS) and the accounting
-        arguments of ``release.lua``, in its documented order."""
+        """The server names (whose hashes are the script's extra KEYS) and the arguments of
+        ``stats.lua``, in its documented order."""
         names = list(self.servers)
         args: list[Any] = [self.sessions, self.max_inflight, self.max_queued, len(names)]
         for name in names:
             tally = self.servers[name]
-            args += (tally.sessions, tally.bytes_in, tally.bytes_out, tally.retries,
+            args += (name, tally.sessions, tally.bytes_in, tally.bytes_out, tally.retries,
                      tally.redispatches, tally.max_inflight, tally.max_queued)
         args.append(len(self.frontends))
         for name, front in self.frontends.items():

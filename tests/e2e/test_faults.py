@@ -26,7 +26,7 @@ import pytest
 
 from geoproxy.health.checker import TICK
 from geoproxy.state.health_store import LEASE_TTL_MS
-from geoproxy.state.redis_store import HEARTBEAT_PERIOD, WORKER_TTL_MS
+from geoproxy.state.heartbeat import HEARTBEAT_PERIOD, WORKER_TTL_MS
 from tests.support.failover_traffic import Kind
 from tests.support.fault_drill import Phase, markdown_table, run_drill
 from tests.support.fault_fleet import DrillSettings, FaultFleet

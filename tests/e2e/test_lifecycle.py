@@ -168,10 +168,19 @@ def test_geoproxy_state_prints_each_servers_state_weight_in_flight_and_total(
     )
     for _ in range(3):
         assert get(port, "/").status == 200
-    slow = threading.Thread(target=lambda: get(port, "/slow?ms=1500"))
+    slow = threading.Thread(target=lambda: get(port, "/slow?ms=4000"))
     slow.start()
     wait_until(lambda: s1.stats()["in_flight"] == 1, 5, "slow request in flight")
-    output = state_output(redis_url)
+    output = ""
+
+    def counted_all() -> bool:
+        # totals travel with each worker's statistics, flushed twice a second
+        nonlocal output
+        output = state_output(redis_url)
+        rows = [line.split() for line in output.splitlines()]
+        return any(row[:1] == ["s1"] and row[7] == "4" for row in rows)
+
+    wait_until(counted_all, 3, "the 4 requests in s1's total")
     slow.join(10)
     lines = output.splitlines()
     assert lines[0] == "backend app (2 live workers, 0 queued in the backend)"

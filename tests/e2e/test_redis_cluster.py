@@ -139,9 +139,14 @@ def test_each_backend_is_counted_on_the_master_that_owns_its_slot(scene: Scene) 
     assert set(owners.values()) == {node.port for node in scene.nodes}, "all three masters"
     for name, port in owners.items():
         node = next(n for n in scene.nodes if n.port == port)
-        with node.client() as client:
-            totals = client.hgetall(f"gp:{{{name}}}:total")
-        assert sum(int(v) for v in totals.values()) == 4, (name, totals)
+
+        def counted(node: Any = node, name: str = name) -> bool:
+            with node.client() as client:
+                totals = client.hgetall(f"gp:{{{name}}}:total")
+            return sum(int(v) for v in totals.values()) == 4
+
+        # totals travel with each worker's statistics, flushed twice a second
+        wait_until(counted, 5, f"4 requests counted for {name}")
     wait_until(
         lambda: all(
             set(cluster.hgetall(f"gp:{{{name}}}:inflight").values()) <= {"0"} for name in BACKENDS

@@ -1,13 +1,16 @@
-"""DESIGN.md invariant 1 and issue 7, counted on the wire with MONITOR through real workers
-(whose Redis calls share one pipelined connection): each request costs exactly one acquire,
-and all Redis commands together stay at most two per request on average."""
+"""DESIGN.md invariant 1, counted on the wire with MONITOR through real workers (whose Redis
+calls share one pipelined connection): every request is acquired through Redis, the requests a
+worker holds at once share acquire calls (group commit), and all Redis commands together stay
+below one per request on average."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.backends import start_backends
 from tests.support.ports import free_port
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 HOST = "127.0.0.1"
 REQUESTS = 1200
+WARM = 100
 CONNECTIONS = 4
 CONFIG = """\
 defaults
@@ -78,14 +82,28 @@ def send_requests(port: int, count: int) -> None:
             connection.close()
 
 
-def test_each_request_costs_one_acquire_and_at_most_two_commands_on_average(
+def test_requests_share_acquire_calls_and_cost_less_than_one_command_each(
     proxy_port: int, redis_server: RedisServer
 ) -> None:
-    send_requests(proxy_port, 100)  # warm: connections open, scripts loaded
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    send_requests(proxy_port, WARM)  # warm: connections open, scripts loaded
+    # every request is acquired through Redis, none decided locally: the totals (which travel
+    # with each worker's statistics, within a second) count them all
+    assert counted_within(client, WARM)
     with wire_commands(redis_server.url) as counted:
         send_requests(proxy_port, REQUESTS)
-    evalsha = counted["EVALSHA"]
-    assert REQUESTS <= evalsha, counted  # every request acquired through Redis
-    assert sum(counted.values()) <= 2 * REQUESTS, counted
-    # under steady load the releases ride on the next acquires: almost no flush of their own
-    assert evalsha <= 1.25 * REQUESTS, counted
+    assert counted_within(client, WARM + REQUESTS)
+    client.close()
+    # under steady load releases ride on the acquires, which several requests share
+    assert counted["EVALSHA"] < REQUESTS, counted
+    assert sum(counted.values()) <= REQUESTS, counted
+
+
+def counted_within(client: redis.Redis, requests: int, seconds: float = 5.0) -> bool:
+    """Whether the backend's totals reach ``requests`` within ``seconds``, and not beyond."""
+    deadline = time.monotonic() + seconds
+    while True:
+        total = sum(int(count) for count in client.hgetall("gp:{be}:total").values())
+        if total >= requests or time.monotonic() > deadline:
+            return total == requests
+        time.sleep(0.1)

@@ -172,7 +172,7 @@ def test_anonymous_users_get_haproxys_401_and_a_forged_post_changes_nothing(
 ) -> None:
     stats, _ = fleet
     reply = stats.request("GET", "/admin?stats", auth=None)
-    assert reply.status == 401
+    assert (reply.status, reply.reason) == (401, "Unauthorized")
     assert reply.headers["www-authenticate"] == 'Basic realm="HAProxy Statistics"'
     assert reply.body.startswith(b"<html><body><h1>401 Unauthorized</h1>")
     assert stats.request("GET", "/admin?stats", auth=("admin", "wrong")).status == 401
@@ -181,6 +181,7 @@ def test_anonymous_users_get_haproxys_401_and_a_forged_post_changes_nothing(
     cross_site = stats.post({"b": "app", "s": "s1", "action": "maint"},
                             headers={"Origin": "http://evil.example"})
     assert (cross_site.status, cross_site.headers["location"]) == (303, "/admin?stats;st=DENY")
+    assert cross_site.reason == "See Other"
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert client.hget("gp:{app}:srv:s1", "admin") == "ready"
     client.close()
@@ -191,7 +192,7 @@ def test_an_admin_drains_a_server_and_sets_a_weight_from_the_page(
 ) -> None:
     stats, web = fleet
     page = stats.request("GET", "/admin?stats")
-    assert page.status == 200 and page.headers["refresh"] == "5"
+    assert page.status == 200 and page.headers["refresh"] == "5" and page.reason == "OK"
     assert 'name="action"' in page.text and 'value="drain"' in page.text
     assert "refresh" not in stats.request("GET", "/admin?stats;norefresh").headers
     done = stats.post({"b": "app", "s": "s1", "action": "drain"})

@@ -148,8 +148,18 @@ def test_an_operator_logs_in_sees_the_fleet_and_drains_a_server_from_the_page(
     for server in ("s1", "s2", "s3"):
         row = browser.find_element(By.ID, f"app/{server}")
         assert row.get_attribute("class") in ("active_no_check", "backup_no_check")
-    web_total = browser.find_element(By.ID, "web/FRONTEND").find_elements(By.TAG_NAME, "td")
-    assert web_total[9].text == "14", "both hosts' requests, on host-a's page"
+
+    def web_total() -> str:
+        """The web frontend's total sessions, as the page shows it now."""
+        cells = browser.find_element(By.ID, "web/FRONTEND").find_elements(By.TAG_NAME, "td")
+        return str(cells[9].text)
+
+    for _ in range(20):  # statistics reach Redis at each worker's next flush (twice a second)
+        if web_total() == "14":
+            break
+        time.sleep(0.25)
+        browser.refresh()
+    assert web_total() == "14", "both hosts' requests, on host-a's page"
     for _ in range(20):  # a2's checks fail: DOWN after 'fall' (3) checks, 300 ms apart
         if browser.find_element(By.ID, "api/a2").get_attribute("class") == "active_down":
             break

@@ -12,17 +12,16 @@ lookups and ``stick on`` / ``store-request`` stores ride inside the acquire scri
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import cast
 
 import pytest
 import redis
 
+from geoproxy.state.scripts import script_sha
 from tests.support.ports import free_port, free_ports
 from tests.support.proxy_process import ProxyProcess, start_proxy
 from tests.support.raw_client import RawConnection, RawResponse
@@ -246,11 +245,6 @@ def test_after_a_redispatch_the_entry_names_the_server_that_answered(fleet: Host
     assert server == "s1" and ttl > 29_000
 
 
-def _script_sha(name: str) -> str:
-    text = resources.files("geoproxy.state").joinpath("lua", f"{name}.lua").read_text()
-    return hashlib.sha1(text.encode()).hexdigest()
-
-
 @pytest.mark.parametrize("server_repeats_the_cookie", [False, True])
 def test_a_sticky_request_costs_exactly_one_evalsha(
     fleet: Hosts, server_repeats_the_cookie: bool
@@ -260,7 +254,7 @@ def test_a_sticky_request_costs_exactly_one_evalsha(
     case = _case("steady")
     if server_repeats_the_cookie:
         fleet.servers.script(case, 200, [("Set-Cookie", f"JSESSIONID={session}; Path=/")])
-    acquire = _script_sha("acquire")
+    acquire = script_sha("acquire")
     requests = 20
     with fleet.connect("app") as connection, wire_command_lines(fleet.redis_url) as lines:
         for _ in range(requests):

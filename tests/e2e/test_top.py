@@ -1,7 +1,9 @@
 """``geoproxy top``: the fleet in a terminal, from Redis alone, refreshed live (as ``hatop``).
 
-The live test runs ``geoproxy top`` on a pseudo-terminal, as an operator's shell would, changes
-a server's state meanwhile, and reads the change in the frames that follow.
+The live tests run ``geoproxy top`` on a pseudo-terminal, as an operator's shell would: one
+presses ``q`` and expects it to quit, the other changes a server's state meanwhile and reads
+the change in the frames that follow. Every frontend shows, a stats-only listener's included,
+whose BACKEND is UP as on the stats page.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 
-from tests.support.backends import Backend
+from tests.e2e.conftest import Stack
 from tests.support.ports import free_ports
-from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -37,29 +37,52 @@ frontend web
 backend app
     server s1 {s1}
     server s2 {s2} backup
+
+frontend idle
+    bind 127.0.0.1:{idle}
+    default_backend app
+
+listen stats
+    bind 127.0.0.1:{stats}
+    stats uri /
 """
 ENV = {**os.environ, "COLUMNS": "200", "LINES": "50", "TERM": "xterm"}
 
 
-@pytest.fixture
-def fleet(backends: Callable[..., list[Backend]], proxy: Callable[..., ProxyProcess]) -> int:
-    s1, s2 = backends(2)
-    (web,) = free_ports(1)
-    proxy(CONFIG.format(web=web, s1=s1.address, s2=s2.address))
+@pytest.fixture(scope="module")
+def redis_url(module_stack: Stack) -> str:
+    """The module's Redis, where its one proxy runs (the tests read it in file order)."""
+    s1, s2 = module_stack.backends(2)
+    web, idle, stats = free_ports(3)
+    module_stack.proxy(CONFIG.format(web=web, idle=idle, stats=stats, s1=s1.address,
+                                     s2=s2.address))
     for _ in range(5):
         connection = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
         connection.request("GET", "/")
         assert connection.getresponse().read() == b"served by s1"
         connection.close()
-    return web
+    return module_stack.redis_url
 
 
 def _geoproxy(*args: str) -> list[str]:
     return [sys.executable, "-m", "geoproxy", *args]
 
 
-def test_top_once_prints_every_server_with_its_state_and_figures(
-    fleet: int, redis_url: str
+def _rows(output: str) -> dict[str, list[list[str]]]:
+    """Each table's rows (title -> cells of its lines after the header)."""
+    tables: dict[str, list[list[str]]] = {}
+    rows: list[list[str]] = []
+    for line in output.splitlines()[1:]:
+        cells = line.split()
+        if len(cells) == 1 and not line.startswith(" "):
+            rows = tables.setdefault(cells[0], [])
+        elif cells and cells[0] not in ("name",) and not cells[0].startswith("─"):
+            rows.append(cells)
+    return tables
+
+
+def test_top_once_prints_every_frontend_server_and_backend_with_its_state_and_figures(
+    redis_url: str,
 ) -> None:
     time.sleep(0.2)  # the statistics flush (10 ms batches)
     done = subprocess.run(_geoproxy("top", "--once", "--redis", redis_url), env=ENV,
@@ -67,13 +90,51 @@ def test_top_once_prints_every_server_with_its_state_and_figures(
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "live hosts:" in lines[0] and "(2 workers)" in lines[0]
-    s1 = next(line for line in lines if line.split()[:1] == ["s1"])
-    assert s1.split()[1:3] == ["no", "check"] and " 5 " in s1
-    assert any(line.split()[:1] == ["BACKEND"] for line in lines)
+    assert "q to quit" not in lines[0]  # --once waits for no key
+    tables = _rows(done.stdout)
+    assert sorted(tables) == ["app", "idle", "stats", "web"]
+    s1 = tables["app"][0]
+    assert s1[:3] == ["s1", "no", "check"] and "5" in s1
+    assert [row[:2] for row in tables["app"]][-1] == ["BACKEND", "UP"]
+    # frontends show with or without traffic; the stats-only listener's BACKEND is UP
+    assert [row[:2] for row in tables["web"]] == [["FRONTEND", "OPEN"]]
+    assert [row[:2] for row in tables["idle"]] == [["FRONTEND", "OPEN"]]
+    assert [row[:2] for row in tables["stats"]] == [["FRONTEND", "OPEN"], ["BACKEND", "UP"]]
+
+
+def test_top_quits_when_q_is_pressed_and_says_so_on_screen(redis_url: str) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        _geoproxy("top", "--redis", redis_url, "--interval", "0.25"),
+        stdin=terminal, stdout=terminal, stderr=terminal, env=ENV, close_fds=True,
+    )
+    os.close(terminal)
+    seen = b""
+    pressed = False
+    try:
+        deadline = time.monotonic() + 20
+        # read all it writes (a full terminal would block it), until it exits or time is up
+        while process.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(controller, 65536)
+                except OSError:  # the terminal closed: top exited
+                    break
+            if not pressed and b"press q to quit" in seen:
+                os.write(controller, b"q")
+                pressed = True
+        assert pressed, seen[-2000:]
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        os.close(controller)
 
 
 def test_top_refreshes_live_and_shows_an_operator_change_within_a_second(
-    fleet: int, redis_url: str
+    redis_url: str,
 ) -> None:
     controller, terminal = pty.openpty()
     process = subprocess.Popen(

@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from geoproxy.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_server_binary
+from geoproxy.runtime.embedded_redis import (
+    EmbeddedRedis,
+    EmbeddedRedisBusy,
+    EmbeddedRedisError,
+    find_server_binary,
+)
 
 
 def is_alive(pid: int) -> bool:
@@ -94,6 +99,25 @@ def test_stop_on_a_unix_socket_leaves_no_process_and_no_files(short_dir: Path) -
     assert not is_alive(pid)
     assert list(short_dir.iterdir()) == []
     server.stop()  # a second stop is harmless
+
+
+def test_a_second_server_in_a_running_ones_directory_is_refused_and_touches_nothing(
+    short_dir: Path,
+) -> None:
+    with EmbeddedRedis(short_dir) as first:
+        files = sorted(short_dir.iterdir())
+        assert (short_dir / "redis.pid").read_text() == f"{os.getpid()}\n"
+        second = EmbeddedRedis(short_dir)
+        with pytest.raises(EmbeddedRedisBusy) as refused:
+            second.start()
+        assert refused.value.owner == os.getpid()
+        second.stop()  # stopping what never started removes nothing of the first's
+        assert sorted(short_dir.iterdir()) == files
+        with redis.Redis.from_url(first.url) as client:
+            assert client.ping() is True
+    assert list(short_dir.iterdir()) == []
+    with EmbeddedRedis(short_dir) as third:  # once the first stopped, the directory is free
+        assert third.is_running()
 
 
 def test_stop_on_tcp_leaves_no_process_no_directory_and_a_closed_port() -> None:

@@ -10,11 +10,17 @@ import pytest
 import redis
 
 from geoproxy.runtime.embedded_redis import EmbeddedRedis
-from geoproxy.state.fastpath import fast_caller
-from geoproxy.state.scripts import Scripts
+from geoproxy.state.fastpath import FastCaller, fast_caller
+from tests.support.acquire_script import Call, Listed, call, keys_of
 
-KEYS = ["gp:{f}:inflight", "gp:{f}:total", "gp:{f}:w:x", "gp:{f}:workers"]
-ARGS = ["x", 1000, "first", 1, "s1", 1, 0, 0]
+INFLIGHT = keys_of("f").inflight
+ONE = Call(requests=[Listed("first", [("s1", 1, 0)])])
+
+
+def _taken(client: redis.Redis, fast: FastCaller | None) -> str | None:
+    """The server acquire.lua took, sent on ``fast``."""
+    server: str | None = call(client, "f", ONE, fast)[1][0]
+    return server
 
 
 def test_urls_that_need_redis_py_get_no_fast_path() -> None:
@@ -30,10 +36,9 @@ def test_acquire_on_the_fast_path_selects_the_database_of_the_url(redis_url: str
     fast = fast_caller(url, 0.5)
     assert fast is not None
     client = redis.Redis.from_url(url, decode_responses=True)
-    reply = Scripts().call(client, "acquire", KEYS, ARGS, fast)
-    assert reply[0] == "s1"
-    assert client.hget(KEYS[0], "s1") == "1"
-    assert redis.Redis.from_url(redis_url).hget(KEYS[0], "s1") is None, "db 0 untouched"
+    assert _taken(client, fast) == "s1"
+    assert client.hget(INFLIGHT, "s1") == "1"
+    assert redis.Redis.from_url(redis_url).hget(INFLIGHT, "s1") is None, "db 0 untouched"
     fast.close()
     client.close()
 
@@ -42,7 +47,7 @@ def test_a_server_that_lost_its_scripts_gets_them_again(redis_url: str) -> None:
     fast = fast_caller(redis_url, 0.5)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.script_flush()
-    assert Scripts().call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+    assert _taken(client, fast) == "s1"
     fast.close() if fast else None
     client.close()
 
@@ -56,7 +61,7 @@ def test_unix_socket_and_password(tmp_path: Path) -> None:
         url = f"unix://:s3cret@{socket_path}?db=0"
         fast = fast_caller(url, 0.5)
         client = redis.Redis.from_url(url, decode_responses=True)
-        assert Scripts().call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+        assert _taken(client, fast) == "s1"
         wrong = fast_caller(f"unix://:nope@{socket_path}?db=0", 0.5)
         assert wrong is not None
         with pytest.raises(redis.exceptions.AuthenticationError):
@@ -78,10 +83,9 @@ def test_pooled_connections_that_redis_closed_are_replaced_without_an_error(
     fast = fast_caller(redis_url, 0.5)
     assert fast is not None
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    scripts = Scripts()
-    assert scripts.call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
+    assert _taken(client, fast) == "s1"
     client.client_kill_filter(_type="normal", skipme=True)  # every connection but this one
-    assert scripts.call(client, "acquire", KEYS, ARGS, fast)[0] == "s1"
-    assert client.hget(KEYS[0], "s1") == "2", "sent once on the fresh connection"
+    assert _taken(client, fast) == "s1"
+    assert client.hget(INFLIGHT, "s1") == "2", "sent once on the fresh connection"
     fast.close()
     client.close()

@@ -9,10 +9,10 @@ import redis
 from geoproxy.balance.policy import PickMode, Ranking
 from geoproxy.balance.rank import decide
 from geoproxy.balance.view import ServerView
-from geoproxy.state.scripts import Scripts
+from tests.support.acquire_script import HOLDER, Call, Listed, call, keys_of
 from tests.unit.cases.decide_cases import DECIDE_CASES
 
-KEYS = ["gp:{t}:inflight", "gp:{t}:total", "gp:{t}:w:tester", "gp:{t}:workers"]
+KEYS = keys_of("t")
 
 
 def _views(candidates: list[tuple[str, int, int, int]]) -> tuple[ServerView, ...]:
@@ -30,22 +30,18 @@ def test_the_script_takes_the_server_its_python_twin_takes(
     candidates = case["candidates"]
     assert isinstance(candidates, list)
     views = _views(candidates)
-    client.delete(*KEYS)
+    client.delete(KEYS.inflight, KEYS.worker(HOLDER))
     for view in views:
         if view.inflight:
-            client.hset(KEYS[0], view.name, view.inflight)
+            client.hset(KEYS.inflight, view.name, view.inflight)
     mode = PickMode(case["mode"])
-    args: list[object] = ["tester", 1000, mode.value, len(views)]
-    for view in views:
-        args += [view.name, view.weight, view.maxconn]
-    args.append(0)
-    reply = Scripts().call(client, "acquire", KEYS, args)
-    chosen = reply[0]
-    assert reply[1] == 0, "no stick entry was asked for"
+    listed = Listed(mode.value, [(v.name, v.weight, v.maxconn) for v in views])
+    _, (chosen, stuck, count, resend) = call(client, "t", Call(requests=[listed]))
+    assert (stuck, resend) == (0, 0), "no stick entry was asked for; a whole list was sent"
     twin = decide(Ranking(mode, views))
     assert chosen == (twin.name if twin else None) == case["expected"]
     if chosen is not None:
         before = next(v.inflight for v in views if v.name == chosen)
-        assert int(client.hget(KEYS[0], chosen) or 0) == before + 1
-        assert client.hget(KEYS[2], chosen) == "1"
+        assert int(client.hget(KEYS.inflight, chosen) or 0) == before + 1 == count
+        assert client.hget(KEYS.worker(HOLDER), chosen) == "1"
     client.close()

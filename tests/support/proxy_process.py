@@ -2,7 +2,8 @@
 
 The contract with ``geoproxy run``: it binds every ``bind`` of the configuration's frontends,
 prints where it listens, and stops cleanly on SIGTERM. ``start_proxy`` waits (bounded) until
-every bind port accepts connections.
+every bind port accepts connections and gunicorn's master runs (the configuration is then
+registered in Redis).
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def start_proxy(
     try:
         for host, port in binds:
             wait_for_port(host, port, timeout, process.is_running)
+        # geoproxy binds before it registers in Redis; gunicorn's master says it serves after
+        process.wait_for_output("Listening at: ", timeout)
     except (TimeoutError, ChildProcessError) as exc:
         process.stop()
         raise RuntimeError(f"geoproxy did not start: {exc}\n{process.output()}") from exc

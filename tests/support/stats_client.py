@@ -21,6 +21,7 @@ class Reply:
     status: int
     headers: dict[str, str]  # lower-case names
     body: bytes
+    reason: str = ""  # the status line's reason phrase
 
     @property
     def text(self) -> str:
@@ -59,7 +60,7 @@ class StatsClient:
             connection.request(method, target, body=body, headers=sent)
             response = connection.getresponse()
             got = {name.lower(): value for name, value in response.getheaders()}
-            return Reply(response.status, got, response.read())
+            return Reply(response.status, got, response.read(), response.reason)
         finally:
             connection.close()
 

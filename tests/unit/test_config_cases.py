@@ -72,6 +72,9 @@ def test_every_error_names_its_file_line_and_keyword(
     with pytest.raises(ConfigError) as caught:
         load(case.name, env=ENV)
     for error in caught.value.errors:
+        if error.location.line == 0:  # about the whole file (no frontend): no line to name
+            assert str(error).startswith(f"{case.name} "), str(error)
+            continue
         assert str(error).startswith(f"parsing [{case.name}:{error.location.line}] : ")
         if error.keyword:  # "" only for a line that could not be cut into words
             assert error.keyword.lower() in error.message.lower(), str(error)

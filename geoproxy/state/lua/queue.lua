@@ -9,18 +9,19 @@
 -- same rule as acquire.lua. Tickets whose deadline passed (a timed-out or dead waiter) are
 -- purged from the head. Time is the Redis server's clock, milliseconds.
 --
--- KEYS[1]  in-flight hash   KEYS[2]  total hash   KEYS[3]  this worker's hash
--- KEYS[4]  live-workers sorted set
--- KEYS[5]  the queue (ZSET: ticket -> arrival sequence)
--- KEYS[6]  the backend's ticket deadlines (HASH: ticket -> deadline ms)
--- KEYS[7]  the backend's ticket sequence counter
+-- KEYS[1]  in-flight hash   KEYS[2]  this worker's hash   KEYS[3]  live-workers sorted set
+-- KEYS[4]  the queue (ZSET: ticket -> arrival sequence)
+-- KEYS[5]  the backend's ticket deadlines (HASH: ticket -> deadline ms)
+-- KEYS[6]  the backend's ticket sequence counter
+-- KEYS[7]  the least-loaded index of the backend   KEYS[8]  its pool (lib/least_index.lua)
 -- ARGV[1]  worker id   ARGV[2]  worker ttl ms   ARGV[3]  "first" | "least"
 -- ARGV[4]  n, then n triples: server name, weight, maxconn (0 = no limit)
 -- then     ticket, deadline (ms from now), maxqueue (0 = no limit)
 -- Returns  { chosen server or false, rank in the queue (-1: the queue is full) }
+--#include least_index
 
-local inflight, total, mine, workers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local queue, deadlines, sequence = KEYS[5], KEYS[6], KEYS[7]
+local inflight, mine, workers = KEYS[1], KEYS[2], KEYS[3]
+local queue, deadlines, sequence = KEYS[4], KEYS[5], KEYS[6]
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZADD', workers, now_ms + tonumber(ARGV[2]), ARGV[1])
@@ -89,9 +90,10 @@ if best == 0 then
   return { false, rank }
 end
 local chosen = names[best]
-redis.call('HINCRBY', inflight, chosen, 1)
+local ix = least_open(KEYS[7], KEYS[8])
+least_move(ix, chosen, redis.call('HINCRBY', inflight, chosen, 1))
+least_close(ix)
 redis.call('HINCRBY', mine, chosen, 1)
-redis.call('HINCRBY', total, chosen, 1)
 redis.call('ZREM', queue, ticket)
 redis.call('HDEL', deadlines, ticket)
 return { chosen, rank }

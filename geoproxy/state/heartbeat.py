@@ -1,0 +1,122 @@
+"""The heartbeat of a process: it says the process is alive, reaps the dead, and reloads the
+snapshot of every backend, in one pipeline (DESIGN.md invariants 2 and 4).
+
+Rules:
+1. Every live process reaps expired workers of any host on each heartbeat; the gunicorn master
+   reaps its own dead workers at once (``reap``). A worker's hash records exactly what it held,
+   so nothing leaks and nothing is given back twice.
+2. A refresh that finds a backend missing from Redis (it restarted empty) describes it again
+   with the last snapshot's admin and health state, so every worker, ``geoproxy state`` and the
+   stats page see it again without an operator.
+3. The snapshot's version is the Redis time of the refresh: the leastconn pool of a fresher
+   snapshot wins over an older one in Redis (``state/pool.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from geoproxy.balance.view import OperState
+from geoproxy.config.model import Backend
+from geoproxy.state import registry
+from geoproxy.state.backend_state import BackendState
+from geoproxy.state.connect import Client
+from geoproxy.state.keys import BACKENDS
+from geoproxy.state.scripts import Batch, Scripts
+from geoproxy.state.snapshot import STATE_FIELDS, rebuild_view, transitions
+
+HEARTBEAT_PERIOD = 0.5  # seconds between two heartbeats (and snapshot refreshes) of a process
+WORKER_TTL_MS = 1500  # a worker whose last heartbeat is older than this is dead
+
+# (backend, server, health before, health after), called from the snapshot refresh
+TransitionListener = Callable[[str, str, OperState, OperState], None]
+
+
+class Heartbeat:
+    """One process's heartbeat over its backends (``backends`` is the owner's, shared)."""
+
+    def __init__(
+        self,
+        client: Client,
+        scripts: Scripts,
+        backends: dict[str, BackendState],
+        log: logging.Logger,
+        *,
+        time_in_pipeline: bool,
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._backends = backends
+        self._log = log
+        # A Cluster pipeline cannot carry TIME (no key to route it by): ask it apart.
+        self._time_in_pipeline = time_in_pipeline
+        self.listeners: list[TransitionListener] = []
+        self.unregistered: list[Backend] = []  # to register once Redis answers
+
+    def refresh(self, holder: str, *, beat: bool = True) -> int:
+        """One heartbeat under ``holder`` (``beat``: count it among the live workers; the
+        registering master and tools are none). Returns the Redis time, ms."""
+        if self.unregistered:
+            registry.register(self._client, self.unregistered)
+            self._log.warning(
+                "registered backends %s in Redis (the configuration was loaded while Redis "
+                "was away)",
+                ", ".join(backend.name for backend in self.unregistered),
+            )
+            self.unregistered = []
+        states = list(self._backends.values())
+        batch = Batch(self._client, self._scripts)
+        if self._time_in_pipeline:
+            batch.pipe.time()
+        for state in states:
+            keys = state.keys
+            if beat:
+                batch.script(
+                    "heartbeat",
+                    [keys.workers, keys.inflight, keys.least, keys.pool],
+                    [keys.worker_prefix, holder, WORKER_TTL_MS],
+                )
+            for server in state.config.servers:
+                batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
+            batch.pipe.hgetall(keys.inflight)
+            batch.pipe.sismember(BACKENDS, state.config.name)
+        replies = batch.execute()
+        seconds, micros = replies[0] if self._time_in_pipeline else self._client.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        position = 1 if self._time_in_pipeline else 0
+        for state in states:
+            position += 1 if beat else 0
+            fields = replies[position : position + len(state.config.servers)]
+            position += len(state.config.servers)
+            counts = {name: int(count) for name, count in replies[position].items()}
+            registered = bool(replies[position + 1])
+            position += 2
+            if not registered:
+                self._log.warning(
+                    "backend %s is missing from Redis (restarted empty?): registering it again",
+                    state.config.name,
+                )
+                registry.restore(self._client, state.config, state.view)
+                continue
+            state.saw_counts(counts)
+            previous = state.view
+            state.view = rebuild_view(state.config, previous, fields, counts, {}, now_ms)
+            state.view_version = now_ms
+            for name, before, after in transitions(previous, state.view):
+                for listener in self.listeners:
+                    listener(state.config.name, name, before, after)
+        return now_ms
+
+    def reap(self, worker_ids: Sequence[str]) -> int:
+        """Give back at once what ``worker_ids`` (known dead) held, in every backend; returns
+        how many were reaped. Called by the gunicorn master when a worker exits."""
+        batch = Batch(self._client, self._scripts)
+        for state in self._backends.values():
+            keys = state.keys
+            batch.script(
+                "heartbeat",
+                [keys.workers, keys.inflight, keys.least, keys.pool],
+                [keys.worker_prefix, "", WORKER_TTL_MS, *worker_ids],
+            )
+        return sum(int(count) for count in batch.execute())

@@ -1,0 +1,309 @@
+"""How much Redis work one request costs, and so how far one Redis carries a fleet.
+
+    python scripts/fleet_bench.py [--quick] [--only state,proxy,cluster] [--servers 2,16,64,256]
+
+Parts (each starts and stops its own processes, on 127.0.0.1 only, every wait bounded):
+  state    the fleet-state layer alone: the real ``RedisFleetState`` acquire and release with
+           the real scripts, from simulated workers (one ``RedisFleetState`` each, with its own
+           connections, driven by greenlets) against one redis-server, no HTTP; for each
+           backend size: acquires per second, Redis CPU per acquire and the fleet ceiling that
+           implies (one Redis core / CPU per acquire)
+  proxy    through ``geoproxy run --workers 2`` (balance leastconn, cookie insert), one nginx
+           answering 1 KB on every server port, ``wrk -t1 -c32``: Redis CPU per proxied request
+  cluster  the state part against a 3-master Redis Cluster with three backends (one per
+           shard): each shard's ceiling, and the fleet's, which is their sum
+Redis CPU is ``used_cpu_user + used_cpu_sys`` from ``INFO cpu`` before and after a run, divided
+by the requests (or acquires) of that run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import bench_services as services
+from bench_load import run_wrk
+
+from geoproxy.demo.fleet import wait_for_port
+from geoproxy.runtime.embedded_redis import EmbeddedRedis, stop_child
+
+ROOT = services.ROOT
+CONNECTIONS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One measured run: what was done, how fast, and what it cost Redis."""
+
+    part: str
+    servers: int
+    operations: int
+    seconds: float
+    redis_cpu_s: float
+    note: str = ""
+
+    @property
+    def per_second(self) -> float:
+        return self.operations / self.seconds if self.seconds else 0.0
+
+    @property
+    def redis_us(self) -> float:
+        return self.redis_cpu_s * 1e6 / self.operations if self.operations else 0.0
+
+    @property
+    def ceiling(self) -> float:
+        """Operations per second one Redis core would carry at this cost."""
+        return 1e6 / self.redis_us if self.redis_us else 0.0
+
+
+def redis_cpu_seconds(url: str) -> float:
+    """``used_cpu_user + used_cpu_sys`` of the Redis at ``url``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+# -- the state layer alone ---------------------------------------------------------------------
+
+SIM_WORKERS, SIM_GREENLETS = 4, 16  # simulated workers, and requests each keeps in flight
+
+
+def run_workers(
+    urls: Sequence[str], url: str, servers: int, backends: Sequence[str], seconds: float
+) -> tuple[int, float, list[float]]:
+    """Run fleet_bench_workers.py against ``url``; returns the acquires, the seconds, and the
+    CPU seconds each Redis of ``urls`` spent meanwhile."""
+    argv = [sys.executable, str(ROOT / "scripts" / "fleet_bench_workers.py"), url]
+    argv += [str(servers), ",".join(backends), str(SIM_WORKERS), str(SIM_GREENLETS)]
+    argv.append(str(seconds))
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        child.stdout.readline()  # ready: registered, warmed up
+        before = [redis_cpu_seconds(u) for u in urls]
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        result = json.loads(child.stdout.readline())
+        cpu = [redis_cpu_seconds(u) - b for u, b in zip(urls, before, strict=True)]
+        child.stdin.write(b"stop\n")
+        child.stdin.flush()
+        child.wait(timeout=30)
+    finally:
+        stop_child(child, 5.0)
+    return int(result["acquires"]), float(result["seconds"]), cpu
+
+
+def measure_state(servers: int, seconds: float) -> Measure:
+    redis = EmbeddedRedis().start()
+    try:
+        acquires, elapsed, (cpu,) = run_workers([redis.url], redis.url, servers, ["b"], seconds)
+    finally:
+        redis.stop()
+    note = f"{SIM_WORKERS} workers x {SIM_GREENLETS} requests in flight"
+    return Measure("state", servers, acquires, elapsed, cpu, note)
+
+
+# -- a Redis Cluster ---------------------------------------------------------------------------
+
+
+def start_cluster(work: Path, masters: int) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """``masters`` redis-server processes made one Cluster (no replicas)."""
+    binary = services.find_binary("redis-server")
+    cli = services.find_binary("redis-cli")
+    if binary is None or cli is None:
+        raise services.ServiceError("redis-server and redis-cli are needed for a Cluster")
+    processes, ports = [], []
+    for _ in range(masters):
+        port = services.free_tcp_port()
+        node = work / f"cluster-{port}"
+        node.mkdir()
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
+        argv += ["--cluster-config-file", str(node / "nodes.conf"), "--save", "", "--dir"]
+        argv += [str(node), "--appendonly", "no", "--daemonize", "no"]
+        processes.append(
+            subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+        ports.append(port)
+    for port in ports:
+        wait_for_port(services.HOST, port, 10.0)
+    nodes = [f"127.0.0.1:{port}" for port in ports]
+    subprocess.run(
+        [cli, "--cluster", "create", *nodes, "--cluster-yes"],
+        check=True, capture_output=True, timeout=60,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        states = [
+            subprocess.run(
+                [cli, "-p", str(p), "cluster", "info"], capture_output=True, text=True, timeout=5
+            ).stdout
+            for p in ports
+        ]
+        if all("cluster_state:ok" in state for state in states):
+            break
+        time.sleep(0.2)
+    return processes, ports
+
+
+def backend_on(port: int) -> str:
+    """A backend name whose keys (hash tag ``{name}``) live on the master at ``port``."""
+    import redis
+    from redis.crc import key_slot
+
+    client = redis.Redis(host=services.HOST, port=port)
+    try:
+        ranges = [(int(low), int(high)) for low, high, *_ in client.cluster("SLOTS")
+                  if int(_[0][1]) == port]
+    finally:
+        client.close()
+    for i in range(1, 1000):
+        slot = key_slot(f"gp:{{b{i}}}:x".encode())
+        if any(low <= slot <= high for low, high in ranges):
+            return f"b{i}"
+    raise services.ServiceError(f"no backend name hashes to the node at port {port}")
+
+
+def measure_cluster(work: Path, servers: int, seconds: float) -> list[Measure]:
+    """Three backends, one per shard: each shard's cost per acquire, and the sum of ceilings."""
+    processes, ports = start_cluster(work, 3)
+    try:
+        urls = [f"redis://127.0.0.1:{port}/0" for port in ports]
+        url = f"redis+cluster://127.0.0.1:{ports[0]}"
+        names = [backend_on(port) for port in ports]
+        acquires, elapsed, cpu = run_workers(urls, url, servers, names, seconds)
+    finally:
+        for process in processes:
+            stop_child(process, 5.0)
+    shard = acquires / 3  # the three backends take equal shares (greenlets round-robin)
+    measures = [
+        Measure("cluster shard", servers, round(shard), elapsed, c, f"node :{port}")
+        for port, c in zip(ports, cpu, strict=True)
+    ]
+    ceiling = sum(m.ceiling for m in measures)
+    total = Measure("cluster, 3 shards", servers, acquires, elapsed, sum(cpu))
+    return [*measures, total, Measure("cluster ceiling", servers, 0, 0, 0,
+                                      f"{ceiling:,.0f}/s: the shards' ceilings added")]
+
+
+# -- through geoproxy run ---------------------------------------------------------------------
+
+
+def fleet_config(port: int, backend_ports: Sequence[int]) -> str:
+    """The issue's configuration: leastconn and an inserted cookie over every port."""
+    return services.proxy_config(port, backend_ports)
+
+
+def measure_proxy(work: Path, servers: int, duration: float, warmup: float) -> Measure:
+    ports = [services.free_tcp_port() for _ in range(servers)]
+    nginx = services.start_nginx(work, ports)
+    proxy: services.Service | None = None
+    try:
+        port = services.free_tcp_port()
+        proxy = services.Service("geoproxy", f"http://{services.HOST}:{port}/")
+        redis = services.start_redis(proxy)
+        conf = work / f"fleet-{servers}.cfg"
+        conf.write_text(fleet_config(port, ports))
+        log = work / f"geoproxy-{servers}.log"
+        argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
+        argv += ["--workers", "2", "--redis", redis.url]
+        services.spawn(proxy, argv, log)
+        services.wait_ready(proxy, port, log)
+        run_wrk(proxy.url, CONNECTIONS, warmup)
+        before = redis_cpu_seconds(redis.url)
+        started = time.monotonic()
+        result = run_wrk(proxy.url, CONNECTIONS, duration)
+        seconds = time.monotonic() - started
+        cpu = redis_cpu_seconds(redis.url) - before
+        note = f"{result.rps:,.0f} req/s"
+        if result.non_2xx or result.errors:
+            note += f", {result.non_2xx} non-2xx, {result.errors} socket errors"
+        return Measure("proxy", servers, result.requests, seconds, cpu, note)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        nginx.stop()
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def table(measures: Sequence[Measure]) -> str:
+    lines = [
+        "| part | servers | operations/s | Redis CPU µs per operation | one Redis core carries |"
+        " note |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for m in measures:
+        lines.append(
+            f"| {m.part} | {m.servers} | {m.per_second:,.0f} | {m.redis_us:.1f} "
+            f"| {m.ceiling:,.0f}/s | {m.note} |"
+        )
+    return "\n".join(lines)
+
+
+def header() -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
+        cwd=ROOT,
+    ).stdout.strip()
+    return f"geoproxy fleet benchmark, {now}, nproc {os.cpu_count()}, commit {commit or '?'}"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--only", default="state,proxy,cluster")
+    parser.add_argument("--servers", default="", help="backend sizes (default per part)")
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args()
+    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    args.sizes = [int(n) for n in args.servers.split(",") if n.strip()]
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    duration, warmup = (3.0, 1.0) if args.quick else (8.0, 2.0)
+    work = Path(tempfile.mkdtemp(prefix="geoproxy-fleet-bench-"))
+    measures: list[Measure] = []
+    try:
+        if "state" in args.parts:
+            for servers in args.sizes or [2, 16, 64, 256]:
+                print(f"state, {servers} servers", file=sys.stderr)
+                measures.append(measure_state(servers, duration))
+        if "cluster" in args.parts:
+            print("cluster, 3 shards", file=sys.stderr)
+            measures.extend(measure_cluster(work, 2, duration))
+        if "proxy" in args.parts:
+            for servers in args.sizes or [2, 64]:
+                print(f"proxy, {servers} servers", file=sys.stderr)
+                measures.append(measure_proxy(work, servers, duration, warmup))
+    finally:
+        if args.keep_logs:
+            print(f"logs kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(header())
+    print()
+    print(table(measures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
