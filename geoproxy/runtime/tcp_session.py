@@ -133,6 +133,7 @@ class TcpSession:
                 self.facts.received(rest)
         if frontend.connection_rules:
             self._apply(frontend.connection_rules, None, connection=True)
+            self.facts.final = False  # the content rules may still wait for bytes
         if frontend.content_rules:
             self._apply(frontend.content_rules, frontend.inspect_delay)
         self.facts.final = True

@@ -240,8 +240,9 @@ def config_text(ports: dict[str, int], servers: dict[str, TcpServer],
 
 def test_leastconn_balances_long_lived_connections_across_two_hosts(scene: Scene) -> None:
     """Two ``geoproxy run`` hosts on one Redis count each other's connections: 100 opened
-    alternately end up balanced; and after host A drops every connection it had on e1, host B
-    alone refills e1 (a per-host count, HAProxy's, would keep B at half and half)."""
+    alternately end up balanced. Then host A keeps its connections on one server only and host
+    B's own are even: new connections through B alone must go to the other server until the
+    fleet is even again (a per-host count, HAProxy's, would see B even and split them)."""
     second_ports = dict(zip(FRONTENDS, free_ports(len(FRONTENDS)), strict=True))
     redis_ports = {name: scene.ports[name] for name in ("r1", "r2")}
     app = scene.stack.backends(1, names=["a2"])[0]
@@ -249,24 +250,39 @@ def test_leastconn_balances_long_lived_connections_across_two_hosts(scene: Scene
                                            app.address))
     hosts = (scene.ports["echo_in"], second_ports["echo_in"])
     opened: list[tuple[int, str, socket.socket]] = []
+
+    def counts(host: int | None = None) -> dict[str, int]:
+        found = {name: sum(1 for h, n, _ in opened if n == name and host in (None, h))
+                 for name in ("e1", "e2")}
+        return {name: count for name, count in found.items() if count}
+
+    def close(host: int, name: str, keep: int = 0) -> None:
+        victims = [entry for entry in opened if entry[0] == host and entry[1] == name]
+        for entry in victims[keep:]:
+            entry[2].close()
+            opened.remove(entry)
+
     try:
         for index in range(100):
             sock = connect(hosts[index % 2])
             opened.append((index % 2, read_line(sock).strip(), sock))
-        counts = {name: sum(1 for _, n, _ in opened if n == name) for name in ("e1", "e2")}
-        assert max(counts.values()) <= 51, counts
-        wait_until(lambda: scene.inflight("echo") == counts, 3, f"Redis counts {counts}")
-        for host, name, sock in list(opened):
-            if host == 0 and name == "e1":
-                sock.close()
-                opened.remove((host, name, sock))
-        left = {name: sum(1 for _, n, _ in opened if n == name) for name in ("e1", "e2")}
-        wait_until(lambda: scene.inflight("echo") == left, 3, f"released down to {left}")
-        for _ in range(40):
+        assert max(counts().values()) <= 51, counts()
+        wait_until(lambda: scene.inflight("echo") == counts(), 3, f"Redis counts {counts()}")
+        on_a = counts(0)
+        close(0, min(("e1", "e2"), key=lambda name: on_a.get(name, 0)))  # A: one server only
+        on_b = counts(1)
+        even = min(on_b.get("e1", 0), on_b.get("e2", 0))
+        close(1, "e1", keep=even)
+        close(1, "e2", keep=even)  # B's own connections: even
+        before = counts()
+        wait_until(lambda: scene.inflight("echo") == before, 3, f"released down to {before}")
+        gap = abs(before.get("e1", 0) - before.get("e2", 0))
+        assert gap >= 25, before
+        for _ in range(gap + 10):
             sock = connect(hosts[1])
             opened.append((1, read_line(sock).strip(), sock))
-        final = {name: sum(1 for _, n, _ in opened if n == name) for name in ("e1", "e2")}
-        assert abs(final["e1"] - final["e2"]) <= 2, (left, final)
+        final = counts()
+        assert abs(final.get("e1", 0) - final.get("e2", 0)) <= 2, (before, final)
     finally:
         for _, _, sock in opened:
             sock.close()
