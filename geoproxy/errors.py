@@ -65,3 +65,10 @@ class ClientGone(Exception):
     nothing is answered."""
 
     termination = "CD"
+
+
+class SilentClose(ClientGone):
+    """The answer is an empty ``errorfile``: HAProxy closes the connection without a byte, so
+    the worker treats it as a client that is gone (nothing is written, the connection closes)."""
+
+    termination = "PR"

@@ -15,7 +15,8 @@ import os
 
 from geoproxy.config import load
 from geoproxy.proxy.app import ProxyApp
-from geoproxy.runtime.gunicorn_app import start_background, worker_id
+from geoproxy.resolve.startup import seed_addresses
+from geoproxy.runtime.gunicorn_app import start_background, start_resolver, worker_id
 from geoproxy.state.redis_store import RedisFleetState
 
 
@@ -27,6 +28,8 @@ def app() -> ProxyApp:
     config = load(config_path)
     fleet = RedisFleetState(redis_url, worker_id(os.getpid()))
     fleet.register(config.backends)
+    seed_addresses(fleet.dns, config)  # init-addr ('last' keeps what other workers resolved)
     proxy = ProxyApp(config, fleet)
     start_background(proxy, worker_id(os.getpid()))
+    start_resolver(proxy, worker_id(os.getpid()))
     return proxy

@@ -12,6 +12,9 @@ Parts (each starts and stops its own processes, on 127.0.0.1 only, every wait bo
            answering 1 KB on every server port, ``wrk -t1 -c32``: Redis CPU per proxied request
   cluster  the state part against a 3-master Redis Cluster with three backends (one per
            shard): each shard's ceiling, and the fleet's, which is their sum
+  leastconn  four servers behind balance leastconn, one answering in 80 ms and three in 4 ms,
+           under wrk -c32: the slow server's share of the requests through HAProxy (1 thread)
+           and through geoproxy (2 workers), in the same run
 Redis CPU is ``used_cpu_user + used_cpu_sys`` from ``INFO cpu`` before and after a run, divided
 by the requests (or acquires) of that run.
 """
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +243,87 @@ def measure_proxy(work: Path, servers: int, duration: float, warmup: float) -> M
         nginx.stop()
 
 
+# -- leastconn against HAProxy ----------------------------------------------------------------
+
+SLOW_MS, FAST_MS = 80, 4
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """The slow server's share of one proxy's requests."""
+
+    proxy: str
+    requests: int
+    slow: int
+
+    @property
+    def share(self) -> float:
+        return self.slow / self.requests if self.requests else 0.0
+
+
+def served_counts(ports: Sequence[int]) -> list[int]:
+    counts = []
+    for port in ports:
+        with urllib.request.urlopen(f"http://{services.HOST}:{port}/__count", timeout=5) as answer:
+            counts.append(int(answer.read()))
+    return counts
+
+
+def measure_leastconn(work: Path, duration: float, warmup: float) -> list[Share]:
+    """The slow server's share through HAProxy and through geoproxy (issue: within 1.5x)."""
+    ports = [services.free_tcp_port() for _ in range(4)]
+    servers = services.Service("delayed servers", "")
+    shares = []
+    try:
+        for port, delay in zip(ports, (SLOW_MS, FAST_MS, FAST_MS, FAST_MS), strict=True):
+            log = work / f"delayed-{port}.log"
+            services.spawn(
+                servers,
+                [sys.executable, str(ROOT / "scripts" / "bench_apps" / "delayed.py"), str(port),
+                 str(delay)],
+                log,
+            )
+            wait_for_port(services.HOST, port, 10.0)
+        for name in ("haproxy", "geoproxy"):
+            port = services.free_tcp_port()
+            if name == "haproxy":
+                if services.find_binary("haproxy") is None:
+                    continue
+                proxy = services.start_haproxy(work, port, ports)
+            else:
+                proxy = services.start_geoproxy(work, port, ports)
+            try:
+                run_wrk(proxy.url, CONNECTIONS, warmup)
+                before = served_counts(ports)
+                run_wrk(proxy.url, CONNECTIONS, duration)
+                after = served_counts(ports)
+            finally:
+                proxy.stop()
+            done = [b - a for a, b in zip(before, after, strict=True)]
+            shares.append(Share(name, sum(done), done[0]))
+    finally:
+        servers.stop()
+    return shares
+
+
+def share_table(shares: Sequence[Share]) -> str:
+    lines = [
+        f"leastconn, one server at {SLOW_MS} ms and three at {FAST_MS} ms, wrk -c{CONNECTIONS}:",
+        "",
+        "| proxy | requests | to the slow server | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for share in shares:
+        lines.append(
+            f"| {share.proxy} | {share.requests:,} | {share.slow:,} | {share.share:.1%} |"
+        )
+    by_name = {share.proxy: share for share in shares}
+    if "haproxy" in by_name and "geoproxy" in by_name and by_name["haproxy"].share:
+        ratio = by_name["geoproxy"].share / by_name["haproxy"].share
+        lines += ["", f"geoproxy's share / HAProxy's: {ratio:.2f} (the target: at most 1.5)"]
+    return "\n".join(lines)
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -268,7 +353,7 @@ def header() -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs")
-    parser.add_argument("--only", default="state,proxy,cluster")
+    parser.add_argument("--only", default="state,proxy,cluster,leastconn")
     parser.add_argument("--servers", default="", help="backend sizes (default per part)")
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
@@ -282,6 +367,7 @@ def main() -> int:
     duration, warmup = (3.0, 1.0) if args.quick else (8.0, 2.0)
     work = Path(tempfile.mkdtemp(prefix="geoproxy-fleet-bench-"))
     measures: list[Measure] = []
+    shares: list[Share] = []
     try:
         if "state" in args.parts:
             for servers in args.sizes or [2, 16, 64, 256]:
@@ -294,6 +380,9 @@ def main() -> int:
             for servers in args.sizes or [2, 64]:
                 print(f"proxy, {servers} servers", file=sys.stderr)
                 measures.append(measure_proxy(work, servers, duration, warmup))
+        if "leastconn" in args.parts:
+            print("leastconn, a slow server among fast ones", file=sys.stderr)
+            shares = measure_leastconn(work, duration, warmup)
     finally:
         if args.keep_logs:
             print(f"logs kept in {work}", file=sys.stderr)
@@ -301,7 +390,11 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     print(header())
     print()
-    print(table(measures))
+    if measures:
+        print(table(measures))
+        print()
+    if shares:
+        print(share_table(shares))
     return 0
 
 

@@ -49,6 +49,7 @@ h3 { font-size: 16px; font-weight: bold; color: #b00040; background: #e8e8d0; ma
 .active_up { background: #c0ffc0; }
 .active_draining { background: #20a0ff; }
 .active_no_check { background: #e0e0e0; }
+.active_nolb, .backup_nolb { background: #20a0ff; }
 .backup_down { background: #ff9090; }
 .backup_going_up { background: #ff80ff; }
 .backup_going_down { background: #c060ff; }

@@ -7,18 +7,24 @@ Rules:
    that serves nothing but stats (no server of its own and no backend to send to), never on a
    frontend whose ``/metrics`` may belong to the application.
 3. The page needs the fleet's state in Redis; a fleet state without it gets no page.
+4. A backend with ``stats`` keywords serves the page to the requests routed to it, as HAProxy
+   does (``mount_backend_stats``); its metrics path is only ``stats metrics-uri``'s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from geoproxy import __version__
 from geoproxy.admin.app import StatsApp, StatsSite
+from geoproxy.admin.prometheus import CONTENT_TYPE, render_metrics
+from geoproxy.admin.rows import with_frontends
 from geoproxy.balance.view import AdminState
 from geoproxy.config.model import Config, Frontend, ProxyMode
 from geoproxy.state.frontends import PROXY, STATS
-from geoproxy.state.redis_store import RedisFleetState
+from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 from geoproxy.state.store import FleetReport, FleetState
 
 StatsApps = dict[str, StatsApp]
@@ -94,3 +100,53 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
         )
         apps[frontend.name] = StatsApp(stats, site, control)
     return apps
+
+
+def mount_backend_stats(config: Config, fleet: FleetState) -> StatsApps:
+    """Rule 4: one page per backend that has ``stats`` keywords (not the backend half of a
+    ``listen``, whose frontend half already serves it)."""
+    if not isinstance(fleet, RedisFleetState):
+        return {}
+    control = RedisControl(fleet)
+    order = configuration_order(config)
+    frontends = tuple(frontend.name for frontend in config.frontends)
+    apps: StatsApps = {}
+    for backend in config.backends:
+        stats = backend.stats
+        half = config.frontend(backend.name)
+        if stats is None or (half is not None and half.location == backend.location):
+            continue
+        site = StatsSite(
+            name=backend.name,
+            order=order,
+            frontends=frontends,
+            version=None if stats.hide_version else __version__,
+            metrics_uri=stats.metrics_uri,
+        )
+        apps[backend.name] = StatsApp(stats, site, control)
+    return apps
+
+
+Service = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def metrics_service(config: Config, fleet: FleetState) -> Service | None:
+    """``http-request use-service prometheus-exporter``: the fleet's metrics, as the stats
+    listener's ``/metrics`` serves them, whatever the request's path."""
+    if not isinstance(fleet, RedisFleetState):
+        return None
+    control = RedisControl(fleet)
+    frontends = tuple(frontend.name for frontend in config.frontends)
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            body = render_metrics(with_frontends(control.fleet_report(), frontends))
+            status, content_type = "200 OK", CONTENT_TYPE
+        except REDIS_ERRORS:
+            body = b"the fleet's state is unreachable (Redis)\n"
+            status, content_type = "503 Service Unavailable", "text/plain"
+        start_response(status, [("content-type", content_type),
+                                ("content-length", str(len(body)))])
+        return [body]
+
+    return serve

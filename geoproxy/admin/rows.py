@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 
 from geoproxy.state.store import BackendReport, FleetReport, FrontendReport, ServerReport
 
-_RUNNING = ("up", "going-down")
+_RUNNING = ("up", "going-down", "stopping")
 
 
 class RowType(enum.Enum):
@@ -71,14 +71,38 @@ class StatsRow:
     last_chk: Cell = None
     addr: Cell = None
     mode: Cell = "http"
+    pid: Cell = 1  # HAProxy's process number: each geoproxy host is one process to a client
+    check_desc: Cell = None
+    check_rise: Cell = None
+    check_fall: Cell = None
+    check_health: Cell = None
     # for the HTML page only
     css: str = ""
     checked: bool = False  # the server has health checks (its check columns mean something)
 
 
-CSV_COLUMNS: tuple[str, ...] = tuple(
-    f.name for f in fields(StatsRow) if f.name not in ("css", "checked")
-)
+# HAProxy 2.6's CSV columns, in its order (``show stat`` and ``;csv``): clients such as hatop
+# read them by position. A column geoproxy has no figure for is an empty cell.
+CSV_COLUMNS: tuple[str, ...] = tuple((
+    "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,"
+    "wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,"
+    "lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,"
+    "hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,"
+    "cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,"
+    "ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,"
+    "check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,"
+    "conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,"
+    "srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,"
+    "safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,"
+    "agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,"
+    "h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,"
+    "h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,"
+    "h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,"
+    "h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,"
+    "h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out"
+).split(","))
+# the columns a StatsRow fills (every other one is empty)
+FILLED_COLUMNS = frozenset(f.name for f in fields(StatsRow)) & frozenset(CSV_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +122,8 @@ def server_status(server: ServerReport) -> str:
         return "MAINT"
     if server.admin == "drain" and running:
         return "DRAIN"
+    if server.oper == "stopping":
+        return "NOLB"
     if server.oper == "going-down":
         return f"UP {server.health - server.rise + 1}/{server.fall}"
     if server.oper == "going-up":
@@ -116,6 +142,8 @@ def server_css(server: ServerReport, status: str) -> str:
         return f"{side}_draining"
     if status == "no check":
         return f"{side}_no_check"
+    if status == "NOLB":
+        return f"{side}_nolb"
     return f"{side}_{server.oper.replace('-', '_') or 'up'}"
 
 
@@ -159,6 +187,11 @@ def server_row(backend: str, iid: int, sid: int, server: ServerReport) -> StatsR
         check_duration=server.check_ms if server.check_ms is not None and server.checked else None,
         last_chk=server.check.split(" ", 1)[1] if " " in server.check else None,
         addr=server.address,
+        check_desc=(server.check.split(" ", 1)[1]
+                    if server.checked and " " in server.check else None),
+        check_rise=server.rise if server.checked else None,
+        check_fall=server.fall if server.checked else None,
+        check_health=server.health if server.checked else None,
         css=server_css(server, status),
         checked=server.checked,
     )
@@ -168,7 +201,7 @@ def backend_row(iid: int, backend: BackendReport, applet: bool = False) -> Stats
     """``applet``: the backend half of a listener that serves the page itself, UP as in
     HAProxy (the page is its server)."""
     servers = backend.servers
-    usable = [s for s in servers if s.oper in _RUNNING and s.admin == "ready"]
+    usable = [s for s in servers if s.oper in _RUNNING[:2] and s.admin == "ready"]
     primaries = [s for s in usable if not s.backup]
     return StatsRow(
         pxname=backend.name,

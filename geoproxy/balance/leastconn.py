@@ -4,12 +4,10 @@ Rules:
 1. The ranking is every eligible server, LEAST_LOADED: the acquire script gives the request to
    the server with the lowest ``(inflight + 1) / weight`` among those with room, counted
    fleet-wide at that instant.
-2. Servers of equal load take turns, as HAProxy's tree re-queues a server behind its equals
-   each time it is used ("round-robin is performed within groups of servers of the same
-   load"). The fleet state decides over its index of the whole eligible pool (the ranking's
-   ``pool``), where ties go to the server whose count moved longest ago; the ranking's own
-   order, which starts one server further on each call, is what a local decision uses while
-   Redis is away (ties to the earlier candidate).
+2. Ties go to the earlier candidate, so the candidate order starts one server further on each
+   call: servers of equal load take turns, as HAProxy's tree re-queues a server behind its
+   equals each time it is used ("round-robin is performed within groups of servers of the same
+   load").
 """
 
 from __future__ import annotations
@@ -36,5 +34,4 @@ class LeastConn:
         servers = eligible if isinstance(eligible, tuple) else tuple(eligible)
         start = self._turn % len(servers)
         self._turn = start + 1
-        rotated = servers[start:] + servers[:start] if start else servers
-        return Ranking(PickMode.LEAST_LOADED, rotated, pool=servers)
+        return Ranking(PickMode.LEAST_LOADED, servers[start:] + servers[:start])

@@ -31,15 +31,8 @@ class PickMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Ranking:
-    """The candidates of one request, best first. ``pool``: the whole eligible tuple this
-    ranking orders, when the decision is the same over it in any order (LEAST_LOADED over every
-    eligible server: leastconn); the fleet state then decides over its own index of that pool
-    instead of reading every candidate (see ``state/pool.py``). None when the order itself
-    decides, or the candidates are not the whole set."""
-
     mode: PickMode
     candidates: tuple[ServerView, ...]
-    pool: tuple[ServerView, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from geoproxy.balance.policy import PickMode, Ranking
 from geoproxy.balance.view import AdminState, BackendView, OperState, ServerView
 
@@ -41,20 +43,26 @@ def eligible(view: BackendView, allbackups: bool) -> tuple[ServerView, ...]:
     return (backups[0],)
 
 
-def decide(ranking: Ranking) -> ServerView | None:
-    """The server the acquire script takes from ``ranking`` (rule 2), or None if all are full."""
+def decide(ranking: Ranking, counts: Mapping[str, int] | None = None) -> ServerView | None:
+    """The server the acquire script takes from ``ranking`` (rule 2), or None if all are full.
+
+    ``counts``: the in-flight count of each server (absent: 0), when they are fresher than the
+    candidates' own (``ServerView.inflight``, as of the snapshot)."""
+    if counts is None:
+        counts = {server.name: server.inflight for server in ranking.candidates}
+    get = counts.get
     if ranking.mode is PickMode.FIRST_WITH_ROOM:
         for server in ranking.candidates:
-            if server.has_room:
+            if server.maxconn == 0 or get(server.name, 0) < server.maxconn:
                 return server
         return None
     best: ServerView | None = None
+    best_load = best_weight = 0
     for server in ranking.candidates:
-        if server.has_room and (best is None or _is_less_loaded(server, best)):
-            best = server
+        load = get(server.name, 0) + 1
+        # lower (inflight + 1) / weight, without division: weight 0 loses to any weight above 0
+        if (server.maxconn == 0 or load <= server.maxconn) and (
+            best is None or load * best_weight < best_load * server.weight
+        ):
+            best, best_load, best_weight = server, load, server.weight
     return best
-
-
-def _is_less_loaded(a: ServerView, b: ServerView) -> bool:
-    """``(a.inflight + 1) / a.weight < (b.inflight + 1) / b.weight``, without division."""
-    return (a.inflight + 1) * b.weight < (b.inflight + 1) * a.weight

@@ -23,12 +23,14 @@ class AdminState(enum.Enum):
 
 class OperState(enum.Enum):
     """Health as HAProxy shows it. GOING_DOWN still serves (failing checks, not yet ``fall``);
-    GOING_UP does not (passing checks, not yet ``rise``)."""
+    GOING_UP does not (passing checks, not yet ``rise``). STOPPING (HAProxy's NOLB, set by the
+    Runtime API's ``set server B/S health stopping``) keeps its persistent users only."""
 
     UP = "up"
     GOING_DOWN = "going-down"
     DOWN = "down"
     GOING_UP = "going-up"
+    STOPPING = "stopping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +49,26 @@ class ServerView:
     maxconn: int = 0
     maxqueue: int = 0
     cookie: str | None = None
+    # the address run-time resolution gave (``resolvers``), '' while it gives none (the server
+    # is then in MAINT); None: the configured address stands
+    address: str | None = None
+    # how many times an operator asked to shut this server's sessions down (the Runtime API's
+    # ``shutdown sessions server``); -1 until read from the shared state
+    shutdowns: int = -1
 
     @property
     def is_running(self) -> bool:
-        """Health allows traffic (UP, or failing but not yet down)."""
-        return self.oper is OperState.UP or self.oper is OperState.GOING_DOWN
+        """Health allows traffic (UP, failing but not yet down, or STOPPING)."""
+        return self.oper is not OperState.DOWN and self.oper is not OperState.GOING_UP
 
     @property
     def is_usable(self) -> bool:
-        """May take a new, non-persistent request: running, READY, weight above 0."""
-        return self.is_running and self.admin is AdminState.READY and self.weight > 0
+        """May take a new, non-persistent request: UP or going down, READY, weight above 0."""
+        return (
+            (self.oper is OperState.UP or self.oper is OperState.GOING_DOWN)
+            and self.admin is AdminState.READY
+            and self.weight > 0
+        )
 
     @property
     def accepts_persistent(self) -> bool:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 
 from geoproxy.config.conditional import apply_conditions
-from geoproxy.config.freeze import freeze
+from geoproxy.config.freeze import freeze, resolvers_sections
 from geoproxy.config.lexer import lex
 from geoproxy.config.model import Config, Diagnostic, Location
 from geoproxy.config.sections import SectionReader
@@ -54,19 +54,37 @@ def parse_text(text: str, path: str, env: Mapping[str, str] | None = None) -> Co
     directives, block_errors, warnings = apply_conditions(directives, variables)
     errors.extend(block_errors)
     config_dir = os.path.dirname(os.path.abspath(path))
-    sections = SectionReader(config_dir).read(directives)
+    sections = SectionReader(config_dir, variables).read(directives)
     errors.extend(sections.errors)
     warnings = sorted(warnings + sections.warnings, key=lambda d: d.location.line)
     if errors:
         raise ConfigError(_in_file_order(errors), warnings)
     frontends, backends = freeze(sections.proxies)
-    config = Config(path, sections.global_.freeze(), frontends, backends)
+    resolvers = resolvers_sections(sections.resolvers)
+    userlists = tuple(userlist.freeze() for userlist in sections.userlists)
+    config = Config(
+        path,
+        sections.global_.freeze(),
+        frontends,
+        backends,
+        (),
+        resolvers=resolvers,
+        userlists=userlists,
+    )
     whole_errors, whole_warnings = validate(config)
     warnings.extend(check_drafts(sections.proxies))
     warnings.extend(whole_warnings)
     if whole_errors:
         raise ConfigError(_in_file_order(whole_errors), warnings)
-    return Config(path, config.global_, frontends, backends, tuple(warnings))
+    return Config(
+        path,
+        config.global_,
+        frontends,
+        backends,
+        tuple(warnings),
+        resolvers=resolvers,
+        userlists=userlists,
+    )
 
 
 def _in_file_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

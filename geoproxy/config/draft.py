@@ -25,6 +25,7 @@ from geoproxy.config.model import (
     Acl,
     AclTest,
     Balance,
+    Compression,
     Condition,
     ConditionTerm,
     CookiePolicy,
@@ -35,6 +36,7 @@ from geoproxy.config.model import (
     HttpMode,
     Location,
     LogTarget,
+    OriginalTo,
     ProxyMode,
     Sample,
     Server,
@@ -44,6 +46,7 @@ from geoproxy.config.model import (
     Timeouts,
 )
 from geoproxy.config.model_tcp import CheckProtocol, TcpAction, TcpCheckStep
+from geoproxy.rules.spec import Action, CaptureSlot, LogFormat
 
 
 class ProxyKind(enum.Enum):
@@ -126,6 +129,15 @@ class Settings:
     check_location: Location | None = None
     tcp_checks: list[TcpCheckStep] = field(default_factory=list)
     tcp_check_location: Location | None = None
+    # monitor-uri, unique-id-*, compression, option http-buffer-request
+    monitor_uri: str | None = None
+    unique_id_format: str | None = None
+    unique_id_header: str | None = None
+    unique_id_location: Location | None = None
+    compression: Compression | None = None
+    buffer_request: bool = False
+    originalto: OriginalTo | None = None
+    log_format: LogFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +172,22 @@ class TcpRequestRuleDraft:
     condition: ConditionDraft | None
 
 
+@dataclass(frozen=True, slots=True)
+class HttpRuleDraft:
+    action: Action
+    condition: ConditionDraft | None
+    location: Location
+    keyword: str
+
+
+@dataclass(frozen=True, slots=True)
+class UseBackendDraft:
+    backend: str
+    condition: ConditionDraft | None
+    location: Location
+    name_format: LogFormat | None = None
+
+
 @dataclass(slots=True)
 class Rules:
     """What a proxy never inherits (rule 2)."""
@@ -167,13 +195,14 @@ class Rules:
     binds: list[tuple[str, int, Location, bool]] = field(default_factory=list)  # accept-proxy
     acls: dict[str, list[AclTest]] = field(default_factory=dict)
     acl_locations: dict[str, Location] = field(default_factory=dict)
-    use_backends: list[tuple[str, ConditionDraft, Location]] = field(default_factory=list)
+    use_backends: list[UseBackendDraft] = field(default_factory=list)
     servers: list[Server] = field(default_factory=list)
     stick_table: StickTable | None = None
     stick_rules: list[StickRuleDraft] = field(default_factory=list)
     force_persist: list[ConditionDraft] = field(default_factory=list)
     ignore_persist: list[ConditionDraft] = field(default_factory=list)
     stats_admin: list[ConditionDraft] = field(default_factory=list)
+    monitor_fail: list[ConditionDraft] = field(default_factory=list)
     # where this section's own `http-check expect` is, once it has one
     http_check_expect: Location | None = None
     # tcp-request rules (model_tcp.TcpRequestRules): never inherited, as in HAProxy 2.6's
@@ -182,6 +211,12 @@ class Rules:
     tcp_content: list[TcpRequestRuleDraft] = field(default_factory=list)
     inspect_delay: float | None = None
     own_tcp_checks: bool = False  # this section has `tcp-check` lines of its own
+    # http-request (and redirect), http-response, http-after-response rules; captures
+    http_request: list[HttpRuleDraft] = field(default_factory=list)
+    http_response: list[HttpRuleDraft] = field(default_factory=list)
+    http_after_response: list[HttpRuleDraft] = field(default_factory=list)
+    request_captures: list[CaptureSlot] = field(default_factory=list)
+    response_captures: list[CaptureSlot] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,8 @@ Rules:
 3. The file holds a status line ``HTTP/1.x CODE REASON``, header lines ``Name: value``, an
    empty line, then the body. Lines may end with CRLF or LF. A ``Content-Length`` must match
    the body. The whole file must fit HAProxy's 16 kB buffer.
+4. An empty file is HAProxy's way to answer nothing: the connection is closed without a byte
+   (``ErrorFile.is_empty``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def read_errorfile(status: int, path: str, config_dir: str, location: Location) 
             f"errorfile : error opening file '{path}' ({exc.strerror}).") from None
     if len(data) > MAX_SIZE:
         raise ErrorFileError(f"errorfile : '{path}': file too big (more than {MAX_SIZE} bytes)")
+    if not data:
+        return ErrorFile(status, path, data, location)
     try:
         code, reason, headers, body = parse_response(data)
     except ValueError as exc:

@@ -15,12 +15,14 @@ from __future__ import annotations
 from geoproxy.config.acl import PREDEFINED
 from geoproxy.config.draft import (
     ConditionDraft,
+    HttpRuleDraft,
     ProxyDraft,
     ProxyKind,
     StatsDraft,
     bind_condition,
 )
 from geoproxy.config.freeze_tcp import tcp_check, tcp_request_rules
+from geoproxy.config.kw_resolve import ResolversDraft
 from geoproxy.config.model import (
     Acl,
     Backend,
@@ -28,10 +30,15 @@ from geoproxy.config.model import (
     Bind,
     Condition,
     Frontend,
+    HttpRule,
+    HttpRules,
+    Monitor,
     ProxyMode,
+    Resolvers,
     StatsConfig,
     StickRule,
     Timeouts,
+    UniqueId,
     UseBackend,
 )
 from geoproxy.config.validate_tcp import LAYER7_BALANCE
@@ -60,6 +67,25 @@ def _bind(condition: ConditionDraft, acls: dict[str, Acl]) -> Condition:
     return bind_condition(condition, acls, PREDEFINED)
 
 
+def _rule(rule: HttpRuleDraft, acls: dict[str, Acl]) -> HttpRule:
+    condition = _bind(rule.condition, acls) if rule.condition else None
+    return HttpRule(rule.action, condition, rule.location, rule.keyword)
+
+
+def _http_rules(draft: ProxyDraft, acls: dict[str, Acl], frontend: bool) -> HttpRules:
+    """The proxy's rules; captures belong to the frontend half only."""
+    rules = draft.rules
+    return HttpRules(
+        # `redirect` lines run after the `http-request` rules, as in HAProxy
+        request=tuple(_rule(r, acls) for r in sorted(
+            rules.http_request, key=lambda r: r.keyword == "redirect")),
+        response=tuple(_rule(r, acls) for r in rules.http_response),
+        after_response=tuple(_rule(r, acls) for r in rules.http_after_response),
+        request_captures=tuple(rules.request_captures) if frontend else (),
+        response_captures=tuple(rules.response_captures) if frontend else (),
+    )
+
+
 def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     settings, rules = draft.settings, draft.rules
     mode = settings.mode or ProxyMode.TCP
@@ -75,11 +101,13 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
                     for host, port, location, accept in rules.binds),
         default_backend=default_backend,
         default_backend_location=default_backend_location,
-        use_backends=tuple(UseBackend(name, _bind(cond, acls), location)
-                           for name, cond, location in rules.use_backends),
+        use_backends=tuple(
+            UseBackend(rule.backend, _bind(rule.condition, acls) if rule.condition else None,
+                       rule.location, rule.name_format)
+            for rule in rules.use_backends),
         acls=tuple(acls.values()),
         timeouts=Timeouts(client=timeouts.client, http_request=timeouts.http_request,
-                          http_keep_alive=timeouts.http_keep_alive,
+                          http_keep_alive=timeouts.http_keep_alive, tarpit=timeouts.tarpit,
                           client_fin=timeouts.client_fin),
         forwardfor=settings.forwardfor if mode is ProxyMode.HTTP else None,
         httplog=settings.httplog and mode is ProxyMode.HTTP,
@@ -94,6 +122,17 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         # HAProxy falls back to the TCP format for `option httplog` in a TCP frontend
         tcplog=settings.tcplog or (settings.httplog and mode is ProxyMode.TCP),
         tcp_request=tcp_request_rules(draft, acls, frontend=True),
+        monitor=Monitor(settings.monitor_uri,
+                        tuple(_bind(cond, acls) for cond in rules.monitor_fail))
+        if settings.monitor_uri else None,
+        unique_id=UniqueId(settings.unique_id_format, settings.unique_id_header,
+                           settings.unique_id_location)
+        if settings.unique_id_format else None,
+        compression=settings.compression,
+        buffer_request=settings.buffer_request,
+        originalto=settings.originalto,
+        rules=_http_rules(draft, acls, frontend=True),
+        log_format=settings.log_format,
     )
 
 
@@ -133,7 +172,8 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         timeouts=Timeouts(connect=timeouts.connect, server=timeouts.server,
                           queue=timeouts.queue, http_request=timeouts.http_request,
                           http_keep_alive=timeouts.http_keep_alive, check=timeouts.check,
-                          tunnel=timeouts.tunnel, server_fin=timeouts.server_fin),
+                          tunnel=timeouts.tunnel, tarpit=timeouts.tarpit,
+                          server_fin=timeouts.server_fin),
         retries=settings.retries,
         redispatch=settings.redispatch,
         redispatch_interval=settings.redispatch_interval,
@@ -154,4 +194,15 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         mode=mode,
         tcp_check=tcp_check(settings),
         tcp_request=tcp_request_rules(draft, acls, frontend=False),
+        stats=_stats(settings.stats, rules.stats_admin, acls) if http else None,
+        compression=settings.compression,
+        buffer_request=settings.buffer_request,
+        originalto=settings.originalto,
+        rules=_http_rules(draft, acls, frontend=False),
     )
+
+
+def resolvers_sections(drafts: list[ResolversDraft]) -> tuple[Resolvers, ...]:
+    """Every ``resolvers`` section, in file order (the implicit ``default`` one is
+    ``Config.resolvers_section``'s)."""
+    return tuple(draft.freeze() for draft in drafts)

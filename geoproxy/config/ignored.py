@@ -15,7 +15,6 @@ _PROCESS = "process management belongs to gunicorn and geoproxy's command line"
 _LOGGING = "logging is configured on geoproxy's command line"
 _TLS = "geoproxy does not terminate TLS"
 _TUNING = "HAProxy's tuning does not apply to geoproxy"
-_STATS = "geoproxy's runtime commands go through Redis: see 'geoproxy set' and 'geoproxy state'"
 _NOTHING = "it has no effect on traffic in geoproxy"
 
 # keyword -> reason, for the global section
@@ -30,17 +29,19 @@ GLOBAL_IGNORED: dict[str, str] = {
     **dict.fromkeys(("log-tag", "log-send-hostname", "log-format"), _LOGGING),
     **dict.fromkeys(("ca-base", "crt-base", "ssl-server-verify", "ssl-engine",
                      "ssl-mode-async", "ssl-load-extra-files", "ssl-dh-param-file"), _TLS),
-    **dict.fromkeys(("maxconnrate", "maxsessrate", "maxsslconn", "maxsslrate", "maxpipes",
-                     "maxcomprate", "maxcompcpuusage", "maxzlibmem", "spread-checks",
+    **dict.fromkeys(("maxsslconn", "maxsslrate", "maxpipes", "spread-checks",
                      "max-spread-checks", "busy-polling", "noepoll", "nokqueue", "noevports",
                      "nopoll", "nosplice", "nogetaddrinfo", "noreuseport", "profiling.tasks",
                      "profiling.memory", "h1-case-adjust", "h1-case-adjust-file"), _TUNING),
-    "stats": _STATS,
+    **dict.fromkeys(("maxcomprate", "maxcompcpuusage", "maxzlibmem"),
+                    "geoproxy compresses what the compression rules select, whatever the load"),
 }
 # prefixes of whole keyword families ignored in the global section
 GLOBAL_IGNORED_PREFIXES: dict[str, str] = {"tune.": _TUNING, "ssl-default-": _TLS}
 
 GLOBAL_REFUSED: dict[str, str] = {
+    **dict.fromkeys(("maxconnrate", "maxsessrate"),
+                    "it caps new connections per second and geoproxy does not implement it"),
     **dict.fromkeys(("setenv", "presetenv", "resetenv", "unsetenv"),
                     "set the variable in geoproxy's environment instead"),
     "lua-load": "geoproxy does not run Lua",
@@ -50,23 +51,25 @@ GLOBAL_REFUSED: dict[str, str] = {
 
 # keyword -> reason, for proxy sections (defaults, frontend, backend, listen)
 PROXY_IGNORED: dict[str, str] = {
-    **dict.fromkeys(("log-tag", "log-format", "log-format-sd", "error-log-format",
-                     "capture", "declare", "unique-id-format", "unique-id-header"), _LOGGING),
-    **dict.fromkeys(("description", "id", "backlog", "fullconn", "http-reuse",
-                     "max-keep-alive-queue", "email-alert", "load-server-state-from-file",
-                     "server-state-file-name", "bind-process", "rate-limit", "compression",
+    **dict.fromkeys(("log-tag", "log-format-sd", "error-log-format"), _LOGGING),
+    **dict.fromkeys(("description", "id", "backlog", "fullconn",
+                     "max-keep-alive-queue", "email-alert", "bind-process",
                      "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt",
                      "srvtcpka-idle", "srvtcpka-intvl", "max-session-srv-conns"), _NOTHING),
-    "monitor-uri": "geoproxy answers no monitor URI: such requests go to the backend",
 }
 
+# keywords whose job geoproxy does another way
+PROXY_IGNORED.update(dict.fromkeys(
+    ("load-server-state-from-file", "server-state-file-name"),
+    "server states survive restarts and reloads in Redis"))
+
 PROXY_REFUSED: dict[str, str] = {
-    **dict.fromkeys(("http-request", "http-response", "http-after-response",
-                     "tcp-response", "redirect", "use-server", "http-error", "errorfiles",
+    "rate-limit": "it caps new sessions per second and geoproxy does not implement it",
+    **dict.fromkeys(("tcp-response", "use-server", "http-error", "errorfiles",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
                      "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
-                     "persist", "server-template", "external-check",
-                     "http-send-name-header", "monitor", "disabled", "enabled"),
+                     "persist", "external-check",
+                     "http-send-name-header", "disabled", "enabled"),
                     "it changes traffic and geoproxy does not implement it"),
 }
 
@@ -74,7 +77,7 @@ PROXY_REFUSED: dict[str, str] = {
 OPTION_IGNORED: dict[str, str] = {
     **dict.fromkeys(("httpslog", "dontlog-normal", "log-separate-errors", "logasap",
                      "log-health-checks", "contstats", "socket-stats"), _LOGGING),
-    **dict.fromkeys(("http-buffer-request", "tcpka", "clitcpka", "srvtcpka", "tcp-smart-accept",
+    **dict.fromkeys(("tcpka", "clitcpka", "srvtcpka", "tcp-smart-accept",
                      "tcp-smart-connect", "splice-auto", "splice-request", "splice-response",
                      "http-no-delay", "independent-streams", "nolinger", "http-ignore-probes",
                      "idle-close-on-response", "disable-h2-upgrade"), _NOTHING),
@@ -82,7 +85,7 @@ OPTION_IGNORED: dict[str, str] = {
 OPTION_REFUSED = frozenset({
     "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response",
     "checkcache", "http-pretend-keepalive", "http-use-proxy-header", "prefer-last-server",
-    "transparent", "originalto", "forwarded", "spop-check", "external-check",
+    "transparent", "forwarded", "spop-check", "external-check",
     "http-restrict-req-hdr-names", "h1-case-adjust-bogus-client",
     "h1-case-adjust-bogus-server", "forceclose", "http-tunnel", "http_proxy",
 })

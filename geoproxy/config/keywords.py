@@ -18,8 +18,11 @@ from geoproxy.config.kw_backend import (
     parse_stick_table,
 )
 from geoproxy.config.kw_check import parse_http_check
+from geoproxy.config.kw_compression import parse_compression
 from geoproxy.config.kw_cookie import parse_cookie
+from geoproxy.config.kw_http_reuse import parse_http_reuse
 from geoproxy.config.kw_log import parse_log
+from geoproxy.config.kw_monitor import parse_monitor, parse_monitor_uri
 from geoproxy.config.kw_option import parse_option
 from geoproxy.config.kw_proxy import (
     parse_acl,
@@ -32,12 +35,20 @@ from geoproxy.config.kw_proxy import (
     parse_retries,
     parse_timeout,
     parse_timeout_alias,
+)
+from geoproxy.config.kw_rules import (
+    parse_capture,
+    parse_declare,
+    parse_http_rule,
+    parse_log_format,
+    parse_redirect_keyword,
     parse_use_backend,
 )
-from geoproxy.config.kw_server import parse_default_server, parse_server
+from geoproxy.config.kw_server import parse_default_server, parse_server, parse_server_template
 from geoproxy.config.kw_stats import parse_stats
 from geoproxy.config.kw_tcp_check import parse_tcp_check
 from geoproxy.config.kw_tcp_request import parse_tcp_request
+from geoproxy.config.kw_unique_id import parse_unique_id_format, parse_unique_id_header
 
 ProxyKeyword = Keyword[ProxyDraft]
 
@@ -63,6 +74,8 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "http-check": Keyword(parse_http_check, frontend=False),
     "default-server": Keyword(parse_default_server, frontend=False, strict=True),
     "server": Keyword(parse_server, in_defaults=False, frontend=False, strict=True),
+    "server-template": Keyword(parse_server_template, in_defaults=False, frontend=False,
+                               strict=True),
     # HAProxy also allows stick tables in frontends, for track-sc rules geoproxy lacks
     "stick-table": Keyword(parse_stick_table, in_defaults=False, frontend=False, strict=True),
     "stick": Keyword(parse_stick, in_defaults=False, frontend=False),
@@ -72,6 +85,19 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "log": Keyword(parse_log, backend=False),
     "tcp-request": Keyword(parse_tcp_request),
     "tcp-check": Keyword(parse_tcp_check, frontend=False),
+    "monitor-uri": Keyword(parse_monitor_uri, backend=False),
+    "monitor": Keyword(parse_monitor, backend=False),
+    "compression": Keyword(parse_compression),
+    "unique-id-format": Keyword(parse_unique_id_format, backend=False),
+    "unique-id-header": Keyword(parse_unique_id_header, backend=False),
+    "http-reuse": Keyword(parse_http_reuse, frontend=False),
+    "http-request": Keyword(parse_http_rule),
+    "http-response": Keyword(parse_http_rule),
+    "http-after-response": Keyword(parse_http_rule),
+    "redirect": Keyword(parse_redirect_keyword),
+    "capture": Keyword(parse_capture, in_defaults=False, backend=False),
+    "declare": Keyword(parse_declare, in_defaults=False, backend=False),
+    "log-format": Keyword(parse_log_format, backend=False),
 }
 
 # the keywords a `no` or `default` prefix may precede

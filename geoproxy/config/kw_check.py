@@ -71,7 +71,11 @@ def parse_http_check(proxy: ProxyDraft, line: Line) -> None:
     elif action in ("send-state", "comment"):
         line.warn(f"'http-check {action}' is ignored by geoproxy.")
         return
-    elif action in ("disable-on-404", "connect", "set-var", "unset-var", "set-var-fmt") or \
+    elif action == "disable-on-404":
+        line.at_most(1)
+        proxy.settings.check_request = dataclasses.replace(proxy.settings.check_request,
+                                                           disable_on_404=True)
+    elif action in ("connect", "set-var", "unset-var", "set-var-fmt") or \
             action.startswith(("set-var(", "unset-var(", "set-var-fmt(")):
         line.fail(f"'http-check {action}' is not supported by geoproxy.")
     else:

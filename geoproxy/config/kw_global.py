@@ -1,4 +1,5 @@
-"""The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``log``, and
+"""The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``log``,
+``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), and
 geoproxy's own ``redis-url`` and ``workers``.
 
 HAProxy's process-level keywords are ignored with a warning or refused (see ``ignored.py``).
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from geoproxy.config.context import Keyword, Line
 from geoproxy.config.kw_log import log_target
+from geoproxy.config.kw_stats_socket import StatsDraft, parse_global_stats
 from geoproxy.config.model import DEFAULT_BUFSIZE, DEFAULT_MAXHDR, GlobalSettings, LogTarget
 
 # The URL forms geoproxy/state/connect.py reads (a single server, Sentinel, Cluster).
@@ -33,10 +35,12 @@ class GlobalDraft:
     logs: list[LogTarget] = field(default_factory=list)
     bufsize: int = DEFAULT_BUFSIZE
     maxhdr: int = DEFAULT_MAXHDR
+    stats: StatsDraft = field(default_factory=StatsDraft)
 
     def freeze(self) -> GlobalSettings:
         return GlobalSettings(
-            self.maxconn, self.redis_url, self.workers, tuple(self.logs), self.bufsize, self.maxhdr
+            self.maxconn, self.redis_url, self.workers, tuple(self.logs), self.bufsize,
+            self.maxhdr, tuple(self.stats.sockets), self.stats.timeout,
         )
 
 
@@ -113,4 +117,5 @@ GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
     "log": Keyword(_log),  # where request and health lines go
     "tune.bufsize": Keyword(_bufsize),  # a request head fits in it, less 1024 bytes (414, 431)
     "tune.http.maxhdr": Keyword(_maxhdr),  # at most this many lines in a request head (431)
+    "stats": Keyword(lambda draft, line: parse_global_stats(draft.stats, line)),  # Runtime API
 }

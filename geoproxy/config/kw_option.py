@@ -30,7 +30,7 @@ from geoproxy.config.kw_tcp_check import (
     option_ssl_hello_chk,
     option_tcp_check,
 )
-from geoproxy.config.model import ForwardFor, HttpMode
+from geoproxy.config.model import ForwardFor, HttpMode, OriginalTo
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +148,34 @@ def _forwardfor(proxy: ProxyDraft, line: Line) -> None:
     proxy.settings.forwardfor = ForwardFor(header, network, if_none)
 
 
-def _except_network(line: Line, text: str) -> str:
+def _buffer_request(proxy: ProxyDraft, line: Line) -> None:
+    line.at_most(1, "option http-buffer-request")
+    proxy.settings.buffer_request = line.prefix == ""
+
+
+def _originalto(proxy: ProxyDraft, line: Line) -> None:
+    header, network = "X-Original-To", None
+    index = 1
+    while index < len(line.args):
+        word = line.args[index]
+        if word == "except":
+            network = _except_network(line, line.arg(index + 1), "originalto")
+        elif word == "header":
+            header = line.arg(index + 1)
+            if not header:
+                line.fail("'option originalto header' expects <header_name> as argument.")
+        else:
+            line.fail("'option originalto' only supports optional values: 'except' and "
+                      "'header'.")
+        index += 2
+    proxy.settings.originalto = OriginalTo(header, network)
+
+
+def _except_network(line: Line, text: str, option: str = "forwardfor") -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))
     except ValueError:
-        line.fail("'option forwardfor except' expects <address>[/mask] as argument.")
+        line.fail(f"'option {option} except' expects <address>[/mask] as argument.")
 
 
 OPTIONS: dict[str, Option] = {
@@ -175,4 +198,6 @@ OPTIONS: dict[str, Option] = {
     "smtpchk": Option(option_smtpchk, frontend=False, backend=True, negatable=False),
     "ssl-hello-chk": Option(option_ssl_hello_chk, frontend=False, backend=True,
                             negatable=False),
+    "http-buffer-request": Option(_buffer_request, frontend=True, backend=True, negatable=True),
+    "originalto": Option(_originalto, frontend=True, backend=True, negatable=False),
 }

@@ -48,9 +48,10 @@ _TIMEOUTS: dict[str, tuple[str, bool, bool]] = {
     "connect": ("connect", False, True), "check": ("check", False, True),
     "queue": ("queue", False, True), "http-keep-alive": ("http_keep_alive", True, True),
     "http-request": ("http_request", True, True), "tunnel": ("tunnel", False, True),
+    "tarpit": ("tarpit", True, True),
     "client-fin": ("client_fin", True, False), "server-fin": ("server_fin", False, True),
 }
-_IGNORED_TIMEOUTS = ("tarpit",)
+_IGNORED_TIMEOUTS: tuple[str, ...] = ()
 _TIMEOUT_ALIASES = {"contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"}
 
 
@@ -64,7 +65,7 @@ def check_name(kind: str, name: str) -> str | None:
 
 def condition(proxy: ProxyDraft, line: Line, start: int) -> ConditionDraft:
     """Parse the ``if|unless ...`` that begins at argument ``start``. Raises ``AclError``."""
-    scope = ConditionScope(proxy.knows_acl, line.warn)
+    scope = ConditionScope(proxy.knows_acl, line.warn, line.rules_context())
     return parse_condition(line.args[start:], line.location, scope)
 
 
@@ -81,7 +82,7 @@ def parse_bind(proxy: ProxyDraft, line: Line) -> None:
     if not line.args:
         line.fail("'bind' expects [addr1]:port1[-end1]{,[addr]:port[-end]}... as arguments.")
     try:
-        addresses = address.parse_bind(line.arg(0))
+        addresses = address.parse_bind(address.expand(line.arg(0), line.env))
     except address.AddressError as exc:
         line.fail(f"'bind' : {exc}")
     accept_proxy = _bind_options(proxy, line)
@@ -130,21 +131,6 @@ def parse_default_backend(proxy: ProxyDraft, line: Line) -> None:
     proxy.settings.default_backend_location = line.location
 
 
-def parse_use_backend(proxy: ProxyDraft, line: Line) -> None:
-    _backend_name(line)
-    if line.arg(1) not in ("if", "unless"):
-        if not line.arg(1):
-            line.fail("'use_backend' : geoproxy needs a condition ('if' or 'unless') on "
-                      "'use_backend'; use 'default_backend' for an unconditional choice.")
-        line.fail(f"unexpected keyword '{line.arg(1)}' after switching rule, only 'if' and "
-                  "'unless' are allowed.")
-    try:
-        cond = condition(proxy, line, 1)
-    except AclError as exc:
-        line.fail(f"error detected while parsing switching rule : {exc}.")
-    proxy.rules.use_backends.append((line.arg(0), cond, line.location))
-
-
 def parse_acl(proxy: ProxyDraft, line: Line) -> None:
     name = line.arg(0)
     if proxy.name == "" and proxy.kind is ProxyKind.DEFAULTS:
@@ -158,7 +144,7 @@ def parse_acl(proxy: ProxyDraft, line: Line) -> None:
         line.fail(f"acl name '{name}' will never match. 'or' is used to express a logical "
                   "disjunction within a condition.")
     try:
-        parsed = parse_test(line.args[1:])
+        parsed = parse_test(line.args[1:], line.rules_context())
     except AclError as exc:
         line.fail(f"error detected while parsing ACL '{name}' : {exc}.")
     if parsed.no_pattern:
@@ -233,7 +219,7 @@ def parse_errorfile(proxy: ProxyDraft, line: Line) -> None:
         page = read_errorfile(int(code), line.arg(1), line.config_dir, line.location)
     except ErrorFileError as exc:
         line.fail(str(exc))
-    if page.response_status != page.status:
+    if page.response_status != page.status and not page.is_empty:
         line.warn(f"errorfile : '{page.path}' answers {page.response_status} for status "
                   f"{page.status}; geoproxy sends the file as it is, as HAProxy does.")
     proxy.settings.errorfiles[page.status] = page

@@ -6,10 +6,15 @@ Rules (manual section 5.2; HAProxy's server.c):
    ``defaults`` section's.
 2. ``SERVER_PARAMS`` maps each parameter to its number of arguments and the function that
    applies it to a ``Server`` value; the same table serves ``default-server``.
-3. Server names are unique per backend; the address is kept as written (see ``address.py``).
+3. Server names are unique per backend; the address is kept as written (see ``address.py``),
+   its environment variables expanded even outside quotes, as HAProxy does.
 4. Parameters HAProxy has but geoproxy does not implement are refused by name; a few that do
    not change traffic are ignored with a warning; the ``no-`` forms of refused features are
    accepted silently, since geoproxy already behaves that way.
+5. ``server-template PREFIX NUM|FIRST-LAST FQDN[:PORT] [params]`` declares the servers
+   PREFIX<FIRST>..PREFIX<LAST> (FIRST is 1 with a bare NUM), all with that address and those
+   parameters, as HAProxy does; with ``resolvers``, each slot gets its own address of the
+   FQDN at run time (``geoproxy.resolve``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ from geoproxy.config import address
 from geoproxy.config.context import Line, quoted_list, suggestion
 from geoproxy.config.draft import ProxyDraft
 from geoproxy.config.kw_proxy import check_name
+from geoproxy.config.kw_resolve import (
+    ResolveParamError,
+    apply_init_addr,
+    apply_resolve_net,
+    apply_resolve_opts,
+    apply_resolve_prefer,
+    apply_resolvers,
+    is_srv_record,
+)
 from geoproxy.config.model import Observe, OnError, Server
 from geoproxy.config.model_tcp import ProxyProtocol
 from geoproxy.config.units import UnitError, parse_time
@@ -91,10 +105,10 @@ def _port(server: Server, name: str, value: str) -> Server:
 
 
 def _addr(server: Server, name: str, value: str) -> Server:
+    """The check address: an IP address or, as HAProxy also takes, a host name."""
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        # HAProxy resolves a host name here, as for the server's own address
         if not address.is_host_name(value):
             raise ParamError("'addr' expects <ipv4|ipv6> as argument.") from None
     return replace(server, check_addr=value)
@@ -155,14 +169,18 @@ SERVER_PARAMS: dict[str, Param] = {
     "on-marked-up": Param(1, _on_marked(
         "shutdown-backup-sessions",
         lambda s: replace(s, on_marked_up_shutdown_backup_sessions=True))),
+    "resolvers": Param(1, apply_resolvers),
+    "resolve-prefer": Param(1, apply_resolve_prefer),
+    "init-addr": Param(1, apply_init_addr),
+    "resolve-opts": Param(1, apply_resolve_opts),
+    "resolve-net": Param(1, apply_resolve_net),
     "send-proxy": Param(0, _flag(lambda s: replace(s, send_proxy=ProxyProtocol.V1))),
     "send-proxy-v2": Param(0, _flag(lambda s: replace(s, send_proxy=ProxyProtocol.V2))),
     "no-send-proxy": Param(0, _flag(lambda s: replace(s, send_proxy=None))),
     "no-send-proxy-v2": Param(0, _flag(lambda s: replace(s, send_proxy=None))),
     "check-send-proxy": Param(0, _flag(lambda s: replace(s, check_send_proxy=True))),
 }
-_IGNORED = {"id": 1, "init-addr": 1, "resolvers": 1, "resolve-prefer": 1, "resolve-net": 1,
-            "resolve-opts": 1}
+_IGNORED = {"id": 1}
 _SILENT = {"no-ssl": 0, "no-agent-check": 0,
            "no-check-ssl": 0, "no-tfo": 0, "no-verifyhost": 0}
 _TLS = frozenset({"ssl", "verify", "ca-file", "crt", "sni", "alpn", "npn", "check-ssl",
@@ -187,18 +205,58 @@ def parse_server(proxy: ProxyDraft, line: Line) -> None:
     if bad:
         line.fail(bad)
     label = f"'server {proxy.name}/{name}'"
-    previous = next((s for s in proxy.rules.servers if s.name == name), None)
-    if previous is not None:
-        line.fail(f"{proxy.label}, another server named '{name}' was already defined at line "
-                  f"{previous.location.line}, please use distinct names.")
-    try:
-        host, port = address.parse_server(line.arg(1))
-    except address.AddressError as exc:
-        line.fail(f"{label} : {exc}")
+    _check_unique(proxy, line, name)
+    host, port = _server_address(line, line.arg(1), label)
     template = dataclasses.replace(proxy.settings.default_server, name=name, host=host,
                                    port=port, location=line.location)
     server = _apply_params(line, template, 2, label)
     proxy.rules.servers.append(server)
+
+
+def parse_server_template(proxy: ProxyDraft, line: Line) -> None:
+    """Rule 5."""
+    if len(line.args) < 3:
+        line.fail("'server-template' expects <prefix> <nb | range> <addr>[:<port>] as "
+                  "arguments.")
+    prefix, count = line.arg(0), line.arg(1)
+    bad = check_name("server", prefix)
+    if bad:
+        line.fail(bad)
+    first_text, dash, last_text = count.partition("-")
+    if not first_text.isdigit() or (dash and not last_text.isdigit()):
+        line.fail(f"'server-template' : Wrong server-template number or range arg '{count}' "
+                  "(expects <nb> or <first>-<last>).")
+    first, last = (int(first_text), int(last_text)) if dash else (1, int(first_text))
+    if first < 1 or last < first:
+        line.fail(f"'server-template' : Wrong server-template number or range arg '{count}'.")
+    label = f"'server-template {proxy.name}/{prefix}'"
+    host, port = _server_address(line, line.arg(2), label)
+    for number in range(first, last + 1):
+        _check_unique(proxy, line, f"{prefix}{number}")
+    template = dataclasses.replace(proxy.settings.default_server, name=prefix, host=host,
+                                   port=port, location=line.location)
+    server = _apply_params(line, template, 3, label)
+    proxy.rules.servers.extend(dataclasses.replace(server, name=f"{prefix}{number}")
+                               for number in range(first, last + 1))
+
+
+def _check_unique(proxy: ProxyDraft, line: Line, name: str) -> None:
+    previous = next((s for s in proxy.rules.servers if s.name == name), None)
+    if previous is not None:
+        line.fail(f"{proxy.label}, another server named '{name}' was already defined at line "
+                  f"{previous.location.line}, please use distinct names.")
+
+
+def _server_address(line: Line, text: str, label: str) -> tuple[str, int]:
+    try:
+        host, port = address.parse_server(address.expand(text, line.env))
+    except address.AddressError as exc:
+        line.fail(f"{label} : {exc}")
+    if is_srv_record(host):
+        line.fail(f"{label} : '{host}' is a DNS SRV record: geoproxy resolves names through "
+                  "the system's resolver, which does not answer SRV queries; name the servers' "
+                  "host and port instead.")
+    return host, port
 
 
 def parse_default_server(proxy: ProxyDraft, line: Line) -> None:
@@ -218,7 +276,7 @@ def _apply_params(line: Line, server: Server, index: int, label: str) -> Server:
         if param is not None:
             try:
                 server = param.apply(server, name, value)
-            except ParamError as exc:
+            except (ParamError, ResolveParamError) as exc:
                 line.fail(f"{label} : {exc}")
         elif name in _IGNORED:
             line.warn(f"{label} : '{name}' is ignored by geoproxy.")

@@ -7,9 +7,10 @@ Rules (HAProxy 2.6's ``cfgparse-listen.c``, messages checked with ``haproxy -c``
 2. ``stats admin`` needs ``if`` or ``unless`` and a condition; it is refused in ``defaults``.
    Several lines: admin rights when any of their conditions holds.
 3. ``stats auth USER:PASSWORD`` may be repeated; the password is what follows the first colon.
-4. ``stats show-node``, ``show-desc``, ``show-legends`` only change the page's decorations:
+4. In a backend, the page is served to the requests routed there (HAProxy's meaning).
+5. ``stats show-node``, ``show-desc``, ``show-legends`` only change the page's decorations:
    accepted with a warning. ``stats http-request`` changes who gets in: refused.
-5. ``stats metrics-uri PATH`` is geoproxy's own: where Prometheus scrapes.
+6. ``stats metrics-uri PATH`` is geoproxy's own: where Prometheus scrapes.
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ def parse_stats(proxy: ProxyDraft, line: Line) -> None:
         handler(stats, line)
     else:
         line.warn(f"'stats {sub}' is ignored by geoproxy (the page has no such decoration).")
-    if proxy.kind is ProxyKind.BACKEND:
-        line.warn(f"'stats {sub}' in {proxy.label} is ignored: geoproxy serves the stats page "
-                  "from 'frontend' and 'listen' sections.")
 
 
 def _enabled(proxy: ProxyDraft, line: Line) -> StatsDraft:

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from geoproxy.config.acl import AclError
 from geoproxy.config.context import Line, quoted_list
-from geoproxy.config.draft import ProxyDraft, ProxyKind, TcpRequestRuleDraft
+from geoproxy.config.draft import ProxyDraft, ProxyKind, TcpRequestRuleDraft, TermDraft
 from geoproxy.config.kw_proxy import condition
-from geoproxy.config.model import AclCriterion
 from geoproxy.config.model_tcp import TcpAction
 from geoproxy.config.units import UnitError, parse_time
 
 _ACTIONS = {action.value: action for action in TcpAction}
 _TRACK = ("track-sc0", "track-sc1", "track-sc2")
 # rule 1: what a connection rule may test (an anonymous ACL's criterion, or a named ACL's)
-_LAYER4 = frozenset({AclCriterion.SRC, AclCriterion.DST_PORT, AclCriterion.SRC_PORT,
-                     AclCriterion.ALWAYS_TRUE, AclCriterion.ALWAYS_FALSE})
+_LAYER4 = frozenset({"src", "src_port", "dst", "dst_port", "always_true", "always_false",
+                     "env", "hostname", "date", "int", "str", "bool"})
 _STICK_COUNTERS = ("fleet-wide stick counters (track-sc0/1/2, sc_*/src_* fetches) are not "
                    "built yet; geoproxy refuses the rule rather than count per process")
 
@@ -100,16 +99,16 @@ def _rule(proxy: ProxyDraft, line: Line, kind: str) -> TcpRequestRuleDraft:
     return TcpRequestRuleDraft(action, line.location, cond)
 
 
-def _only_layer4(proxy: ProxyDraft, line: Line, groups: tuple[tuple[object, ...], ...],
+def _only_layer4(proxy: ProxyDraft, line: Line, groups: tuple[tuple[TermDraft, ...], ...],
                  shown: str) -> None:
     """Rule 1: a connection rule that tests buffered content could never decide."""
     for group in groups:
         for term in group:
-            anonymous = getattr(term, "anonymous", None)
-            tests = anonymous.tests if anonymous is not None else tuple(
-                proxy.rules.acls.get(getattr(term, "name", ""), ()))
+            tests = term.anonymous.tests if term.anonymous is not None else tuple(
+                proxy.rules.acls.get(term.name, ()))
             for test in tests:
-                if test.criterion not in _LAYER4:
-                    line.fail(f"'{shown}' : fetch method '{test.criterion.value}' extracts "
-                              "information from the request contents, none of which is "
-                              "available at connection time.")
+                name = test.expr.fetch.name
+                if name not in _LAYER4:
+                    line.fail(f"'{shown}' : fetch method '{name}' extracts information from the "
+                              "request contents, none of which is available at connection "
+                              "time.")

@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:  # TCP proxies' own values (model_tcp imports this module)
     from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck, TcpRequestRules
 
+from geoproxy.rules.auth import Userlist
+from geoproxy.rules.spec import Action, CaptureSlot, LogFormat, MatchSpec, SampleExpr
+
 # tune.bufsize and tune.http.maxhdr's defaults, and tune.maxrewrite's (the buffer's reserve)
 DEFAULT_BUFSIZE: Final = 16384
 DEFAULT_MAXHDR: Final = 101
@@ -40,56 +43,14 @@ class Location:
 # ACLs and conditions (`acl NAME CRITERION [-i] PATTERN...`, `if|unless COND`)
 
 
-class AclCriterion(enum.Enum):
-    """The ACL fetches geoproxy evaluates. The value is HAProxy's spelling."""
-
-    PATH = "path"
-    PATH_BEG = "path_beg"
-    PATH_END = "path_end"
-    PATH_SUB = "path_sub"
-    PATH_REG = "path_reg"
-    HDR = "hdr"  # exact match on a header value: hdr(host) -i example.com
-    HDR_BEG = "hdr_beg"
-    HDR_END = "hdr_end"
-    HDR_SUB = "hdr_sub"
-    HDR_DOM = "hdr_dom"
-    HDR_REG = "hdr_reg"
-    METHOD = "method"
-    SRC = "src"  # client address against addresses or CIDR networks
-    # TCP fetches (also usable, where they mean something, in HTTP proxies); HAProxy's
-    # 1.x spellings (req_ssl_sni, req_len...) are read as the same criteria
-    DST_PORT = "dst_port"  # integer patterns: N, N:M, eq|ge|gt|le|lt N
-    SRC_PORT = "src_port"
-    REQ_LEN = "req.len"  # bytes received from the client and not yet forwarded
-    SSL_HELLO_TYPE = "req.ssl_hello_type"  # 1: a TLS ClientHello waits in the buffer
-    SSL_SNI = "req.ssl_sni"  # the ClientHello's server name, exact
-    SSL_SNI_BEG = "req.ssl_sni_beg"
-    SSL_SNI_END = "req.ssl_sni_end"
-    SSL_SNI_SUB = "req.ssl_sni_sub"
-    SSL_SNI_REG = "req.ssl_sni_reg"
-    SSL_SNI_DOM = "req.ssl_sni_dom"
-    SSL_SNI_LEN = "req.ssl_sni_len"  # integer patterns against the name's length
-    SSL_SNI_FOUND = "req.ssl_sni_found"
-    PAYLOAD_BIN = "req.payload_bin"  # req.payload(OFFSET,LENGTH) -m bin HEX
-    PAYLOAD_FOUND = "req.payload_found"  # req.payload(OFFSET,LENGTH) -m found
-    PROTO_HTTP = "req.proto_http"  # the predefined ACL HTTP: the request is HTTP
-    WAIT_END = "wait_end"  # the predefined ACL WAIT_END: tcp-request inspect-delay is over
-    ALWAYS_TRUE = "always_true"  # also the predefined ACL `TRUE`
-    ALWAYS_FALSE = "always_false"  # also the predefined ACL `FALSE`
-
-
 @dataclass(frozen=True, slots=True)
 class AclTest:
-    """One ACL test: a fetch, its argument (the header name for ``hdr*``), flags and patterns.
+    """One ACL test: a sample expression (a fetch and its converters) and how its samples are
+    matched (``-m`` method, ``-i``, patterns, those of ``-f`` files included). See
+    ``geoproxy.rules.spec``."""
 
-    ``patterns`` are matched with OR, as in HAProxy. ``ignore_case`` is the ``-i`` flag; header
-    names in ``argument`` are stored lower-case.
-    """
-
-    criterion: AclCriterion
-    argument: str | None
-    patterns: tuple[str, ...]
-    ignore_case: bool = False
+    expr: SampleExpr
+    match: MatchSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +196,69 @@ class Server:
     on_marked_up_shutdown_backup_sessions: bool = False
     send_proxy: ProxyProtocol | None = None  # send-proxy / send-proxy-v2
     check_send_proxy: bool = False  # check-send-proxy: the checks send the header too
+    # `resolvers NAME` and its companions (geoproxy.config.kw_resolve)
+    resolution: ServerResolution | None = None
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
+
+    @property
+    def maps_address(self) -> bool:
+        """``server NAME *:PORT`` (or ``0.0.0.0``, ``::``): each request goes to the address
+        the client connected to, as HAProxy does."""
+        return self.host in ("0.0.0.0", "::")
+
+    @property
+    def maps_port(self) -> bool:
+        """``server NAME ADDR`` without a port: each request goes to the port the client
+        connected to (the frontend's bind port), as HAProxy does."""
+        return self.port == 0
+
+
+class ResolvePrefer(enum.Enum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerResolution:
+    """``server ... resolvers NAME [resolve-prefer F] [init-addr M,...] [resolve-opts O,...]
+    [resolve-net N,...]``: the server's FQDN is resolved at run time through resolvers section
+    ``resolvers``, every ``hold valid``. ``init_addr`` are the methods tried at start-up in
+    order (``last``, ``libc``, ``none`` or an IP address; HAProxy's default ``last,libc``);
+    ``allow_dup_ip``: servers sharing the FQDN may get the same address (HAProxy's
+    ``prevent-dup-ip`` is the default); ``networks``: preferred networks (``resolve-net``)."""
+
+    resolvers: str | None
+    prefer: ResolvePrefer = ResolvePrefer.IPV6
+    init_addr: tuple[str, ...] = ("last", "libc")
+    allow_dup_ip: bool = False
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolvers:
+    """A ``resolvers NAME`` section. ``nameservers`` are (name, host, port); ``hold`` maps
+    HAProxy's ``hold`` statuses (valid, nx, timeout, refused, other, obsolete) to seconds;
+    ``parse_resolv_conf``: the system's resolver is used (geoproxy resolves names through
+    it whenever no nameserver is given)."""
+
+    name: str
+    location: Location
+    nameservers: tuple[tuple[str, str, int], ...] = ()
+    parse_resolv_conf: bool = False
+    hold: tuple[tuple[str, float], ...] = (
+        ("nx", 30.0), ("obsolete", 0.0), ("other", 30.0), ("refused", 30.0),
+        ("timeout", 30.0), ("valid", 10.0),
+    )
+    resolve_retries: int = 3
+    timeout_resolve: float = 1.0
+    timeout_retry: float = 1.0
+    accepted_payload_size: int = 512
+
+    def hold_for(self, status: str) -> float:
+        return dict(self.hold)[status]
 
 
 class HttpCheckExpectKind(enum.Enum):
@@ -273,6 +293,7 @@ class HttpCheck:
     expect: HttpCheckExpect | None = None
     headers: tuple[tuple[str, str], ...] = ()
     body: str = ""
+    disable_on_404: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,6 +419,7 @@ class Timeouts:
     tunnel: float | None = None
     client_fin: float | None = None
     server_fin: float | None = None
+    tarpit: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +429,15 @@ class ForwardFor:
     header: str = "X-Forwarded-For"
     except_network: str | None = None
     if_none: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalTo:
+    """``option originalto [except NETWORK] [header NAME]``: the address the client connected
+    to, sent to the server (IPv4 destinations only, as HAProxy 2.6)."""
+
+    header: str = "X-Original-To"
+    except_network: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +457,55 @@ class ErrorFile:
     reason: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+
+    @property
+    def is_empty(self) -> bool:
+        """An empty file: HAProxy closes the connection without answering."""
+        return not self.response
+
+
+class CompressionAlgorithm(enum.Enum):
+    """``compression algo``: the name as configured; ``token`` is what Accept-Encoding and
+    Content-Encoding call it."""
+
+    IDENTITY = "identity"
+    GZIP = "gzip"
+    DEFLATE = "deflate"
+    RAW_DEFLATE = "raw-deflate"
+
+    @property
+    def token(self) -> str:
+        return "deflate" if self is CompressionAlgorithm.RAW_DEFLATE else self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Compression:
+    """``compression algo A... | type T... | offload`` of one proxy: ``algorithms`` in
+    preference order (empty: none named, nothing is compressed), ``types`` are Content-Type
+    prefixes (empty: every type but multipart), ``offload`` removes Accept-Encoding from
+    requests that will be compressed."""
+
+    algorithms: tuple[CompressionAlgorithm, ...] = ()
+    types: tuple[str, ...] = ()
+    offload: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    """``monitor-uri URI`` and ``monitor fail if|unless COND``: requests whose URI is exactly
+    ``uri`` are answered by the proxy itself, 200, or 503 when a ``fail`` condition holds."""
+
+    uri: str
+    fail: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueId:
+    """``unique-id-format FMT`` (a log-format string) and ``unique-id-header NAME``."""
+
+    format: str
+    header: str | None = None
+    location: Location | None = None
 
 
 class HttpMode(enum.Enum):
@@ -462,11 +542,44 @@ class ProxyMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class UseBackend:
-    """``use_backend NAME if|unless COND``."""
+    """``use_backend NAME [if|unless COND]``; ``name_format`` is set when the name is a
+    log-format string (``use_backend be_%[req.hdr(host),lower]``), evaluated per request."""
 
     backend: str
-    condition: Condition
+    condition: Condition | None
     location: Location
+    name_format: LogFormat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRule:
+    """One ``http-request``/``http-response``/``http-after-response`` rule (or a ``redirect``
+    line): the action as parsed (``geoproxy.rules.spec``), its condition, and where it is.
+    ``keyword`` is how messages name it: ``http-request set-header``."""
+
+    action: Action
+    condition: Condition | None
+    location: Location
+    keyword: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRules:
+    """A proxy's rules, in configuration order, and its captures: ``request``
+    (``http-request`` and ``redirect``), ``response``, ``after_response``;
+    ``request_captures``/``response_captures`` are the slots of ``capture request|response
+    header`` and ``declare capture`` (the log's ``{...}`` fields, ``capture.req.hdr(N)``)."""
+
+    request: tuple[HttpRule, ...] = ()
+    response: tuple[HttpRule, ...] = ()
+    after_response: tuple[HttpRule, ...] = ()
+    request_captures: tuple[CaptureSlot, ...] = ()
+    response_captures: tuple[CaptureSlot, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.request or self.response or self.after_response
+                    or self.request_captures or self.response_captures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +645,13 @@ class Frontend:
     mode: ProxyMode = ProxyMode.HTTP
     tcplog: bool = False  # option tcplog (and option httplog in a TCP frontend)
     tcp_request: TcpRequestRules | None = None  # tcp-request connection|content, inspect-delay
+    monitor: Monitor | None = None
+    unique_id: UniqueId | None = None
+    compression: Compression | None = None
+    buffer_request: bool = False  # option http-buffer-request
+    originalto: OriginalTo | None = None
+    rules: HttpRules = field(default_factory=HttpRules)
+    log_format: LogFormat | None = None
 
     @property
     def http_server_close(self) -> bool:
@@ -577,6 +697,11 @@ class Backend:
     mode: ProxyMode = ProxyMode.HTTP
     tcp_check: TcpCheck | None = None  # option tcp-check and the protocol checks
     tcp_request: TcpRequestRules | None = None  # tcp-request content, inspect-delay
+    stats: StatsConfig | None = None  # a backend serves the stats page too (HAProxy's meaning)
+    compression: Compression | None = None
+    buffer_request: bool = False  # option http-buffer-request
+    originalto: OriginalTo | None = None
+    rules: HttpRules = field(default_factory=HttpRules)
 
     def server(self, name: str) -> Server | None:
         for server in self.servers:
@@ -591,6 +716,27 @@ class Backend:
     @property
     def http_keep_alive(self) -> bool:
         return self.http_mode is HttpMode.KEEP_ALIVE
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSocket:
+    """``stats socket`` in ``global``: where this host serves HAProxy's Runtime API. ``path``
+    is a unix socket's path ("" for TCP, then ``host``/``port``); ``mode``, ``user`` and
+    ``group`` apply to a unix socket (None: as created); ``level`` is ``user``, ``operator``
+    (HAProxy's default) or ``admin``."""
+
+    location: Location
+    path: str = ""
+    host: str = ""
+    port: int = 0
+    mode: int | None = None
+    user: str | None = None
+    group: str | None = None
+    level: str = "operator"
+
+    @property
+    def label(self) -> str:
+        return self.path or f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,6 +764,8 @@ class GlobalSettings:
     logs: tuple[LogTarget, ...] = ()
     bufsize: int = DEFAULT_BUFSIZE
     maxhdr: int = DEFAULT_MAXHDR
+    stats_sockets: tuple[StatsSocket, ...] = ()
+    stats_timeout: float = 10.0  # ``stats timeout``: an idle Runtime API session closes
 
     @property
     def request_limits(self) -> RequestLimits:
@@ -668,6 +816,16 @@ class Config:
     frontends: tuple[Frontend, ...]
     backends: tuple[Backend, ...]
     warnings: tuple[Diagnostic, ...] = ()
+    resolvers: tuple[Resolvers, ...] = ()
+    userlists: tuple[Userlist, ...] = ()
+
+    def resolvers_section(self, name: str) -> Resolvers | None:
+        """The ``resolvers`` section ``name``; ``default`` always exists, as in HAProxy 2.6
+        (built from the system's resolver when the file declares none of that name)."""
+        found = next((r for r in self.resolvers if r.name == name), None)
+        if found is None and name == "default":
+            found = Resolvers(name, Location(self.path, 0), parse_resolv_conf=True)
+        return found
 
     def backend(self, name: str) -> Backend | None:
         for backend in self.backends:

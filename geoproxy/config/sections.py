@@ -1,9 +1,9 @@
 """Section dispatch and ``defaults`` inheritance: directives -> section drafts.
 
 Rules (manual sections 2.1 and 4; HAProxy's ``cfg_parse_listen()``):
-1. A section keyword (``global``, ``defaults``, ``frontend``, ``backend``, ``listen``) ends the
-   current section and opens the next. Other HAProxy sections (``peers``, ``resolvers``,
-   ``userlist``...) are skipped whole, with one warning on their first line.
+1. A section keyword (``global``, ``defaults``, ``frontend``, ``backend``, ``listen``,
+   ``resolvers``) ends the current section and opens the next. Other HAProxy sections
+   (``peers``, ``userlist``...) are skipped whole, with one warning on their first line.
 2. Every proxy section inherits from the last ``defaults`` section before it, or from the one
    named by ``from NAME`` (HAProxy 2.4+). A ``defaults`` section starts from HAProxy's built-in
    defaults, or from ``from NAME``. A defaults section used both by name and implicitly gets
@@ -17,6 +17,8 @@ Rules (manual sections 2.1 and 4; HAProxy's ``cfg_parse_listen()``):
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from geoproxy.config.context import Keyword, Line, LineError, suggestion
@@ -30,6 +32,8 @@ from geoproxy.config.ignored import (
 from geoproxy.config.keywords import PREFIXABLE, PROXY_KEYWORDS
 from geoproxy.config.kw_global import GLOBAL_KEYWORDS, GlobalDraft
 from geoproxy.config.kw_proxy import check_name
+from geoproxy.config.kw_resolve import ResolversDraft, parse_resolvers_line
+from geoproxy.config.kw_userlist import UserlistDraft, parse_userlist_line
 from geoproxy.config.lexer import SECTION_KEYWORDS, Directive
 from geoproxy.config.model import Diagnostic
 
@@ -53,6 +57,8 @@ class SectionResult:
     proxies: list[ProxyDraft]
     errors: list[Diagnostic]
     warnings: list[Diagnostic]
+    resolvers: list[ResolversDraft] = field(default_factory=list)
+    userlists: list[UserlistDraft] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -60,11 +66,14 @@ class SectionReader:
     """Feeds directives one by one to the section they belong to (see the module rules)."""
 
     config_dir: str
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     global_: GlobalDraft = field(default_factory=GlobalDraft)
     proxies: list[ProxyDraft] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
-    current: GlobalDraft | ProxyDraft | _Skipped | None = None
+    current: GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | _Skipped | None = None
+    resolvers: dict[str, ResolversDraft] = field(default_factory=dict)
+    userlists: dict[str, UserlistDraft] = field(default_factory=dict)
     last_defaults: ProxyDraft | None = None
     defaults: list[ProxyDraft] = field(default_factory=list)
     frontends: dict[str, ProxyDraft] = field(default_factory=dict)
@@ -72,7 +81,7 @@ class SectionReader:
 
     def read(self, directives: list[Directive]) -> SectionResult:
         for directive in directives:
-            line = Line(directive, self.config_dir, self.warnings)
+            line = Line(directive, self.config_dir, self.warnings, env=self.env)
             try:
                 if line.keyword in ("no", "default") and isinstance(self.current, ProxyDraft):
                     # errors then name the real keyword: 'option', not 'no'
@@ -80,7 +89,11 @@ class SectionReader:
                 self._feed(line)
             except LineError as exc:
                 self.errors.append(line.diagnostic(exc.message))
-        return SectionResult(self.global_, self.proxies, self.errors, self.warnings)
+        for userlist in self.userlists.values():
+            for location, message in userlist.undeclared_groups():
+                self.errors.append(Diagnostic(location, "user", message))
+        return SectionResult(self.global_, self.proxies, self.errors, self.warnings,
+                             list(self.resolvers.values()), list(self.userlists.values()))
 
     def _feed(self, line: Line) -> None:
         keyword = line.keyword
@@ -91,6 +104,12 @@ class SectionReader:
         if current is None:
             line.fail(f"unknown keyword '{keyword}' out of section.")
         if isinstance(current, _Skipped):
+            return
+        if isinstance(current, ResolversDraft):
+            parse_resolvers_line(current, line)
+            return
+        if isinstance(current, UserlistDraft):
+            parse_userlist_line(current, line)
             return
         if keyword in ("no", "default"):
             self._strip_prefix(line)  # in the global section: always refused
@@ -106,7 +125,7 @@ class SectionReader:
                       "only for options and log.")
         directive = line.directive
         stripped = Directive(directive.location, words[0], words[1:], directive.columns[1:])
-        return Line(stripped, line.config_dir, line.warnings, prefix=line.keyword)
+        return Line(stripped, line.config_dir, line.warnings, prefix=line.keyword, env=line.env)
 
     def _global_line(self, draft: GlobalDraft, line: Line) -> None:
         keyword = line.keyword
@@ -161,12 +180,18 @@ class SectionReader:
         line.fail(f"unknown keyword '{keyword}' in '{section}' section"
                   f"{suggestion(keyword, valid)} (geoproxy supports: {', '.join(valid)}).")
 
-    def _open(self, line: Line) -> GlobalDraft | ProxyDraft | _Skipped:
+    def _open(
+        self, line: Line
+    ) -> GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | _Skipped:
         keyword = line.keyword
         if keyword == "global":
             self.current = self.global_
             line.at_most(0)
             return self.global_
+        if keyword == "resolvers":
+            return self._open_resolvers(line)
+        if keyword == "userlist":
+            return self._open_userlist(line)
         kind = _PROXY_KINDS.get(keyword)
         if kind is None:
             line.warn(f"section '{keyword}' is ignored by geoproxy; its lines are not read.")
@@ -177,6 +202,35 @@ class SectionReader:
         if kind is ProxyKind.DEFAULTS:
             return self._open_defaults(line)
         return self._open_proxy(kind, line)
+
+    def _open_resolvers(self, line: Line) -> ResolversDraft:
+        name = line.arg(0)
+        draft = ResolversDraft(name, line.location)
+        self.current = draft  # a wrong first line still reads the body, into a throwaway
+        if not name:
+            line.fail("'resolvers' expects <name> as argument.")
+        line.at_most(1)
+        self._check_section_name("resolvers", name, line)
+        other = self.resolvers.get(name)
+        if other is not None:
+            line.fail(f"resolvers section '{name}' has the same name as another resolvers "
+                      f"section declared at {other.location}.")
+        self.resolvers[name] = draft
+        return draft
+
+    def _open_userlist(self, line: Line) -> UserlistDraft | _Skipped:
+        name = line.arg(0)
+        self.current = _Skipped("userlist")
+        if not name:
+            line.fail("'userlist' expects <name> as arguments.")
+        line.at_most(1)
+        other = self.userlists.get(name)
+        if other is not None:
+            line.fail(f"parsing [{line.location}]: userlist '{name}' has the same name as "
+                      f"another userlist declared at {other.location}.")
+        draft = UserlistDraft(name, line.location)
+        self.userlists[name] = draft
+        return draft
 
     def _open_defaults(self, line: Line) -> ProxyDraft:
         args = line.args

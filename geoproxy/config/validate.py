@@ -22,15 +22,18 @@ from collections.abc import Iterator
 
 from geoproxy.config.draft import ProxyDraft
 from geoproxy.config.model import (
+    Acl,
     Backend,
     Bind,
     Config,
     CookieMode,
     Diagnostic,
     Frontend,
+    HttpRule,
     Location,
 )
 from geoproxy.config.validate_tcp import mode_errors, mode_warnings
+from geoproxy.rules.conditions import acl_usable
 
 _MISSING_TIMEOUTS = (
     "missing timeouts for {label}.\n"
@@ -58,6 +61,8 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
         errors.append(Diagnostic(Location(config.path, 0), "frontend",
                                  f"{config.path} has no 'frontend' or 'listen' section: "
                                  "geoproxy would not listen anywhere."))
+    errors.extend(_userlist_errors(config))
+    warnings.extend(_rule_warnings(config))
     for frontend in config.frontends:
         kind = "listen" if frontend.name in listens else "frontend"
         errors.extend(_frontend_errors(frontend, kind, backends))
@@ -69,7 +74,10 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
     stats_only = {f.name for f in config.frontends if f.stats is not None}
     for backend in config.backends:
         errors.extend(_stick_errors(backend, backends))
-        if not (backend.name in listens and backend.name in stats_only and not backend.servers):
+        errors.extend(_server_errors(backend, config))
+        serves_stats = backend.stats is not None or (
+            backend.name in listens and backend.name in stats_only)
+        if not (serves_stats and not backend.servers):
             warnings.extend(_backend_warnings(backend))
         missing = backend.timeouts.connect is None or backend.timeouts.server is None
         if backend.name in listens:
@@ -79,6 +87,67 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
         elif missing:
             warnings.append(_missing_timeouts(backend.location, f"backend '{backend.name}'"))
     return errors, warnings
+
+
+def _conditions(proxy: Frontend | Backend) -> Iterator[tuple[str, HttpRule]]:
+    rules = proxy.rules
+    for side, listed in (("request", rules.request), ("response", rules.response),
+                         ("after", rules.after_response)):
+        for rule in listed:
+            yield side, rule
+
+
+def _acls_used(proxy: Frontend | Backend) -> Iterator[tuple[Acl, Location]]:
+    for acl in proxy.acls:
+        yield acl, acl.location
+    for _, rule in _conditions(proxy):
+        if rule.condition is not None:
+            for group in rule.condition.any_of:
+                for term in group:
+                    yield term.test, rule.location
+    if isinstance(proxy, Frontend):
+        for use in proxy.use_backends:
+            if use.condition is not None:
+                for group in use.condition.any_of:
+                    for term in group:
+                        yield term.test, use.location
+
+
+def _userlist_errors(config: Config) -> Iterator[Diagnostic]:
+    """``http_auth(L)`` and ``http_auth_group(L)`` must name a ``userlist`` section."""
+    names = {userlist.name for userlist in config.userlists}
+    proxies: tuple[Frontend | Backend, ...] = (*config.frontends, *config.backends)
+    for proxy in proxies:
+        for acl, location in _acls_used(proxy):
+            for test in acl.tests:
+                fetch = test.expr.fetch
+                if fetch.name in ("http_auth", "http_auth_group") and \
+                        str(fetch.args[0]) not in names:
+                    yield Diagnostic(location, fetch.name, (
+                        f"proxy '{proxy.name}': unable to find userlist '{fetch.args[0]}' "
+                        f"referenced in arg 1 of ACL keyword '{fetch.name}'."))
+
+
+def _rule_warnings(config: Config) -> Iterator[Diagnostic]:
+    """HAProxy's warning for a rule whose ACL reads what the rule's side cannot see."""
+    proxies: tuple[Frontend | Backend, ...] = (*config.frontends, *config.backends)
+    seen: set[tuple[Location, str]] = set()  # a listen's rules are in both of its halves
+    for proxy in proxies:
+        kind = "frontend" if isinstance(proxy, Frontend) else "backend"
+        for side, rule in _conditions(proxy):
+            if rule.condition is None:
+                continue
+            response = side != "request"
+            for group in rule.condition.any_of:
+                for term in group:
+                    if not acl_usable(term.test, response) and \
+                            (rule.location, term.test.name) not in seen:
+                        seen.add((rule.location, term.test.name))
+                        where = "http-request" if side == "request" else "http-response"
+                        yield Diagnostic(rule.location, rule.keyword, (
+                            f"acl '{term.test.name}' will never match because it only "
+                            f"involves keywords that are incompatible with '{kind} {where} "
+                            "header rule'"))
 
 
 def _missing_timeouts(location: Location, label: str) -> Diagnostic:
@@ -100,7 +169,7 @@ def _frontend_errors(frontend: Frontend, kind: str,
             f"Proxy '{frontend.name}': unable to find required default_backend: "
             f"'{frontend.default_backend}'."))
     for rule in frontend.use_backends:
-        if rule.backend not in backends:
+        if rule.name_format is None and rule.backend not in backends:
             yield Diagnostic(rule.location, "use_backend", (
                 f"Proxy '{frontend.name}': unable to find required use_backend: "
                 f"'{rule.backend}'."))
@@ -145,6 +214,21 @@ def _stick_errors(backend: Backend, backends: dict[str, Backend]) -> Iterator[Di
         if owner is None or owner.stick_table is None:
             yield Diagnostic(rule.location, "stick", (
                 f"Proxy '{backend.name}': unable to find stick-table '{name}'."))
+
+
+def _server_errors(backend: Backend, config: Config) -> Iterator[Diagnostic]:
+    """A checked server needs a port to check; a ``resolvers`` name must exist."""
+    for server in backend.servers:
+        if server.check and server.maps_port and server.check_port is None:
+            yield Diagnostic(server.location, "server", (
+                f"backend '{backend.name}': server '{server.name}' has neither service port "
+                "nor check port."))
+        resolution = server.resolution
+        if resolution and resolution.resolvers and \
+                config.resolvers_section(resolution.resolvers) is None:
+            yield Diagnostic(server.location, "server", (
+                f"backend '{backend.name}': server '{server.name}': unable to find required "
+                f"resolvers '{resolution.resolvers}'."))
 
 
 def _backend_warnings(backend: Backend) -> Iterator[Diagnostic]:

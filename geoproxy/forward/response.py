@@ -92,6 +92,7 @@ class ResponseHead:
     body: BodyKind
     length: int
     keep_alive: bool
+    http11: bool = True  # HTTP/1.1, not HTTP/1.0
 
     @property
     def is_interim(self) -> bool:
@@ -136,7 +137,7 @@ def read_head(conn: Connection) -> bytes:
 # gets its own list.
 _HEAD_CACHE_LIMIT: Final = 256
 _HEAD_CACHE_BYTES: Final = 2048  # larger heads are not kept: the cache stays under 0.6 MB
-_CachedHead = tuple[int, str, tuple[tuple[str, str], ...], "BodyKind", int, bool]
+_CachedHead = tuple[int, str, tuple[tuple[str, str], ...], "BodyKind", int, bool, bool]
 _parsed_heads: dict[tuple[bytes, bool], _CachedHead] = {}
 
 
@@ -145,8 +146,8 @@ def parse_head(head: bytes, *, is_head: bool) -> ResponseHead:
     key = (head, is_head)
     known = _parsed_heads.get(key)
     if known is not None:
-        status, reason, fields, body, length, keep_alive = known
-        return ResponseHead(status, reason, list(fields), body, length, keep_alive)
+        status, reason, fields, body, length, keep_alive, http11 = known
+        return ResponseHead(status, reason, list(fields), body, length, keep_alive, http11)
     parsed = _parse_head(head, is_head)
     if len(head) > _HEAD_CACHE_BYTES:
         return parsed
@@ -159,6 +160,7 @@ def parse_head(head: bytes, *, is_head: bool) -> ResponseHead:
         parsed.body,
         parsed.length,
         parsed.keep_alive,
+        parsed.http11,
     )
     return parsed
 
@@ -205,7 +207,7 @@ def _parse_head(head: bytes, is_head: bool) -> ResponseHead:
     keep_alive = ("close" not in tokens) if minor == "1" else ("keep-alive" in tokens)
     if body is BodyKind.CLOSE or status == 101 or (codings and (lengths or minor == "0")):
         keep_alive = False
-    return ResponseHead(status, reason or "", headers, body, length, keep_alive)
+    return ResponseHead(status, reason or "", headers, body, length, keep_alive, minor == "1")
 
 
 def _handed_on(
@@ -270,7 +272,7 @@ class UpstreamResponse:
 
     __slots__ = (
         "status", "reason", "headers", "connected_at", "_pool", "_conn", "_body", "_length",
-        "_reusable",
+        "_reusable", "http11", "known_length",
     )  # fmt: skip
 
     def __init__(
@@ -279,6 +281,9 @@ class UpstreamResponse:
         self.status = head.status
         self.reason = head.reason
         self.headers = head.headers
+        self.http11 = head.http11
+        # the body's end is known before the connection closes (Content-Length or chunked)
+        self.known_length = head.body is BodyKind.LENGTH or head.body is BodyKind.CHUNKED
         self.connected_at = 0.0  # time.monotonic() when the connection was ready (the log's Tc)
         self._pool = pool
         self._conn: Connection | None = conn

@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -83,8 +84,11 @@ class HealthChecker:
         checker_id: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        address_of: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self._store = store
+        # servers under run-time resolution are checked where they are now (``resolvers``)
+        self._address_of = address_of
         self._id = checker_id
         self._clock = clock
         self._stop = threading.Event()
@@ -201,7 +205,11 @@ class HealthChecker:
 
     def _check(self, backend: Backend, schedule: _Schedule) -> None:
         try:
-            result = run_check(schedule.target)
+            target = self._target(backend, schedule)
+            if target is None:  # MAINT (resolution): no address to check
+                schedule.due = self._clock() + schedule.server.inter
+                return
+            result = run_check(target)
             outcome = self._store.record_check(
                 backend.name,
                 schedule.server,
@@ -220,6 +228,19 @@ class HealthChecker:
         finally:
             schedule.running = False
             self._wake.set()
+
+    def _target(self, backend: Backend, schedule: _Schedule) -> CheckTarget | None:
+        """The check's target: a resolved server's current address, None while it has none."""
+        server = schedule.server
+        if self._address_of is None or server.resolution is None or \
+                server.resolution.resolvers is None or server.check_addr:
+            return schedule.target
+        address = self._address_of(backend.name, server.name)
+        if address is None:
+            return schedule.target
+        if not address:
+            return None
+        return dataclasses.replace(schedule.target, host=address)
 
     def _after(
         self, backend: Backend, schedule: _Schedule, result: CheckResult, outcome: CheckOutcome

@@ -18,6 +18,7 @@ from geoproxy.health.tcpcheck import TcpCheckTarget, run_tcp_check
 from geoproxy.tcp.proxyproto import encode_v1, encode_v2
 
 _MAX_ANSWER = 16384
+NOLB_CODE = "L7OKC"  # http-check disable-on-404 and a 404: "check conditionally passed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,9 @@ def judge(answer: bytes, http: HttpCheck) -> tuple[bool, str, str]:
         return False, "L7RSP", "Layer7 invalid response"
     status = int(match.group(1))
     reason = (match.group(2) or b"").decode("latin-1")
+    if status == 404 and http.disable_on_404:
+        # HAProxy's NOLB: the server stays up for its persistent users, takes no new ones
+        return True, NOLB_CODE, f"Layer7 check conditionally passed: {status} {reason}".strip()
     expect = http.expect
     if expect is None:
         passed = 200 <= status < 400

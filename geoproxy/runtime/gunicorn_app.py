@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,13 +28,18 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from geoproxy.admin.mount import frontend_kinds
+from geoproxy.admin.runtime_api.context import HostInfo
 from geoproxy.config import load
 from geoproxy.config.model import Config
 from geoproxy.errors import ConfigError
 from geoproxy.health.checker import HealthChecker
 from geoproxy.proxy.app import ProxyApp
+from geoproxy.resolve.resolver import Resolver
+from geoproxy.resolve.startup import seed_addresses
+from geoproxy.runtime.stats_socket import BoundSocket, RuntimeApiServer
 from geoproxy.state.frontends import FrontendDirectory
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
+from geoproxy.state.runtime_ops import RuntimeOps
 
 log = logging.getLogger("geoproxy")
 
@@ -68,11 +75,13 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         redis_url: str,
         workers: int,
         listeners: Sequence[socket.socket] = (),
+        stats_sockets: Sequence[BoundSocket] = (),
     ) -> None:
         self.config = config
         self.redis_url = redis_url
         self.workers = workers
         self._listeners = list(listeners)
+        self._stats_sockets = list(stats_sockets)
         self._master_fleet: RedisFleetState | None = None
         self._registered = True  # False: the last reload could not reach Redis
         super().__init__(usage=None, prog="geoproxy")
@@ -123,6 +132,7 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
             self._master_fleet.close()
         self._master_fleet = RedisFleetState(self.redis_url, worker_id(os.getpid()))
         self._master_fleet.register(self.config.backends)
+        seed_addresses(self._master_fleet.dns, self.config)  # init-addr, before any worker
         frontends = FrontendDirectory(self.redis_url)
         try:
             frontends.register(frontend_kinds(self.config))
@@ -177,6 +187,8 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         return True
 
     def run(self) -> None:
+        master = os.getpid()
+        runtime_api = self._runtime_api()
         try:
             arbiter = GeoproxyArbiter(self)
             if self._listeners:
@@ -187,6 +199,28 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         except RuntimeError as error:
             print(f"\nError: {error}\n", file=sys.stderr, flush=True)
             sys.exit(1)
+        finally:
+            # gunicorn's workers leave through this stack too: only the master stops it
+            if runtime_api is not None and os.getpid() == master:
+                runtime_api.stop()
+
+    def _runtime_api(self) -> RuntimeApiServer | None:
+        """The ``stats socket`` server, in the master (threads that never block the arbiter)."""
+        if not self._stats_sockets:
+            return None
+        host = HostInfo(
+            pid=os.getpid(),
+            started=time.time(),
+            workers=self.workers,
+            node=os.environ.get(HOSTNAME_ENV) or socket.gethostname(),
+            ulimit_n=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
+        url = self.redis_url
+        server = RuntimeApiServer(
+            self._stats_sockets, lambda: self.config, lambda: RuntimeOps(url), host
+        )
+        server.start()
+        return server
 
 
 class GeoproxyArbiter(Arbiter):  # type: ignore[misc]
@@ -202,12 +236,16 @@ class GeoproxyArbiter(Arbiter):  # type: ignore[misc]
 
 def _post_worker_init(worker: Any) -> None:
     worker.geoproxy_checker = start_background(worker.wsgi, worker_id(os.getpid()))
+    worker.geoproxy_resolver = start_resolver(worker.wsgi, worker_id(os.getpid()))
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
     checker = getattr(worker, "geoproxy_checker", None)
     if isinstance(checker, HealthChecker):
         checker.stop()
+    resolver = getattr(worker, "geoproxy_resolver", None)
+    if isinstance(resolver, Resolver):
+        resolver.stop()
     app = getattr(worker, "wsgi", None)
     if isinstance(app, ProxyApp):
         app.fleet.stop()
@@ -219,6 +257,29 @@ def start_background(app: ProxyApp, checker_id: str) -> HealthChecker | None:
     app.fleet.start()
     if not isinstance(app.fleet, RedisFleetState):
         return None
-    checker = HealthChecker(app.fleet.health, app.config.backends, checker_id)
+    checker = HealthChecker(app.fleet.health, app.config.backends, checker_id,
+                            address_of=_resolved_address(app))
     checker.start()
     return checker
+
+
+def start_resolver(app: ProxyApp, holder: str) -> Resolver | None:
+    """A worker's share of the fleet's run-time resolution (``resolvers``), if any."""
+    if not isinstance(app.fleet, RedisFleetState):
+        return None
+    resolver = Resolver(app.fleet.dns, app.config, holder)
+    if not resolver.has_work:
+        return None
+    resolver.start()
+    return resolver
+
+
+def _resolved_address(app: ProxyApp) -> Any:
+    """Where a server under run-time resolution is now: its snapshot's address ('' when it has
+    none), None for a server whose configured address stands."""
+
+    def address_of(backend: str, server: str) -> str | None:
+        view = app.fleet.view(backend).server(server)
+        return view.address if view is not None else None
+
+    return address_of

@@ -24,6 +24,7 @@ from geoproxy.runtime import cli, instances
 from geoproxy.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisBusy, EmbeddedRedisError
 from geoproxy.runtime.gunicorn_app import GeoproxyApplication
 from geoproxy.runtime.listeners import BindError, bind_all
+from geoproxy.runtime.stats_socket import StatsSocketError, bind_stats_sockets
 from geoproxy.state.connect import REDIS_ERRORS, RedisUrlError, redact
 
 # A Redis URL geoproxy cannot use, or a Redis it cannot reach at start-up.
@@ -53,6 +54,14 @@ def run(config_path: str | None, *, workers: int | None, redis_url: str | None) 
             print(f"[ALERT] {failure}", file=sys.stderr)
         print("[ALERT] some listeners failed to start: geoproxy does not start", file=sys.stderr)
         return 1
+    try:
+        stats_sockets = bind_stats_sockets(config)
+    except StatsSocketError as error:
+        for listener in listeners:
+            listener.close()
+        print(f"[ALERT] {error}", file=sys.stderr)
+        print("[ALERT] some listeners failed to start: geoproxy does not start", file=sys.stderr)
+        return 1
     with contextlib.ExitStack() as cleanup:
         for listener in listeners:
             cleanup.callback(listener.close)
@@ -66,7 +75,9 @@ def run(config_path: str | None, *, workers: int | None, redis_url: str | None) 
                 print(f"[ALERT] embedded Redis: {error}", file=sys.stderr)
                 print("[ALERT] no Redis: geoproxy does not start", file=sys.stderr)
                 return 1
-        app = GeoproxyApplication(config, url, _workers(workers, config), listeners)
+        app = GeoproxyApplication(
+            config, url, _workers(workers, config), listeners, stats_sockets
+        )
         try:
             app.register()
         except _NO_REDIS as error:

@@ -26,11 +26,13 @@ from geoproxy.balance.policy import Policy
 from geoproxy.balance.view import OperState
 from geoproxy.config.model import Backend, Config, Frontend, ProxyMode
 from geoproxy.proxy.accesslog import AccessLog
+from geoproxy.proxy.runtime import compile_env
 from geoproxy.proxy.sticky import BackendPersistence
 from geoproxy.proxy.upgrade import tunnel_timeout
+from geoproxy.rules.logformat import Render, compile_logformat
 from geoproxy.runtime.tunnel import Tunnel
 from geoproxy.state.store import FleetState
-from geoproxy.tcp.conditions import TcpPredicate, compile_condition
+from geoproxy.tcp.conditions import TcpPredicate, compile_condition, txn_of
 from geoproxy.tcp.facts import TcpFacts
 from geoproxy.tcp.proxyproto import INCOMPLETE, ProxyHeaderError, decode
 from geoproxy.tcp.rules import CompiledRule, Verdict, compile_rules, evaluate
@@ -76,15 +78,18 @@ class TcpFrontend:
     connection_rules: tuple[CompiledRule, ...]
     content_rules: tuple[CompiledRule, ...]
     inspect_delay: float | None
-    routes: tuple[tuple[TcpPredicate, str], ...]
+    # use_backend: (condition or None, the backend's name, or the log-format naming it)
+    routes: tuple[tuple[TcpPredicate | None, str, Render | None], ...]
     default_backend: str | None
     log: AccessLog | None
     tunnel_fin: float | None  # timeout client-fin (the backend adds server-fin)
 
     def backend_for(self, facts: TcpFacts) -> str | None:
-        for holds, name in self.routes:
-            if holds(facts):
-                return name
+        """The first ``use_backend`` whose condition holds (undecided: does not), else the
+        default backend; a dynamic name that names no backend is returned as it is."""
+        for holds, name, render in self.routes:
+            if holds is None or holds(facts):
+                return name if render is None else render(txn_of(facts))
         return self.default_backend
 
 
@@ -244,6 +249,7 @@ def _backend(backend: Backend, config: Config, rng: random.Random) -> TcpBackend
 
 def _frontend(frontend: Frontend, config: Config) -> TcpFrontend:
     rules = frontend.tcp_request
+    env = compile_env(config)
     targets = (config.global_.logs if frontend.log_global else ()) + frontend.logs
     access = AccessLog(targets, default_stdout=frontend.tcplog) if frontend.tcplog else None
     return TcpFrontend(
@@ -251,8 +257,10 @@ def _frontend(frontend: Frontend, config: Config) -> TcpFrontend:
         connection_rules=compile_rules(rules.connection) if rules else (),
         content_rules=compile_rules(rules.content) if rules else (),
         inspect_delay=rules.inspect_delay if rules else None,
-        routes=tuple((compile_condition(rule.condition), rule.backend)
-                     for rule in frontend.use_backends),
+        routes=tuple(
+            (compile_condition(rule.condition, env) if rule.condition else None, rule.backend,
+             compile_logformat(rule.name_format, env) if rule.name_format else None)
+            for rule in frontend.use_backends),
         default_backend=frontend.default_backend,
         log=access if access is not None and access.enabled else None,
         tunnel_fin=frontend.timeouts.client_fin,

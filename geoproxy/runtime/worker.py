@@ -45,6 +45,7 @@ from geoproxy.config.model import RequestLimits
 from geoproxy.errors import ClientGone, UpstreamError
 from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
+from geoproxy.proxy.exchange import LOCAL_ADDRESS
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
@@ -131,6 +132,7 @@ class _Connection:
         self.reader = ClientReader(sock, worker.request_limits)
         self.timeouts: ClientTimeouts = worker.wsgi.client_timeouts(listener_name)
         self.base = _base_environ(addr, listener_name)
+        self.base[LOCAL_ADDRESS] = _local_address(sock, listener_name)
         # when the request being read began (the log's accept date and TR): the connection's
         # start for its first request, the first byte for the next ones
         self.began = time.monotonic()
@@ -234,6 +236,10 @@ class _Connection:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+                # the request is over: what it left in its environ (its rules' Txn, its log
+                # note) points back at the environ; emptying it frees them now, not at the
+                # garbage collector's next pass over the whole heap
+                environ.clear()
         except ClientGone:
             if request.error is not None and not response.head_sent:
                 _send_quietly(self.sock, _PAGES.get(request.error.status, _PAGES[400]))
@@ -323,6 +329,18 @@ def _base_environ(addr: Any, listener_name: Any) -> dict[str, Any]:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+
+
+def _local_address(client: Any, listener_name: Any) -> str:
+    """The address the client connected to (HAProxy's ``dst``): the listener's, or for a
+    wildcard listener the connection's own (one ``getsockname`` per connection)."""
+    host = str(listener_name[0]) if isinstance(listener_name, tuple) else ""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    try:
+        return str(client.getsockname()[0])
+    except (OSError, IndexError, TypeError):
+        return host
 
 
 def _send_quietly(client: socket.socket, data: bytes) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from geoproxy.balance.view import BackendView, ServerView
+from geoproxy.balance.view import BackendView
 from geoproxy.config.model import Backend
 from geoproxy.state.group_commit import GroupCommit
 from geoproxy.state.keys import BackendKeys, backend_keys
-from geoproxy.state.pool import Pool, build_pool
 from geoproxy.state.snapshot import initial_view
 from geoproxy.state.tally import BackendTally
 
@@ -27,9 +26,9 @@ class BackendState:
     group: GroupCommit
     has_queues: bool  # a server has maxconn: acquire must respect the queues
     view_version: int = 0  # Redis time (ms) of the refresh that built ``view``
-    pool: Pool | None = None  # the leastconn pool last sent, or about to be
     fleet_inflight: dict[str, int] = field(default_factory=dict)
     fleet_total: int = 0  # sum of ``fleet_inflight``
+    counts_at: float = float("-inf")  # when every count was last read (clock seconds)
     local_inflight: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)  # releases not yet sent
     tally: BackendTally = field(default_factory=BackendTally)
@@ -45,17 +44,6 @@ class BackendState:
             group=group,
             has_queues=any(server.maxconn for server in backend.servers),
         )
-
-    def pool_for(self, members: tuple[ServerView, ...]) -> Pool:
-        """The pool of ``members`` (a policy's eligible tuple), built once per tuple: a new
-        tuple with the same content keeps what Redis is known to hold."""
-        pool = self.pool
-        if pool is None or pool.members is not members:
-            previous = pool
-            pool = self.pool = build_pool(members, self.view_version)
-            if previous is not None and previous.digest == pool.digest:
-                pool.held = previous.held
-        return pool
 
     def take_pending(self) -> dict[str, int]:
         taken, self.pending = self.pending, {}
@@ -75,8 +63,11 @@ class BackendState:
         self.fleet_total += count - counts.get(name, 0)
         counts[name] = count
 
-    def saw_counts(self, counts: dict[str, int]) -> None:
-        """A refresh read every count."""
-        self.fleet_inflight = counts
-        self.fleet_total = sum(counts.values())
+    def saw_counts(self, counts: dict[str, int], *, whole: bool = True) -> None:
+        """A call read ``counts``: every count of the backend (``whole``), or some."""
+        if whole:
+            self.fleet_inflight = counts
+        else:
+            self.fleet_inflight.update(counts)
+        self.fleet_total = sum(self.fleet_inflight.values())
 

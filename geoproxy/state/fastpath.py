@@ -44,6 +44,8 @@ from geoproxy.state.connect import RedisBusyError, parse_url, to_bool
 from geoproxy.state.pipeline import Pipeline
 
 _RECV = 65536
+_MULTI = hiredis.pack_command(("MULTI",))
+_EXEC = hiredis.pack_command(("EXEC",))
 
 # The TLS options of a URL this module applies itself (as redis-py's SSLConnection does).
 _TLS_OPTIONS = frozenset(
@@ -90,28 +92,35 @@ class _Connection:
         if self._guard is not None:
             sock.settimeout(None)
 
-    def call(self, command: bytes) -> Any:
+    def call(self, command: bytes, count: int = 1) -> Any:
+        """The reply to ``command`` (``count`` packed commands: the list of their replies)."""
         guard = self._guard
         if guard is None:
-            return self._call(command)
+            return self._call(command, count)
         guard.arm(self.timeout)
         try:
-            return self._call(command)
+            return self._call(command, count)
         finally:
             guard.disarm()
 
-    def _call(self, command: bytes) -> Any:
+    def _call(self, command: bytes, count: int) -> Any:
         sendall(self.sock, command)
         wait_readable(self.sock)  # Redis cannot have answered yet
-        reader = self.reader  # empty: each call reads exactly its one reply
+        reader = self.reader  # empty: each call reads exactly its replies
+        replies: list[Any] = []
         while True:
             data = self.sock.recv(_RECV)
             if not data:
                 raise redis.exceptions.ConnectionError("Redis closed the connection")
             reader.feed(data)
             reply = reader.gets()
-            if reply is not False:
-                return reply
+            while reply is not False:
+                if count == 1:
+                    return reply
+                replies.append(reply)
+                if len(replies) == count:
+                    return replies
+                reply = reader.gets()
 
 
 class _Broken(Exception):
@@ -148,15 +157,34 @@ class FastCaller:
 
     def evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         command = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
-        if self._tls is None and watchdog.active() is not None:
-            reply = self._pipelined(command)
-        else:
-            reply = self._pooled(command)
+        reply = self._send_packed(command, 1)
         if isinstance(reply, hiredis.ReplyError):
             raise reply_error(str(reply))
         return reply
 
-    def _pipelined(self, command: bytes) -> Any:
+    def transaction(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run ``commands`` in one MULTI/EXEC, in one round trip; returns their replies."""
+        packed = b"".join(
+            [_MULTI, *(hiredis.pack_command(tuple(command)) for command in commands), _EXEC]
+        )
+        replies = self._send_packed(packed, len(commands) + 2)
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                raise reply_error(str(reply))
+        executed = replies[-1]
+        if not isinstance(executed, list):  # EXEC answered nil: the transaction was discarded
+            raise redis.exceptions.ResponseError("Redis discarded the transaction")
+        for reply in executed:
+            if isinstance(reply, hiredis.ReplyError):
+                raise reply_error(str(reply))
+        return executed
+
+    def _send_packed(self, command: bytes, count: int) -> Any:
+        if self._tls is None and watchdog.active() is not None:
+            return self._pipelined(command, count)
+        return self._pooled(command, count)
+
+    def _pipelined(self, command: bytes, count: int) -> Any:
         """In a gevent worker: every greenlet's calls share one pipelined connection (a TLS
         socket cannot be handed to the hub's raw watchers, so TLS stays pooled)."""
         pipeline = self._pipeline
@@ -166,34 +194,34 @@ class FastCaller:
                 if pipeline is None or pipeline.broken is not None:
                     pipeline = self._pipeline = Pipeline(self._connect().sock, self._timeout)
         try:
-            return pipeline.call(command)
+            return pipeline.call(command, count)
         except TimeoutError as error:
             raise redis.exceptions.TimeoutError(f"Redis did not answer in time: {error}") from None
 
-    def _pooled(self, command: bytes) -> Any:
+    def _pooled(self, command: bytes, count: int) -> Any:
         if self._idle:
             try:
-                reply = self._send(self._idle.pop(), command)
+                reply = self._send(self._idle.pop(), command, count)
             except _Broken:
                 # Redis restarted or dropped idle clients: every pooled connection is as dead
                 # as this one, and a fresh one may well work (rule 3).
                 self.close()
-                reply = self._send_fresh(command)
+                reply = self._send_fresh(command, count)
         else:
-            reply = self._send_fresh(command)
+            reply = self._send_fresh(command, count)
         return reply
 
-    def _send_fresh(self, command: bytes) -> Any:
+    def _send_fresh(self, command: bytes, count: int) -> Any:
         try:
-            return self._send(self._connect(), command)
+            return self._send(self._connect(), command, count)
         except _Broken as broken:
             raise redis.exceptions.ConnectionError(f"Redis connection failed: {broken}") from None
 
-    def _send(self, conn: _Connection, command: bytes) -> Any:
-        """Send on ``conn`` and read the reply; ``conn`` goes back to the pool after a reply
+    def _send(self, conn: _Connection, command: bytes, count: int) -> Any:
+        """Send on ``conn`` and read the replies; ``conn`` goes back to the pool after them
         and is closed after any failure."""
         try:
-            reply = conn.call(command)
+            reply = conn.call(command, count)
         except TimeoutError as error:
             conn.sock.close()
             raise redis.exceptions.TimeoutError(f"Redis did not answer in time: {error}") from None

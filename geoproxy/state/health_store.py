@@ -113,19 +113,32 @@ class HealthStore:
         return {name: int(stamp) for name, stamp in stamps if stamp and stamp.isdigit()}
 
     def set_admin(self, backend: str, server: str, state: AdminState) -> None:
-        self._set(backend, server, "admin", state.value)
+        """Leaving MAINT, a checked server runs one failed check away from DOWN until its next
+        check passes, as in HAProxy (``lua/set_admin.lua``)."""
+        keys = backend_keys(backend)
+        self._require(keys.servers, backend, server)
+        self._scripts.call(self._client, "set_admin", [keys.server(server)], [state.value])
+
+    def set_health(self, backend: str, server: str, health: str) -> None:
+        """The Runtime API's ``set server B/S health up|stopping|down`` (``lua/set_health.lua``)."""
+        keys = backend_keys(backend)
+        self._require(keys.servers, backend, server)
+        self._scripts.call(self._client, "set_health", [keys.server(server)], [health])
 
     def set_weight(self, backend: str, server: str, weight: int) -> None:
         if not 0 <= weight <= 256:
             raise ValueError(f"weight {weight} is out of range: 0 to 256, as in HAProxy")
         self._set(backend, server, "weight", str(weight))
 
-    def _set(self, backend: str, server: str, field: str, value: str) -> None:
-        keys = backend_keys(backend)
-        if not self._client.zscore(keys.servers, server):
-            known = self._client.zrange(keys.servers, 0, -1)
+    def _require(self, servers_key: str, backend: str, server: str) -> None:
+        if not self._client.zscore(servers_key, server):
+            known = self._client.zrange(servers_key, 0, -1)
             if server not in known:
                 raise KeyError(f"no server {backend}/{server} in this Redis")
+
+    def _set(self, backend: str, server: str, field: str, value: str) -> None:
+        keys = backend_keys(backend)
+        self._require(keys.servers, backend, server)
         seconds, micros = self._client.time()
         self._client.hset(
             keys.server(server),

@@ -24,7 +24,7 @@ from geoproxy.state.backend_state import BackendState
 from geoproxy.state.connect import Client
 from geoproxy.state.keys import BACKENDS
 from geoproxy.state.scripts import Batch, Scripts
-from geoproxy.state.snapshot import STATE_FIELDS, rebuild_view, transitions
+from geoproxy.state.snapshot import STATE_FIELDS, rebuild_view, shutdown_requests, transitions
 
 HEARTBEAT_PERIOD = 0.5  # seconds between two heartbeats (and snapshot refreshes) of a process
 WORKER_TTL_MS = 1500  # a worker whose last heartbeat is older than this is dead
@@ -52,6 +52,8 @@ class Heartbeat:
         # A Cluster pipeline cannot carry TIME (no key to route it by): ask it apart.
         self._time_in_pipeline = time_in_pipeline
         self.listeners: list[TransitionListener] = []
+        # (backend, server): an operator asked to shut that server's sessions down
+        self.shutdown_listeners: list[Callable[[str, str], None]] = []
         self.unregistered: list[Backend] = []  # to register once Redis answers
 
     def refresh(self, holder: str, *, beat: bool = True) -> int:
@@ -74,7 +76,7 @@ class Heartbeat:
             if beat:
                 batch.script(
                     "heartbeat",
-                    [keys.workers, keys.inflight, keys.least, keys.pool],
+                    [keys.workers, keys.inflight],
                     [keys.worker_prefix, holder, WORKER_TTL_MS],
                 )
             for server in state.config.servers:
@@ -106,6 +108,9 @@ class Heartbeat:
             for name, before, after in transitions(previous, state.view):
                 for listener in self.listeners:
                     listener(state.config.name, name, before, after)
+            for name in shutdown_requests(previous, state.view):
+                for shutdown in self.shutdown_listeners:
+                    shutdown(state.config.name, name)
         return now_ms
 
     def reap(self, worker_ids: Sequence[str]) -> int:
@@ -116,7 +121,7 @@ class Heartbeat:
             keys = state.keys
             batch.script(
                 "heartbeat",
-                [keys.workers, keys.inflight, keys.least, keys.pool],
+                [keys.workers, keys.inflight],
                 [keys.worker_prefix, "", WORKER_TTL_MS, *worker_ids],
             )
         return sum(int(count) for count in batch.execute())

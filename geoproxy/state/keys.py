@@ -34,8 +34,6 @@ class BackendKeys:
     queue_deadlines: str  # HASH: ticket -> deadline (ms, Redis clock)
     queue_sequence: str  # STRING counter: the next arrival sequence
     stats: str  # HASH: the backend's statistics (rates, maxima, per-frontend counters)
-    least: str  # ZSET: the leastconn pool's servers, scored by load (lua/lib/least_index.lua)
-    pool: str  # HASH: the leastconn pool: server -> maxconn * 512 + weight, '#digest'...
     queue_prefix: str  # the server queue keys' prefix (the server name follows)
 
     def server_queue(self, name: str) -> str:
@@ -53,6 +51,11 @@ class BackendKeys:
     def worker(self, worker_id: str) -> str:
         return self.worker_prefix + worker_id
 
+    def resolver_lease(self, name: str) -> str:
+        """STRING: the id of the process that resolves the FQDN of server ``name`` (and of the
+        servers sharing it) now, with a short TTL."""
+        return f"{PREFIX}:{{{self.backend}}}:dns:{name}"
+
 
 def backend_keys(backend: str) -> BackendKeys:
     tag = f"{PREFIX}:{{{backend}}}"
@@ -67,8 +70,6 @@ def backend_keys(backend: str) -> BackendKeys:
         queue_deadlines=f"{tag}:qdeadline",
         queue_sequence=f"{tag}:qseq",
         stats=f"{tag}:stats",
-        least=f"{tag}:least",
-        pool=f"{tag}:pool",
         queue_prefix=f"{tag}:queue:",
     )
 
@@ -92,15 +93,25 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:srv:S",
         "HASH",
         "server S of backend B: addr, weight, maxconn, backup, admin (ready, drain or maint), "
-        "oper (up, down, going-up or going-down); its check (check_code, check_desc, check_ms, "
+        "oper (up, down, going-up, going-down or stopping), shutdowns (how many times an "
+        "operator asked to cut its sessions); its check (check_code, check_desc, check_ms, "
         "checked_at, failed_checks, downs, last_change, downtime_ms) and traffic statistics "
         "(bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, max_inflight, "
-        "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second)",
+        "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second); with "
+        "'resolvers', resolved (the address DNS gave, '' for none: MAINT) and resolved_at; "
+        "nolb (1 while http-check disable-on-404 sees a 404)",
     ),
     (
         "gp:{B}:chk:S",
         "STRING",
         "the worker id that runs server S's health checks now (a lease with a 3 s TTL)",
+    ),
+    (
+        "gp:{B}:dns:S",
+        "STRING",
+        "the worker id that resolves the FQDN of server S (and of the servers sharing it: a "
+        "server-template) now, writing 'resolved' and 'resolved_at' into their hashes (a lease "
+        "with a 3 s TTL)",
     ),
     ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
     (
@@ -128,20 +139,6 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     ),
     ("gp:{B}:qdeadline", "HASH", "ticket -> when its request stops waiting (timeout queue)"),
     ("gp:{B}:qseq", "STRING", "arrival counter of backend B's queues"),
-    (
-        "gp:{B}:pool",
-        "HASH",
-        "the leastconn pool of backend B, as the freshest snapshot of any worker gave it: "
-        "server -> maxconn * 512 + weight (effective weight), '#digest' (what it holds), "
-        "'#version' (Redis time, ms, of that snapshot), '#seq' (moves in the index so far)",
-    ),
-    (
-        "gp:{B}:least",
-        "ZSET",
-        "the leastconn index of backend B: the pool's servers scored by load, "
-        "floor((inflight + 1) * 65536 / weight) * 2^20 + the sequence of its last move (the "
-        "lowest is the next leastconn pick; equal loads in turn)",
-    ),
     (
         "gp:{B}:stats",
         "HASH",

@@ -3,26 +3,36 @@
 Rules:
 1. An acquire is one job in its backend's group commit (``group_commit.py``): the requests of a
    worker that want a server of one backend while a call is out leave together, with the
-   releases batched meanwhile, as one ``acquire.lua`` call. That call is the request's only
-   Redis round trip in steady state (DESIGN.md invariant 1); a second one happens only when the
-   script asks for more than the first carried (Redis lost the leastconn pool, or every
-   candidate of a partial list was full).
-2. What a request sends is small whatever the number of servers: a leastconn request names the
-   pool (``state/pool.py``); a first-with-room ranking sends its candidates up to the first
-   without maxconn, or up to ``ROOMY`` that the snapshot believes have room (``partial``).
-3. Releases are counted into ``BackendState.pending`` and leave it in exactly one way: swapped
+   releases batched meanwhile, in one round trip. That call is the request's only Redis round
+   trip in steady state (DESIGN.md invariant 1); a second one happens only when the script asks
+   for more than the first carried (every candidate of a partial list was full).
+2. A request whose choice needs no check against the fleet (no candidate has maxconn, no
+   stick-table entry, no queue: most requests of most backends) is decided here, by the same
+   rule as the script (``rank.decide``), over the fleet's counts as this worker's previous calls
+   read them, when that was at most ``FRESH`` ago (under load, a call or two ago); the call is
+   then plain commands in one MULTI/EXEC (increments, and the counts read back for the next
+   decision), which costs Redis a tenth of a script call. Every other request, and every
+   request of a worker whose counts are older (an idle one), goes through ``acquire.lua``,
+   exact to the request.
+3. What a scripted request sends stays small: a first-with-room ranking sends its candidates up
+   to the first without maxconn, or up to ``ROOMY`` that the counts say have room; a
+   least-loaded one over more than ``LISTED`` servers sends the ``LISTED`` least loaded by
+   those counts. Either list is ``partial``: the script asks for the whole ranking when none of
+   it has room.
+4. Releases are counted into ``BackendState.pending`` and leave it in exactly one way: swapped
    out by the next call of their backend's group commit (a request's, or the flusher's when no
    request came for ``FLUSH_DELAY``). When the call fails they stay with the old holder, whose
    reaper gives them back (outage.py rule 2): a count is never lost and never given back twice.
-4. While Redis is unreachable, decisions are local (this process's own counts) and leases are
+   A worker's hash going below zero means the reaper took this holder for dead while it lived:
+   the over-release is put back, and the process counts under a new holder from then on.
+5. While Redis is unreachable, decisions are local (this process's own counts) and leases are
    marked unshared (``Outage``).
-5. The worker's entry in the live-workers set is refreshed at least every heartbeat period:
-   by the heartbeat, or by a call when the last refresh is that old.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,27 +47,20 @@ from geoproxy.state.group_commit import Job
 from geoproxy.state.heartbeat import HEARTBEAT_PERIOD, WORKER_TTL_MS
 from geoproxy.state.keys import stick_key
 from geoproxy.state.outage import Outage
-from geoproxy.state.pool import NO_POOL_ARGS
 from geoproxy.state.scripts import Scripts
 from geoproxy.state.store import Lease, QueueUnavailable, StickEntry, StickRequest, Ticket
 
 ROOMY = 4  # a partial first-with-room list holds this many candidates believed to have room
+LISTED = 16  # a least-loaded request lists at most this many candidates (rule 3)
+FRESH = 0.05  # seconds: counts read this recently may decide a plain request (rule 2)
+# A plain call reads every count back, for backends of up to READ_EVERY_CALL servers; for
+# larger ones (where reading them all costs Redis more than the rest of the call) when the last
+# reading is older than REREAD, seconds: in between, the increments answer the counts they
+# changed, and other workers' changes to other servers wait for the next reading.
+READ_EVERY_CALL = 16
+REREAD = 0.01
 _FIRST = PickMode.FIRST_WITH_ROOM
 _LEAST = PickMode.LEAST_LOADED
-
-
-def _partial_end(candidates: tuple[ServerView, ...]) -> int:
-    """How many of a first-with-room ranking to send (rule 2): up to the first without maxconn
-    (it always has room), or to the ``ROOMY``-th the snapshot believes has room."""
-    roomy = 0
-    for position, server in enumerate(candidates):
-        if server.maxconn == 0:
-            return position + 1
-        if server.inflight < server.maxconn:
-            roomy += 1
-            if roomy == ROOMY:
-                return position + 1
-    return len(candidates)
 
 
 def ttl_ms(ttl: float | None) -> int:
@@ -65,9 +68,14 @@ def ttl_ms(ttl: float | None) -> int:
     return max(int(ttl * 1000), 1) if ttl else 0
 
 
+def _is_plain(wish: _Wish) -> bool:
+    """Whether a request's choice needs no check against the fleet (rule 2)."""
+    return wish.stick is None and all(s.maxconn == 0 for s in wish.ranking.candidates)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Wish:
-    """What one request asks of ``acquire.lua``; ``whole``: send its whole ranking."""
+    """What one request asks; ``whole``: send its whole ranking."""
 
     ranking: Ranking
     stick: StickRequest | None
@@ -76,7 +84,7 @@ class _Wish:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Answer:
-    """``acquire.lua``'s answer to one request, and the holder it was counted under."""
+    """The server one request got, and the holder it was counted under."""
 
     server: str | None
     stuck: bool
@@ -126,92 +134,172 @@ class Leases:
         return self._acquire_locally(state, ranking)
 
     def send(self, state: BackendState, batch: list[Job]) -> None:
-        """The group commit's call: one ``acquire.lua`` for ``batch`` (rule 1), or one
-        ``release.lua`` when it holds only the flusher's wish to give back releases."""
+        """The group commit's call for ``batch`` (rule 1): plain commands when every request in
+        it is plain and the connection allows (rule 2), else ``acquire.lua``."""
+        wishes = [job.wish for job in batch if job.wish is not None]
         holder = self._outage.holder
-        keys_of = state.keys
-        wishes: list[_Wish] = [job.wish for job in batch if job.wish is not None]
         releases = state.take_pending()
         state.carried += 1
-        release_args: list[Any] = [len(releases)]
-        for name, count in releases.items():
-            release_args += (name, count)
-        now = self._clock()
-        beat = False
-        pool = None
-        if wishes:
-            name, keys = "acquire", [
-                keys_of.inflight,
-                keys_of.worker(holder),
-                keys_of.workers,
-                keys_of.least,
-                keys_of.pool,
-                keys_of.queue_deadlines,
-                keys_of.queue,
-            ]
-            beat = now - self.beaten_at >= HEARTBEAT_PERIOD
-            args: list[Any] = [
-                holder,
-                WORKER_TTL_MS if beat else 0,
-                keys_of.queue_prefix if state.has_queues else "",
-                *release_args,
-            ]
-            for wish in wishes:
-                if wish.ranking.pool is not None and wish.ranking.mode is _LEAST:
-                    pool = state.pool_for(wish.ranking.pool)
-                    if wish.whole:
-                        pool.held = pool.superseded = False
-            args += pool.args() if pool is not None else NO_POOL_ARGS
-            args.append(len(wishes))
-            for wish in wishes:
-                self._encode(wish, keys, args)
-        else:
-            name, args = "release", release_args
-            keys = [keys_of.inflight, keys_of.worker(holder), keys_of.least, keys_of.pool]
+        plain = (
+            self._fast is not None
+            and not state.has_queues
+            and (not wishes or self._clock() - state.counts_at <= FRESH)
+            and all(map(_is_plain, wishes))
+        )
         try:
-            reply = self._scripts.call(self._client, name, keys, args, self._fast)
+            if plain:
+                answers = self._send_plain(state, wishes, releases, holder)
+            else:
+                answers = self._send_scripted(state, wishes, releases, holder)
         except REDIS_ERRORS as error:
             state.give_back_pending(releases)
-            self._outage.failed(error, counted=True)  # rule 3: the pending go with the holder
+            self._outage.failed(error, counted=True)  # rule 4: the pending go with the holder
             for job in batch:
                 job.failed = True
             return
         self._outage.answered()
-        if not wishes:
-            for job in batch:
-                job.outcome = True
+        given = iter(answers)
+        for job in batch:
+            job.outcome = True if job.wish is None else next(given)
+
+    def _send_plain(
+        self,
+        state: BackendState,
+        wishes: Sequence[_Wish],
+        releases: dict[str, int],
+        holder: str,
+    ) -> list[_Answer]:
+        """Decide ``wishes`` here, then one MULTI/EXEC: the increments, and the counts read back
+        (rule 2)."""
+        counts = dict(state.fleet_inflight)
+        delta: dict[str, int] = {}
+        for name, count in releases.items():
+            delta[name] = -count
+            counts[name] = counts.get(name, 0) - count
+        chosen: list[str | None] = []
+        for wish in wishes:
+            server = decide(wish.ranking, counts)
+            if server is None:
+                chosen.append(None)
+                continue
+            taken = server.name
+            delta[taken] = delta.get(taken, 0) + 1
+            counts[taken] = counts.get(taken, 0) + 1
+            chosen.append(taken)
+        keys = state.keys
+        mine = keys.worker(holder)
+        commands: list[tuple[Any, ...]] = []
+        for name, by in delta.items():
+            if by:
+                commands.append(("HINCRBY", keys.inflight, name, by))
+                commands.append(("HINCRBY", mine, name, by))
+        now = self._clock()
+        read_all = len(state.config.servers) <= READ_EVERY_CALL or now - state.counts_at > REREAD
+        if read_all:
+            commands.append(("HGETALL", keys.inflight))
+        assert self._fast is not None
+        replies = self._fast.transaction(commands)
+        self._repair(state, commands, replies)
+        if read_all:
+            read = replies[-1]
+            state.saw_counts({read[i]: int(read[i + 1]) for i in range(0, len(read), 2)})
+            state.counts_at = now
+        else:  # the increments answered the counts they changed
+            for command, reply in zip(commands[::2], replies[::2], strict=False):
+                state.saw_count(command[2], int(reply))
+        counts = state.fleet_inflight
+        return [
+            _Answer(taken, False, counts.get(taken, 0) if taken else 0, False, holder)
+            for taken in chosen
+        ]
+
+    def _repair(
+        self, state: BackendState, commands: list[tuple[Any, ...]], replies: list[Any]
+    ) -> None:
+        """A worker's hash below zero: put the over-release back, count under a new holder
+        (rule 4)."""
+        fixes = []
+        for command, reply in zip(commands[1::2], replies[1::2], strict=False):
+            if command[0] == "HINCRBY" and int(reply) < 0:
+                fixes.append((command[2], -int(reply)))
+        if not fixes:
             return
+        keys = state.keys
+        repair: list[tuple[Any, ...]] = []
+        for name, over in fixes:
+            repair.append(("HINCRBY", keys.inflight, name, over))
+            repair.append(("HDEL", commands[1][1], name))
+        assert self._fast is not None
+        self._fast.transaction(repair)
+        self._outage.renew_holder()
+
+    def _send_scripted(
+        self,
+        state: BackendState,
+        wishes: Sequence[_Wish],
+        releases: dict[str, int],
+        holder: str,
+    ) -> list[_Answer]:
+        keys_of = state.keys
+        if not wishes:
+            given: list[Any] = [len(releases)]
+            for name, count in releases.items():
+                given += (name, count)
+            keys = [keys_of.inflight, keys_of.worker(holder)]
+            self._scripts.call(self._client, "release", keys, given, self._fast)
+            return []
+        keys = [
+            keys_of.inflight,
+            keys_of.worker(holder),
+            keys_of.workers,
+            keys_of.queue_deadlines,
+            keys_of.queue,
+        ]
+        now = self._clock()
+        beat = now - self.beaten_at >= HEARTBEAT_PERIOD
+        args: list[Any] = [
+            holder,
+            WORKER_TTL_MS if beat else 0,
+            keys_of.queue_prefix if state.has_queues else "",
+            len(releases),
+        ]
+        for name, count in releases.items():
+            args += (name, count)
+        args.append(len(wishes))
+        counts = state.fleet_inflight
+        for wish in wishes:
+            self._encode(wish, counts, keys, args)
+        reply = self._scripts.call(self._client, "acquire", keys, args, self._fast)
         if beat:
             self.beaten_at = now
-        if pool is not None:
-            pool.answered(int(reply[0]))
-        at = 1
-        for job in batch:
-            if job.wish is None:
-                job.outcome = True
-                continue
+        answers = []
+        for at in range(0, 4 * len(wishes), 4):
             server, stuck, count, resend = reply[at : at + 4]
-            at += 4
-            job.outcome = _Answer(server or None, bool(stuck), int(count), bool(resend), holder)
+            answers.append(_Answer(server or None, bool(stuck), int(count), bool(resend), holder))
+        seen = reply[4 * len(wishes) :]
+        for at in range(0, len(seen), 2):
+            state.saw_count(seen[at], int(seen[at + 1]))
+        if len(seen) == 2 * len(state.config.servers):
+            state.counts_at = now  # the script read every count
+        return answers
 
     @staticmethod
-    def _encode(wish: _Wish, keys: list[str], args: list[Any]) -> None:
-        """One request's part of ``acquire.lua``'s arguments (rule 2), and its stick keys."""
+    def _encode(wish: _Wish, counts: dict[str, int], keys: list[str], args: list[Any]) -> None:
+        """One request's part of ``acquire.lua``'s arguments (rule 3), and its stick keys."""
         ranking = wish.ranking
         stick = wish.stick
-        sticky = "" if stick is None else "+"
-        if ranking.pool is not None and ranking.mode is _LEAST:
-            args.append("P" + sticky)
-        else:
-            candidates = ranking.candidates
-            partial = ""
-            if ranking.mode is _FIRST and not wish.whole:
-                end = _partial_end(candidates)
-                if end < len(candidates):
-                    partial, candidates = "~", candidates[:end]
-            args += ("F" if ranking.mode is _FIRST else "L") + partial + sticky, len(candidates)
-            for server in candidates:
-                args += (server.name, server.weight, server.maxconn)
+        candidates = ranking.candidates
+        partial = False
+        if not wish.whole:
+            if ranking.mode is _FIRST:
+                end = _partial_end(candidates, counts)
+                partial, candidates = end < len(candidates), candidates[:end]
+            elif len(candidates) > LISTED:
+                partial, candidates = True, _least_loaded(candidates, counts)
+        header = ("F" if ranking.mode is _FIRST else "L") + ("~" if partial else "")
+        args += (header + ("" if stick is None else "+"), len(candidates))
+        for server in candidates:
+            args += (server.name, server.weight, server.maxconn)
         if stick is None:
             return
         keys += [stick_key(e.table, e.key) for e in stick.lookups]
@@ -226,11 +314,6 @@ class Leases:
         name = answer.server
         if name is None:
             return None
-        if state.config.server(name) is None:
-            # a newer pool, from a configuration this process does not run yet (a reload in
-            # progress), chose a server it does not know: give the slot back, decide locally
-            state.pending[name] = state.pending.get(name, 0) + 1
-            return None
         state.saw_count(name, answer.count)
         local = state.local_inflight
         local[name] = local.get(name, 0) + 1
@@ -239,11 +322,7 @@ class Leases:
 
     def _acquire_locally(self, state: BackendState, ranking: Ranking) -> Lease | None:
         local = state.local_inflight
-        candidates = tuple(
-            dataclasses.replace(view, inflight=local.get(view.name, 0))
-            for view in ranking.candidates
-        )
-        chosen = decide(Ranking(ranking.mode, candidates))
+        chosen = decide(ranking, local)
         if chosen is None:
             return None
         local[chosen.name] = local.get(chosen.name, 0) + 1
@@ -264,7 +343,7 @@ class Leases:
             args += (candidate.name, candidate.weight, candidate.maxconn)
         args += (ticket.id, ticket.wait_ms, ticket.maxqueue)
         script_keys = [keys.inflight, keys.worker(holder), keys.workers, queue]
-        script_keys += [keys.queue_deadlines, keys.queue_sequence, keys.least, keys.pool]
+        script_keys += [keys.queue_deadlines, keys.queue_sequence]
         try:
             reply = self._scripts.call(self._client, "queue", script_keys, args, self._fast)
         except REDIS_ERRORS as error:
@@ -341,3 +420,31 @@ class Leases:
                 self._outage.answered()
                 return
         later.extend((entry, server) for entry in entries)
+
+
+def _partial_end(candidates: tuple[ServerView, ...], counts: dict[str, int]) -> int:
+    """How many of a first-with-room ranking to send (rule 3): up to the first without maxconn
+    (it always has room), or to the ``ROOMY``-th that ``counts`` say has room."""
+    roomy = 0
+    for position, server in enumerate(candidates):
+        if server.maxconn == 0:
+            return position + 1
+        if counts.get(server.name, 0) < server.maxconn:
+            roomy += 1
+            if roomy == ROOMY:
+                return position + 1
+    return len(candidates)
+
+
+def _least_loaded(
+    candidates: tuple[ServerView, ...], counts: dict[str, int]
+) -> tuple[ServerView, ...]:
+    """The ``LISTED`` least loaded of ``candidates`` by ``counts``, in ranking order."""
+    order = {server.name: i for i, server in enumerate(candidates)}
+    best = heapq.nsmallest(
+        LISTED,
+        candidates,
+        key=lambda s: ((counts.get(s.name, 0) + 1) / s.weight if s.weight else float("inf"),
+                       order[s.name]),
+    )
+    return tuple(sorted(best, key=lambda s: order[s.name]))

@@ -54,13 +54,17 @@ class Outage:
     def on_new_holder(self, listener: Callable[[str], None]) -> None:
         self._on_new_holder.append(listener)
 
+    def renew_holder(self) -> None:
+        """Count under a new holder id from now on (rule 2)."""
+        self._generation += 1
+        self.holder = f"{self.worker_id}#{self._generation}"
+        for listener in self._on_new_holder:
+            listener(self.holder)
+
     def failed(self, error: Exception, *, counted: bool = False) -> None:
         """A call failed; ``counted``: it may have counted requests in flight (rule 2)."""
         if counted:
-            self._generation += 1
-            self.holder = f"{self.worker_id}#{self._generation}"
-            for listener in self._on_new_holder:
-                listener(self.holder)
+            self.renew_holder()
         self._down_until = self._clock() + RETRY_AFTER
         if not self._degraded:
             self._degraded = True

@@ -9,8 +9,10 @@ each side.
 
 Rules:
 1. Redis answers a connection's commands in the order it received them: the ``n``-th reply
-   read belongs to the ``n``-th command written. ``_waiting`` holds the callers in that
-   order; a command enters it in the same step as its bytes enter the outbox.
+   read belongs to the ``n``-th command written. ``_waiting`` holds, in that order, one entry
+   per command: the caller's waiter, and for a caller that sent several commands at once the
+   list its replies collect in; a command enters it in the same step as its bytes enter the
+   outbox.
 2. Writes and reads happen in hub callbacks, on a non-blocking socket: nothing here ever
    blocks the hub. A caller waits on its own ``Waiter``.
 3. A caller whose timeout expires (its watchdog guard threw ``TimeoutError``) breaks the
@@ -48,7 +50,8 @@ class Pipeline:
         self._reader = hiredis.Reader(encoding="utf-8")
         self._outbox: list[bytes] = []
         self._unsent = b""
-        self._waiting: deque[Waiter] = deque()
+        # (waiter, replies collected for a multi-command call or None, last of its call)
+        self._waiting: deque[tuple[Waiter, list[Any] | None, bool]] = deque()
         self._guards: list[watchdog.Guard] = []
         self._flush_scheduled = False
         self.broken: Exception | None = None
@@ -60,14 +63,19 @@ class Pipeline:
         self._writing = loop.io(self._sock.fileno(), 2)
         self._writing.ref = False
 
-    def call(self, command: bytes) -> Any:
-        """Send one packed command and return its reply (a ``hiredis.ReplyError`` for an error
+    def call(self, command: bytes, count: int = 1) -> Any:
+        """Send packed ``command`` (``count`` commands packed together) and return its reply
+        (the list of their replies when ``count`` > 1; a ``hiredis.ReplyError`` for an error
         reply). Raises ``TimeoutError`` after the timeout, ``redis.ConnectionError`` when the
         connection fails."""
         if self.broken is not None:
             raise redis.exceptions.ConnectionError(f"Redis connection failed: {self.broken}")
         waiter = Waiter(self._hub)
-        self._waiting.append(waiter)
+        if count == 1:
+            self._waiting.append((waiter, None, True))
+        else:
+            replies: list[Any] = []
+            self._waiting.extend((waiter, replies, i == count - 1) for i in range(count))
         self._outbox.append(command)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -140,7 +148,12 @@ class Pipeline:
             if not waiting:
                 self._fail(ConnectionError("a reply no command asked for"))
                 return
-            waiter = waiting.popleft()
+            waiter, replies, last = waiting.popleft()
+            if replies is not None:
+                replies.append(reply)
+                if not last:
+                    continue
+                reply = replies
             if waiter.greenlet is not None:  # else its caller gave up (and broke us)
                 waiter.switch(reply)
             if self.broken is not None:
@@ -158,6 +171,6 @@ class Pipeline:
         self._sock.close()
         waiting, self._waiting = self._waiting, deque()
         failure = redis.exceptions.ConnectionError(f"Redis connection failed: {error}")
-        for waiter in waiting:
-            if waiter.greenlet is not None:
+        for waiter, _, last in waiting:
+            if last and waiter.greenlet is not None:
                 waiter.throw(failure)

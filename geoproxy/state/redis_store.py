@@ -32,6 +32,7 @@ from geoproxy.config.model import Backend
 from geoproxy.state import registry
 from geoproxy.state.backend_state import BackendState
 from geoproxy.state.connect import REDIS_ERRORS, connect, is_cluster
+from geoproxy.state.dns_store import DnsStore
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.flusher import Flusher
 from geoproxy.state.group_commit import GroupCommit, Job
@@ -101,6 +102,7 @@ class RedisFleetState:
         )
         self._clock = clock
         self.health = HealthStore(self._client, self._scripts)
+        self.dns = DnsStore(self._client, self._scripts)  # run-time resolution (resolvers)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -190,6 +192,11 @@ class RedisFleetState:
         """Call ``listener`` whenever a refresh sees a server's health state change."""
         self._heartbeat.listeners.append(listener)
 
+    def on_shutdown_request(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(backend, server)`` when a refresh sees that an operator asked to
+        shut that server's sessions down (the Runtime API's ``shutdown sessions server``)."""
+        self._heartbeat.shutdown_listeners.append(listener)
+
     @property
     def degraded(self) -> bool:
         return self._outage.degraded
@@ -254,6 +261,8 @@ class RedisFleetState:
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
         started = self._clock()
         self._heartbeat.refresh(self._outage.holder, beat=beat)
+        for state in self._backends.values():
+            state.counts_at = started
         if beat and self._backends:
             self._leases.beaten_at = started
 

@@ -49,16 +49,25 @@ def _server_row(
 ) -> ServerReport:
     inflight, total, queued = counts
     weight = _int(detail.get("weight"), _int(detail.get("cfg_weight"), 1))
+    if detail.get("nolb") == "1":
+        weight = 0  # disable-on-404 saw a 404 (HAProxy's NOLB)
     slowstart = float(detail.get("slowstart") or 0)
     ok, failed = _int(detail.get("check_ok")), _int(detail.get("check_fail"))
     changed = _int(detail.get("last_change"))
     checked_at = _int(detail.get("checked_at"))
     err_conn, err_resp = _int(detail.get("err_conn")), _int(detail.get("err_resp"))
     rise, fall = _int(detail.get("rise"), 2), _int(detail.get("fall"), 3)
+    address, admin = detail.get("addr", ""), detail.get("admin", "")
+    resolved = detail.get("resolved")
+    if resolved is not None:  # run-time resolution: where it is now, or MAINT (resolution)
+        port = address.rpartition(":")[2]
+        shown = f"[{resolved}]" if ":" in (resolved or "") else resolved
+        address = f"{shown}:{port}" if resolved else f"{address} (no address)"
+        admin = admin if resolved else "maint"
     return ServerReport(
         name=name,
-        address=detail.get("addr", ""),
-        admin=detail.get("admin", ""),
+        address=address,
+        admin=admin,
         oper=detail.get("oper", ""),
         weight=effective_weight(weight, slowstart, _int(detail.get("up_since")), now_ms),
         cfg_weight=_int(detail.get("cfg_weight"), weight),

@@ -1,9 +1,5 @@
 """The Lua scripts of ``state/lua/``: read once per process, called by EVALSHA.
 
-A script that says ``--#include NAME`` on a line of its own gets ``lua/lib/NAME.lua`` there
-(Redis scripts cannot import one another: the shared least-loaded index, for one, is moved by
-every script that changes a count). The SHA is that of the text Redis runs.
-
 redis-py's ``Script`` objects ask ``SCRIPT EXISTS`` before every pipeline that carries one,
 which would add a round trip to each heartbeat and each release flush. Here a pipeline carries
 plain EVALSHA commands; only a ``NOSCRIPT`` answer (Redis restarted empty, or a Cluster primary
@@ -15,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, cast
@@ -35,18 +30,16 @@ SCRIPT_NAMES = (
     "record_check",
     "observe",
     "queue",
+    "record_addresses",
+    "set_admin",
+    "set_health",
 )
-
-
-_INCLUDE = re.compile(r"^--#include (\w+)$", re.M)
 
 
 @functools.cache
 def script_text(name: str) -> str:
-    """The text Redis runs for script ``name``: its file, with its includes."""
-    lua = resources.files("geoproxy.state").joinpath("lua")
-    text = lua.joinpath(f"{name}.lua").read_text()
-    return _INCLUDE.sub(lambda m: lua.joinpath("lib", f"{m.group(1)}.lua").read_text(), text)
+    """The text of script ``name``, as Redis runs it."""
+    return resources.files("geoproxy.state").joinpath("lua", f"{name}.lua").read_text()
 
 
 def script_sha(name: str) -> str:

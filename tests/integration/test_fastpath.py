@@ -19,7 +19,7 @@ ONE = Call(requests=[Listed("first", [("s1", 1, 0)])])
 
 def _taken(client: redis.Redis, fast: FastCaller | None) -> str | None:
     """The server acquire.lua took, sent on ``fast``."""
-    server: str | None = call(client, "f", ONE, fast)[1][0]
+    server: str | None = call(client, "f", ONE, fast)[0][0]
     return server
 
 

@@ -4,7 +4,9 @@ HAProxy configuration manual, "balance leastconn": "The server with the lowest n
 connections receives the connection". Across gunicorn workers (and hosts), that number lives
 in Redis: two ProxyApp instances with fleet states of different worker ids, in one process
 against real backend processes, stand for two workers that cannot be addressed separately
-through one gunicorn.
+through one gunicorn. A worker sees every other worker's requests made before its own last
+call to Redis, and all of them once its counts are older than ``leases.FRESH``
+(geoproxy/state/leases.py, rule 2).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from werkzeug.test import Client
 
 from geoproxy.config import parse_text
 from geoproxy.proxy.app import ProxyApp
+from geoproxy.state.leases import FRESH
 from geoproxy.state.redis_store import RedisFleetState
 from tests.support.backends import Backend
 
@@ -91,6 +94,7 @@ def test_requests_through_worker_b_avoid_the_server_worker_a_keeps_busy(
     holder.start()
     wait_for_in_flight(servers, 1)
     busy = next(server.name for server in servers if server.stats()["in_flight"])
+    time.sleep(FRESH)  # worker B's counts are older than that: its next request reads them
     served = Counter(served_by(worker_b, "/") for _ in range(10))
     holder.join(10)
     assert held == [busy]
@@ -108,6 +112,7 @@ def test_requests_taking_turns_through_two_workers_are_spread_evenly(
         threads.append(thread)
         wait_for_in_flight(servers, i + 1)
         loads.append(sorted(server.stats()["in_flight"] for server in servers))
+        time.sleep(FRESH)  # each worker's next request reads the fleet's counts
     # Workers counting only their own requests would both start with the same server: [0, 2]
     assert loads == [[0, 1], [1, 1], [1, 2], [2, 2]]
     for thread in threads:

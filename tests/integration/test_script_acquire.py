@@ -36,7 +36,7 @@ def test_the_script_takes_the_server_its_python_twin_takes(
             client.hset(KEYS.inflight, view.name, view.inflight)
     mode = PickMode(case["mode"])
     listed = Listed(mode.value, [(v.name, v.weight, v.maxconn) for v in views])
-    _, (chosen, stuck, count, resend) = call(client, "t", Call(requests=[listed]))
+    ((chosen, stuck, count, resend),) = call(client, "t", Call(requests=[listed]))
     assert (stuck, resend) == (0, 0), "no stick entry was asked for; a whole list was sent"
     twin = decide(Ranking(mode, views))
     assert chosen == (twin.name if twin else None) == case["expected"]

@@ -27,7 +27,7 @@ def acquire(client: redis.Redis, candidates: list[tuple[str, int]], queues: bool
     """Run acquire.lua for a first-with-room ranking of (name, maxconn) of a backend with
     queues (``queues``; else as one without maxconn would); the server taken, or "" for none."""
     listed = Listed("first", [(name, 1, maxconn) for name, maxconn in candidates])
-    return call(client, "t", Call(requests=[listed], queues=queues))[1][0] or ""
+    return call(client, "t", Call(requests=[listed], queues=queues))[0][0] or ""
 
 
 def wait_in(client: redis.Redis, queue: str, ticket: str) -> None:

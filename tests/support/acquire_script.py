@@ -24,18 +24,12 @@ class Listed:
     partial: bool = False
 
 
-@dataclass(frozen=True)
-class FromPool:
-    """A leastconn request over the pool."""
-
-
 @dataclass
 class Call:
-    """One acquire.lua call: releases, the pool (digest, version, table or None), requests."""
+    """One acquire.lua call: releases, then requests."""
 
-    requests: Sequence[Listed | FromPool] = ()
+    requests: Sequence[Listed] = ()
     releases: dict[str, int] = field(default_factory=dict)
-    pool: tuple[str, int, Sequence[tuple[str, int, int]] | None] | None = None
     queues: bool = False
 
 
@@ -48,41 +42,28 @@ def call(
     backend: str,
     what: Call,
     fast: FastCaller | None = None,
-) -> list[Any]:
-    """Run acquire.lua; returns [pool state, then per request (server|None, stuck, count,
-    resend)]."""
+) -> list[tuple[str | None, int, int, int]]:
+    """Run acquire.lua; returns per request (server or None, stuck, count, resend)."""
     keys = backend_keys(backend)
     script_keys = [
         keys.inflight,
         keys.worker(HOLDER),
         keys.workers,
-        keys.least,
-        keys.pool,
         keys.queue_deadlines,
         keys.queue,
     ]
     args: list[Any] = [HOLDER, 1000, keys.queue_prefix if what.queues else "", len(what.releases)]
     for name, count in what.releases.items():
         args += (name, count)
-    if what.pool is None:
-        args += ("", 0, 0)
-    else:
-        digest, version, table = what.pool
-        args += (digest, version, len(table or ()))
-        for name, weight, maxconn in table or ():
-            args += (name, weight, maxconn)
     args.append(len(what.requests))
     for request in what.requests:
-        if isinstance(request, FromPool):
-            args.append("P")
-        else:
-            header = {"first": "F", "least": "L"}[request.kind] + ("~" if request.partial else "")
-            args += (header, len(request.candidates))
-            for name, weight, maxconn in request.candidates:
-                args += (name, weight, maxconn)
+        header = {"first": "F", "least": "L"}[request.kind] + ("~" if request.partial else "")
+        args += (header, len(request.candidates))
+        for name, weight, maxconn in request.candidates:
+            args += (name, weight, maxconn)
     reply = Scripts().call(client, "acquire", script_keys, args, fast)
-    decided = [reply[0]]
-    for at in range(1, len(reply), 4):
+    decided = []
+    for at in range(0, 4 * len(what.requests), 4):
         server, stuck, count, resend = reply[at : at + 4]
         decided.append((server or None, stuck, count, resend))
     return decided

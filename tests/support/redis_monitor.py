@@ -78,3 +78,24 @@ def wire_commands(redis_url: str, timeout: float = 10.0) -> Iterator[Counter[str
     with wire_log(redis_url, timeout) as recorded:
         yield counted
     counted.update(words[0] for words in recorded)
+
+
+def round_trips(recorded: list[list[str]], names: dict[str, str] | None = None) -> Counter[str]:
+    """What ``wire_log`` recorded, by round trip: a MULTI ... EXEC block is one
+    ``"transaction"``, an EVALSHA counts under ``names[sha]`` (else ``"script"``), any other
+    command under its name."""
+    kinds: Counter[str] = Counter()
+    in_transaction = False
+    for words in recorded:
+        if words[0] == "MULTI":
+            in_transaction = True
+            kinds["transaction"] += 1
+        elif words[0] == "EXEC":
+            in_transaction = False
+        elif in_transaction:
+            continue
+        elif words[0] == "EVALSHA":
+            kinds[(names or {}).get(words[1].strip('"'), "script")] += 1
+        else:
+            kinds[words[0]] += 1
+    return kinds

@@ -106,8 +106,9 @@ def test_fetches_decide_on_the_bytes_received(rule: str, payload: bytes,
     ("req.ssl_sni -m found", "x.test", True),
 ])
 def test_server_name_matching_methods(test: str, name: str, holds: bool) -> None:
-    parsed = frontend(f"    use_backend sni if {{ {test} }}\n")
-    predicate = compile_condition(parsed.use_backends[0].condition)
+    condition = frontend(f"    use_backend sni if {{ {test} }}\n").use_backends[0].condition
+    assert condition is not None
+    predicate = compile_condition(condition)
     assert predicate(facts(hello(name), final=True)) is holds
     assert predicate(facts(hello(name)[:30])) is None  # more bytes could still decide
     assert predicate(facts(b"GET / HTTP/1.0\r\n\r\n")) is False  # not TLS: never

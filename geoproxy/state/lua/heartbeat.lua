@@ -6,16 +6,13 @@
 --
 -- KEYS[1]  live-workers sorted set of the backend (member: worker id, score: expiry ms)
 -- KEYS[2]  in-flight hash of the backend
--- KEYS[3]  the least-loaded index of the backend   KEYS[4]  its pool (lib/least_index.lua)
 -- ARGV[1]  prefix of the workers' in-flight hashes (the worker id is appended)
 -- ARGV[2]  this worker's id, or "" when the caller only reaps (the gunicorn master)
 -- ARGV[3]  ttl, milliseconds: how long this heartbeat keeps the worker alive
 -- ARGV[4..] worker ids known to be dead now (the master saw them exit), reaped at once
 -- Returns  the number of workers reaped
---#include least_index
 
 local workers, inflight, prefix = KEYS[1], KEYS[2], ARGV[1]
-local ix = least_open(KEYS[3], KEYS[4])
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 if ARGV[2] ~= '' then
@@ -37,9 +34,7 @@ for _, worker in ipairs(dead) do
       local left = redis.call('HINCRBY', inflight, held[i], -count)
       if left < 0 then
         redis.call('HSET', inflight, held[i], 0)
-        left = 0
       end
-      least_move(ix, held[i], left)
     end
   end
   redis.call('DEL', key)
@@ -47,5 +42,4 @@ for _, worker in ipairs(dead) do
     reaped = reaped + 1
   end
 end
-least_close(ix)
 return reaped

@@ -13,12 +13,10 @@
 -- KEYS[4]  the queue (ZSET: ticket -> arrival sequence)
 -- KEYS[5]  the backend's ticket deadlines (HASH: ticket -> deadline ms)
 -- KEYS[6]  the backend's ticket sequence counter
--- KEYS[7]  the least-loaded index of the backend   KEYS[8]  its pool (lib/least_index.lua)
 -- ARGV[1]  worker id   ARGV[2]  worker ttl ms   ARGV[3]  "first" | "least"
 -- ARGV[4]  n, then n triples: server name, weight, maxconn (0 = no limit)
 -- then     ticket, deadline (ms from now), maxqueue (0 = no limit)
 -- Returns  { chosen server or false, rank in the queue (-1: the queue is full) }
---#include least_index
 
 local inflight, mine, workers = KEYS[1], KEYS[2], KEYS[3]
 local queue, deadlines, sequence = KEYS[4], KEYS[5], KEYS[6]
@@ -90,9 +88,7 @@ if best == 0 then
   return { false, rank }
 end
 local chosen = names[best]
-local ix = least_open(KEYS[7], KEYS[8])
-least_move(ix, chosen, redis.call('HINCRBY', inflight, chosen, 1))
-least_close(ix)
+redis.call('HINCRBY', inflight, chosen, 1)
 redis.call('HINCRBY', mine, chosen, 1)
 redis.call('ZREM', queue, ticket)
 redis.call('HDEL', deadlines, ticket)

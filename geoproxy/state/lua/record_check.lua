@@ -11,6 +11,8 @@
 -- ARGV[1]  checker id       ARGV[2]  "1" passed, "0" failed
 -- ARGV[3]  rise             ARGV[4]  fall
 -- ARGV[5]  check status code (L4OK, L4CON, L7STS...)   ARGV[6]  description
+--          (L7OKC: http-check disable-on-404 got a 404: the server is up but takes no new
+--          load-balanced requests, HAProxy's NOLB, kept in 'nolb' until a plain pass)
 -- ARGV[7]  check duration, milliseconds
 -- Returns  { oper before, oper after, fastinter flag } or false when the lease is not ours
 
@@ -50,6 +52,11 @@ local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('HSET', server, 'health', health, 'oper', after, 'check_code', ARGV[5],
   'check_desc', ARGV[6], 'check_ms', ARGV[7], 'checked_at', now_ms)
+if ARGV[5] == 'L7OKC' then
+  redis.call('HSET', server, 'nolb', 1)
+elseif passed then
+  redis.call('HDEL', server, 'nolb')
+end
 if passed then
   redis.call('HINCRBY', server, 'check_ok', 1)
   redis.call('HSET', server, 'check_fail', 0)

@@ -2,21 +2,18 @@
 -- request of that worker came to carry them in its acquire.lua call (see state/flusher.py).
 --
 -- KEYS[1]  in-flight hash of the backend   KEYS[2]  the caller's in-flight hash
--- KEYS[3]  the least-loaded index          KEYS[4]  the pool hash (lib/least_index.lua)
 -- ARGV[1]  m, then m pairs: server name, count
 -- Returns  the number of requests actually released (a worker that was reaped as dead while it
 --          was only slow gives back nothing twice: it can only release what its hash still holds)
---#include least_index
 
 local inflight, mine = KEYS[1], KEYS[2]
-local ix = least_open(KEYS[3], KEYS[4])
 local released = 0
 for i = 1, tonumber(ARGV[1]) do
   local name, count = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local held = tonumber(redis.call('HGET', mine, name) or '0')
   local given = math.min(held, count)
   if given > 0 then
-    least_move(ix, name, redis.call('HINCRBY', inflight, name, -given))
+    redis.call('HINCRBY', inflight, name, -given)
     if held == given then
       redis.call('HDEL', mine, name)
     else
@@ -25,5 +22,4 @@ for i = 1, tonumber(ARGV[1]) do
     released = released + given
   end
 end
-least_close(ix)
 return released

@@ -1,6 +1,6 @@
 -- stats.lua: add the statistics one worker counted for one backend since its last flush (at
 -- most twice a second), off the request's critical path. Counts in flight are not here: they
--- travel with acquire.lua.
+-- travel with the acquire calls.
 --
 -- Time is the Redis server's clock. Session rates are HAProxy's freq_ctr over one-second
 -- periods: per counter, the current second's count (rate_cur), the previous second's
@@ -8,6 +8,9 @@
 -- (rate_max); geoproxy.state.report reads them back as HAProxy does. A rate summed from
 -- flushes made up to half a second apart is a rate over slightly shifted seconds, as HAProxy's
 -- per-thread counters are.
+--
+-- Each hash is read once and written once (the script runs alone: reading, adding and writing
+-- back is as safe as HINCRBY, and costs Redis two commands instead of a dozen).
 --
 -- KEYS[1]  the backend's statistics hash (gp:{B}:stats)
 -- KEYS[2]  the backend's total hash (server -> requests sent to it)
@@ -18,68 +21,105 @@
 --          then f, then f records: frontend name, sessions, bytes in, bytes out
 -- Returns  the number of servers updated
 
+local call, format, tonumber = redis.call, string.format, tonumber
 local stats, total = KEYS[1], KEYS[2]
-local now_sec = tonumber(redis.call('TIME')[1])
+local now_sec = tonumber(call('TIME')[1])
 
-local function raise(key, field, value)
-  if value > tonumber(redis.call('HGET', key, field) or '0') then
-    redis.call('HSET', key, field, value)
+-- The fields of a rate counter (prefix .. rate_sec, rate_cur, rate_prev, rate_max) after `n`
+-- more sessions, given their values read (strings or false), appended to `out` as pairs.
+local function rate(out, prefix, n, sec, cur, prev, max)
+  if n <= 0 then
+    return
   end
-end
-
-local function bump_rate(key, prefix, n)
-  if n <= 0 then return end
-  local sec = tonumber(redis.call('HGET', key, prefix .. 'rate_sec') or '0')
-  local current = n
+  sec, cur, prev, max = tonumber(sec or '0'), tonumber(cur or '0'), prev, tonumber(max or '0')
   if sec == now_sec then
-    current = redis.call('HINCRBY', key, prefix .. 'rate_cur', n)
+    cur = cur + n
   else
-    local previous = 0
-    if sec == now_sec - 1 then
-      previous = tonumber(redis.call('HGET', key, prefix .. 'rate_cur') or '0')
-    end
-    redis.call('HSET', key, prefix .. 'rate_sec', now_sec, prefix .. 'rate_prev', previous,
-      prefix .. 'rate_cur', n)
+    out[#out + 1] = prefix .. 'rate_sec'
+    out[#out + 1] = format('%d', now_sec)
+    out[#out + 1] = prefix .. 'rate_prev'
+    out[#out + 1] = sec == now_sec - 1 and format('%d', cur) or '0'
+    cur = n
   end
-  raise(key, prefix .. 'rate_max', current)
+  out[#out + 1] = prefix .. 'rate_cur'
+  out[#out + 1] = format('%d', cur)
+  if cur > max then
+    out[#out + 1] = prefix .. 'rate_max'
+    out[#out + 1] = format('%d', cur)
+  end
 end
 
-bump_rate(stats, '', tonumber(ARGV[1]))
-raise(stats, 'max_inflight', tonumber(ARGV[2]))
-raise(stats, 'max_queued', tonumber(ARGV[3]))
+-- `field` raised to `value` when above what was read (`read`: a string or false).
+local function raise(out, field, value, read)
+  if value > tonumber(read or '0') then
+    out[#out + 1] = field
+    out[#out + 1] = format('%d', value)
+  end
+end
+
+-- `field` plus `by` (`read`: a string or false), when `by` is not 0.
+local function add(out, field, by, read)
+  if by ~= 0 then
+    out[#out + 1] = field
+    out[#out + 1] = format('%d', tonumber(read or '0') + by)
+  end
+end
 
 local k = tonumber(ARGV[4])
-local at = 5
-local updated = 0
-for i = 1, k do
-  local server = KEYS[2 + i]
-  -- a server removed from the configuration meanwhile stays removed
-  if redis.call('EXISTS', server) == 1 then
-    local sessions = tonumber(ARGV[at + 1])
-    if sessions > 0 then
-      redis.call('HINCRBY', total, ARGV[at], sessions)
-      bump_rate(server, '', sessions)
-    end
-    redis.call('HINCRBY', server, 'bytes_in', ARGV[at + 2])
-    redis.call('HINCRBY', server, 'bytes_out', ARGV[at + 3])
-    redis.call('HINCRBY', server, 'retries', ARGV[at + 4])
-    redis.call('HINCRBY', server, 'redispatches', ARGV[at + 5])
-    raise(server, 'max_inflight', tonumber(ARGV[at + 6]))
-    raise(server, 'max_queued', tonumber(ARGV[at + 7]))
-    updated = updated + 1
-  end
-  at = at + 8
-end
+local f_at = 5 + 8 * k
+local f = tonumber(ARGV[f_at])
 
-local f = tonumber(ARGV[at])
-at = at + 1
-for i = 1, f do
+-- the backend's hash: its own rate and maxima, and each frontend's counters
+local fields = { 'rate_sec', 'rate_cur', 'rate_prev', 'rate_max', 'max_inflight', 'max_queued' }
+for i = 0, f - 1 do
+  local prefix = 'fe:' .. ARGV[f_at + 1 + 4 * i] .. ':'
+  for _, name in ipairs({ 'sessions', 'bytes_in', 'bytes_out', 'rate_sec', 'rate_cur',
+    'rate_prev', 'rate_max' }) do
+    fields[#fields + 1] = prefix .. name
+  end
+end
+local read = call('HMGET', stats, unpack(fields))
+local out = {}
+rate(out, '', tonumber(ARGV[1]), read[1], read[2], read[3], read[4])
+raise(out, 'max_inflight', tonumber(ARGV[2]), read[5])
+raise(out, 'max_queued', tonumber(ARGV[3]), read[6])
+for i = 0, f - 1 do
+  local at, base = f_at + 1 + 4 * i, 7 + 7 * i
   local prefix = 'fe:' .. ARGV[at] .. ':'
   local sessions = tonumber(ARGV[at + 1])
-  redis.call('HINCRBY', stats, prefix .. 'sessions', sessions)
-  redis.call('HINCRBY', stats, prefix .. 'bytes_in', ARGV[at + 2])
-  redis.call('HINCRBY', stats, prefix .. 'bytes_out', ARGV[at + 3])
-  bump_rate(stats, prefix, sessions)
-  at = at + 4
+  add(out, prefix .. 'sessions', sessions, read[base])
+  add(out, prefix .. 'bytes_in', tonumber(ARGV[at + 2]), read[base + 1])
+  add(out, prefix .. 'bytes_out', tonumber(ARGV[at + 3]), read[base + 2])
+  rate(out, prefix, sessions, read[base + 3], read[base + 4], read[base + 5], read[base + 6])
+end
+if #out > 0 then
+  call('HSET', stats, unpack(out))
+end
+
+-- each server's hash, and its total
+local updated = 0
+for i = 1, k do
+  local server, at = KEYS[2 + i], 5 + 8 * (i - 1)
+  read = call('HMGET', server, 'addr', 'bytes_in', 'bytes_out', 'retries', 'redispatches',
+    'max_inflight', 'max_queued', 'rate_sec', 'rate_cur', 'rate_prev', 'rate_max')
+  -- a server removed from the configuration meanwhile stays removed
+  if read[1] then
+    local sessions = tonumber(ARGV[at + 1])
+    if sessions > 0 then
+      call('HINCRBY', total, ARGV[at], sessions)
+    end
+    out = {}
+    add(out, 'bytes_in', tonumber(ARGV[at + 2]), read[2])
+    add(out, 'bytes_out', tonumber(ARGV[at + 3]), read[3])
+    add(out, 'retries', tonumber(ARGV[at + 4]), read[4])
+    add(out, 'redispatches', tonumber(ARGV[at + 5]), read[5])
+    raise(out, 'max_inflight', tonumber(ARGV[at + 6]), read[6])
+    raise(out, 'max_queued', tonumber(ARGV[at + 7]), read[7])
+    rate(out, '', sessions, read[8], read[9], read[10], read[11])
+    if #out > 0 then
+      call('HSET', server, unpack(out))
+    end
+    updated = updated + 1
+  end
 end
 return updated
