@@ -36,13 +36,13 @@ LAYER7_BALANCE = frozenset({BalanceAlgorithm.URI, BalanceAlgorithm.URL_PARAM,
 def mode_errors(config: Config, kinds: dict[str, str]) -> Iterator[Diagnostic]:
     """Rule 1; ``kinds`` names each frontend's section kind ("frontend" or "listen")."""
     backends = {backend.name: backend for backend in config.backends}
-    for backend in config.backends:
-        if backend.mode is not ProxyMode.HTTP:
+    for http in config.backends:
+        if http.mode is not ProxyMode.HTTP:
             continue
-        for server in backend.servers:
+        for server in http.servers:
             if server.send_proxy is not None:
                 yield Diagnostic(server.location, "server", (
-                    f"'server {backend.name}/{server.name}' : 'send-proxy' on a server of an "
+                    f"'server {http.name}/{server.name}' : 'send-proxy' on a server of an "
                     "http backend is not supported by geoproxy (its keep-alive connections to "
                     "a server carry many clients' requests); it is supported in 'mode tcp'."))
     for frontend in config.frontends:

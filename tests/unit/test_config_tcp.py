@@ -155,5 +155,5 @@ def test_balance_hash_takes_one_fetch_geoproxy_evaluates() -> None:
 def test_send_proxy_on_an_http_backend_is_refused_by_name() -> None:
     (message,) = errors("frontend f\n    mode http\n    bind :9000\n    default_backend b\n"
                         "backend b\n    mode http\n    server s 127.0.0.1:1 send-proxy-v2\n")
-    assert message.startswith("parsing [t.cfg:11] : 'server b/s' : 'send-proxy' on a server of "
+    assert message.startswith("parsing [t.cfg:12] : 'server b/s' : 'send-proxy' on a server of "
                               "an http backend is not supported by geoproxy")
