@@ -64,6 +64,7 @@ class CounterTable:
         self.fresh: set[str] = set()  # entries this worker created that no sync confirmed yet
         self.use_field = "use:"  # this worker's gauge share field (the sync names it)
         self._on_track = tuple(f for f in _ON_TRACK if spec.stores(f))
+        self._on_connection = tuple(f for f in self._on_track if f.startswith("conn"))
 
     # -- finding entries ---------------------------------------------------------------------
 
@@ -96,18 +97,19 @@ class CounterTable:
 
     # -- events --------------------------------------------------------------------------------
 
-    def track(self, key: str) -> Entry | None:
-        """A request starts tracking ``key`` (``track-sc*``): the gauge, ``conn_cnt``,
-        ``conn_rate``, ``http_req_cnt`` and ``http_req_rate`` count it (HAProxy counts the
-        request at once, as it is the first time the entry sees it). None: a full ``nopurge``
-        table refused it."""
+    def track(self, key: str, request: bool = True) -> Entry | None:
+        """A request (``request``; else a TCP connection) starts tracking ``key``
+        (``track-sc*``): the gauge, ``conn_cnt``, ``conn_rate``, and for a request
+        ``http_req_cnt`` and ``http_req_rate`` count it (HAProxy counts the request at once,
+        as it is the first time the entry sees it). None: a full ``nopurge`` table refused
+        it."""
         entry = self.entry(key)
         if self.refuses(entry):
             return None
         entry.mine += 1
         self.held[key] = entry
         now = entry.used_at
-        for name in self._on_track:
+        for name in self._on_track if request else self._on_connection:
             self._add(entry, name, 1, now)
         self._written(entry)
         return entry

@@ -35,6 +35,7 @@ from geoproxy.persistence import KEEP as PERSISTENCE_KEEP
 from geoproxy.persistence import NO_PERSISTENCE, Persistence, rewrite_response
 from geoproxy.proxy import counting
 from geoproxy.proxy.body import ProxiedBody, Traffic
+from geoproxy.proxy.content_rules import rejects
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.exchange import ExchangeFeatures
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
@@ -50,7 +51,7 @@ from geoproxy.proxy.runtime import (
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody, tunnel_timeout
 from geoproxy.rules.engine import run_rules
 from geoproxy.rules.run import LocalReply
-from geoproxy.rules.txn import ENVIRON_KEY, Txn
+from geoproxy.rules.txn import ENVIRON_KEY, Txn, txn_of
 from geoproxy.state.store import FleetState, Lease, StickRequest
 
 Environ = dict[str, Any]
@@ -220,6 +221,9 @@ class ProxyApp:
             txn.nbsrv = self._nbsrv
             if note is not None and frontend.log_format is not None:
                 note.formatter = (txn, frontend.log_format)
+        if frontend.content_rules and frontend.rejects(txn or txn_of(environ)):  # first
+            _note_rejected(environ)
+            raise ClientGone("rejected by a tcp-request content rule")  # closed, no answer
         try:
             rules = frontend.rules
             if rules is not None and txn is not None:
@@ -234,6 +238,13 @@ class ProxyApp:
             backend = frontend.backend_for(txn)
             if backend is None:
                 return self._answer(environ, start_response, frontend.errors.page(503), frontend)
+            if backend.content_rules and backend.config.location != frontend.config.location:
+                # the backend's tcp-request content rules (not a listen's own: they ran)
+                content_txn = txn or txn_of(environ)
+                content_txn.backend = backend.config.name
+                if rejects(backend.content_rules, content_txn):
+                    _note_rejected(environ)
+                    raise ClientGone("rejected by a tcp-request content rule")
             if txn is not None:
                 txn.backend = backend.config.name
                 if backend.rules is not None and backend.rules.request and \
@@ -611,10 +622,12 @@ def _request_keys(environ: Environ) -> RequestKeys:
         value: str | None = environ.get("HTTP_" + name.upper().replace("-", "_"))
         return value
 
+    port = environ.get("SERVER_PORT", "")
     return RequestKeys(
         source=environ.get("REMOTE_ADDR", ""),
         uri=environ.get("RAW_URI") or environ.get("PATH_INFO", "/"),
         header=header,
+        destination_port=int(port) if port.isdigit() else 0,
     )
 
 
@@ -623,3 +636,12 @@ def _note_queue_timeout(environ: Environ) -> None:
     note = note_of(environ)
     if note is not None:
         note.termination = "sQ"
+
+
+def _note_rejected(environ: Environ) -> None:
+    """Log a request a ``tcp-request content`` rule rejected as HAProxy does: no status,
+    ``PR``, ``<BADREQ>``."""
+    note = note_of(environ)
+    if note is not None:
+        note.request_line = "<BADREQ>"
+        note.finish(-1, 0, "PR")

@@ -14,6 +14,7 @@ from geoproxy.balance.policy import Policy
 from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
 from geoproxy.counters.registry import CounterTables
 from geoproxy.proxy.accesslog import AccessLog
+from geoproxy.proxy.content_rules import ContentRule, compile_content_rules, rejects
 from geoproxy.proxy.errorpages import ErrorPages
 from geoproxy.proxy.monitor import MonitorRule
 from geoproxy.proxy.pools import ServerPools
@@ -73,6 +74,7 @@ class BackendRuntime:
     persistence: BackendPersistence
     observe: dict[str, Observe]  # servers under passive health observation
     rules: RuleSet | None = None  # its http-request/-response/-after-response rules
+    content_rules: tuple[ContentRule, ...] = ()  # its tcp-request content rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class FrontendRuntime:
     errors: ErrorPages
     forwardfor: Callable[[Environ], tuple[str, str] | None]
     log: AccessLog | None  # None: this frontend logs no request
+    content_rules: tuple[ContentRule, ...] = ()  # tcp-request content rules
     monitor: MonitorRule | None = None
     unique_id: UniqueIdFormat | None = None
     unique_id_header: str | None = None
@@ -115,6 +118,10 @@ class FrontendRuntime:
                     break
                 return found
         return self.default_backend
+
+    def rejects(self, txn: Txn) -> bool:
+        """``tcp-request content`` in an HTTP proxy, on each request (``content_rules.py``)."""
+        return rejects(self.content_rules, txn)
 
     def runs_backend_rules(self, backend: BackendRuntime) -> bool:
         """Whether ``backend``'s own rules run for this frontend's requests: not when it is
@@ -147,6 +154,7 @@ def build_backends(config: Config, rng: random.Random,
             persistence=BackendPersistence(backend, config),
             observe={s.name: s.observe for s in backend.servers if s.observe is not None},
             rules=compile_rules(backend.rules, backend.name, env),
+            content_rules=compile_content_rules(backend.tcp_request, env, backend.name),
         )
     return backends
 
@@ -182,6 +190,7 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime],
                 errors=errors,
                 forwardfor=_forwardfor_rule(frontend.forwardfor),
                 log=_access_log(config, frontend),
+                content_rules=compile_content_rules(frontend.tcp_request, env, frontend.name),
                 monitor=MonitorRule(frontend.monitor) if frontend.monitor else None,
                 unique_id=UniqueIdFormat(frontend.unique_id.format)
                 if frontend.unique_id else None,

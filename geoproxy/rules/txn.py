@@ -24,6 +24,7 @@ from geoproxy.httptext import header_values
 if TYPE_CHECKING:
     from geoproxy.counters.entry import Entry
     from geoproxy.counters.table import CounterTable
+    from geoproxy.tcp.facts import TcpFacts
 
     Tracked = tuple[CounterTable, Entry]
 
@@ -77,7 +78,8 @@ class Txn:
 
     __slots__ = (
         "environ", "frontend", "backend", "server", "vars", "status", "reason", "headers",
-        "captures", "res_captures", "now", "nbsrv", "request_line", "client_port", "stick",
+        "captures", "res_captures", "now", "nbsrv", "request_line", "client_port", "tcp",
+        "stick",
     )  # fmt: skip
 
     def __init__(self, environ: Environ, frontend: str = "", now: float = 0.0) -> None:
@@ -101,6 +103,8 @@ class Txn:
             environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
         )
         self.client_port = 0
+        # a mode tcp connection's facts (geoproxy.rules.fetch_tcp); None for an HTTP request
+        self.tcp: TcpFacts | None = None
         # the stick counters this request tracks (track-sc0/1/2), once one is
         self.stick: list[Tracked | None] | None = None
         environ[ENVIRON_KEY] = self

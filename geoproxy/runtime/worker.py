@@ -24,6 +24,10 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    goes to the client and the connection becomes a tunnel to the server
    (``geoproxy.runtime.tunnel``) until either side is done; it then closes. Any other answer
    is a plain response, and the connection goes on with the next request.
+8. A connection accepted by a ``mode tcp`` frontend is served by ``geoproxy.runtime.
+   tcp_service`` to its end (a tunnel to a server). An HTTP frontend's connection first goes
+   through that service's prelude when its bind has ``accept-proxy`` (the PROXY header gives
+   the client's address) or the frontend has ``tcp-request connection`` rules.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from geoproxy.proxy.exchange import LOCAL_ADDRESS
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
+from geoproxy.runtime.tcp_service import Listener, TcpService
 from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
@@ -55,22 +60,56 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
 
     alive: bool
     request_limits: RequestLimits
+    tcp: TcpService | None
 
     def run(self) -> None:
         watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
         config = getattr(self.wsgi, "config", None)  # tune.bufsize, tune.http.maxhdr
         self.request_limits = config.global_.request_limits if config else RequestLimits()
+        fleet = getattr(self.wsgi, "fleet", None)
+        self.tcp = None
+        if config is not None and fleet is not None and TcpService.wanted(config):
+            # mode tcp, accept-proxy (rule 8); the app's stick counters, one view per process
+            self.tcp = TcpService(config, fleet, counters=getattr(self.wsgi, "counters", None))
         super().run()
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         listener_name = listener.getsockname()
+        rest = b""
+        tcp = self.tcp
+        if tcp is not None:
+            found = tcp.listener(listener_name)
+            if found is not None and found.is_tcp:
+                self._serve_tcp(tcp, found, client, addr)
+                return
+            if found is not None and (found.accept_proxy or found.frontend.connection_rules):
+                try:
+                    opened = tcp.prelude(client, addr, found, client.getsockname())
+                except OSError:
+                    opened = None
+                if opened is None:
+                    _close(client)
+                    return
+                addr, rest = opened
         connection = _Connection(self, client, addr, listener_name)
+        if rest:
+            connection.reader.feed(rest)
         try:
             connection.serve()
         except OSError:
             pass  # the client went away or stalled past timeout client: nothing to answer
         except Exception:
             self.log.exception("unexpected error on a client connection")
+        finally:
+            _close(client)
+
+    def _serve_tcp(self, tcp: TcpService, listener: Listener, client: socket.socket,
+                   addr: Any) -> None:
+        """A connection of a ``mode tcp`` frontend (rule 8)."""
+        try:
+            tcp.serve(client, addr, listener, client.getsockname())
+        except Exception:
+            self.log.exception("unexpected error on a TCP connection")
         finally:
             _close(client)
 

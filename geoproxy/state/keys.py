@@ -128,7 +128,7 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:total",
         "HASH",
         "server -> requests sent to it since the keys were created (each worker adds its "
-        "count with its statistics, twice a second)",
+        "count with its statistics, once a second)",
     ),
     ("gp:{B}:workers", "ZSET", "live worker ids, scored by heartbeat expiry (ms, Redis clock)"),
     (
@@ -176,6 +176,6 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:w:W",
         "HASH",
         "server -> requests worker W (HOST:PID, or HOST:PID#N after a Redis stall) has in "
-        "flight; given back by the reaper if W dies",
+        "flight (0, or no field, once they ended); given back by the reaper if W dies",
     ),
 )

@@ -6,12 +6,14 @@ Rules:
    releases batched meanwhile, in one round trip. That call is the request's only Redis round
    trip in steady state (DESIGN.md invariant 1); a second one happens only when the script asks
    for more than the first carried (every candidate of a partial list was full).
-2. A request whose choice needs no check against the fleet (no candidate has maxconn, no
-   stick-table entry, no queue: most requests of most backends) is decided here, by the same
+2. A request whose choice needs no check against the fleet (no candidate has maxconn, so no
+   queue either, and no stick-table entry: most requests of most backends) is decided here,
+   by the same
    rule as the script (``rank.decide``), over the fleet's counts as this worker's previous calls
    read them, when that was at most ``FRESH`` ago (under load, a call or two ago); the call is
    then plain commands in one MULTI/EXEC (increments, and the counts read back for the next
-   decision), which costs Redis a tenth of a script call. Every other request, and every
+   decision), which costs Redis a tenth of a script call (on any topology: the keys of one
+   backend share a hash tag, so one Cluster node runs it). Every other request, and every
    request of a worker whose counts are older (an idle one), goes through ``acquire.lua``,
    exact to the request.
 3. What a scripted request sends stays small: a first-with-room ranking sends its candidates up
@@ -58,7 +60,7 @@ FRESH = 0.05  # seconds: counts read this recently may decide a plain request (r
 # reading is older than REREAD, seconds: in between, the increments answer the counts they
 # changed, and other workers' changes to other servers wait for the next reading.
 READ_EVERY_CALL = 16
-REREAD = 0.01
+REREAD = 0.025
 _FIRST = PickMode.FIRST_WITH_ROOM
 _LEAST = PickMode.LEAST_LOADED
 
@@ -115,6 +117,8 @@ class Leases:
         self._clock = clock
         self._wake_flusher = wake_flusher
         self.beaten_at = float("-inf")  # when this worker's liveness was last refreshed
+        # Redis's clock (ms) less this process's (ms), as of the last heartbeat
+        self.redis_offset_ms: float | None = None
         outage.on_new_holder(self._forget_pending)
 
     # -- acquire ---------------------------------------------------------------------------
@@ -140,11 +144,8 @@ class Leases:
         holder = self._outage.holder
         releases = state.take_pending()
         state.carried += 1
-        plain = (
-            self._fast is not None
-            and not state.has_queues
-            and (not wishes or self._clock() - state.counts_at <= FRESH)
-            and all(map(_is_plain, wishes))
+        plain = (not wishes or self._clock() - state.counts_at <= FRESH) and all(
+            map(_is_plain, wishes)
         )
         try:
             if plain:
@@ -194,33 +195,54 @@ class Leases:
                 commands.append(("HINCRBY", keys.inflight, name, by))
                 commands.append(("HINCRBY", mine, name, by))
         now = self._clock()
+        beat = self.redis_offset_ms is not None and now - self.beaten_at >= HEARTBEAT_PERIOD
+        if beat:  # rule 5, on Redis's clock as the last heartbeat read it
+            expiry = int(now * 1000 + (self.redis_offset_ms or 0)) + WORKER_TTL_MS
+            commands.append(("ZADD", keys.workers, expiry, holder))
         read_all = len(state.config.servers) <= READ_EVERY_CALL or now - state.counts_at > REREAD
         if read_all:
             commands.append(("HGETALL", keys.inflight))
-        assert self._fast is not None
-        replies = self._fast.transaction(commands)
+        replies = self._transaction(commands)
+        if beat:
+            self.beaten_at = now
         self._repair(state, commands, replies)
         if read_all:
             read = replies[-1]
-            state.saw_counts({read[i]: int(read[i + 1]) for i in range(0, len(read), 2)})
+            if isinstance(read, dict):  # redis-py's answer to HGETALL
+                state.saw_counts({name: int(count) for name, count in read.items()})
+            else:
+                state.saw_counts({read[i]: int(read[i + 1]) for i in range(0, len(read), 2)})
             state.counts_at = now
         else:  # the increments answered the counts they changed
-            for command, reply in zip(commands[::2], replies[::2], strict=False):
-                state.saw_count(command[2], int(reply))
+            for command, reply in zip(commands, replies, strict=True):
+                if command[1] == keys.inflight:
+                    state.saw_count(command[2], int(reply))
         counts = state.fleet_inflight
         return [
             _Answer(taken, False, counts.get(taken, 0) if taken else 0, False, holder)
             for taken in chosen
         ]
 
+    def _transaction(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` in one MULTI/EXEC, one round trip: on raw sockets when the URL allows,
+        else through redis-py (Sentinel, Cluster: every key has the backend's hash tag)."""
+        if self._fast is not None:
+            return self._fast.transaction(commands)
+        pipe: Any = self._client.pipeline(transaction=True)  # redis-py leaves it untyped
+        for command in commands:
+            pipe.execute_command(*command)
+        replies: list[Any] = pipe.execute()
+        return replies
+
     def _repair(
         self, state: BackendState, commands: list[tuple[Any, ...]], replies: list[Any]
     ) -> None:
         """A worker's hash below zero: put the over-release back, count under a new holder
         (rule 4)."""
+        mine = state.keys.worker(self._outage.holder)
         fixes = []
-        for command, reply in zip(commands[1::2], replies[1::2], strict=False):
-            if command[0] == "HINCRBY" and int(reply) < 0:
+        for command, reply in zip(commands, replies, strict=True):
+            if command[1] == mine and int(reply) < 0:
                 fixes.append((command[2], -int(reply)))
         if not fixes:
             return
@@ -228,9 +250,8 @@ class Leases:
         repair: list[tuple[Any, ...]] = []
         for name, over in fixes:
             repair.append(("HINCRBY", keys.inflight, name, over))
-            repair.append(("HDEL", commands[1][1], name))
-        assert self._fast is not None
-        self._fast.transaction(repair)
+            repair.append(("HDEL", mine, name))
+        self._transaction(repair)
         self._outage.renew_holder()
 
     def _send_scripted(

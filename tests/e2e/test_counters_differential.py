@@ -15,6 +15,7 @@ tables hold the same entries in both at every step.
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -28,6 +29,7 @@ from tests.support.raw_client import RawConnection, RawResponse
 
 pytestmark = pytest.mark.e2e
 HOST = "127.0.0.1"
+CLIENT = "127.0.0.2"  # still loopback
 STORE = ("http_req_rate(60s),http_req_cnt,conn_cur,conn_cnt,conn_rate(60s),http_err_cnt,"
          "http_err_rate(60s),http_fail_cnt,gpc0,gpc0_rate(60s),gpc1,gpt0,sess_cnt")
 VALS = ("rate=%[sc_http_req_rate(0)] cnt=%[sc_http_req_cnt(0)] cur=%[sc_conn_cur(0)] "
@@ -37,6 +39,7 @@ VALS = ("rate=%[sc_http_req_rate(0)] cnt=%[sc_http_req_cnt(0)] cur=%[sc_conn_cur
         "trk=%[sc0_tracked] trk1=%[sc1_tracked] other=%[sc1_http_req_cnt] "
         "n=%[table_cnt(other)] look=%[var(txn.look)] in=%[var(txn.in)] clr=%[var(txn.clr)] "
         "src=%[var(txn.src)] srcg=%[var(txn.srcg)] inc=%[var(txn.inc)]")
+CT = "%[sc0_http_req_cnt]/%[sc0_http_err_cnt]/%[sc0_conn_cnt]/%[sc1_http_req_cnt]"
 AFTER = "cnt=%[sc0_http_req_cnt] err=%[sc0_http_err_cnt] cur=%[sc0_conn_cur] trk=%[sc0_tracked]"
 CONFIG = f"""
 defaults
@@ -85,6 +88,40 @@ backend bysrc
 
 backend late
     stick-table type string len 32 size 1k expire 60s store http_req_cnt,http_err_cnt,http_fail_cnt
+
+frontend ct
+    bind @CT@
+    stick-table type string len 32 size 1k expire 60s store http_req_cnt,http_err_cnt,conn_cnt
+    tcp-request content track-sc0 req.hdr(x-client)
+    tcp-request content reject if {{ req.hdr(x-client) -m str blocked }}
+    http-response set-header X-CT "{CT}"
+    default_backend ct_back
+
+backend ct_back
+    stick-table type string len 32 size 1k expire 60s store http_req_cnt
+    tcp-request content track-sc1 req.hdr(x-client)
+    server e1 @ECHO@
+
+frontend tcp_conn
+    mode tcp
+    bind @TCPCONN@
+    stick-table type ip size 1k expire 60s store conn_cnt,conn_rate(60s),conn_cur,sess_cnt
+    tcp-request connection track-sc0 src
+    tcp-request connection reject if {{ sc0_conn_cnt gt 3 }}
+    default_backend tcp_echo
+
+frontend tcp_sess
+    mode tcp
+    bind @TCPSESS@
+    stick-table type ip size 1k expire 60s store conn_cnt,sess_cnt,gpc0
+    tcp-request connection track-sc1 src
+    tcp-request content sc-inc-gpc0(1)
+    tcp-request content reject if {{ sc1_sess_cnt gt 2 }} {{ sc1_get_gpc0 gt 1 }}
+    default_backend tcp_echo
+
+backend tcp_echo
+    mode tcp
+    server e1 @ECHO@
 """
 
 # sequences: (name, [(path, headers), ...]), each request with the sequence's x-client
@@ -111,21 +148,40 @@ COMPARED = ("x-vals", "x-after", "x-late", "location")
 
 
 class Pair:
-    def __init__(self, haproxy: int, geoproxy: int) -> None:
+    def __init__(self, haproxy: dict[str, int], geoproxy: dict[str, int]) -> None:
         self.ports = {"haproxy": haproxy, "geoproxy": geoproxy}
 
-    def send(self, which: str, path: str, headers: dict[str, str]) -> RawResponse:
+    def send(self, which: str, path: str, headers: dict[str, str],
+             frontend: str = "cnt") -> RawResponse:
         lines = [f"GET {path} HTTP/1.1", "Host: example.com"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        with RawConnection(HOST, self.ports[which]) as connection:
+        with RawConnection(HOST, self.ports[which][frontend]) as connection:
             connection.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             return connection.read_response()
+
+    def through_tcp(self, which: str, frontend: str) -> bool:
+        """Whether a connection to a TCP frontend gets its request through (else it is
+        closed without an answer). It comes from 127.0.0.2, so that the tables' entry is
+        this test's alone (the start-up probes came from 127.0.0.1)."""
+        received = b""
+        try:  # a rejected connection is closed, or reset, without an answer
+            with socket.create_connection((HOST, self.ports[which][frontend]), timeout=5,
+                                          source_address=(CLIENT, 0)) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                while b"\r\n\r\n" not in received and (chunk := sock.recv(65536)):
+                    received += chunk
+        except OSError:
+            pass
+        return received.split(b" ", 2)[1:2] == [b"200"]
 
 
 @pytest.fixture(scope="module")
 def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pair]:
     haproxy_binary()
-    echo_port, haproxy_port, geoproxy_port = free_ports(3)
+    echo_port, *ports = free_ports(9)
+    names = ("cnt", "tcp_conn", "tcp_sess", "ct")
+    theirs = dict(zip(names, ports[:4], strict=True))
+    ours = dict(zip(names, ports[4:], strict=True))
     directory = module_stack.directory
     echo = process_registry.start(
         "echo", [sys.executable, "-m", "tests.support.echo_backend", str(echo_port)],
@@ -134,10 +190,17 @@ def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pai
     try:
         wait_for_port(HOST, echo_port, 15.0, echo.is_running)
         config = CONFIG.replace("@ECHO@", f"{HOST}:{echo_port}")
-        haproxy = start_haproxy(process_registry, config.replace(
-            "@BIND@", f"{HOST}:{haproxy_port}"), directory / "haproxy", outlive_test=True)
-        module_stack.proxy(config.replace("@BIND@", f"{HOST}:{geoproxy_port}"), workers=1)
-        yield Pair(haproxy_port, geoproxy_port)
+
+        def bound(ports: dict[str, int]) -> str:
+            return config.replace("@BIND@", f"{HOST}:{ports['cnt']}").replace(
+                "@TCPCONN@", f"{HOST}:{ports['tcp_conn']}").replace(
+                "@TCPSESS@", f"{HOST}:{ports['tcp_sess']}").replace(
+                "@CT@", f"{HOST}:{ports['ct']}")
+
+        haproxy = start_haproxy(process_registry, bound(theirs), directory / "haproxy",
+                                outlive_test=True)
+        module_stack.proxy(bound(ours), workers=1)
+        yield Pair(theirs, ours)
     finally:
         if haproxy is not None:
             haproxy.stop()
@@ -160,3 +223,32 @@ def test_haproxy_and_geoproxy_count_alike(pair: Pair, name: str,
         assert ours == theirs, f"request {index + 1} of {name}"
     if name == "rate-limit":  # the rows say what HAProxy does, not only that both agree
         assert [row[0] for row in seen["geoproxy"]] == [200] * 5 + [429] * 3
+
+
+@pytest.mark.parametrize(("frontend", "expected"), [
+    ("tcp_conn", [True] * 3 + [False] * 2),  # the 4th connection counts 4 > 3: rejected
+    ("tcp_sess", [True, True, False, False]),  # the 3rd session counts 3 > 2, gpc0 2 > 1
+])
+def test_tcp_connections_are_counted_and_limited_alike(pair: Pair, frontend: str,
+                                                       expected: list[bool]) -> None:
+    """``tcp-request connection track-sc*`` in ``mode tcp``: a connection counts in
+    ``conn_cnt`` when tracked (rejected ones too), a session in ``sess_cnt`` once the
+    connection rules accepted it; ``tcp-request content sc-inc-gpc0`` acts on it."""
+    seen = {which: [pair.through_tcp(which, frontend) for _ in expected]
+            for which in ("haproxy", "geoproxy")}
+    assert seen["haproxy"] == expected  # what HAProxy does, not only that both agree
+    assert seen["geoproxy"] == seen["haproxy"]
+
+
+def test_http_content_rules_track_each_request_in_frontend_and_backend(pair: Pair) -> None:
+    """``tcp-request content track-sc*`` in an HTTP proxy runs on every request (the
+    frontend's, then the backend's), as ``http-request track-sc*`` would; a content
+    ``reject`` closes the connection without an answer."""
+    sent = [{}, {"X-Respond-Status": "404"}, {}]
+    seen = {which: [pair.send(which, "/", {"X-Client": "ct1", **headers}, "ct").header("x-ct")
+                    for headers in sent] for which in ("haproxy", "geoproxy")}
+    assert seen["haproxy"] == ["1/0/1/1", "2/1/2/2", "3/1/3/3"]
+    assert seen["geoproxy"] == seen["haproxy"]
+    for which in ("haproxy", "geoproxy"):
+        with pytest.raises((ConnectionError, ValueError, TimeoutError, OSError)):
+            pair.send(which, "/", {"X-Client": "blocked"}, "ct")
