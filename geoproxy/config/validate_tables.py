@@ -17,7 +17,6 @@ from geoproxy.config.model import (
     Diagnostic,
     Frontend,
     Location,
-    ProxyMode,
 )
 from geoproxy.counters.registry import stick_tables
 from geoproxy.rules.conv_counters import converter_tables
@@ -29,7 +28,7 @@ def table_errors(config: Config) -> list[Diagnostic]:
     """Every stick-table reference error of ``config``, once each."""
     tables = set(stick_tables(config))
     found: dict[tuple[Location, str], Diagnostic] = {}
-    for diagnostic in (*_conflicts(config), *_session_tracking(config)):
+    for diagnostic in _conflicts(config):
         found[(diagnostic.location, diagnostic.message)] = diagnostic
     proxies: tuple[Frontend | Backend, ...] = (*config.frontends, *config.backends)
     for proxy in proxies:
@@ -47,22 +46,6 @@ def _conflicts(config: Config) -> Iterator[Diagnostic]:
             yield Diagnostic(backend.stick_table.location, "stick-table", (
                 f"stick-table name '{backend.name}' conflicts with table declared in frontend "
                 f"'{frontend.name}' at {frontend.stick_table.location}."))
-
-
-def _session_tracking(config: Config) -> Iterator[Diagnostic]:
-    """An HTTP frontend's ``tcp-request connection`` stick-counter rules would count per
-    connection across its requests; geoproxy tracks per request (``http-request track-sc*``,
-    ``tcp-request content track-sc*``) and refuses them rather than count otherwise."""
-    for frontend in config.frontends:
-        rules = frontend.tcp_request
-        if frontend.mode is not ProxyMode.HTTP or rules is None:
-            continue
-        for rule in rules.connection:
-            if rule.counter is not None:
-                yield Diagnostic(rule.location, "tcp-request", (
-                    "'tcp-request connection' stick-counter actions in an HTTP frontend are "
-                    "not supported by geoproxy (it tracks per request: use 'tcp-request "
-                    "content' or 'http-request' instead)."))
 
 
 def _references(proxy: Frontend | Backend, tables: set[str]) -> Iterator[Diagnostic]:

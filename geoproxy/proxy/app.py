@@ -51,7 +51,7 @@ from geoproxy.proxy.runtime import (
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody, tunnel_timeout
 from geoproxy.rules.engine import run_rules
 from geoproxy.rules.run import LocalReply
-from geoproxy.rules.txn import ENVIRON_KEY, Txn, txn_of
+from geoproxy.rules.txn import ENVIRON_KEY, SESSION_STICK, Txn, txn_of
 from geoproxy.state.store import FleetState, Lease, StickRequest
 
 Environ = dict[str, Any]
@@ -195,12 +195,14 @@ class ProxyApp:
         )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if SESSION_STICK in environ:
+            counting.start_request(environ)
         try:
             result = self._handle(environ, start_response)
         except BaseException:
-            txn = counting.tracked(environ)
-            if txn is not None:  # the request ends here: its stick counters stop counting it
-                counting.end(txn, 0, 0)
+            txn: Txn | None = environ.get(ENVIRON_KEY)
+            if txn is not None and counting.counts(txn):  # the request ends here: its
+                counting.end(txn, 0, 0)  # stick counters stop counting it
             raise
         return counting.finish(result, environ)
 

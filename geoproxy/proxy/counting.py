@@ -11,6 +11,9 @@
   stops counting it in ``conn_cur`` and adds its bytes (request and response as forwarded;
   for geoproxy's own answers, the body) to ``bytes_in``/``bytes_out``.
 
+- a connection's ``tcp-request connection`` counters (``SESSION_STICK``) count each request
+  on it as it arrives, and its errors and failures; they stop when the connection ends.
+
 A request that tracks nothing pays one attribute read here.
 """
 
@@ -21,31 +24,39 @@ from typing import Any
 
 from geoproxy.proxy.body import ProxiedBody
 from geoproxy.rules.run import LocalReply
-from geoproxy.rules.txn import ENVIRON_KEY, Txn
+from geoproxy.rules.txn import ENVIRON_KEY, SESSION_STICK, Txn
 
 Environ = dict[str, Any]
 _ENDING = "geoproxy.counters_end"  # environ: the body ends the tracking itself
 _AUTH = "geoproxy.counters_auth"  # environ: a failed authentication, counted at the end
 
 
-def tracked(environ: Environ) -> Txn | None:
-    """The request's ``Txn`` when it tracks a stick counter."""
-    txn: Txn | None = environ.get(ENVIRON_KEY)
-    return txn if txn is not None and txn.stick is not None else None
+def counts(txn: Txn | None) -> bool:
+    """Whether the request counts in stick counters: its own, or its connection's."""
+    return txn is not None and (txn.stick is not None or SESSION_STICK in txn.environ)
 
 
 def count_event(txn: Txn, event: str) -> None:
-    stick = txn.stick
-    if stick is None:
-        return
-    for found in stick:
-        if found is not None:
-            found[0].count(found[1], event)
+    for stick in (txn.stick, txn.environ.get(SESSION_STICK)):
+        if stick is not None:
+            for found in stick:
+                if found is not None:
+                    found[0].count(found[1], event)
+
+
+def start_request(environ: Environ) -> None:
+    """A request on a connection whose ``tcp-request connection`` rules track counters counts
+    there as it arrives (``http_req_cnt``, ``http_req_rate``), as HAProxy counts it."""
+    session = environ.get(SESSION_STICK)
+    if session is not None:
+        for found in session:
+            if found is not None:
+                found[0].count(found[1], "http_req")
 
 
 def count_reply(txn: Txn | None, reply: LocalReply) -> None:
     """A rule answered: a deny is an error now, a failed authentication at the end."""
-    if txn is None or txn.stick is None or not reply.client_error:
+    if txn is None or not counts(txn) or not reply.client_error:
         return
     if reply.client_error == "deny":
         count_event(txn, "http_err")
@@ -55,7 +66,7 @@ def count_reply(txn: Txn | None, reply: LocalReply) -> None:
 
 def count_response(txn: Txn | None, status: int) -> None:
     """The server answered ``status`` (or geoproxy answers it for a failed server)."""
-    if txn is None or txn.stick is None:
+    if txn is None or not counts(txn):
         return
     if 400 <= status < 500:
         count_event(txn, "http_err")
@@ -65,7 +76,7 @@ def count_response(txn: Txn | None, status: int) -> None:
 
 def end_with_body(body: ProxiedBody, txn: Txn | None) -> None:
     """The proxied response's body ends the tracking, with the bytes it counted."""
-    if txn is None or txn.stick is None:
+    if txn is None or not counts(txn):
         return
     txn.environ[_ENDING] = True
     body.after_close(lambda bytes_in, bytes_out: end(txn, bytes_in, bytes_out))
@@ -74,24 +85,24 @@ def end_with_body(body: ProxiedBody, txn: Txn | None) -> None:
 def finish(result: Iterable[bytes], environ: Environ) -> Iterable[bytes]:
     """The app's answer, ending the tracking when its body is closed (unless the proxied
     body does it)."""
-    txn = tracked(environ)
-    if txn is None or environ.get(_ENDING):
+    txn: Txn | None = environ.get(ENVIRON_KEY)
+    if txn is None or not counts(txn) or environ.get(_ENDING):
         return result
     return _Ending(result, txn)
 
 
 def end(txn: Txn, bytes_in: int, bytes_out: int) -> None:
-    """The request is over: each tracked entry stops counting it (once)."""
+    """The request is over: each tracked entry stops counting it (once); a failed
+    authentication counts as an error, in the connection's counters too."""
+    if txn.environ.get(_AUTH):
+        txn.environ.pop(_AUTH)
+        count_event(txn, "http_err")
     stick, txn.stick = txn.stick, None
     if stick is None:
         return
-    failed_auth = bool(txn.environ.get(_AUTH))
     for found in stick:
         if found is not None:
-            table, entry = found
-            if failed_auth:
-                table.count(entry, "http_err")
-            table.untrack(entry, bytes_in, bytes_out)
+            found[0].untrack(found[1], bytes_in, bytes_out)
 
 
 def request_bytes(environ: Environ) -> int:

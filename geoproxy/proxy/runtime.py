@@ -181,6 +181,9 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime],
             or any(s.holds is not None or s.name is not None for s in switching)
             or any(b.rules is not None for b in backends.values())
             or frontend.log_format is not None
+            # connection-level stick counters count each request's errors and failures
+            or (frontend.tcp_request is not None
+                and any(rule.counter is not None for rule in frontend.tcp_request.connection))
         )
         frontends.append(
             FrontendRuntime(

@@ -3,7 +3,8 @@
 
 Rules:
 1. ``scN_M`` and ``sc_M(N)`` read counter set N that a ``track-sc*`` rule of this request
-   started (``Txn.stick``): no sample when the request tracks nothing there, or when the table
+   started (``Txn.stick``), else the one its connection's ``tcp-request connection`` rules
+   started (``SESSION_STICK``): no sample when nothing is tracked there, or when the table
    does not store what is asked; with a TABLE, the same key is looked up in that table (0 when
    it is not there). ``sc_tracked`` is a boolean, never missing.
 2. ``src_M`` looks the client's address up in TABLE (default: the table of the proxy whose
@@ -24,7 +25,7 @@ from geoproxy.counters.entry import Entry
 from geoproxy.counters.table import CounterTable
 from geoproxy.rules.calls import arg_int
 from geoproxy.rules.fetch_types import Args, CompileEnv, Fetch, FetchDef
-from geoproxy.rules.txn import Txn
+from geoproxy.rules.txn import SESSION_STICK, Txn
 
 Metric = Callable[[CounterTable, Entry], object]
 STICK_COUNTERS: Final = 3  # HAProxy's MAX_SESS_STKCTR: track-sc0, track-sc1, track-sc2
@@ -105,12 +106,15 @@ def table_named(env: CompileEnv, name: str | None) -> CounterTable | None:
 def _tracked(slot: int, table: CounterTable | None, txn: Txn) -> tuple[CounterTable,
                                                                      Entry | None] | None:
     """Counter set ``slot`` of the request, moved to ``table`` when one is named."""
+    if slot >= STICK_COUNTERS:
+        return None
     stick = txn.stick
-    if stick is None or slot >= STICK_COUNTERS:
-        return None
-    tracked = stick[slot]
-    if tracked is None:
-        return None
+    tracked = stick[slot] if stick is not None else None
+    if tracked is None:  # the request's own, else its connection's (HAProxy's order)
+        session = txn.environ.get(SESSION_STICK)
+        tracked = session[slot] if session is not None else None
+        if tracked is None:
+            return None
     if table is None:
         return tracked
     return table, table.lookup(tracked[1].key)

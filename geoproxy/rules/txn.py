@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 Environ = dict[str, Any]
 ENVIRON_KEY: Final = "geoproxy.txn"
+# the environ key of the stick counters a connection's tcp-request connection rules tracked:
+# every request on the connection counts there (HAProxy's session-level counters)
+SESSION_STICK: Final = "geoproxy.session_stick"
 
 # proc.* variables: one store per process
 PROC_VARS: dict[str, object] = {}

@@ -36,6 +36,8 @@ from geoproxy.rules.logformat import Render, compile_logformat
 from geoproxy.runtime.tunnel import Tunnel
 from geoproxy.state.store import FleetState
 from geoproxy.tcp.conditions import TcpPredicate, compile_condition, txn_of
+from geoproxy.tcp.counters import count_session
+from geoproxy.tcp.counters import end as end_tracking
 from geoproxy.tcp.facts import TcpFacts
 from geoproxy.tcp.proxyproto import INCOMPLETE, ProxyHeaderError, decode
 from geoproxy.tcp.rules import CompiledRule, Verdict, compile_rules, evaluate
@@ -157,10 +159,12 @@ class TcpService:
 
     def prelude(
         self, sock: socket.socket, addr: Any, listener: Listener, local: Any
-    ) -> tuple[Any, bytes] | None:
+    ) -> tuple[Any, bytes, TcpFacts | None] | None:
         """For an HTTP frontend (rule 1): read the PROXY header (``accept-proxy``) and apply
         ``tcp-request connection`` rules. Returns the client's address (from the header, else
-        ``addr``) and the bytes read past the header; None when the connection is to close."""
+        ``addr``), the bytes read past the header, and the connection's facts when its rules
+        track stick counters (the session's: every request on it counts there, until
+        ``end_session``); None when the connection is to close."""
         source, destination, rest = _address(addr), _address(local), b""
         if listener.accept_proxy:
             timeout = listener.frontend.config.timeouts.client or DEFAULT_HEADER_TIMEOUT
@@ -171,13 +175,19 @@ class TcpService:
             if found is not None:
                 source, destination = found
         rules = listener.frontend.connection_rules
+        session = None
         if rules:
-            verdict = evaluate(rules, TcpFacts(source, destination, final=True))
+            facts = TcpFacts(source, destination, final=True)
+            verdict = evaluate(rules, facts)
+            if any(tracked is not None for tracked in facts.stick):
+                session = facts
             if verdict in (Verdict.REJECT, Verdict.SILENT_DROP):
                 if verdict is Verdict.SILENT_DROP:
                     silent_drop(sock)
+                end_session(session)
                 return None
-        return (source if listener.accept_proxy else addr), rest
+            count_session(facts)
+        return (source if listener.accept_proxy else addr), rest, session
 
     def _on_transition(self, backend: str, server: str, before: OperState,
                        after: OperState) -> None:
@@ -202,6 +212,12 @@ def _address(value: Any) -> Address:
     if isinstance(value, tuple) and len(value) >= 2:
         return str(value[0]), int(value[1])
     return "", 0
+
+
+def end_session(session: TcpFacts | None) -> None:
+    """An HTTP connection whose ``tcp-request connection`` rules tracked counters ended."""
+    if session is not None:
+        end_tracking(session, 0, 0)
 
 
 def read_proxy_header(sock: socket.socket, timeout: float) -> tuple[tuple[Address, Address] | None,

@@ -47,9 +47,10 @@ from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
 from geoproxy.proxy.exchange import LOCAL_ADDRESS
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
+from geoproxy.rules.txn import SESSION_STICK
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
-from geoproxy.runtime.tcp_service import Listener, TcpService
+from geoproxy.runtime.tcp_service import Listener, TcpService, end_session
 from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
@@ -76,6 +77,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         listener_name = listener.getsockname()
         rest = b""
+        session = None  # stick counters tracked by tcp-request connection rules
         tcp = self.tcp
         if tcp is not None:
             found = tcp.listener(listener_name)
@@ -90,8 +92,10 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
                 if opened is None:
                     _close(client)
                     return
-                addr, rest = opened
+                addr, rest, session = opened
         connection = _Connection(self, client, addr, listener_name)
+        if session is not None:
+            connection.base[SESSION_STICK] = session.stick  # every request counts there
         if rest:
             connection.reader.feed(rest)
         try:
@@ -102,6 +106,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
             self.log.exception("unexpected error on a client connection")
         finally:
             _close(client)
+            end_session(session)
 
     def _serve_tcp(self, tcp: TcpService, listener: Listener, client: socket.socket,
                    addr: Any) -> None:

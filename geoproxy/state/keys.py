@@ -140,18 +140,19 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (
         "gp:{T}:sc:K",
         "HASH",
-        "stick counters of table T (the proxy declaring it), entry K, summed over every worker: "
-        "counters (http_req_cnt, conn_cnt, gpc0...) and tags (gpt0) as integers; rates "
-        "(http_req_rate...) as HAProxy's freq_ctr 'curr/prev@tick' (events in the period "
-        "begun at tick, ms, and in the one before); use:W, worker W's requests tracking it now "
-        "('count@ms': conn_cur sums the fresh ones); t, its last write (ms). Expires with the "
-        "table's 'expire'",
+        "stick counters of table T (the proxy declaring it), entry K, summed over every worker "
+        "(each adds its counts with HINCRBY every 50 ms): counters (http_req_cnt, conn_cnt, "
+        "gpc0...) and tags (gpt0) as integers; a rate (http_req_rate...) as one field per "
+        "period, NAME@START: the events of the period that began at START (ms; periods laid "
+        "end to end from a, the entry's first event); use:W, the requests of worker W tracking "
+        "it now, 'count@ms' (conn_cur sums those under 3 s old); t, its last write (ms). "
+        "Expires with the table's 'expire'",
     ),
     (
         "gp:{T}:sc-keys",
         "ZSET",
         "the entries of table T's counters, scored by their last write (ms): table_cnt, and "
-        "what is evicted (least recently written) past the table's 'size'",
+        "past the table's 'size' the least recently written are evicted",
     ),
     (
         "gp:{B}:queue",

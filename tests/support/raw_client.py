@@ -31,9 +31,12 @@ class RawResponse:
 class RawConnection:
     """One client connection to ``host:port``; every read waits at most ``timeout`` seconds."""
 
-    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 5.0,
+                 source: str | None = None) -> None:
+        """``source``: the local address to connect from (another loopback address)."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self._buffer = b""
 
     def __enter__(self) -> RawConnection:

@@ -54,14 +54,6 @@ def test_track_sc_reads_a_table_and_only_the_addresses_at_connection_time() -> N
     assert rules.content[0].counter is not None
 
 
-def test_an_http_frontend_refuses_connection_level_tracking() -> None:
-    (message,) = errors("frontend f\n    mode http\n    bind 127.0.0.1:9000\n"
-                        "    stick-table type ip size 1k store conn_cnt\n"
-                        "    tcp-request connection track-sc0 src\n    default_backend b\n"
-                        "backend b\n    mode http\n    server s 127.0.0.1:1\n")
-    assert "'tcp-request connection' stick-counter actions in an HTTP frontend" in message
-
-
 def test_tcp_request_rules_keep_their_order_delay_and_conditions() -> None:
     config = parse("frontend f\n    bind :9000\n    tcp-request inspect-delay 5s\n"
                    "    tcp-request connection reject unless { src 10.0.0.0/8 }\n"
