@@ -24,13 +24,20 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    goes to the client and the connection becomes a tunnel to the server
    (``geoproxy.runtime.tunnel``) until either side is done; it then closes. Any other answer
    is a plain response, and the connection goes on with the next request.
+8. Each listening socket is served by a ``FrontendListener``, which a disabled frontend
+   (``disable frontend`` on the Runtime API) pauses: the worker's ``FrontendGate`` reads the
+   fleet's disabled frontends before the first accept and every quarter second after
+   (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
+   frontends, are served on.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -43,6 +50,9 @@ from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
 from geoproxy.proxy.exchange import LOCAL_ADDRESS
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
+from geoproxy.runtime.cli import REDIS_ENV
+from geoproxy.runtime.frontend_gate import FrontendGate, frontend_of
+from geoproxy.runtime.frontend_listener import FrontendListener
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
 from geoproxy.runtime.tunnel import Tunnel
@@ -60,7 +70,44 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
         config = getattr(self.wsgi, "config", None)  # tune.bufsize, tune.http.maxhdr
         self.request_limits = config.global_.request_limits if config else RequestLimits()
-        super().run()
+        self.listeners: list[FrontendListener] = []
+        # geoproxy run's app knows its Redis; a plain gunicorn command line names it in the env
+        url = getattr(self.app, "redis_url", None) or os.environ.get(REDIS_ENV)
+        self.frontend_gate = FrontendGate(url, self._apply_disabled) if url and config else None
+        if self.frontend_gate is not None:
+            self.frontend_gate.start()  # rule 8: before the first accept
+        try:
+            super().run()
+        finally:
+            if self.frontend_gate is not None:
+                self.frontend_gate.stop()
+
+    def server_class(self, listener: Any, *, spawn: Any, **arguments: Any) -> FrontendListener:
+        """The server of one listening socket (rule 8). gunicorn's ``GeventWorker.run`` builds
+        each through ``server_class`` when a worker has one, with pywsgi's arguments, which
+        this worker does not use (it has its own HTTP loop)."""
+        config = getattr(self.wsgi, "config", None)
+        frontend = frontend_of(config, listener.getsockname()) if config else None
+        gate = self.frontend_gate
+        server = FrontendListener(
+            listener,
+            frontend,
+            paused=gate is not None and frontend in gate.disabled,
+            handle=partial(self.handle, listener),
+            spawn=spawn,
+            **{k: v for k, v in arguments.items() if k == "ssl_context"},
+        )
+        if self.cfg.workers > 1:
+            server.max_accept = 1  # as gunicorn's own: share the accepts among the workers
+        self.listeners.append(server)
+        return server
+
+    def _apply_disabled(self, disabled: frozenset[str]) -> None:
+        for server in self.listeners:
+            if server.frontend in disabled:
+                server.pause()
+            else:
+                server.resume()
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         listener_name = listener.getsockname()
