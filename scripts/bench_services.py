@@ -155,8 +155,20 @@ def start_demo_backends(work: Path, ports: Sequence[int]) -> Service:
 # -- proxies and servers ----------------------------------------------------------------------
 
 
-def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = "") -> str:
-    """The benchmark's configuration: leastconn, cookie insert, over the backends."""
+# the `--rules` row's frontend: a handful of typical request header rules
+RULES = (
+    "    http-request set-header X-Forwarded-Proto http\n"
+    "    http-request set-header X-Real-IP %[src]\n"
+    "    http-request set-header X-Forwarded-Host %[req.hdr(host)]\n"
+    "    http-request set-header X-Forwarded-Port %[dst_port]\n"
+    "    http-request add-header X-Frontend %f if { path_beg / }\n"
+)
+
+
+def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = "",
+                 frontend_lines: str = "") -> str:
+    """The benchmark's configuration: leastconn, cookie insert, over the backends;
+    ``frontend_lines`` go in the frontend (the rules row)."""
     servers = "\n".join(
         f"    server s{i} {HOST}:{p} cookie s{i}" for i, p in enumerate(backend_ports, 1)
     )
@@ -164,7 +176,7 @@ def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = ""
         f"global\n{global_lines}"
         "defaults\n    mode http\n    timeout connect 5s\n    timeout client 30s\n"
         "    timeout server 30s\n"
-        f"frontend fe\n    bind {HOST}:{port}\n    default_backend be\n"
+        f"frontend fe\n    bind {HOST}:{port}\n{frontend_lines}    default_backend be\n"
         "backend be\n    balance leastconn\n    cookie SERVERID insert indirect nocache\n"
         f"{servers}\n"
     )
@@ -212,14 +224,17 @@ def start_gunicorn_into(
     return service
 
 
-def start_geoproxy(work: Path, port: int, backend_ports: Sequence[int]) -> Service:
+def start_geoproxy(
+    work: Path, port: int, backend_ports: Sequence[int], frontend_lines: str = ""
+) -> Service:
     """``geoproxy run``, 2 workers, with a Redis the bench starts (so its CPU is counted)."""
-    service = Service("geoproxy", f"http://{HOST}:{port}/")
+    name = "geoproxy-rules" if frontend_lines else "geoproxy"
+    service = Service(name, f"http://{HOST}:{port}/")
     try:
         redis = start_redis(service)
-        conf = work / "geoproxy.cfg"
-        conf.write_text(proxy_config(port, backend_ports))
-        log = work / "geoproxy.log"
+        conf = work / f"{name}.cfg"
+        conf.write_text(proxy_config(port, backend_ports, frontend_lines=frontend_lines))
+        log = work / f"{name}.log"
         argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
         argv += ["--workers", "2", "--redis", redis.url]
         process = spawn(service, argv, log)

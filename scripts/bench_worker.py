@@ -1,13 +1,15 @@
 """CPU per request of ONE geoproxy worker: the stable number to compare changes by.
 
     python scripts/bench_worker.py [--duration 6] [--rounds 3] [--profile OUT.txt] [--hello]
+                                   [--rules]
 
 Starts nginx with two 1 KB servers, a private Redis on a free port, and
 ``geoproxy run --workers 1`` (balance leastconn, cookie insert), then for each round reads the
 worker's utime + stime from /proc before and after ``wrk -t1 -c32 -dNs`` and prints the CPU
 microseconds per request (and Redis's). With ``--profile`` a py-spy ``top``-style summary of the
 worker under load is written (py-spy record, raw format, folded by function). ``--hello`` measures
-gunicorn's own gevent hello world instead (the floor the proxy is compared with).
+gunicorn's own gevent hello world instead (the floor the proxy is compared with); ``--rules``
+adds the benchmark's five header rules (``bench_services.RULES``) to the frontend.
 Every process is started here on 127.0.0.1 and stopped by pid; every wait is bounded.
 """
 
@@ -63,6 +65,9 @@ def wrk(url: str, seconds: int) -> tuple[int, float, float]:
     return result.requests, result.rps, result.p99_ms
 
 
+RULES = False  # --rules: the frontend carries bench_services.RULES
+
+
 def start(work: Path, hello: bool, workers: int) -> tuple[Service, Service, int | None]:
     ports = [services.free_tcp_port(), services.free_tcp_port()]
     backends = services.start_nginx(work, ports)
@@ -89,7 +94,8 @@ def _start_proxy(
         return backends, service, None
     redis = services.start_redis(service)
     conf = work / "geoproxy.cfg"
-    conf.write_text(services.proxy_config(port, ports))
+    conf.write_text(services.proxy_config(
+        port, ports, frontend_lines=services.RULES if RULES else ""))
     log = work / "geoproxy.log"
     argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
     argv += ["--workers", str(workers), "--redis", redis.url]
@@ -133,12 +139,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--hello", action="store_true")
+    parser.add_argument("--rules", action="store_true", help="five header rules in the frontend")
     parser.add_argument("--workers", type=int, default=1, help="CPU is read for the first one")
     parser.add_argument("--wrk-output", action="store_true", help="print wrk's whole report")
     parser.add_argument("--strace", action="store_true", help="count the worker's syscalls")
     args = parser.parse_args()
-    global SHOW_WRK
+    global SHOW_WRK, RULES
     SHOW_WRK = args.wrk_output
+    RULES = args.rules
     work = Path(tempfile.mkdtemp(prefix="geoproxy-benchworker-"))
     backends = service = None
     try:

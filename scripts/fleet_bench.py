@@ -133,10 +133,11 @@ def start_cluster(work: Path, masters: int) -> tuple[list[subprocess.Popen[bytes
         raise services.ServiceError("redis-server and redis-cli are needed for a Cluster")
     processes, ports = [], []
     for _ in range(masters):
-        port = services.free_tcp_port()
+        port, bus = services.free_tcp_port(), services.free_tcp_port()  # client and bus ports
         node = work / f"cluster-{port}"
         node.mkdir()
         argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
+        argv += ["--cluster-port", str(bus)]
         argv += ["--cluster-config-file", str(node / "nodes.conf"), "--save", "", "--dir"]
         argv += [str(node), "--appendonly", "no", "--daemonize", "no"]
         processes.append(
@@ -147,7 +148,7 @@ def start_cluster(work: Path, masters: int) -> tuple[list[subprocess.Popen[bytes
         wait_for_port(services.HOST, port, 10.0)
     nodes = [f"127.0.0.1:{port}" for port in ports]
     subprocess.run(
-        [cli, "--cluster", "create", *nodes, "--cluster-yes"],
+        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
         check=True, capture_output=True, timeout=60,
     )
     deadline = time.monotonic() + 20

@@ -13,14 +13,18 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from geoproxy import __version__
 from geoproxy.admin.app import StatsApp, StatsSite
+from geoproxy.admin.prometheus import CONTENT_TYPE, render_metrics
+from geoproxy.admin.rows import with_frontends
 from geoproxy.balance.view import AdminState
 from geoproxy.config.model import Config, Frontend
 from geoproxy.state.frontends import PROXY, STATS
-from geoproxy.state.redis_store import RedisFleetState
+from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 from geoproxy.state.store import FleetReport, FleetState
 
 StatsApps = dict[str, StatsApp]
@@ -117,3 +121,28 @@ def mount_backend_stats(config: Config, fleet: FleetState) -> StatsApps:
         )
         apps[backend.name] = StatsApp(stats, site, control)
     return apps
+
+
+Service = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def metrics_service(config: Config, fleet: FleetState) -> Service | None:
+    """``http-request use-service prometheus-exporter``: the fleet's metrics, as the stats
+    listener's ``/metrics`` serves them, whatever the request's path."""
+    if not isinstance(fleet, RedisFleetState):
+        return None
+    control = RedisControl(fleet)
+    frontends = tuple(frontend.name for frontend in config.frontends)
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            body = render_metrics(with_frontends(control.fleet_report(), frontends))
+            status, content_type = "200 OK", CONTENT_TYPE
+        except REDIS_ERRORS:
+            body = b"the fleet's state is unreachable (Redis)\n"
+            status, content_type = "503 Service Unavailable", "text/plain"
+        start_response(status, [("content-type", content_type),
+                                ("content-length", str(len(body)))])
+        return [body]
+
+    return serve

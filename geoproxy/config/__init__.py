@@ -61,13 +61,30 @@ def parse_text(text: str, path: str, env: Mapping[str, str] | None = None) -> Co
         raise ConfigError(_in_file_order(errors), warnings)
     frontends, backends = freeze(sections.proxies)
     resolvers = resolvers_sections(sections.resolvers)
-    config = Config(path, sections.global_.freeze(), frontends, backends, (), resolvers)
+    userlists = tuple(userlist.freeze() for userlist in sections.userlists)
+    config = Config(
+        path,
+        sections.global_.freeze(),
+        frontends,
+        backends,
+        (),
+        resolvers=resolvers,
+        userlists=userlists,
+    )
     whole_errors, whole_warnings = validate(config)
     warnings.extend(check_drafts(sections.proxies))
     warnings.extend(whole_warnings)
     if whole_errors:
         raise ConfigError(_in_file_order(whole_errors), warnings)
-    return Config(path, config.global_, frontends, backends, tuple(warnings), resolvers)
+    return Config(
+        path,
+        config.global_,
+        frontends,
+        backends,
+        tuple(warnings),
+        resolvers=resolvers,
+        userlists=userlists,
+    )
 
 
 def _in_file_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

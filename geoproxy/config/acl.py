@@ -1,13 +1,15 @@
 """ACLs and conditions: ``acl NAME CRITERION [flags] PATTERN...`` and ``if|unless COND``.
 
 Rules (manual section 7):
-1. A criterion is a fetch with an implied matching method (``path_beg``, ``hdr_dom(host)``) or a
-   base fetch with ``-m METHOD`` (``path -m beg``). Both spellings become the same
-   ``AclCriterion``. ``req.hdr(NAME)`` is ``hdr(NAME)``. Header names are stored lower-case.
-2. Flags come before the patterns: ``-i`` (ignore case), ``-m METHOD``, and ``--`` (end of
-   flags). Other HAProxy flags (``-f`` pattern files, ``-n``, ``-M``, ``-u``) are refused.
-3. Patterns are ORed. Regexes (``path_reg``, ``hdr_reg``, ``-m reg``) compile at load time;
-   ``src`` patterns are addresses or networks.
+1. A criterion is a sample expression (``hdr(host),lower``: one fetch of the rules' fetch
+   table, then converters) or one of HAProxy's derived ACL keywords, a fetch with an implied
+   matching method (``path_beg`` is ``path -m beg``; ``-m`` cannot change it).
+2. Flags come before the patterns: ``-i`` (ignore case), ``-m METHOD``, ``-f FILE`` (patterns
+   read from a file, one per line), ``-M`` (the ``-f`` file is a map: its keys are the
+   patterns), ``-n`` (no DNS: geoproxy never resolves patterns), ``-u ID`` (ignored), and
+   ``--`` (end of flags). Without ``-m`` the method follows the expression's output type
+   (string: ``str``, integer: ``int``, boolean: ``bool``, address: ``ip``).
+3. Patterns are ORed and checked at load time (regexes, addresses, integers).
 4. A condition is terms ANDed within a group, groups ORed by ``||`` or ``or``. A term is an ACL
    name or an anonymous ACL ``{ CRITERION [flags] PATTERN... }``, negated by one or more ``!``
    (glued or separate). HAProxy's predefined ACLs are known by name unless a section defines an
@@ -16,74 +18,26 @@ Rules (manual section 7):
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from geoproxy.config.draft import ConditionDraft, TermDraft
-from geoproxy.config.model import Acl, AclCriterion, AclTest, Location
+from geoproxy.config.model import Acl, AclTest, Location
+from geoproxy.rules.calls import ParseContext, RuleError, read_patterns
+from geoproxy.rules.expr import output_type, parse_expr
+from geoproxy.rules.fetches import DERIVED
+from geoproxy.rules.matchers import METHODS, NO_PATTERN_METHODS, PatternError, check_patterns
+from geoproxy.rules.spec import Call, MatchSpec, SampleExpr
 
-C = AclCriterion
-
-# (base fetch, matching method) -> criterion
-_BY_METHOD: dict[tuple[str, str], AclCriterion] = {
-    ("path", "str"): C.PATH, ("path", "beg"): C.PATH_BEG, ("path", "end"): C.PATH_END,
-    ("path", "sub"): C.PATH_SUB, ("path", "reg"): C.PATH_REG,
-    ("hdr", "str"): C.HDR, ("hdr", "beg"): C.HDR_BEG, ("hdr", "end"): C.HDR_END,
-    ("hdr", "sub"): C.HDR_SUB, ("hdr", "dom"): C.HDR_DOM, ("hdr", "reg"): C.HDR_REG,
-    ("method", "str"): C.METHOD, ("src", "ip"): C.SRC,
-}
-# fetch keyword -> (base fetch, implied method, whether "-m" may override it)
-_FETCHES: dict[str, tuple[str, str, bool]] = {
-    "path": ("path", "str", True), "path_beg": ("path", "beg", False),
-    "path_end": ("path", "end", False), "path_sub": ("path", "sub", False),
-    "path_reg": ("path", "reg", False),
-    "hdr": ("hdr", "str", True), "req.hdr": ("hdr", "str", True),
-    "hdr_beg": ("hdr", "beg", False), "hdr_end": ("hdr", "end", False),
-    "hdr_sub": ("hdr", "sub", False), "hdr_dom": ("hdr", "dom", False),
-    "hdr_reg": ("hdr", "reg", False),
-    "method": ("method", "str", True), "src": ("src", "ip", True),
-}
-_TAKES_ARGUMENT = {"hdr"}
-_MATCH_METHODS = ("str", "beg", "end", "sub", "dom", "reg", "ip", "found", "len", "int", "bool",
-                  "dir")
 NO_PATTERN_WARNING = (
     "no pattern to match against were provided, so this ACL will never match.")
-_REFUSED_FLAGS = {"-f": "pattern files", "-n": "'-n'", "-M": "map files", "-u": "unique ids"}
-_FETCH_TOKEN = re.compile(r"([a-z0-9_.]+)(?:\((.*)\))?", re.ASCII)
-
-SUPPORTED_FETCHES = tuple(_FETCHES)
+_DEFAULT_METHODS = {"str": "str", "meth": "str", "int": "int", "bool": "bool", "ip": "ip",
+                    "bin": "bin", "group": "group"}
+_ARITY = {"-f": 1, "-M": 0, "-n": 0, "-u": 1, "-i": 0}
 
 
 class AclError(Exception):
     """An ACL or a condition HAProxy would refuse; the message is HAProxy's detail text."""
-
-
-def _predefined(name: str, criterion: AclCriterion, *patterns: str,
-                argument: str | None = None) -> Acl:
-    return Acl(name, (AclTest(criterion, argument, patterns),), Location("<predefined>", 0))
-
-
-# HAProxy's predefined ACLs that geoproxy can evaluate (manual section 7.4).
-PREDEFINED: dict[str, Acl] = {
-    acl.name: acl
-    for acl in (
-        _predefined("TRUE", C.ALWAYS_TRUE),
-        _predefined("FALSE", C.ALWAYS_FALSE),
-        _predefined("HTTP", C.ALWAYS_TRUE),  # always true in an HTTP proxy
-        _predefined("LOCALHOST", C.SRC, "127.0.0.0/8", "::1"),
-        _predefined("METH_CONNECT", C.METHOD, "CONNECT"),
-        _predefined("METH_DELETE", C.METHOD, "DELETE"),
-        _predefined("METH_GET", C.METHOD, "GET", "HEAD"),
-        _predefined("METH_HEAD", C.METHOD, "HEAD"),
-        _predefined("METH_OPTIONS", C.METHOD, "OPTIONS"),
-        _predefined("METH_POST", C.METHOD, "POST"),
-        _predefined("METH_PUT", C.METHOD, "PUT"),
-        _predefined("METH_TRACE", C.METHOD, "TRACE"),
-        _predefined("HTTP_URL_SLASH", C.PATH_BEG, "/"),
-    )
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +48,14 @@ class ParsedTest:
     no_pattern: bool
 
 
-def parse_test(words: Sequence[str]) -> ParsedTest:
+def parse_test(words: Sequence[str], context: ParseContext) -> ParsedTest:
     """Parse ``CRITERION [flags] PATTERN...``. Raises ``AclError``."""
     if not words or not words[0]:
         raise AclError("missing fetch method in ACL expression ''")
-    base, method, may_override, argument = _fetch(words[0])
+    expr, implied = _criterion(words[0], context)
+    method = implied
     ignore_case, index = False, 1
+    files: list[str] = []
     while index < len(words) and words[index].startswith("-"):
         flag = words[index]
         if flag == "--":
@@ -108,67 +64,98 @@ def parse_test(words: Sequence[str]) -> ParsedTest:
         if flag == "-i":
             ignore_case = True
         elif flag == "-m":
-            method = _match_method(words, index, words[0], may_override)
+            method = _match_method(words, index, words[0], implied)
             index += 1
-        elif flag in _REFUSED_FLAGS:
-            raise AclError(f"flag '{flag}' ({_REFUSED_FLAGS[flag]}) is not supported by geoproxy")
-        else:
+        elif flag in ("-f", "-u"):
+            if index + 1 >= len(words):
+                raise AclError(f"'{flag}' expects an argument")
+            if flag == "-f":
+                files.append(words[index + 1])
+            index += 1
+        elif flag not in ("-M", "-n"):
             break  # a pattern that starts with '-'
         index += 1
-    criterion = _BY_METHOD.get((base, method))
-    if criterion is None:
-        raise AclError(f"matching method '{method}' on '{base}' is not supported by geoproxy")
-    patterns = tuple(words[index:])
-    for pattern in patterns:
-        _check_pattern(criterion, pattern, ignore_case)
-    return ParsedTest(AclTest(criterion, argument, patterns, ignore_case), not patterns)
+    if method is None:
+        method = _DEFAULT_METHODS.get(output_type(expr), "str")
+    patterns = list(words[index:])
+    for path in files:
+        try:
+            patterns.extend(_file_patterns(path, "-M" in words[:index], context))
+        except RuleError as exc:
+            raise AclError(str(exc)) from None
+    try:
+        check_patterns(method, patterns, ignore_case)
+    except PatternError as exc:
+        raise AclError(str(exc)) from None
+    no_pattern = not patterns and method not in NO_PATTERN_METHODS and method != "group"
+    test = AclTest(expr, MatchSpec(method, tuple(patterns), ignore_case))
+    return ParsedTest(test, no_pattern and not files)
 
 
-def _fetch(token: str) -> tuple[str, str, bool, str | None]:
-    match = _FETCH_TOKEN.fullmatch(token)
-    known = match is not None and match.group(1) in _FETCHES
-    if match is None or not known:
-        raise AclError(
-            f"unknown fetch method '{token}' in ACL expression '{token}' "
-            f"(geoproxy supports {', '.join(SUPPORTED_FETCHES)})")
-    name, argument = match.group(1), match.group(2)
-    base, method, may_override = _FETCHES[name]
-    if base in _TAKES_ARGUMENT:
-        if not argument:
-            raise AclError(f"fetch method '{name}' expects a header name: '{name}(NAME)'")
-        if "," in argument:
-            raise AclError(f"fetch method '{name}' : header occurrences "
-                           f"('{token}') are not supported by geoproxy")
-        return base, method, may_override, argument.strip().lower()
-    if argument is not None:
-        raise AclError(f"fetch method '{name}' takes no argument (got '{token}')")
-    return base, method, may_override, None
+def _file_patterns(path: str, is_map: bool, context: ParseContext) -> list[str]:
+    patterns = read_patterns(path, context)
+    if is_map:
+        return [p.replace("\t", " ").split()[0] for p in patterns]
+    return list(patterns)
 
 
-def _match_method(words: Sequence[str], index: int, fetch: str, may_override: bool) -> str:
+def _criterion(token: str, context: ParseContext) -> tuple[SampleExpr, str | None]:
+    name = token.partition("(")[0].partition(",")[0]
+    if name in DERIVED:
+        fetch, method = DERIVED[name]
+        rest = token[len(name):]
+        try:
+            expr = parse_expr(fetch + rest, context, check_side=False)
+        except RuleError as exc:
+            raise AclError(f"{exc} in ACL expression '{token}'") from None
+        return SampleExpr(Call(fetch, expr.fetch.args), expr.converters, token), method
+    try:
+        return parse_expr(token, context, check_side=False), None
+    except RuleError as exc:
+        raise AclError(f"{exc} in ACL expression '{token}'") from None
+
+
+def _match_method(words: Sequence[str], index: int, fetch: str, implied: str | None) -> str:
     if index + 1 >= len(words):
         raise AclError("'-m' expects a matching method")
     method = words[index + 1]
-    if method not in _MATCH_METHODS:
+    if method not in METHODS:
         raise AclError(f"unknown matching method '{method}' when parsing ACL expression")
-    if not may_override:
+    if implied is not None:
         raise AclError(f"'-m' cannot be used with '{fetch}', which already implies its "
                        "matching method")
     return method
 
 
-def _check_pattern(criterion: AclCriterion, pattern: str, ignore_case: bool) -> None:
-    if criterion in (C.PATH_REG, C.HDR_REG):
-        try:
-            re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise AclError(f"regex '{pattern}' is invalid (error={exc.msg}, "
-                           f"erroffset={exc.pos})") from None
-    elif criterion is C.SRC:
-        try:
-            ipaddress.ip_network(pattern, strict=False)
-        except ValueError:
-            raise AclError(f"'{pattern}' is not a valid IPv4 or IPv6 address") from None
+def _predefined(name: str, *words: str) -> Acl:
+    parsed = parse_test(words, ParseContext())
+    return Acl(name, (parsed.test,), Location("<predefined>", 0))
+
+
+# HAProxy's predefined ACLs that geoproxy can evaluate (manual section 7.4).
+PREDEFINED: dict[str, Acl] = {
+    acl.name: acl
+    for acl in (
+        _predefined("TRUE", "always_true"),
+        _predefined("FALSE", "always_false"),
+        _predefined("HTTP", "always_true"),  # always true in an HTTP proxy
+        _predefined("HTTP_1.0", "req.ver", "1.0"),
+        _predefined("HTTP_1.1", "req.ver", "1.1"),
+        _predefined("HTTP_CONTENT", "hdr_val(content-length)", "gt", "0"),
+        _predefined("HTTP_URL_ABS", "url_reg", "^[^/:]*://"),
+        _predefined("HTTP_URL_SLASH", "url_beg", "/"),
+        _predefined("HTTP_URL_STAR", "url", "*"),
+        _predefined("LOCALHOST", "src", "127.0.0.0/8", "::1"),
+        _predefined("METH_CONNECT", "method", "CONNECT"),
+        _predefined("METH_DELETE", "method", "DELETE"),
+        _predefined("METH_GET", "method", "GET", "HEAD"),
+        _predefined("METH_HEAD", "method", "HEAD"),
+        _predefined("METH_OPTIONS", "method", "OPTIONS"),
+        _predefined("METH_POST", "method", "POST"),
+        _predefined("METH_PUT", "method", "PUT"),
+        _predefined("METH_TRACE", "method", "TRACE"),
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +165,7 @@ class ConditionScope:
 
     is_known: Callable[[str], bool]
     warn: Callable[[str], None]
+    context: ParseContext = ParseContext()
 
 
 def parse_condition(words: Sequence[str], location: Location,
@@ -188,7 +176,7 @@ def parse_condition(words: Sequence[str], location: Location,
     index = 1
     while index < len(words):
         word = words[index]
-        if word in ("||", "or"):
+        if word == "||" or word.lower() == "or":
             if not terms:
                 raise AclError(f"missing ACL before '{word}'")
             groups.append(tuple(terms))
@@ -229,7 +217,7 @@ def _anonymous(words: Sequence[str], index: int, location: Location,
     except ValueError:
         raise AclError("missing closing '}' in condition") from None
     inner = words[index + 1:end]
-    parsed = parse_test(inner)
+    parsed = parse_test(inner, scope.context)
     acl = Acl("{ " + " ".join(inner) + " }", (parsed.test,), location)
     if parsed.no_pattern:
         scope.warn(f"anonymous ACL '{acl.name}' : {NO_PATTERN_WARNING}")

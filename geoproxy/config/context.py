@@ -19,6 +19,7 @@ from typing import Generic, NoReturn, TypeVar
 
 from geoproxy.config.lexer import Directive
 from geoproxy.config.model import Diagnostic, Location
+from geoproxy.rules.calls import ParseContext
 
 Section = TypeVar("Section")
 
@@ -72,6 +73,17 @@ class Line:
 
     def fail(self, message: str) -> NoReturn:
         raise LineError(message)
+
+    def read_file(self, path: str) -> str:
+        """A file a rule names (map, ``-f`` patterns, ``return file``), relative paths from
+        the configuration's directory as ``errorfile`` reads them. Raises OSError."""
+        with open(os.path.join(self.config_dir, path), encoding="utf-8",
+                  errors="surrogateescape") as handle:
+            return handle.read()
+
+    def rules_context(self, response: bool = False) -> ParseContext:
+        """What parsing a fetch, an ACL or a log-format string needs from this line."""
+        return ParseContext(read_file=self.read_file, response=response, warn=self.warn)
 
     def at_most(self, count: int, name: str | None = None) -> None:
         """HAProxy's ``alertif_too_many_args``: at most ``count`` arguments after ``name``."""

@@ -44,6 +44,7 @@ from geoproxy.config.model import (
     StickTable,
     Timeouts,
 )
+from geoproxy.rules.spec import Action, CaptureSlot, LogFormat
 
 
 class ProxyKind(enum.Enum):
@@ -123,6 +124,7 @@ class Settings:
     compression: Compression | None = None
     buffer_request: bool = False
     originalto: OriginalTo | None = None
+    log_format: LogFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,22 @@ class StickRuleDraft:
     condition: ConditionDraft | None
 
 
+@dataclass(frozen=True, slots=True)
+class HttpRuleDraft:
+    action: Action
+    condition: ConditionDraft | None
+    location: Location
+    keyword: str
+
+
+@dataclass(frozen=True, slots=True)
+class UseBackendDraft:
+    backend: str
+    condition: ConditionDraft | None
+    location: Location
+    name_format: LogFormat | None = None
+
+
 @dataclass(slots=True)
 class Rules:
     """What a proxy never inherits (rule 2)."""
@@ -157,7 +175,7 @@ class Rules:
     binds: list[tuple[str, int, Location]] = field(default_factory=list)
     acls: dict[str, list[AclTest]] = field(default_factory=dict)
     acl_locations: dict[str, Location] = field(default_factory=dict)
-    use_backends: list[tuple[str, ConditionDraft, Location]] = field(default_factory=list)
+    use_backends: list[UseBackendDraft] = field(default_factory=list)
     servers: list[Server] = field(default_factory=list)
     stick_table: StickTable | None = None
     stick_rules: list[StickRuleDraft] = field(default_factory=list)
@@ -167,6 +185,12 @@ class Rules:
     monitor_fail: list[ConditionDraft] = field(default_factory=list)
     # where this section's own `http-check expect` is, once it has one
     http_check_expect: Location | None = None
+    # http-request (and redirect), http-response, http-after-response rules; captures
+    http_request: list[HttpRuleDraft] = field(default_factory=list)
+    http_response: list[HttpRuleDraft] = field(default_factory=list)
+    http_after_response: list[HttpRuleDraft] = field(default_factory=list)
+    request_captures: list[CaptureSlot] = field(default_factory=list)
+    response_captures: list[CaptureSlot] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from geoproxy.config.acl import PREDEFINED
 from geoproxy.config.draft import (
     ConditionDraft,
+    HttpRuleDraft,
     ProxyDraft,
     ProxyKind,
     StatsDraft,
@@ -27,6 +28,8 @@ from geoproxy.config.model import (
     Bind,
     Condition,
     Frontend,
+    HttpRule,
+    HttpRules,
     Monitor,
     Resolvers,
     StatsConfig,
@@ -60,6 +63,25 @@ def _bind(condition: ConditionDraft, acls: dict[str, Acl]) -> Condition:
     return bind_condition(condition, acls, PREDEFINED)
 
 
+def _rule(rule: HttpRuleDraft, acls: dict[str, Acl]) -> HttpRule:
+    condition = _bind(rule.condition, acls) if rule.condition else None
+    return HttpRule(rule.action, condition, rule.location, rule.keyword)
+
+
+def _http_rules(draft: ProxyDraft, acls: dict[str, Acl], frontend: bool) -> HttpRules:
+    """The proxy's rules; captures belong to the frontend half only."""
+    rules = draft.rules
+    return HttpRules(
+        # `redirect` lines run after the `http-request` rules, as in HAProxy
+        request=tuple(_rule(r, acls) for r in sorted(
+            rules.http_request, key=lambda r: r.keyword == "redirect")),
+        response=tuple(_rule(r, acls) for r in rules.http_response),
+        after_response=tuple(_rule(r, acls) for r in rules.http_after_response),
+        request_captures=tuple(rules.request_captures) if frontend else (),
+        response_captures=tuple(rules.response_captures) if frontend else (),
+    )
+
+
 def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     settings, rules = draft.settings, draft.rules
     timeouts = settings.timeouts
@@ -73,8 +95,10 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         binds=tuple(Bind(host, port, location) for host, port, location in rules.binds),
         default_backend=default_backend,
         default_backend_location=default_backend_location,
-        use_backends=tuple(UseBackend(name, _bind(cond, acls), location)
-                           for name, cond, location in rules.use_backends),
+        use_backends=tuple(
+            UseBackend(rule.backend, _bind(rule.condition, acls) if rule.condition else None,
+                       rule.location, rule.name_format)
+            for rule in rules.use_backends),
         acls=tuple(acls.values()),
         timeouts=Timeouts(client=timeouts.client, http_request=timeouts.http_request,
                           http_keep_alive=timeouts.http_keep_alive, tarpit=timeouts.tarpit),
@@ -96,6 +120,8 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         compression=settings.compression,
         buffer_request=settings.buffer_request,
         originalto=settings.originalto,
+        rules=_http_rules(draft, acls, frontend=True),
+        log_format=settings.log_format,
     )
 
 
@@ -152,6 +178,7 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         compression=settings.compression,
         buffer_request=settings.buffer_request,
         originalto=settings.originalto,
+        rules=_http_rules(draft, acls, frontend=False),
     )
 
 

@@ -51,8 +51,7 @@ GLOBAL_REFUSED: dict[str, str] = {
 
 # keyword -> reason, for proxy sections (defaults, frontend, backend, listen)
 PROXY_IGNORED: dict[str, str] = {
-    **dict.fromkeys(("log-tag", "log-format", "log-format-sd", "error-log-format",
-                     "capture", "declare"), _LOGGING),
+    **dict.fromkeys(("log-tag", "log-format-sd", "error-log-format"), _LOGGING),
     **dict.fromkeys(("description", "id", "backlog", "fullconn",
                      "max-keep-alive-queue", "email-alert", "bind-process",
                      "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt",
@@ -66,8 +65,7 @@ PROXY_IGNORED.update(dict.fromkeys(
 
 PROXY_REFUSED: dict[str, str] = {
     "rate-limit": "it caps new sessions per second and geoproxy does not implement it",
-    **dict.fromkeys(("http-request", "http-response", "http-after-response", "tcp-request",
-                     "tcp-response", "redirect", "use-server", "http-error", "errorfiles",
+    **dict.fromkeys(("tcp-request", "tcp-response", "use-server", "http-error", "errorfiles",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
                      "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
                      "persist", "tcp-check", "external-check",

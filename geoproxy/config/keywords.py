@@ -35,6 +35,13 @@ from geoproxy.config.kw_proxy import (
     parse_retries,
     parse_timeout,
     parse_timeout_alias,
+)
+from geoproxy.config.kw_rules import (
+    parse_capture,
+    parse_declare,
+    parse_http_rule,
+    parse_log_format,
+    parse_redirect_keyword,
     parse_use_backend,
 )
 from geoproxy.config.kw_server import parse_default_server, parse_server, parse_server_template
@@ -80,6 +87,13 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "unique-id-format": Keyword(parse_unique_id_format, backend=False),
     "unique-id-header": Keyword(parse_unique_id_header, backend=False),
     "http-reuse": Keyword(parse_http_reuse, frontend=False),
+    "http-request": Keyword(parse_http_rule),
+    "http-response": Keyword(parse_http_rule),
+    "http-after-response": Keyword(parse_http_rule),
+    "redirect": Keyword(parse_redirect_keyword),
+    "capture": Keyword(parse_capture, in_defaults=False, backend=False),
+    "declare": Keyword(parse_declare, in_defaults=False, backend=False),
+    "log-format": Keyword(parse_log_format, backend=False),
 }
 
 # the keywords a `no` or `default` prefix may precede

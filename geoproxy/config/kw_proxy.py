@@ -63,7 +63,7 @@ def check_name(kind: str, name: str) -> str | None:
 
 def condition(proxy: ProxyDraft, line: Line, start: int) -> ConditionDraft:
     """Parse the ``if|unless ...`` that begins at argument ``start``. Raises ``AclError``."""
-    scope = ConditionScope(proxy.knows_acl, line.warn)
+    scope = ConditionScope(proxy.knows_acl, line.warn, line.rules_context())
     return parse_condition(line.args[start:], line.location, scope)
 
 
@@ -122,21 +122,6 @@ def parse_default_backend(proxy: ProxyDraft, line: Line) -> None:
     proxy.settings.default_backend_location = line.location
 
 
-def parse_use_backend(proxy: ProxyDraft, line: Line) -> None:
-    _backend_name(line)
-    if line.arg(1) not in ("if", "unless"):
-        if not line.arg(1):
-            line.fail("'use_backend' : geoproxy needs a condition ('if' or 'unless') on "
-                      "'use_backend'; use 'default_backend' for an unconditional choice.")
-        line.fail(f"unexpected keyword '{line.arg(1)}' after switching rule, only 'if' and "
-                  "'unless' are allowed.")
-    try:
-        cond = condition(proxy, line, 1)
-    except AclError as exc:
-        line.fail(f"error detected while parsing switching rule : {exc}.")
-    proxy.rules.use_backends.append((line.arg(0), cond, line.location))
-
-
 def parse_acl(proxy: ProxyDraft, line: Line) -> None:
     name = line.arg(0)
     if proxy.name == "" and proxy.kind is ProxyKind.DEFAULTS:
@@ -150,7 +135,7 @@ def parse_acl(proxy: ProxyDraft, line: Line) -> None:
         line.fail(f"acl name '{name}' will never match. 'or' is used to express a logical "
                   "disjunction within a condition.")
     try:
-        parsed = parse_test(line.args[1:])
+        parsed = parse_test(line.args[1:], line.rules_context())
     except AclError as exc:
         line.fail(f"error detected while parsing ACL '{name}' : {exc}.")
     if parsed.no_pattern:

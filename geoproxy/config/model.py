@@ -17,6 +17,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Final
 
+from geoproxy.rules.auth import Userlist
+from geoproxy.rules.spec import Action, CaptureSlot, LogFormat, MatchSpec, SampleExpr
+
 # tune.bufsize and tune.http.maxhdr's defaults, and tune.maxrewrite's (the buffer's reserve)
 DEFAULT_BUFSIZE: Final = 16384
 DEFAULT_MAXHDR: Final = 101
@@ -37,38 +40,14 @@ class Location:
 # ACLs and conditions (`acl NAME CRITERION [-i] PATTERN...`, `if|unless COND`)
 
 
-class AclCriterion(enum.Enum):
-    """The ACL fetches geoproxy evaluates. The value is HAProxy's spelling."""
-
-    PATH = "path"
-    PATH_BEG = "path_beg"
-    PATH_END = "path_end"
-    PATH_SUB = "path_sub"
-    PATH_REG = "path_reg"
-    HDR = "hdr"  # exact match on a header value: hdr(host) -i example.com
-    HDR_BEG = "hdr_beg"
-    HDR_END = "hdr_end"
-    HDR_SUB = "hdr_sub"
-    HDR_DOM = "hdr_dom"
-    HDR_REG = "hdr_reg"
-    METHOD = "method"
-    SRC = "src"  # client address against addresses or CIDR networks
-    ALWAYS_TRUE = "always_true"  # also the predefined ACL `TRUE`
-    ALWAYS_FALSE = "always_false"  # also the predefined ACL `FALSE`
-
-
 @dataclass(frozen=True, slots=True)
 class AclTest:
-    """One ACL test: a fetch, its argument (the header name for ``hdr*``), flags and patterns.
+    """One ACL test: a sample expression (a fetch and its converters) and how its samples are
+    matched (``-m`` method, ``-i``, patterns, those of ``-f`` files included). See
+    ``geoproxy.rules.spec``."""
 
-    ``patterns`` are matched with OR, as in HAProxy. ``ignore_case`` is the ``-i`` flag; header
-    names in ``argument`` are stored lower-case.
-    """
-
-    criterion: AclCriterion
-    argument: str | None
-    patterns: tuple[str, ...]
-    ignore_case: bool = False
+    expr: SampleExpr
+    match: MatchSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,11 +524,44 @@ class Bind:
 
 @dataclass(frozen=True, slots=True)
 class UseBackend:
-    """``use_backend NAME if|unless COND``."""
+    """``use_backend NAME [if|unless COND]``; ``name_format`` is set when the name is a
+    log-format string (``use_backend be_%[req.hdr(host),lower]``), evaluated per request."""
 
     backend: str
-    condition: Condition
+    condition: Condition | None
     location: Location
+    name_format: LogFormat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRule:
+    """One ``http-request``/``http-response``/``http-after-response`` rule (or a ``redirect``
+    line): the action as parsed (``geoproxy.rules.spec``), its condition, and where it is.
+    ``keyword`` is how messages name it: ``http-request set-header``."""
+
+    action: Action
+    condition: Condition | None
+    location: Location
+    keyword: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRules:
+    """A proxy's rules, in configuration order, and its captures: ``request``
+    (``http-request`` and ``redirect``), ``response``, ``after_response``;
+    ``request_captures``/``response_captures`` are the slots of ``capture request|response
+    header`` and ``declare capture`` (the log's ``{...}`` fields, ``capture.req.hdr(N)``)."""
+
+    request: tuple[HttpRule, ...] = ()
+    response: tuple[HttpRule, ...] = ()
+    after_response: tuple[HttpRule, ...] = ()
+    request_captures: tuple[CaptureSlot, ...] = ()
+    response_captures: tuple[CaptureSlot, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.request or self.response or self.after_response
+                    or self.request_captures or self.response_captures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +629,8 @@ class Frontend:
     compression: Compression | None = None
     buffer_request: bool = False  # option http-buffer-request
     originalto: OriginalTo | None = None
+    rules: HttpRules = field(default_factory=HttpRules)
+    log_format: LogFormat | None = None
 
     @property
     def http_server_close(self) -> bool:
@@ -663,6 +677,7 @@ class Backend:
     compression: Compression | None = None
     buffer_request: bool = False  # option http-buffer-request
     originalto: OriginalTo | None = None
+    rules: HttpRules = field(default_factory=HttpRules)
 
     def server(self, name: str) -> Server | None:
         for server in self.servers:
@@ -778,6 +793,7 @@ class Config:
     backends: tuple[Backend, ...]
     warnings: tuple[Diagnostic, ...] = ()
     resolvers: tuple[Resolvers, ...] = ()
+    userlists: tuple[Userlist, ...] = ()
 
     def resolvers_section(self, name: str) -> Resolvers | None:
         """The ``resolvers`` section ``name``; ``default`` always exists, as in HAProxy 2.6

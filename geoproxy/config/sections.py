@@ -33,6 +33,7 @@ from geoproxy.config.keywords import PREFIXABLE, PROXY_KEYWORDS
 from geoproxy.config.kw_global import GLOBAL_KEYWORDS, GlobalDraft
 from geoproxy.config.kw_proxy import check_name
 from geoproxy.config.kw_resolve import ResolversDraft, parse_resolvers_line
+from geoproxy.config.kw_userlist import UserlistDraft, parse_userlist_line
 from geoproxy.config.lexer import SECTION_KEYWORDS, Directive
 from geoproxy.config.model import Diagnostic
 
@@ -57,6 +58,7 @@ class SectionResult:
     errors: list[Diagnostic]
     warnings: list[Diagnostic]
     resolvers: list[ResolversDraft] = field(default_factory=list)
+    userlists: list[UserlistDraft] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -69,8 +71,9 @@ class SectionReader:
     proxies: list[ProxyDraft] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
-    current: GlobalDraft | ProxyDraft | ResolversDraft | _Skipped | None = None
+    current: GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | _Skipped | None = None
     resolvers: dict[str, ResolversDraft] = field(default_factory=dict)
+    userlists: dict[str, UserlistDraft] = field(default_factory=dict)
     last_defaults: ProxyDraft | None = None
     defaults: list[ProxyDraft] = field(default_factory=list)
     frontends: dict[str, ProxyDraft] = field(default_factory=dict)
@@ -86,8 +89,11 @@ class SectionReader:
                 self._feed(line)
             except LineError as exc:
                 self.errors.append(line.diagnostic(exc.message))
+        for userlist in self.userlists.values():
+            for location, message in userlist.undeclared_groups():
+                self.errors.append(Diagnostic(location, "user", message))
         return SectionResult(self.global_, self.proxies, self.errors, self.warnings,
-                             list(self.resolvers.values()))
+                             list(self.resolvers.values()), list(self.userlists.values()))
 
     def _feed(self, line: Line) -> None:
         keyword = line.keyword
@@ -101,6 +107,9 @@ class SectionReader:
             return
         if isinstance(current, ResolversDraft):
             parse_resolvers_line(current, line)
+            return
+        if isinstance(current, UserlistDraft):
+            parse_userlist_line(current, line)
             return
         if keyword in ("no", "default"):
             self._strip_prefix(line)  # in the global section: always refused
@@ -171,7 +180,9 @@ class SectionReader:
         line.fail(f"unknown keyword '{keyword}' in '{section}' section"
                   f"{suggestion(keyword, valid)} (geoproxy supports: {', '.join(valid)}).")
 
-    def _open(self, line: Line) -> GlobalDraft | ProxyDraft | ResolversDraft | _Skipped:
+    def _open(
+        self, line: Line
+    ) -> GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | _Skipped:
         keyword = line.keyword
         if keyword == "global":
             self.current = self.global_
@@ -179,6 +190,8 @@ class SectionReader:
             return self.global_
         if keyword == "resolvers":
             return self._open_resolvers(line)
+        if keyword == "userlist":
+            return self._open_userlist(line)
         kind = _PROXY_KINDS.get(keyword)
         if kind is None:
             line.warn(f"section '{keyword}' is ignored by geoproxy; its lines are not read.")
@@ -203,6 +216,20 @@ class SectionReader:
             line.fail(f"resolvers section '{name}' has the same name as another resolvers "
                       f"section declared at {other.location}.")
         self.resolvers[name] = draft
+        return draft
+
+    def _open_userlist(self, line: Line) -> UserlistDraft | _Skipped:
+        name = line.arg(0)
+        self.current = _Skipped("userlist")
+        if not name:
+            line.fail("'userlist' expects <name> as arguments.")
+        line.at_most(1)
+        other = self.userlists.get(name)
+        if other is not None:
+            line.fail(f"parsing [{line.location}]: userlist '{name}' has the same name as "
+                      f"another userlist declared at {other.location}.")
+        draft = UserlistDraft(name, line.location)
+        self.userlists[name] = draft
         return draft
 
     def _open_defaults(self, line: Line) -> ProxyDraft:

@@ -22,14 +22,17 @@ from collections.abc import Iterator
 
 from geoproxy.config.draft import ProxyDraft
 from geoproxy.config.model import (
+    Acl,
     Backend,
     Bind,
     Config,
     CookieMode,
     Diagnostic,
     Frontend,
+    HttpRule,
     Location,
 )
+from geoproxy.rules.conditions import acl_usable
 
 _MISSING_TIMEOUTS = (
     "missing timeouts for {label}.\n"
@@ -57,6 +60,8 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
         errors.append(Diagnostic(Location(config.path, 0), "frontend",
                                  f"{config.path} has no 'frontend' or 'listen' section: "
                                  "geoproxy would not listen anywhere."))
+    errors.extend(_userlist_errors(config))
+    warnings.extend(_rule_warnings(config))
     for frontend in config.frontends:
         kind = "listen" if frontend.name in listens else "frontend"
         errors.extend(_frontend_errors(frontend, kind, backends))
@@ -81,6 +86,67 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
     return errors, warnings
 
 
+def _conditions(proxy: Frontend | Backend) -> Iterator[tuple[str, HttpRule]]:
+    rules = proxy.rules
+    for side, listed in (("request", rules.request), ("response", rules.response),
+                         ("after", rules.after_response)):
+        for rule in listed:
+            yield side, rule
+
+
+def _acls_used(proxy: Frontend | Backend) -> Iterator[tuple[Acl, Location]]:
+    for acl in proxy.acls:
+        yield acl, acl.location
+    for _, rule in _conditions(proxy):
+        if rule.condition is not None:
+            for group in rule.condition.any_of:
+                for term in group:
+                    yield term.test, rule.location
+    if isinstance(proxy, Frontend):
+        for use in proxy.use_backends:
+            if use.condition is not None:
+                for group in use.condition.any_of:
+                    for term in group:
+                        yield term.test, use.location
+
+
+def _userlist_errors(config: Config) -> Iterator[Diagnostic]:
+    """``http_auth(L)`` and ``http_auth_group(L)`` must name a ``userlist`` section."""
+    names = {userlist.name for userlist in config.userlists}
+    proxies: tuple[Frontend | Backend, ...] = (*config.frontends, *config.backends)
+    for proxy in proxies:
+        for acl, location in _acls_used(proxy):
+            for test in acl.tests:
+                fetch = test.expr.fetch
+                if fetch.name in ("http_auth", "http_auth_group") and \
+                        str(fetch.args[0]) not in names:
+                    yield Diagnostic(location, fetch.name, (
+                        f"proxy '{proxy.name}': unable to find userlist '{fetch.args[0]}' "
+                        f"referenced in arg 1 of ACL keyword '{fetch.name}'."))
+
+
+def _rule_warnings(config: Config) -> Iterator[Diagnostic]:
+    """HAProxy's warning for a rule whose ACL reads what the rule's side cannot see."""
+    proxies: tuple[Frontend | Backend, ...] = (*config.frontends, *config.backends)
+    seen: set[tuple[Location, str]] = set()  # a listen's rules are in both of its halves
+    for proxy in proxies:
+        kind = "frontend" if isinstance(proxy, Frontend) else "backend"
+        for side, rule in _conditions(proxy):
+            if rule.condition is None:
+                continue
+            response = side != "request"
+            for group in rule.condition.any_of:
+                for term in group:
+                    if not acl_usable(term.test, response) and \
+                            (rule.location, term.test.name) not in seen:
+                        seen.add((rule.location, term.test.name))
+                        where = "http-request" if side == "request" else "http-response"
+                        yield Diagnostic(rule.location, rule.keyword, (
+                            f"acl '{term.test.name}' will never match because it only "
+                            f"involves keywords that are incompatible with '{kind} {where} "
+                            "header rule'"))
+
+
 def _missing_timeouts(location: Location, label: str) -> Diagnostic:
     return Diagnostic(location, "timeout", _MISSING_TIMEOUTS.format(label=label))
 
@@ -100,7 +166,7 @@ def _frontend_errors(frontend: Frontend, kind: str,
             f"Proxy '{frontend.name}': unable to find required default_backend: "
             f"'{frontend.default_backend}'."))
     for rule in frontend.use_backends:
-        if rule.backend not in backends:
+        if rule.name_format is None and rule.backend not in backends:
             yield Diagnostic(rule.location, "use_backend", (
                 f"Proxy '{frontend.name}': unable to find required use_backend: "
                 f"'{rule.backend}'."))

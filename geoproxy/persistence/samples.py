@@ -19,7 +19,7 @@ Every fetch returns None when it finds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from geoproxy.config.model import Sample, SampleFetch
@@ -80,6 +80,18 @@ def _cook(values: Iterator[str], name: str | None, is_list: bool) -> str | None:
             if not name:
                 return cookie
             found = cookie
+    return found
+
+
+def cookie_values(values: Iterable[str], name: str | None, is_list: bool) -> list[str]:
+    """Every value of the cookies called ``name`` (any cookie when None) in header values
+    ``values`` (Cookie values with ``is_list``, else Set-Cookie values), in order: what an ACL
+    on ``req.cook``/``res.cook`` iterates."""
+    found: list[str] = []
+    for value in values:
+        if len(value) < len(name or "") + 1:
+            continue
+        found.extend(_cookies(value, name or "", is_list))
     return found
 
 

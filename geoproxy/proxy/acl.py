@@ -1,124 +1,25 @@
-"""ACL evaluation: conditions compiled once into predicates over a WSGI environ.
-
-HAProxy's matching rules, as its manual states them: the patterns of one test are ORed; ``-i``
-folds case; ``path`` is the request path without the query string, undecoded; ``hdr(name)``
-looks at every value of the header (comma-separated values are separate values); ``*_dom``
-matches whole dot-, slash- or colon-delimited words; ``src`` matches addresses and networks.
-"""
+"""Conditions over a WSGI environ, for the callers that hold only the environ (persistence's
+``force-persist``/``ignore-persist`` and stick rules, the stats page's ``stats admin``): the
+rules engine's conditions (``geoproxy.rules.conditions``) on the request's ``Txn``."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from geoproxy.config.model import Acl, AclCriterion, AclTest, Condition
+from geoproxy.config.model import Condition
+from geoproxy.rules.conditions import compile_condition as compile_txn_condition
+from geoproxy.rules.fetches import request_path
+from geoproxy.rules.txn import txn_of
 
 Environ = dict[str, Any]
 Predicate = Callable[[Environ], bool]
 
-
-def request_path(environ: Environ) -> str:
-    """The path as the client sent it (no query, not decoded); absolute-form URIs lose their
-    scheme and authority, as HAProxy's ``path`` does."""
-    uri: str = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
-    if not uri.startswith("/"):
-        scheme_end = uri.find("://")
-        if scheme_end >= 0:
-            slash = uri.find("/", scheme_end + 3)
-            uri = uri[slash:] if slash >= 0 else "/"
-    query = uri.find("?")
-    return uri if query < 0 else uri[:query]
-
-
-def header_values(environ: Environ, name: str) -> Iterator[str]:
-    if name == "content-type":
-        raw = environ.get("CONTENT_TYPE")
-    elif name == "content-length":
-        raw = environ.get("CONTENT_LENGTH")
-    else:
-        raw = environ.get("HTTP_" + name.upper().replace("-", "_"))
-    if raw:
-        for value in raw.split(","):
-            yield value.strip()
-
-
-def _string_matcher(test: AclTest) -> Callable[[str], bool]:
-    fold = test.ignore_case
-    patterns = tuple(p.lower() for p in test.patterns) if fold else test.patterns
-    criterion = test.criterion
-    if criterion in (AclCriterion.PATH_REG, AclCriterion.HDR_REG):
-        regexes = tuple(re.compile(p, re.IGNORECASE if fold else 0) for p in test.patterns)
-        return lambda value: any(r.search(value) for r in regexes)
-
-    def prepared(value: str) -> str:
-        return value.lower() if fold else value
-
-    if criterion in (AclCriterion.PATH, AclCriterion.HDR, AclCriterion.METHOD):
-        exact = frozenset(patterns)
-        return lambda value: prepared(value) in exact
-    if criterion in (AclCriterion.PATH_BEG, AclCriterion.HDR_BEG):
-        return lambda value: prepared(value).startswith(patterns)
-    if criterion in (AclCriterion.PATH_END, AclCriterion.HDR_END):
-        return lambda value: prepared(value).endswith(patterns)
-    if criterion in (AclCriterion.PATH_SUB, AclCriterion.HDR_SUB):
-        return lambda value: any(p in prepared(value) for p in patterns)
-    if criterion is AclCriterion.HDR_DOM:
-        words = tuple(
-            re.compile(r"(?:^|[./:?])" + re.escape(p) + r"(?:$|[./:?])") for p in patterns
-        )
-        return lambda value: any(w.search(prepared(value)) for w in words)
-    raise ValueError(f"no string matcher for {criterion.value}")
-
-
-def _source_matcher(test: AclTest) -> Predicate:
-    networks = tuple(ipaddress.ip_network(p, strict=False) for p in test.patterns)
-
-    def matches(environ: Environ) -> bool:
-        try:
-            address = ipaddress.ip_address(environ.get("REMOTE_ADDR", ""))
-        except ValueError:
-            return False
-        return any(address in network for network in networks)
-
-    return matches
-
-
-def compile_test(test: AclTest) -> Predicate:
-    criterion = test.criterion
-    if criterion is AclCriterion.ALWAYS_TRUE:
-        return lambda environ: True
-    if criterion is AclCriterion.ALWAYS_FALSE:
-        return lambda environ: False
-    if criterion is AclCriterion.SRC:
-        return _source_matcher(test)
-    match = _string_matcher(test)
-    if criterion is AclCriterion.METHOD:
-        return lambda environ: match(environ["REQUEST_METHOD"])
-    if criterion.value.startswith("path"):
-        return lambda environ: match(request_path(environ))
-    header = test.argument or "host"
-    return lambda environ: any(match(value) for value in header_values(environ, header))
-
-
-def compile_acl(acl: Acl) -> Predicate:
-    tests = tuple(compile_test(test) for test in acl.tests)
-    if len(tests) == 1:
-        return tests[0]
-    return lambda environ: any(test(environ) for test in tests)
+__all__ = ["Predicate", "compile_condition", "request_path"]
 
 
 def compile_condition(condition: Condition) -> Predicate:
-    """``if``/``unless`` COND as one predicate: terms ANDed within a group, groups ORed."""
-    groups = tuple(
-        tuple((compile_acl(term.test), term.negated) for term in group)
-        for group in condition.any_of
-    )
-
-    def holds(environ: Environ) -> bool:
-        return any(all(test(environ) != negated for test, negated in group) for group in groups)
-
-    if condition.unless:
-        return lambda environ: not holds(environ)
-    return holds
+    """``if``/``unless`` COND as one predicate over the environ (its ``Txn`` is made on
+    first use and shared with the request's rules)."""
+    holds = compile_txn_condition(condition)
+    return lambda environ: holds(txn_of(environ))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from geoproxy.admin.mount import StatsApps, mount_backend_stats, mount_stats
+from geoproxy.admin.mount import StatsApps, metrics_service, mount_backend_stats, mount_stats
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
 from geoproxy.balance.rank import eligible
 from geoproxy.balance.view import BackendView, OperState, ServerView
@@ -36,6 +36,7 @@ from geoproxy.proxy.body import ProxiedBody, Traffic
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.exchange import ExchangeFeatures
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
+from geoproxy.proxy.replies import after_response, has_after_rules, reply_page, response_rules
 from geoproxy.proxy.requestlog import LogNote, note_of
 from geoproxy.proxy.retry import redispatches
 from geoproxy.proxy.runtime import (
@@ -45,6 +46,9 @@ from geoproxy.proxy.runtime import (
     build_frontends,
 )
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody, tunnel_timeout
+from geoproxy.rules.engine import run_rules
+from geoproxy.rules.run import LocalReply
+from geoproxy.rules.txn import ENVIRON_KEY, Txn
 from geoproxy.state.store import FleetState, Lease, StickRequest
 
 Environ = dict[str, Any]
@@ -102,6 +106,7 @@ class ProxyApp:
         self._backend_stats: StatsApps = mount_backend_stats(config, fleet)
         # monitor-uri's neighbours: unique-id, compression, http-buffer-request
         self._features = ExchangeFeatures(config)
+        self._metrics = metrics_service(config, fleet)
         # per backend: the last snapshot seen and its eligible servers (snapshots are
         # immutable and replaced on each heartbeat, so this is computed twice a second)
         self._eligible: dict[str, tuple[BackendView, tuple[ServerView, ...]]] = {}
@@ -187,18 +192,38 @@ class ProxyApp:
         if monitor is not None and monitor.matches(environ):  # before anything, never logged
             return self._answer(environ, start_response, frontend.errors.page(
                 monitor.status(environ)))
-        if self._stats:
-            stats = self._stats.get(frontend.config.name)
-            if stats is not None and stats.serves(environ):
-                return stats(environ, start_response)
-        if frontend.log is not None:
-            LogNote(frontend.log, environ, frontend.config.name)
+        stats = self._stats.get(frontend.config.name) if self._stats else None
+        is_stats = stats is not None and stats.serves(environ)
+        note = None
+        if frontend.log is not None and not is_stats:
+            note = LogNote(frontend.log, environ, frontend.config.name)
+        txn = None
+        if frontend.needs_txn:
+            txn = Txn(environ, frontend.config.name, time.time())
+            txn.nbsrv = self._nbsrv
+            if note is not None and frontend.log_format is not None:
+                note.formatter = (txn, frontend.log_format)
         try:
+            rules = frontend.rules
+            if rules is not None and txn is not None:
+                rules.capture_request(txn)
+                reply = run_rules(rules.request, txn) if rules.request else None
+                if reply is not None:
+                    return self._reply(environ, start_response, frontend, None, reply)
+            if is_stats and stats is not None:
+                return stats(environ, start_response)
             if environ["REQUEST_METHOD"] == "CONNECT":
-                return self._answer(environ, start_response, frontend.errors.page(405))
-            backend = frontend.backend_for(environ)
+                return self._answer(environ, start_response, frontend.errors.page(405), frontend)
+            backend = frontend.backend_for(txn)
             if backend is None:
-                return self._answer(environ, start_response, frontend.errors.page(503))
+                return self._answer(environ, start_response, frontend.errors.page(503), frontend)
+            if txn is not None:
+                txn.backend = backend.config.name
+                if backend.rules is not None and backend.rules.request and \
+                        frontend.runs_backend_rules(backend):
+                    reply = run_rules(backend.rules.request, txn)
+                    if reply is not None:
+                        return self._reply(environ, start_response, frontend, backend, reply)
             if self._backend_stats:
                 stats = self._backend_stats.get(backend.config.name)
                 if stats is not None and stats.serves(environ):
@@ -208,7 +233,34 @@ class ProxyApp:
             raise
         except Exception:
             log.exception("internal error while proxying %s", environ.get("RAW_URI"))
-            return self._answer(environ, start_response, frontend.errors.page(500))
+            return self._answer(environ, start_response, frontend.errors.page(500), frontend)
+
+    def _nbsrv(self, name: str) -> int:
+        """``nbsrv(BACKEND)``: how many of its servers can take a request now."""
+        backend = self._backends.get(name)
+        if backend is None:
+            return 0
+        return len(eligible(self.fleet.view(name), backend.config.allbackups))
+
+    def _reply(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        frontend: FrontendRuntime,
+        backend: BackendRuntime | None,
+        reply: LocalReply,
+    ) -> Iterable[bytes]:
+        """A rule's answer (``deny``, ``return``, ``redirect``, ``auth``, ``use-service``)."""
+        note = note_of(environ)
+        if reply.service is not None and self._metrics is not None:
+            if note is not None:
+                note.termination = "LR"
+                note.finish(200, 0)
+            return self._metrics(environ, start_response)
+        if note is not None:
+            note.termination = reply.termination
+        page = reply_page(reply, frontend, backend)
+        return self._answer(environ, start_response, page, frontend, backend)
 
     # -- one request -------------------------------------------------------------------------
 
@@ -254,7 +306,7 @@ class ProxyApp:
             )
         except UnforwardableRequest:
             self.fleet.release(lease)
-            return self._answer(environ, start_response, frontend.errors.page(400))
+            return self._answer(environ, start_response, frontend.errors.page(400), frontend)
         acquired = lease.server
         try:
             direct = lease.stuck or (
@@ -278,11 +330,26 @@ class ProxyApp:
             entries = sticky.entries_to_store(environ, headers, stick, redispatched)
             if entries:
                 self.fleet.stick_store(entries, lease.server)
-            headers = self._persist_response(backend, persistence, lease, response, now, note)
+        code, reason = response.status, response.reason
+        txn: Txn | None = environ.get(ENVIRON_KEY)
+        if txn is not None:
+            txn.server = lease.server
+            answered = response_rules(txn, frontend, backend, response.status, response.reason,
+                                      response.headers)
+            if answered is not None:
+                response.close()
+                self.fleet.release(lease)
+                return self._reply(environ, start_response, frontend, backend, answered)
+            code, reason, headers = txn.status, txn.reason, txn.headers
+        if sticky.is_active:
+            headers = self._persist_response(
+                backend, persistence, lease, (code, headers), now, note)
         compressed = exchange.compress(environ, response, headers)
         if compressed is not None:
             headers = compressed
-        status = f"{response.status} {response.reason}"
+        status = f"{code} {reason}"
+        if txn is not None and has_after_rules(frontend, backend):
+            status, headers = after_response(txn, frontend, backend, status, headers)
         start_response(status, headers)
         # every streaming response is findable by its server: on-marked-down rules and the
         # Runtime API's 'shutdown sessions server' cut them
@@ -297,6 +364,8 @@ class ProxyApp:
             return SwitchedBody(
                 response, self.fleet, lease, sessions, traffic, note, timeout=timeout
             )
+        if note is not None and code != response.status:
+            note.status = code
         return exchange.body(ProxiedBody(response, self.fleet, lease, sessions, traffic, note))
 
     def _persist_response(
@@ -304,15 +373,17 @@ class ProxyApp:
         backend: BackendRuntime,
         persistence: Persistence,
         lease: Lease,
-        response: UpstreamResponse,
+        response: tuple[int, list[tuple[str, str]]],
         now: float,
         note: LogNote | None,
     ) -> list[tuple[str, str]]:
-        """The response headers after cookie persistence (and its log letter noted)."""
+        """The response headers (status, headers) after cookie persistence (and its log
+        letter noted)."""
+        status, headers = response
         answered = backend.persistence.server(self.fleet.view(backend.config.name), lease.server)
         if answered is None or persistence.policy is None:
-            return response.headers
-        rewritten = rewrite_response(persistence, answered, response.status, response.headers, now)
+            return headers
+        rewritten = rewrite_response(persistence, answered, status, headers, now)
         if note is not None:
             note.cookie_response = rewritten.status.value
         return rewritten.headers
@@ -483,21 +554,29 @@ class ProxyApp:
         status: int,
     ) -> Iterable[bytes]:
         page = backend.errors.get(status) or frontend.errors.page(status)
-        return self._answer(environ, start_response, page)
+        return self._answer(environ, start_response, page, frontend, backend)
 
     @staticmethod
     def _answer(
-        environ: Environ, start_response: StartResponse, page: ErrorPage
+        environ: Environ,
+        start_response: StartResponse,
+        page: ErrorPage,
+        frontend: FrontendRuntime | None = None,
+        backend: BackendRuntime | None = None,
     ) -> Iterable[bytes]:
         if page.is_silent:
             raise SilentClose("an empty errorfile: the connection closes without an answer")
-        headers = list(page.headers)
-        if page.close:
+        status, headers = page.status, list(page.headers)
+        if frontend is not None and has_after_rules(frontend, backend):
+            status, headers = after_response(
+                environ.get(ENVIRON_KEY), frontend, backend, status, headers
+            )
+        if page.close and not any(name.lower() == "connection" for name, _ in headers):
             headers.append(("Connection", "close"))
         note = note_of(environ)
         if note is not None:
-            note.finish(int(page.status[:3]), len(page.raw))
-        start_response(page.status, headers)
+            note.finish(int(status[:3]), len(page.raw))
+        start_response(status, headers)
         return [page.body]
 
 

@@ -15,19 +15,31 @@ from geoproxy.config.model import ErrorFile
 _BUILTIN_TEXT = {
     200: ("OK", "Service ready."),  # monitor-uri's answer
     400: ("Bad request", "Your browser sent an invalid request."),
+    401: ("Unauthorized", "You need a valid user and password to access this content."),
     403: ("Forbidden", "Request forbidden by administrative rules."),
+    404: ("Not Found", "The resource could not be found."),
     405: (
         "Method Not Allowed",
         "A request was made of a resource using a request method not supported by that resource",
     ),
+    407: ("Unauthorized", "You need a valid user and password to access this content."),
     408: ("Request Time-out", "Your browser didn't send a complete request in time."),
+    410: ("Gone", "The resource is no longer available and will not be available again."),
     413: ("Payload Too Large", "The request entity exceeds the maximum allowed."),
     414: (
         "Request-URI Too Long",
         "The requested URL's length exceeds the capacity limit for this server.",
     ),
+    421: ("Misdirected Request", "Request sent to a non-authoritative server."),
+    422: ("Unprocessable Content", "The server cannot process the contained instructions."),
+    425: ("Too Early", "Your browser sent early data."),
+    429: ("Too Many Requests", "You have sent too many requests in a given amount of time."),
     431: ("Request Header Fields Too Large", "Your browser sent too many or too large headers."),
     500: ("Internal Server Error", "An internal server error occurred."),
+    501: (
+        "Not Implemented",
+        ".The server does not support the functionality required to fulfill the request.",
+    ),
     502: ("Bad Gateway", "The server returned an invalid or incomplete response."),
     503: ("Service Unavailable", "No server is available to handle this request."),
     504: ("Gateway Time-out", "The server didn't respond in time."),
@@ -83,10 +95,25 @@ def builtin_page(status: int) -> ErrorPage:
     return ErrorPage(f"{status} {reason}", headers, body, status in _CLOSING)
 
 
+def rule_page(status: int) -> ErrorPage:
+    """HAProxy's built-in page for ``status`` as a rule (``deny``, ``auth``...) sends it:
+    lower-case headers; 400 and 408 close the connection."""
+    reason, text = _BUILTIN_TEXT[status]
+    body = f"<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n".encode()
+    headers: tuple[tuple[str, str], ...] = (
+        ("content-length", str(len(body))),
+        ("cache-control", "no-cache"),
+        ("content-type", "text/html"),
+    )
+    close = status in (400, 408)
+    return ErrorPage(f"{status} {reason}", headers, body, close)
+
+
 def parse_errorfile(response: bytes) -> ErrorPage:
     """Turn an errorfile's raw HTTP response into an ``ErrorPage``. The parser has already
-    validated the file; ``Connection: close`` in it closes the client connection. An empty
-    file gives a silent page (``is_silent``)."""
+    validated the file; ``Connection: close`` in it closes the client connection, and so
+    does a file without ``Content-Length``, whose body then ends with the connection, as
+    HAProxy 2.6 sends it. An empty file gives a silent page (``is_silent``)."""
     if not response:
         return ErrorPage("", (), b"", True)
     head, _, body = response.partition(b"\r\n\r\n")
@@ -96,6 +123,7 @@ def parse_errorfile(response: bytes) -> ErrorPage:
     status = lines[0].split(" ", 1)[1].strip()
     headers: list[tuple[str, str]] = []
     close = False
+    has_length = False
     for line in lines[1:]:
         name, _, value = line.partition(":")
         name, value = name.strip(), value.strip()
@@ -103,9 +131,13 @@ def parse_errorfile(response: bytes) -> ErrorPage:
             close = close or "close" in value.lower()
             continue
         if name.lower() == "content-length":
+            has_length = True
             continue
         headers.append((name, value))
-    headers.append(("content-length", str(len(body))))
+    if has_length:
+        headers.append(("content-length", str(len(body))))
+    else:
+        close = True
     return ErrorPage(status, tuple(headers), body, close)
 
 
@@ -123,8 +155,19 @@ class ErrorPages:
         """This proxy's errorfile for ``status``, else HAProxy's built-in page."""
         return self._pages.get(status) or _builtin(status)
 
+    def rule_page(self, status: int) -> ErrorPage:
+        """The page a rule answers with: this proxy's errorfile, else ``rule_page``."""
+        found = self._pages.get(status)
+        if found is not None:
+            return found
+        page = _RULE_CACHE.get(status)
+        if page is None:
+            page = _RULE_CACHE[status] = rule_page(status)
+        return page
+
 
 _BUILTIN_CACHE: dict[int, ErrorPage] = {}
+_RULE_CACHE: dict[int, ErrorPage] = {}
 
 
 def _builtin(status: int) -> ErrorPage:

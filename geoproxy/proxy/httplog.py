@@ -1,9 +1,12 @@
 """One request, one log line, in the shape of HAProxy's ``option httplog`` (pure).
 
-HAProxy 2.6's default HTTP format, without captures:
+HAProxy 2.6's default HTTP format:
 
     %ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc
-    %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r                                     (one line)
+    %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r                             (one line)
+
+``%hr``/``%hs`` (``{...}``, the captured headers) and their space exist only when the
+frontend captures request or response headers.
 
 Timers are milliseconds, -1 where the phase never happened (HAProxy's convention); ``%rc`` is the
 retry count, prefixed with ``+`` when the request was redispatched; ``%tsc`` is the termination
@@ -59,6 +62,9 @@ class RequestLog:
     server_queue: int = 0
     backend_queue: int = 0
     request_line: str = ""
+    # ``capture request|response header`` values, None when the frontend captures nothing
+    captures: tuple[str | None, ...] | None = None
+    res_captures: tuple[str | None, ...] | None = None
 
 
 def accept_date(epoch: float) -> str:
@@ -81,6 +87,18 @@ def _quoted(text: str) -> str:
     return f'"{escaped}"'
 
 
+def capture_field(values: tuple[str | None, ...] | None) -> str:
+    """``%hr``/``%hs``: captured values as ``{a|b}``, escaped as HAProxy escapes them
+    (``"``, ``#``, ``{``, ``|``, ``}`` and control characters as ``#XX``); "" without
+    captures."""
+    if values is None:
+        return ""
+    return "{" + "|".join(
+        "".join(f"#{ord(c):02X}" if c in '"#{|}' or ord(c) < 32 or ord(c) == 127 else c
+                for c in value or "")
+        for value in values) + "}"
+
+
 def format_line(entry: RequestLog) -> str:
     t = entry.timers
     c = entry.counters
@@ -91,5 +109,11 @@ def format_line(entry: RequestLog) -> str:
         f"{t.request}/{t.queue}/{t.connect}/{t.response}/{t.total} {entry.status} "
         f"{entry.bytes_sent} - - {entry.termination}{entry.cookie_request}"
         f"{entry.cookie_response} {c.process}/{c.frontend}/{c.backend}/{c.server}/{retries} "
-        f"{entry.server_queue}/{entry.backend_queue} {_quoted(entry.request_line)}"
+        f"{entry.server_queue}/{entry.backend_queue} "
+        f"{_spaced(capture_field(entry.captures))}{_spaced(capture_field(entry.res_captures))}"
+        f"{_quoted(entry.request_line)}"
     )
+
+
+def _spaced(field: str) -> str:
+    return field + " " if field else ""

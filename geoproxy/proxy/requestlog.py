@@ -8,10 +8,14 @@ written when the response ends (``ProxiedBody.close``) or when geoproxy answers 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from geoproxy.proxy.accesslog import AccessLog
-from geoproxy.proxy.httplog import Counters, RequestLog, Timers, format_line
+from geoproxy.proxy.httplog import Counters, RequestLog, Timers, capture_field, format_line
+from geoproxy.rules.logformat import LogFacts
+from geoproxy.rules.txn import ENVIRON_KEY as TXN_KEY
+from geoproxy.rules.txn import Txn
 
 ENVIRON_KEY = "geoproxy.log"
 # termination state of geoproxy's own answers (HAProxy's first two %tsc letters)
@@ -41,6 +45,7 @@ class LogNote:
         "log", "environ", "frontend", "backend", "server", "started", "accepted", "head_ms",
         "queued", "sending", "connected", "answered", "retries", "redispatched",
         "cookie_request", "cookie_response", "termination", "request_line", "_counted",
+        "formatter", "status",
     )  # fmt: skip
 
     def __init__(self, log: AccessLog, environ: dict[str, Any], frontend: str) -> None:
@@ -59,6 +64,9 @@ class LogNote:
         self.cookie_response = "-"
         self.termination = ""
         self.request_line: str | None = None  # None: the request's own
+        # ``log-format``: the request's Txn and the compiled format (None: httplog's line)
+        self.formatter: tuple[Txn, Callable[[Txn, LogFacts], str]] | None = None
+        self.status = 0  # the status sent, when rules changed the server's
         environ[ENVIRON_KEY] = self
         self._counted = ["", "f:" + frontend]
         for key in self._counted:
@@ -83,6 +91,7 @@ class LogNote:
         """Write the line: the response ended (or geoproxy answered) now."""
         end = time.monotonic()
         environ = self.environ
+        status = self.status or status
 
         def since(mark: float, start: float) -> int:
             return _ms(mark - start) if mark >= 0 and start >= 0 else -1
@@ -119,13 +128,50 @@ class LogNote:
             cookie_request=self.cookie_request,
             cookie_response=self.cookie_response,
             counters=counters,
-            request_line=self.request_line
-            or (
-                f"{environ.get('REQUEST_METHOD', '')} {environ.get('RAW_URI', '')} "
-                f"{environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
-            ),
+            request_line=self.request_line or _request_line(environ),
+            captures=_captures(environ, "captures"),
+            res_captures=_captures(environ, "res_captures"),
         )
+        if environ.get("geoproxy.silent"):
+            return
+        if self.formatter is not None:
+            txn, render = self.formatter
+            self.log.write(render(txn, facts_of(entry)))
+            return
         self.log.write(format_line(entry))
+
+
+def _request_line(environ: dict[str, Any]) -> str:
+    """The request line as received (rules may have rewritten the environ's)."""
+    txn: Txn | None = environ.get(TXN_KEY)
+    if txn is not None:
+        return " ".join(txn.request_line)
+    return (f"{environ.get('REQUEST_METHOD', '')} {environ.get('RAW_URI', '')} "
+            f"{environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}")
+
+
+def _captures(environ: dict[str, Any], which: str) -> tuple[str | None, ...] | None:
+    txn: Txn | None = environ.get(TXN_KEY)
+    if txn is None:
+        return None
+    slots: list[str | None] | None = getattr(txn, which)
+    return None if slots is None else tuple(slots)
+
+
+def facts_of(entry: RequestLog) -> LogFacts:
+    """The fields of a finished request's httplog entry, for ``log-format`` variables."""
+    t, c = entry.timers, entry.counters
+    retries = f"+{c.retries}" if c.redispatched else str(c.retries)
+    return LogFacts(
+        client=entry.client, accepted=entry.accepted, frontend=entry.frontend,
+        backend=entry.backend, server=entry.server,
+        timers=(t.request, t.queue, t.connect, t.response, t.total), status=entry.status,
+        bytes_sent=entry.bytes_sent,
+        termination=f"{entry.termination}{entry.cookie_request}{entry.cookie_response}",
+        counters=(c.process, c.frontend, c.backend, c.server, retries),
+        queues=(entry.server_queue, entry.backend_queue), request_line=entry.request_line,
+        captures=capture_field(entry.captures), res_captures=capture_field(entry.res_captures),
+    )
 
 
 def note_of(environ: dict[str, Any]) -> LogNote | None:

@@ -13,12 +13,16 @@ from geoproxy.balance.factory import policy_for
 from geoproxy.balance.policy import Policy
 from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
 from geoproxy.proxy.accesslog import AccessLog
-from geoproxy.proxy.acl import Predicate, compile_condition
 from geoproxy.proxy.errorpages import ErrorPages
 from geoproxy.proxy.monitor import MonitorRule
 from geoproxy.proxy.pools import ServerPools
 from geoproxy.proxy.sticky import BackendPersistence
 from geoproxy.proxy.unique_id import UniqueIdFormat
+from geoproxy.rules.conditions import Predicate, compile_condition
+from geoproxy.rules.engine import RuleSet, compile_rules
+from geoproxy.rules.fetches import CompileEnv
+from geoproxy.rules.logformat import LogFacts, Render, compile_access_log, compile_logformat
+from geoproxy.rules.txn import Txn
 
 Environ = dict[str, Any]
 
@@ -67,12 +71,23 @@ class BackendRuntime:
     forwardfor: Callable[[Environ], tuple[str, str] | None] | None
     persistence: BackendPersistence
     observe: dict[str, Observe]  # servers under passive health observation
+    rules: RuleSet | None = None  # its http-request/-response/-after-response rules
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """One ``use_backend`` rule: its condition (None: always), and its backend, or the
+    log-format that names it per request (``name``)."""
+
+    holds: Predicate | None
+    backend: BackendRuntime | None
+    name: Render | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FrontendRuntime:
     config: Frontend
-    rules: tuple[tuple[Predicate, BackendRuntime], ...]
+    switching: tuple[Switch, ...]
     default_backend: BackendRuntime | None
     errors: ErrorPages
     forwardfor: Callable[[Environ], tuple[str, str] | None]
@@ -80,15 +95,38 @@ class FrontendRuntime:
     monitor: MonitorRule | None = None
     unique_id: UniqueIdFormat | None = None
     unique_id_header: str | None = None
+    rules: RuleSet | None = None
+    # whether a request needs a ``Txn``: rules or use_backend rules read it
+    needs_txn: bool = False
+    backends: dict[str, BackendRuntime] | None = None  # by name, for dynamic use_backend
+    log_format: Callable[[Txn, LogFacts], str] | None = None
 
-    def backend_for(self, environ: Environ) -> BackendRuntime | None:
-        for holds, backend in self.rules:
-            if holds(environ):
-                return backend
+    def backend_for(self, txn: Txn | None) -> BackendRuntime | None:
+        """The backend of a request, as HAProxy's switching rules choose it: the first
+        ``use_backend`` whose condition holds; a dynamic name that names no backend ends the
+        rules; else the default backend."""
+        for switch in self.switching:
+            if switch.holds is None or (txn is not None and switch.holds(txn)):
+                if switch.name is None:
+                    return switch.backend
+                found = (self.backends or {}).get(switch.name(txn)) if txn else None
+                if found is None:
+                    break
+                return found
         return self.default_backend
+
+    def runs_backend_rules(self, backend: BackendRuntime) -> bool:
+        """Whether ``backend``'s own rules run for this frontend's requests: not when it is
+        this frontend's ``listen`` section (one proxy, one pass)."""
+        return backend.rules is not None and backend.config.location != self.config.location
+
+
+def compile_env(config: Config) -> CompileEnv:
+    return CompileEnv(userlists={userlist.name: userlist for userlist in config.userlists})
 
 
 def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRuntime]:
+    env = compile_env(config)
     backends = {}
     for backend in config.backends:
         timeouts = backend.timeouts
@@ -104,22 +142,37 @@ def build_backends(config: Config, rng: random.Random) -> dict[str, BackendRunti
             forwardfor=_forwardfor_rule(backend.forwardfor) if backend.forwardfor else None,
             persistence=BackendPersistence(backend, config),
             observe={s.name: s.observe for s in backend.servers if s.observe is not None},
+            rules=compile_rules(backend.rules, backend.name, env),
         )
     return backends
 
 
 def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list[FrontendRuntime]:
+    env = compile_env(config)
     frontends = []
     for frontend in config.frontends:
         default = backends.get(frontend.default_backend) if frontend.default_backend else None
         errors = ErrorPages(frontend.errorfiles)
+        switching = tuple(
+            Switch(
+                compile_condition(rule.condition, env, response=False) if rule.condition
+                else None,
+                backends.get(rule.backend) if rule.name_format is None else None,
+                compile_logformat(rule.name_format, env) if rule.name_format else None,
+            )
+            for rule in frontend.use_backends
+        )
+        rules = compile_rules(frontend.rules, frontend.name, env)
+        needs_txn = bool(
+            rules is not None
+            or any(s.holds is not None or s.name is not None for s in switching)
+            or any(b.rules is not None for b in backends.values())
+            or frontend.log_format is not None
+        )
         frontends.append(
             FrontendRuntime(
                 config=frontend,
-                rules=tuple(
-                    (compile_condition(rule.condition), backends[rule.backend])
-                    for rule in frontend.use_backends
-                ),
+                switching=switching,
                 default_backend=default,
                 errors=errors,
                 forwardfor=_forwardfor_rule(frontend.forwardfor),
@@ -128,6 +181,11 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list
                 unique_id=UniqueIdFormat(frontend.unique_id.format)
                 if frontend.unique_id else None,
                 unique_id_header=frontend.unique_id.header if frontend.unique_id else None,
+                rules=rules,
+                needs_txn=needs_txn,
+                backends=backends,
+                log_format=compile_access_log(frontend.log_format, env)
+                if frontend.log_format else None,
             )
         )
     return frontends

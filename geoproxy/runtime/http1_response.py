@@ -12,7 +12,8 @@ Rules:
    the app put it, as HAProxy sends those pages.
 3. Framing: no body for HEAD, 1xx, 204 and 304; else the app's ``Content-Length`` (a body that
    ends short closes the connection, a longer one is cut at the length); else chunked for an
-   HTTP/1.1 client; else (HTTP/1.0) the body ends when the connection closes.
+   HTTP/1.1 client, unless the app said ``Connection: close`` (an errorfile without a
+   length); else the body ends when the connection closes.
 4. The head and the first piece of the body leave in one ``sendall``.
 5. A header line holding CR, LF or NUL is never written (DESIGN.md invariant 7): the response
    becomes a 500.
@@ -159,7 +160,9 @@ class Response:
             lines += (name, ": ", value, "\r\n")
             written += 1
         no_body = request.method == "HEAD" or code < 200 or code in _NO_BODY_STATUSES
-        chunked = length is None and not no_body and request.version == "1.1"
+        # an app's own close without a length (an errorfile that has none): the body ends
+        # with the connection, as HAProxy sends it, rather than chunked
+        chunked = length is None and not no_body and request.version == "1.1" and not own_close
         if length is None and not no_body and not chunked:
             self.close = True  # rule 3: an HTTP/1.0 client reads until the close
         if not request.keep_alive:

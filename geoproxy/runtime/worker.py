@@ -245,6 +245,10 @@ class _Connection:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+                # the request is over: what it left in its environ (its rules' Txn, its log
+                # note) points back at the environ; emptying it frees them now, not at the
+                # garbage collector's next pass over the whole heap
+                environ.clear()
         except ClientGone:
             if request.error is not None and not response.head_sent:
                 _send_quietly(self.sock, _PAGES.get(request.error.status, _PAGES[400]))

@@ -36,7 +36,7 @@ from geoproxy.state.store import StickEntry
 # How long a release may wait for an acquire to carry it, seconds. Short, because leastconn in
 # other workers reads the fleet-wide count: under load acquires carry every release anyway.
 FLUSH_DELAY = 0.002
-STATS_PERIOD = 0.5  # seconds between two statistics flushes of a backend
+STATS_PERIOD = 1.0  # seconds between two statistics flushes of a backend
 
 _health_log = logging.getLogger("geoproxy.health")
 

@@ -126,7 +126,7 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:total",
         "HASH",
         "server -> requests sent to it since the keys were created (each worker adds its "
-        "count with its statistics, twice a second)",
+        "count with its statistics, once a second)",
     ),
     ("gp:{B}:workers", "ZSET", "live worker ids, scored by heartbeat expiry (ms, Redis clock)"),
     (

@@ -11,7 +11,8 @@ Rules:
    rule as the script (``rank.decide``), over the fleet's counts as this worker's previous calls
    read them, when that was at most ``FRESH`` ago (under load, a call or two ago); the call is
    then plain commands in one MULTI/EXEC (increments, and the counts read back for the next
-   decision), which costs Redis a tenth of a script call. Every other request, and every
+   decision), which costs Redis a tenth of a script call (on any topology: the keys of one
+   backend share a hash tag, so one Cluster node runs it). Every other request, and every
    request of a worker whose counts are older (an idle one), goes through ``acquire.lua``,
    exact to the request.
 3. What a scripted request sends stays small: a first-with-room ranking sends its candidates up
@@ -58,7 +59,7 @@ FRESH = 0.05  # seconds: counts read this recently may decide a plain request (r
 # reading is older than REREAD, seconds: in between, the increments answer the counts they
 # changed, and other workers' changes to other servers wait for the next reading.
 READ_EVERY_CALL = 16
-REREAD = 0.01
+REREAD = 0.025
 _FIRST = PickMode.FIRST_WITH_ROOM
 _LEAST = PickMode.LEAST_LOADED
 
@@ -141,8 +142,7 @@ class Leases:
         releases = state.take_pending()
         state.carried += 1
         plain = (
-            self._fast is not None
-            and not state.has_queues
+            not state.has_queues
             and (not wishes or self._clock() - state.counts_at <= FRESH)
             and all(map(_is_plain, wishes))
         )
@@ -197,12 +197,14 @@ class Leases:
         read_all = len(state.config.servers) <= READ_EVERY_CALL or now - state.counts_at > REREAD
         if read_all:
             commands.append(("HGETALL", keys.inflight))
-        assert self._fast is not None
-        replies = self._fast.transaction(commands)
+        replies = self._transaction(commands)
         self._repair(state, commands, replies)
         if read_all:
             read = replies[-1]
-            state.saw_counts({read[i]: int(read[i + 1]) for i in range(0, len(read), 2)})
+            if isinstance(read, dict):  # redis-py's answer to HGETALL
+                state.saw_counts({name: int(count) for name, count in read.items()})
+            else:
+                state.saw_counts({read[i]: int(read[i + 1]) for i in range(0, len(read), 2)})
             state.counts_at = now
         else:  # the increments answered the counts they changed
             for command, reply in zip(commands[::2], replies[::2], strict=False):
@@ -212,6 +214,17 @@ class Leases:
             _Answer(taken, False, counts.get(taken, 0) if taken else 0, False, holder)
             for taken in chosen
         ]
+
+    def _transaction(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` in one MULTI/EXEC, one round trip: on raw sockets when the URL allows,
+        else through redis-py (Sentinel, Cluster: every key has the backend's hash tag)."""
+        if self._fast is not None:
+            return self._fast.transaction(commands)
+        pipe: Any = self._client.pipeline(transaction=True)  # redis-py leaves it untyped
+        for command in commands:
+            pipe.execute_command(*command)
+        replies: list[Any] = pipe.execute()
+        return replies
 
     def _repair(
         self, state: BackendState, commands: list[tuple[Any, ...]], replies: list[Any]
@@ -229,8 +242,7 @@ class Leases:
         for name, over in fixes:
             repair.append(("HINCRBY", keys.inflight, name, over))
             repair.append(("HDEL", commands[1][1], name))
-        assert self._fast is not None
-        self._fast.transaction(repair)
+        self._transaction(repair)
         self._outage.renew_holder()
 
     def _send_scripted(

@@ -2,7 +2,7 @@
 
 Rules:
 1. Nothing here costs a Redis round trip: the request path adds to plain ints, and the flusher
-   sends a backend's whole tally in one ``stats.lua`` call, at most twice a second
+   sends a backend's whole tally in one ``stats.lua`` call, at most once a second
    (``state/flusher.py``).
 2. Maxima are learnt from what the acquire and queue scripts already answer: acquire returns
    the chosen server's in-flight count right after its increment, and a ticket's first rank is

@@ -174,7 +174,7 @@ def test_geoproxy_state_prints_each_servers_state_weight_in_flight_and_total(
     output = ""
 
     def counted_all() -> bool:
-        # totals travel with each worker's statistics, flushed twice a second
+        # totals travel with each worker's statistics, flushed once a second
         nonlocal output
         output = state_output(redis_url)
         rows = [line.split() for line in output.splitlines()]

@@ -145,7 +145,7 @@ def test_each_backend_is_counted_on_the_master_that_owns_its_slot(scene: Scene) 
                 totals = client.hgetall(f"gp:{{{name}}}:total")
             return sum(int(v) for v in totals.values()) == 4
 
-        # totals travel with each worker's statistics, flushed twice a second
+        # totals travel with each worker's statistics, flushed once a second
         wait_until(counted, 5, f"4 requests counted for {name}")
     wait_until(
         lambda: all(

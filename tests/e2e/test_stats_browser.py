@@ -154,7 +154,7 @@ def test_an_operator_logs_in_sees_the_fleet_and_drains_a_server_from_the_page(
         cells = browser.find_element(By.ID, "web/FRONTEND").find_elements(By.TAG_NAME, "td")
         return str(cells[9].text)
 
-    for _ in range(20):  # statistics reach Redis at each worker's next flush (twice a second)
+    for _ in range(20):  # statistics reach Redis at each worker's next flush (once a second)
         if web_total() == "14":
             break
         time.sleep(0.25)

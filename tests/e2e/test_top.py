@@ -84,10 +84,14 @@ def _rows(output: str) -> dict[str, list[list[str]]]:
 def test_top_once_prints_every_frontend_server_and_backend_with_its_state_and_figures(
     redis_url: str,
 ) -> None:
-    time.sleep(0.2)  # the statistics flush (10 ms batches)
-    done = subprocess.run(_geoproxy("top", "--once", "--redis", redis_url), env=ENV,
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
+    for _ in range(20):  # statistics reach Redis at each worker's next flush (once a second)
+        done = subprocess.run(_geoproxy("top", "--once", "--redis", redis_url), env=ENV,
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        app = _rows(done.stdout).get("app", [])
+        if app and "5" in app[0]:
+            break
+        time.sleep(0.25)
     lines = done.stdout.splitlines()
     assert "live hosts:" in lines[0] and "(2 workers)" in lines[0]
     assert "q to quit" not in lines[0]  # --once waits for no key

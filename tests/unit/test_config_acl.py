@@ -6,7 +6,7 @@ import pytest
 
 from geoproxy.config import parse_text
 from geoproxy.config.acl import PREDEFINED
-from geoproxy.config.model import AclCriterion, Condition, Frontend
+from geoproxy.config.model import Condition, Frontend
 
 HEAD = (
     "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
@@ -22,14 +22,17 @@ def frontend(body: str) -> Frontend:
 
 def only_condition(body: str) -> Condition:
     (rule,) = frontend(body).use_backends
+    assert rule.condition is not None
     return rule.condition
 
 
 def test_a_later_acl_line_extends_the_acl_a_rule_already_uses_as_in_haproxy() -> None:
     parsed = frontend(
         "    acl api path_beg /api\n    use_backend b if api\n    acl api path_beg /v2\n")
-    (term,) = parsed.use_backends[0].condition.any_of[0]
-    assert [t.patterns for t in term.test.tests] == [("/api",), ("/v2",)]
+    condition = parsed.use_backends[0].condition
+    assert condition is not None
+    (term,) = condition.any_of[0]
+    assert [t.match.patterns for t in term.test.tests] == [("/api",), ("/v2",)]
     assert term.test == parsed.acls[0]
 
 
@@ -57,8 +60,9 @@ def test_an_anonymous_acl_is_named_by_its_text_and_carries_its_test() -> None:
     assert term.negated
     assert term.test.name == "{ hdr_dom(Host) -i example.com }"
     (test,) = term.test.tests
-    assert (test.criterion, test.argument, test.patterns, test.ignore_case) == (
-        AclCriterion.HDR_DOM, "host", ("example.com",), True)
+    assert (test.expr.fetch.name, test.expr.fetch.args, test.match.method,
+            test.match.patterns, test.match.ignore_case) == (
+        "hdr", ("Host",), "dom", ("example.com",), True)
 
 
 def test_predefined_acls_are_known_but_a_section_acl_of_the_same_name_wins() -> None:
@@ -66,24 +70,27 @@ def test_predefined_acls_are_known_but_a_section_acl_of_the_same_name_wins() -> 
     assert [t.test for t in condition.any_of[0]] == [
         PREDEFINED["METH_GET"], PREDEFINED["LOCALHOST"], PREDEFINED["TRUE"]]
     own = only_condition("    acl TRUE path /never\n    use_backend b if TRUE\n")
-    assert own.any_of[0][0].test.tests[0].criterion is AclCriterion.PATH
+    assert own.any_of[0][0].test.tests[0].expr.fetch.name == "path"
 
 
 @pytest.mark.parametrize(
     ("acl", "criterion"),
     [
-        ("path -m str /x", AclCriterion.PATH), ("path -m beg /x", AclCriterion.PATH_BEG),
-        ("path -m end /x", AclCriterion.PATH_END), ("path -m sub /x", AclCriterion.PATH_SUB),
-        ("path -m reg ^/x", AclCriterion.PATH_REG), ("hdr(a) -m beg x", AclCriterion.HDR_BEG),
-        ("req.hdr(a) -m dom x", AclCriterion.HDR_DOM), ("hdr_end(a) x", AclCriterion.HDR_END),
-        ("method GET", AclCriterion.METHOD), ("src 10.0.0.1", AclCriterion.SRC),
+        ("path -m str /x", ("path", "str")), ("path_beg /x", ("path", "beg")),
+        ("path -m end /x", ("path", "end")), ("path_sub /x", ("path", "sub")),
+        ("path -m reg ^/x", ("path", "reg")), ("hdr(a) -m beg x", ("hdr", "beg")),
+        ("req.hdr(a) -m dom x", ("req.hdr", "dom")), ("hdr_end(a) x", ("hdr", "end")),
+        ("method GET", ("method", "str")), ("src 10.0.0.1", ("src", "ip")),
+        ("url_beg /x", ("url", "beg")), ("status 200:299", ("status", "int")),
+        ("ssl_fc", ("ssl_fc", "bool")), ("hdr(host),lower -m found", ("hdr", "found")),
     ],
 )
-def test_match_methods_and_derived_fetches_give_the_same_criteria(
-    acl: str, criterion: AclCriterion
+def test_match_methods_and_derived_fetches_give_a_fetch_and_a_method(
+    acl: str, criterion: tuple[str, str]
 ) -> None:
     (parsed,) = frontend(f"    acl x {acl}\n").acls
-    assert parsed.tests[0].criterion is criterion
+    test = parsed.tests[0]
+    assert (test.expr.fetch.name, test.match.method) == criterion
 
 
 def test_an_acl_without_pattern_warns_that_it_never_matches() -> None:
@@ -100,4 +107,4 @@ def test_an_acl_without_pattern_warns_that_it_never_matches() -> None:
 
 def test_double_dash_ends_the_flags_so_a_pattern_may_start_with_a_dash() -> None:
     (acl,) = frontend("    acl x path_beg -i -- -i /x\n").acls
-    assert (acl.tests[0].ignore_case, acl.tests[0].patterns) == (True, ("-i", "/x"))
+    assert (acl.tests[0].match.ignore_case, acl.tests[0].match.patterns) == (True, ("-i", "/x"))

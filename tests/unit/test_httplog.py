@@ -67,3 +67,16 @@ def test_quotes_and_control_characters_in_the_request_line_are_escaped() -> None
 def test_accept_date_has_milliseconds() -> None:
     assert accept_date(0.042) == "01/Jan/1970:00:00:00.042"
     assert os.environ["TZ"] == "UTC"
+
+
+def test_captured_headers_stand_before_the_request_line_escaped_as_haproxy_does() -> None:
+    from dataclasses import replace
+
+    from geoproxy.proxy.httplog import RequestLog, Timers, format_line
+
+    entry = RequestLog(("127.0.0.1", 1), 0.0, "f", "b", "s", Timers(0, 0, 0, 0, 0), 200, 10,
+                       "--", request_line="GET / HTTP/1.1")
+    plain = format_line(entry)
+    captured = format_line(replace(entry, captures=("a|b", None), res_captures=('"x"',)))
+    assert plain.endswith('0/0 "GET / HTTP/1.1"')
+    assert captured.endswith('0/0 {a#7Cb|} {#22x#22} "GET / HTTP/1.1"')

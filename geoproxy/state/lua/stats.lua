@@ -1,5 +1,5 @@
 -- stats.lua: add the statistics one worker counted for one backend since its last flush (at
--- most twice a second), off the request's critical path. Counts in flight are not here: they
+-- most once a second), off the request's critical path. Counts in flight are not here: they
 -- travel with the acquire calls.
 --
 -- Time is the Redis server's clock. Session rates are HAProxy's freq_ctr over one-second
