@@ -13,19 +13,22 @@ gunicorn master (which owns it) and every worker (which accept on it), and both 
 2. Each worker stops watching those sockets (``FrontendListener.pause``): without the master
    (a plain ``gunicorn -k geoproxy.runtime.worker.ProxyWorker``) that is all that happens, and
    new connections then wait in the kernel's backlog until the frontend is enabled again.
-3. Both poll ``gp:frontends:admin`` (``state/frontend_admin.py``) every ``POLL_PERIOD``, and
-   once before serving: a new worker, a reloaded configuration and a restarted host apply the
-   fleet's state before they accept anything. The master whose Runtime API socket took the
-   command applies it before answering, as HAProxy pauses before it answers (``HostFirstOps``);
-   every other process of the fleet follows within a ``POLL_PERIOD``.
+3. Both read ``gp:frontends:admin`` (``state/frontend_admin.py``) once before serving, so
+   that a new worker, a reloaded configuration and a restarted host apply the fleet's state
+   before they accept anything. Then the master polls it every ``POLL_PERIOD`` (its
+   ``FrontendGate``), and each worker reads it in its heartbeat's pipeline (no round trip of
+   its own; ``ProxyWorker``). The master whose Runtime API socket took the command applies it
+   before answering, as HAProxy pauses before it answers (``HostFirstOps``); every other host
+   refuses connections within a ``POLL_PERIOD``, and every worker follows within a heartbeat.
 4. Between the master's change and a worker's, a worker may still watch a socket out of LISTEN:
    ``FrontendListener`` survives the EINVAL that ``accept`` returns then (its rule 3).
-5. While Redis is away the last state read stays (DESIGN.md invariant 4), logged once.
-6. The gate is a greenlet, in a worker as in ``geoproxy run``'s master (gevent-patched before
-   anything, ``cli.py``). A fork copies the master's into each new worker: the arbiter forks
-   with the gate held (``held``), so that no Redis call of the gate is in flight across a
-   fork, and the worker kills its copy at once (``abandon``; a copy that ran anyway would do
-   nothing outside the process that started it).
+5. While Redis is away (or refuses the read) the last state read stays (DESIGN.md invariant
+   4), logged once.
+6. The master's gate is a greenlet (``geoproxy run`` patches the master with gevent before
+   anything, ``cli.py``), which a fork copies into each new worker: the arbiter forks with the
+   gate held (``held``), so that no Redis call of the gate is in flight across a fork, and the
+   worker kills its copy at once (``abandon``; a copy that ran anyway would do nothing outside
+   the process that started it).
 """
 
 from __future__ import annotations
@@ -42,14 +45,13 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from geoproxy.config.model import Config
-from geoproxy.state.connect import REDIS_ERRORS
 from geoproxy.state.frontend_admin import FrontendAdmin
 from geoproxy.state.heartbeat import HEARTBEAT_PERIOD
 from geoproxy.state.runtime_ops import RuntimeOps
 
 log = logging.getLogger("geoproxy")
 
-POLL_PERIOD = HEARTBEAT_PERIOD / 2  # seconds: a change holds everywhere within the heartbeat
+POLL_PERIOD = HEARTBEAT_PERIOD / 2  # seconds: every host refuses within half a heartbeat
 _WILDCARDS = ("", "*")
 
 
@@ -72,7 +74,7 @@ def frontend_of(config: Config, address: Any) -> str | None:
 
 
 class FrontendGate:
-    """Keeps one process's listeners in step with the fleet's disabled frontends (module
+    """Keeps the master's listening sockets in step with the fleet's disabled frontends (module
     rules): ``apply`` gets the names disabled now, at ``start`` and every ``POLL_PERIOD``.
     ``disabled`` is the last state read."""
 
@@ -101,15 +103,15 @@ class FrontendGate:
                 if self._admin is None:
                     self._admin = FrontendAdmin.connect(self._url)
                 disabled = self._admin.disabled()
-            except REDIS_ERRORS as error:
+            except Exception as error:  # Redis away (rule 5), or refusing (an ACL, a wrong type)
                 if not self._failing:
-                    log.warning("disabled frontends: Redis unreachable (%s); the last state "
-                                "read stays", error)
+                    log.warning("disabled frontends: cannot read them from Redis (%s); the "
+                                "last state read stays", error)
                     self._failing = True
                 disabled = self.disabled
             else:
                 if self._failing:
-                    log.info("disabled frontends: Redis answers again")
+                    log.info("disabled frontends: read from Redis again")
                     self._failing = False
             self.disabled = disabled
             self._apply(disabled)

@@ -25,15 +25,14 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    (``geoproxy.runtime.tunnel``) until either side is done; it then closes. Any other answer
    is a plain response, and the connection goes on with the next request.
 8. Each listening socket is served by a ``FrontendListener``, which a disabled frontend
-   (``disable frontend`` on the Runtime API) pauses: the worker's ``FrontendGate`` reads the
-   fleet's disabled frontends before the first accept and every quarter second after
+   (``disable frontend`` on the Runtime API) pauses: the worker reads the fleet's disabled
+   frontends before its first accept, then at every heartbeat of its fleet state
    (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
    frontends, are served on.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import time
@@ -50,8 +49,7 @@ from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
 from geoproxy.proxy.exchange import LOCAL_ADDRESS
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
-from geoproxy.runtime.cli import REDIS_ENV
-from geoproxy.runtime.frontend_gate import FrontendGate, frontend_of
+from geoproxy.runtime.frontend_gate import frontend_of
 from geoproxy.runtime.frontend_listener import FrontendListener
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
@@ -71,16 +69,23 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         config = getattr(self.wsgi, "config", None)  # tune.bufsize, tune.http.maxhdr
         self.request_limits = config.global_.request_limits if config else RequestLimits()
         self.listeners: list[FrontendListener] = []
-        # geoproxy run's app knows its Redis; a plain gunicorn command line names it in the env
-        url = getattr(self.app, "redis_url", None) or os.environ.get(REDIS_ENV)
-        self.frontend_gate = FrontendGate(url, self._apply_disabled) if url and config else None
-        if self.frontend_gate is not None:
-            self.frontend_gate.start()  # rule 8: before the first accept
+        self.disabled_frontends = self._follow_disabled_frontends()
+        super().run()
+
+    def _follow_disabled_frontends(self) -> frozenset[str]:
+        """Rule 8: the frontends disabled now (none when Redis cannot say: the heartbeat
+        corrects it), and every change from now on."""
+        fleet = getattr(self.wsgi, "fleet", None)
+        follow = getattr(fleet, "on_disabled_frontends", None)
+        if fleet is None or follow is None:
+            return frozenset()
+        follow(self._apply_disabled)
         try:
-            super().run()
-        finally:
-            if self.frontend_gate is not None:
-                self.frontend_gate.stop()
+            disabled: frozenset[str] = fleet.disabled_frontends()
+        except Exception as error:  # Redis away or refusing: serve, as with a stale snapshot
+            self.log.warning("disabled frontends unknown at start (%s): serving all", error)
+            return frozenset()
+        return disabled
 
     def server_class(self, listener: Any, *, spawn: Any, **arguments: Any) -> FrontendListener:
         """The server of one listening socket (rule 8). gunicorn's ``GeventWorker.run`` builds
@@ -88,11 +93,10 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         this worker does not use (it has its own HTTP loop)."""
         config = getattr(self.wsgi, "config", None)
         frontend = frontend_of(config, listener.getsockname()) if config else None
-        gate = self.frontend_gate
         server = FrontendListener(
             listener,
             frontend,
-            paused=gate is not None and frontend in gate.disabled,
+            paused=frontend in self.disabled_frontends,
             handle=partial(self.handle, listener),
             spawn=spawn,
             **{k: v for k, v in arguments.items() if k == "ssl_context"},
@@ -103,6 +107,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         return server
 
     def _apply_disabled(self, disabled: frozenset[str]) -> None:
+        self.disabled_frontends = disabled
         for server in self.listeners:
             if server.frontend in disabled:
                 server.pause()

@@ -9,14 +9,15 @@ Rules:
    server's admin state does (``registry.py`` rule 2): a host that reloads or restarts does
    not reopen, for itself, a frontend the operator closed for the fleet. (HAProxy forgets it
    on reload: its state is one process's.)
-3. Readers (each worker and each gunicorn master, ``runtime/frontend_gate.py``) poll it with
-   one HKEYS: a handful of names, never on a request's path.
+3. Readers get the names with one HKEYS, never on a request's path: each gunicorn master polls
+   it (``runtime/frontend_gate.py``), each worker reads it in its heartbeat's pipeline
+   (``queue_disabled``).
 4. Raises redis-py's errors when Redis is away, and ``RedisUrlError`` for a URL it cannot use.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from geoproxy.state.connect import Client, connect
 from geoproxy.state.keys import FRONTENDS_ADMIN
@@ -49,3 +50,10 @@ class FrontendAdmin:
 
     def close(self) -> None:
         self._client.close()
+
+
+def queue_disabled(pipe: Any) -> None:
+    """Queue the read of ``FrontendAdmin.disabled`` on ``pipe``; its reply is the list of
+    names."""
+    pipe.hkeys(FRONTENDS_ADMIN)
+

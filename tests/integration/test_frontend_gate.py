@@ -19,6 +19,7 @@ from geoproxy.config import parse_text
 from geoproxy.runtime.frontend_gate import FrontendGate, HostFirstOps, pause_listeners
 from geoproxy.runtime.frontend_listener import RETRY, FrontendListener
 from geoproxy.state.frontend_admin import FrontendAdmin
+from geoproxy.state.redis_store import RedisFleetState
 from tests.support.ports import free_ports
 
 CONFIG = """
@@ -129,3 +130,22 @@ def test_a_worker_listener_survives_its_socket_leaving_listen_and_serves_when_it
     server.socket.listen(16)  # enabled again
     _connect_and_wait(port, RETRY * 4).close()
     assert len(accepted) == 1
+
+
+def test_a_worker_learns_the_disabled_frontends_with_each_heartbeat(redis_url: str) -> None:
+    config = parse_text(CONFIG.format(a=1, b=2), "gate.cfg")
+    fleet = RedisFleetState(redis_url, "test:1")
+    seen: list[frozenset[str]] = []
+    other_host = FrontendAdmin.connect(redis_url)
+    try:
+        fleet.attach(config.backends, register=True)
+        fleet.on_disabled_frontends(seen.append)
+        assert fleet.disabled_frontends() == frozenset()
+        fleet.refresh()
+        other_host.disable("fa")
+        fleet.refresh()
+        assert seen == [frozenset(), frozenset({"fa"})]
+        assert fleet.disabled_frontends() == frozenset({"fa"})
+    finally:
+        other_host.close()
+        fleet.close()
