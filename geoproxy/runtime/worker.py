@@ -79,12 +79,12 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         follow = getattr(fleet, "on_disabled_frontends", None)
         if fleet is None or follow is None:
             return frozenset()
-        follow(self._apply_disabled)
         try:
             disabled: frozenset[str] = fleet.disabled_frontends()
         except Exception as error:  # Redis away or refusing: serve, as with a stale snapshot
             self.log.warning("disabled frontends unknown at start (%s): serving all", error)
-            return frozenset()
+            disabled = frozenset()
+        follow(self._apply_disabled)  # (after the read: a newer state is never overwritten)
         return disabled
 
     def server_class(self, listener: Any, *, spawn: Any, **arguments: Any) -> FrontendListener:
