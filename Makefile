@@ -40,6 +40,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench.py $(ARGS)
+	$(BIN)/python scripts/bench_tcp.py $(TCP_ARGS)
 
 fleet-bench: $(BIN)/.installed
 	$(BIN)/python scripts/fleet_bench.py $(ARGS)

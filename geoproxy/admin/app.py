@@ -74,6 +74,7 @@ class StatsSite:
     version: str | None
     metrics_uri: str | None
     applets: tuple[str, ...] = ()  # listeners serving only the page (their backend is UP)
+    tcp: tuple[str, ...] = ()  # the mode tcp proxies (the CSV's mode column)
 
 
 class StatsApp:
@@ -164,7 +165,7 @@ class StatsApp:
 
     def _proxies(self, report: FleetReport) -> list[Proxy]:
         site = self._site
-        return proxies(report, site.order, self._scopes, site.applets)
+        return proxies(report, site.order, self._scopes, site.applets, site.tcp)
 
     def _page(self, request: Request, options: Sequence[str]) -> Response:
         report = self._report()

@@ -22,7 +22,7 @@ from geoproxy.admin.app import StatsApp, StatsSite
 from geoproxy.admin.prometheus import CONTENT_TYPE, render_metrics
 from geoproxy.admin.rows import with_frontends
 from geoproxy.balance.view import AdminState
-from geoproxy.config.model import Config, Frontend
+from geoproxy.config.model import Config, Frontend, ProxyMode
 from geoproxy.state.frontends import PROXY, STATS
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 from geoproxy.state.store import FleetReport, FleetState
@@ -78,6 +78,9 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
     order = configuration_order(config)
     frontends = tuple(frontend.name for frontend in config.frontends)
     applets = tuple(name for name, kind in frontend_kinds(config).items() if kind == STATS)
+    tcp = tuple(dict.fromkeys(
+        [f.name for f in config.frontends if f.mode is ProxyMode.TCP]
+        + [b.name for b in config.backends if b.mode is ProxyMode.TCP]))
     apps: StatsApps = {}
     for frontend in config.frontends:
         stats = frontend.stats
@@ -93,6 +96,7 @@ def mount_stats(config: Config, fleet: FleetState) -> StatsApps:
             version=None if stats.hide_version else __version__,
             metrics_uri=metrics,
             applets=applets,
+            tcp=tcp,
         )
         apps[frontend.name] = StatsApp(stats, site, control)
     return apps

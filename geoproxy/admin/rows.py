@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from geoproxy.state.store import BackendReport, FleetReport, FrontendReport, ServerReport
 
@@ -253,10 +253,11 @@ def proxies(
     order: Sequence[str] = (),
     scopes: Sequence[str] = (),
     applets: Sequence[str] = (),
+    tcp: Sequence[str] = (),
 ) -> list[Proxy]:
     """Every proxy of the fleet as the page lists it (module rules); ``order`` names come
-    first, ``scopes``, when given, keeps only those proxies, and ``applets`` names the
-    listeners that serve nothing but the page."""
+    first, ``scopes``, when given, keeps only those proxies, ``applets`` names the
+    listeners that serve nothing but the page, and ``tcp`` the ``mode tcp`` proxies."""
     backends = {backend.name: backend for backend in report.backends}
     frontends = {front.name: front for front in report.frontends}
     names = list(dict.fromkeys([n for n in order if n in backends or n in frontends]))
@@ -272,6 +273,8 @@ def proxies(
         if backend is not None:
             rows += [server_row(name, iid, sid, s) for sid, s in enumerate(backend.servers, 1)]
             rows.append(backend_row(iid, backend, applet=name in applets))
+        if name in tcp:
+            rows = [replace(row, mode="tcp") for row in rows]
         listed.append(Proxy(name, iid, tuple(rows), backend is not None))
     return listed
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from geoproxy.balance.exprhash import ExpressionHash
 from geoproxy.balance.first import First
 from geoproxy.balance.hashfuncs import HASH_FUNCTIONS
 from geoproxy.balance.hashing import (
@@ -51,6 +52,8 @@ def _key_hash(backend: Backend) -> KeyHash:
     algorithm = balance.algorithm
     if algorithm is BalanceAlgorithm.SOURCE:
         return SourceHash(settings.avalanche)
+    if algorithm is BalanceAlgorithm.HASH:
+        return ExpressionHash(balance.expression or "src", function, settings.avalanche)
     if algorithm is BalanceAlgorithm.URI:
         return UriHash(
             function, settings.avalanche, balance.uri_len, balance.uri_depth, balance.uri_whole

@@ -41,12 +41,15 @@ class RequestKeys:
 
     ``source`` is the client address, ``uri`` the request target as received (path and query),
     ``header`` looks a request header up by lower-case name (None when absent). Built only for
-    policies whose ``needs_request`` is true.
+    policies whose ``needs_request`` is true. ``destination_port`` and ``server_name`` (a TLS
+    ClientHello's SNI) serve ``balance hash`` in TCP proxies.
     """
 
     source: str
     uri: str
     header: Callable[[str], str | None]
+    destination_port: int = 0
+    server_name: str | None = None
 
 
 class Policy(Protocol):

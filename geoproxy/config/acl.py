@@ -138,7 +138,9 @@ PREDEFINED: dict[str, Acl] = {
     for acl in (
         _predefined("TRUE", "always_true"),
         _predefined("FALSE", "always_false"),
-        _predefined("HTTP", "always_true"),  # always true in an HTTP proxy
+        _predefined("HTTP", "req.proto_http"),  # always true in an HTTP proxy
+        _predefined("WAIT_END", "wait_end"),  # tcp-request inspect-delay is over
+        _predefined("REQ_CONTENT", "req.len", "gt", "0"),
         _predefined("HTTP_1.0", "req.ver", "1.0"),
         _predefined("HTTP_1.1", "req.ver", "1.1"),
         _predefined("HTTP_CONTENT", "hdr_val(content-length)", "gt", "0"),

@@ -37,6 +37,7 @@ from geoproxy.config.model import (
     Location,
     LogTarget,
     OriginalTo,
+    ProxyMode,
     Sample,
     Server,
     StatsAuth,
@@ -44,6 +45,7 @@ from geoproxy.config.model import (
     StickTable,
     Timeouts,
 )
+from geoproxy.config.model_tcp import CheckProtocol, TcpAction, TcpCheckStep
 from geoproxy.rules.spec import Action, CaptureSlot, LogFormat
 
 
@@ -98,6 +100,7 @@ class Settings:
     default_backend: str | None = None
     default_backend_location: Location | None = None
     httplog: bool = False
+    httplog_location: Location | None = None
     dontlognull: bool = False
     log_global: bool = False
     logs: list[LogTarget] = field(default_factory=list)
@@ -116,6 +119,16 @@ class Settings:
     http_check_location: Location | None = None
     default_server: Server = field(default_factory=default_server_template)
     stats: StatsDraft | None = None
+    # mode tcp (model_tcp): None until a `mode` line; a proxy without one runs HAProxy's tcp
+    mode: ProxyMode | None = None
+    tcplog: bool = False
+    # the check ruleset chosen by `option tcp-check` or a protocol check (the last `option`
+    # naming a check wins, `option httpchk` included); `tcp-check` lines are in `tcp_checks`
+    check_protocol: CheckProtocol | None = None
+    check_steps: tuple[TcpCheckStep, ...] = ()  # a protocol check's fixed ruleset
+    check_location: Location | None = None
+    tcp_checks: list[TcpCheckStep] = field(default_factory=list)
+    tcp_check_location: Location | None = None
     # monitor-uri, unique-id-*, compression, option http-buffer-request
     monitor_uri: str | None = None
     unique_id_format: str | None = None
@@ -153,6 +166,13 @@ class StickRuleDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class TcpRequestRuleDraft:
+    action: TcpAction
+    location: Location
+    condition: ConditionDraft | None
+
+
+@dataclass(frozen=True, slots=True)
 class HttpRuleDraft:
     action: Action
     condition: ConditionDraft | None
@@ -172,7 +192,7 @@ class UseBackendDraft:
 class Rules:
     """What a proxy never inherits (rule 2)."""
 
-    binds: list[tuple[str, int, Location]] = field(default_factory=list)
+    binds: list[tuple[str, int, Location, bool]] = field(default_factory=list)  # accept-proxy
     acls: dict[str, list[AclTest]] = field(default_factory=dict)
     acl_locations: dict[str, Location] = field(default_factory=dict)
     use_backends: list[UseBackendDraft] = field(default_factory=list)
@@ -185,6 +205,12 @@ class Rules:
     monitor_fail: list[ConditionDraft] = field(default_factory=list)
     # where this section's own `http-check expect` is, once it has one
     http_check_expect: Location | None = None
+    # tcp-request rules (model_tcp.TcpRequestRules): never inherited, as in HAProxy 2.6's
+    # anonymous defaults
+    tcp_connection: list[TcpRequestRuleDraft] = field(default_factory=list)
+    tcp_content: list[TcpRequestRuleDraft] = field(default_factory=list)
+    inspect_delay: float | None = None
+    own_tcp_checks: bool = False  # this section has `tcp-check` lines of its own
     # http-request (and redirect), http-response, http-after-response rules; captures
     http_request: list[HttpRuleDraft] = field(default_factory=list)
     http_response: list[HttpRuleDraft] = field(default_factory=list)

@@ -21,16 +21,19 @@ from geoproxy.config.draft import (
     StatsDraft,
     bind_condition,
 )
+from geoproxy.config.freeze_tcp import tcp_check, tcp_request_rules
 from geoproxy.config.kw_resolve import ResolversDraft
 from geoproxy.config.model import (
     Acl,
     Backend,
+    Balance,
     Bind,
     Condition,
     Frontend,
     HttpRule,
     HttpRules,
     Monitor,
+    ProxyMode,
     Resolvers,
     StatsConfig,
     StickRule,
@@ -38,6 +41,7 @@ from geoproxy.config.model import (
     UniqueId,
     UseBackend,
 )
+from geoproxy.config.validate_tcp import LAYER7_BALANCE
 
 
 def freeze(drafts: list[ProxyDraft]) -> tuple[tuple[Frontend, ...], tuple[Backend, ...]]:
@@ -84,6 +88,7 @@ def _http_rules(draft: ProxyDraft, acls: dict[str, Acl], frontend: bool) -> Http
 
 def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     settings, rules = draft.settings, draft.rules
+    mode = settings.mode or ProxyMode.TCP
     timeouts = settings.timeouts
     default_backend = settings.default_backend
     default_backend_location = settings.default_backend_location
@@ -92,7 +97,8 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     return Frontend(
         name=draft.name,
         location=draft.location,
-        binds=tuple(Bind(host, port, location) for host, port, location in rules.binds),
+        binds=tuple(Bind(host, port, location, accept)
+                    for host, port, location, accept in rules.binds),
         default_backend=default_backend,
         default_backend_location=default_backend_location,
         use_backends=tuple(
@@ -101,16 +107,21 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
             for rule in rules.use_backends),
         acls=tuple(acls.values()),
         timeouts=Timeouts(client=timeouts.client, http_request=timeouts.http_request,
-                          http_keep_alive=timeouts.http_keep_alive, tarpit=timeouts.tarpit),
-        forwardfor=settings.forwardfor,
-        httplog=settings.httplog,
+                          http_keep_alive=timeouts.http_keep_alive, tarpit=timeouts.tarpit,
+                          client_fin=timeouts.client_fin),
+        forwardfor=settings.forwardfor if mode is ProxyMode.HTTP else None,
+        httplog=settings.httplog and mode is ProxyMode.HTTP,
         dontlognull=settings.dontlognull,
         http_mode=settings.http_mode,
         maxconn=settings.maxconn,
         errorfiles=tuple(settings.errorfiles.values()),
-        stats=_stats(settings.stats, rules.stats_admin, acls),
+        stats=_stats(settings.stats, rules.stats_admin, acls) if mode is ProxyMode.HTTP else None,
         log_global=settings.log_global,
         logs=tuple(settings.logs),
+        mode=mode,
+        # HAProxy falls back to the TCP format for `option httplog` in a TCP frontend
+        tcplog=settings.tcplog or (settings.httplog and mode is ProxyMode.TCP),
+        tcp_request=tcp_request_rules(draft, acls, frontend=True),
         monitor=Monitor(settings.monitor_uri,
                         tuple(_bind(cond, acls) for cond in rules.monitor_fail))
         if settings.monitor_uri else None,
@@ -145,24 +156,30 @@ def _stats(draft: StatsDraft | None, admin: list[ConditionDraft],
 def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
     settings, rules = draft.settings, draft.rules
     timeouts = settings.timeouts
+    mode = settings.mode or ProxyMode.TCP
+    http = mode is ProxyMode.HTTP
+    balance = settings.balance
+    if not http and balance.algorithm in LAYER7_BALANCE:
+        balance = Balance()  # HAProxy falls back to round robin (validate_tcp warns)
     return Backend(
         name=draft.name,
         location=draft.location,
         servers=tuple(rules.servers),
-        balance=settings.balance,
+        balance=balance,
         hash=settings.hash,
-        cookie=settings.cookie,
+        cookie=settings.cookie if http else None,
         dynamic_cookie_key=settings.dynamic_cookie_key,
         timeouts=Timeouts(connect=timeouts.connect, server=timeouts.server,
                           queue=timeouts.queue, http_request=timeouts.http_request,
                           http_keep_alive=timeouts.http_keep_alive, check=timeouts.check,
-                          tunnel=timeouts.tunnel, tarpit=timeouts.tarpit),
+                          tunnel=timeouts.tunnel, tarpit=timeouts.tarpit,
+                          server_fin=timeouts.server_fin),
         retries=settings.retries,
         redispatch=settings.redispatch,
         redispatch_interval=settings.redispatch_interval,
         persist=settings.persist,
         allbackups=settings.allbackups,
-        forwardfor=settings.forwardfor,
+        forwardfor=settings.forwardfor if http else None,
         http_mode=settings.http_mode,
         httpchk=settings.check_request if settings.httpchk else None,
         stick_table=rules.stick_table,
@@ -174,7 +191,10 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         ignore_persist=tuple(_bind(cond, acls) for cond in rules.ignore_persist),
         acls=tuple(acls.values()),
         errorfiles=tuple(settings.errorfiles.values()),
-        stats=_stats(settings.stats, rules.stats_admin, acls),
+        mode=mode,
+        tcp_check=tcp_check(settings),
+        tcp_request=tcp_request_rules(draft, acls, frontend=False),
+        stats=_stats(settings.stats, rules.stats_admin, acls) if http else None,
         compression=settings.compression,
         buffer_request=settings.buffer_request,
         originalto=settings.originalto,

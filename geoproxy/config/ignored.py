@@ -65,17 +65,17 @@ PROXY_IGNORED.update(dict.fromkeys(
 
 PROXY_REFUSED: dict[str, str] = {
     "rate-limit": "it caps new sessions per second and geoproxy does not implement it",
-    **dict.fromkeys(("tcp-request", "tcp-response", "use-server", "http-error", "errorfiles",
+    **dict.fromkeys(("tcp-response", "use-server", "http-error", "errorfiles",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
                      "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
-                     "persist", "tcp-check", "external-check",
+                     "persist", "external-check",
                      "http-send-name-header", "disabled", "enabled"),
                     "it changes traffic and geoproxy does not implement it"),
 }
 
 # `option` names: ignored ones, refused ones (supported ones live with their parsers)
 OPTION_IGNORED: dict[str, str] = {
-    **dict.fromkeys(("tcplog", "httpslog", "dontlog-normal", "log-separate-errors", "logasap",
+    **dict.fromkeys(("httpslog", "dontlog-normal", "log-separate-errors", "logasap",
                      "log-health-checks", "contstats", "socket-stats"), _LOGGING),
     **dict.fromkeys(("tcpka", "clitcpka", "srvtcpka", "tcp-smart-accept",
                      "tcp-smart-connect", "splice-auto", "splice-request", "splice-response",
@@ -85,8 +85,7 @@ OPTION_IGNORED: dict[str, str] = {
 OPTION_REFUSED = frozenset({
     "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response",
     "checkcache", "http-pretend-keepalive", "http-use-proxy-header", "prefer-last-server",
-    "transparent", "forwarded", "ssl-hello-chk", "smtpchk", "pgsql-check",
-    "mysql-check", "redis-check", "ldap-check", "spop-check", "tcp-check", "external-check",
+    "transparent", "forwarded", "spop-check", "external-check",
     "http-restrict-req-hdr-names", "h1-case-adjust-bogus-client",
     "h1-case-adjust-bogus-server", "forceclose", "http-tunnel", "http_proxy",
 })

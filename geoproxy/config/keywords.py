@@ -46,6 +46,8 @@ from geoproxy.config.kw_rules import (
 )
 from geoproxy.config.kw_server import parse_default_server, parse_server, parse_server_template
 from geoproxy.config.kw_stats import parse_stats
+from geoproxy.config.kw_tcp_check import parse_tcp_check
+from geoproxy.config.kw_tcp_request import parse_tcp_request
 from geoproxy.config.kw_unique_id import parse_unique_id_format, parse_unique_id_header
 
 ProxyKeyword = Keyword[ProxyDraft]
@@ -81,6 +83,8 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "ignore-persist": Keyword(parse_persist_rule, in_defaults=False, frontend=False),
     "stats": Keyword(parse_stats),
     "log": Keyword(parse_log, backend=False),
+    "tcp-request": Keyword(parse_tcp_request),
+    "tcp-check": Keyword(parse_tcp_check, frontend=False),
     "monitor-uri": Keyword(parse_monitor_uri, backend=False),
     "monitor": Keyword(parse_monitor, backend=False),
     "compression": Keyword(parse_compression),

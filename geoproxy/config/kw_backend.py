@@ -29,9 +29,12 @@ B = BalanceAlgorithm
 _SIMPLE = {"roundrobin": B.ROUNDROBIN, "static-rr": B.STATIC_RR, "leastconn": B.LEASTCONN,
            "first": B.FIRST, "source": B.SOURCE}
 _BALANCE_NAMES = ("roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param",
-                  "hdr(name)", "random")
+                  "hdr(name)", "random", "hash")
 _RANDOM = re.compile(r"random(?:\((.*)\))?")
 _HDR = re.compile(r"hdr\((.*)\)")
+# what geoproxy.balance.exprhash evaluates
+_HASH_FETCHES = ("src", "dst_port", "req.ssl_sni", "req_ssl_sni", "path", "url")
+_HASH_HEADER = re.compile(r"(?:req\.)?hdr\(\s*([^()\s,]+)\s*\)")
 _STICK_KINDS = {"on": StickRuleKind.ON, "match": StickRuleKind.MATCH,
                 "store": StickRuleKind.STORE_REQUEST,
                 "store-request": StickRuleKind.STORE_REQUEST,
@@ -57,6 +60,8 @@ def parse_balance(proxy: ProxyDraft, line: Line) -> None:
         proxy.settings.balance = _balance_hdr(line)
     elif algorithm.startswith("random"):
         proxy.settings.balance = _balance_random(line)
+    elif algorithm == "hash":
+        proxy.settings.balance = _balance_hash(line)
     else:
         line.fail(f"balance only supports {quoted_list(_BALANCE_NAMES)} options"
                   f"{_got(algorithm)}.")
@@ -124,6 +129,19 @@ def _balance_random(line: Line) -> Balance:
             line.fail("balance random : number of draws must be at least 1.")
     _no_more(line, 1, "random")
     return Balance(B.RANDOM, draws=draws)
+
+
+def _balance_hash(line: Line) -> Balance:
+    expression = line.arg(1)
+    if not expression:
+        line.fail("balance hash : expects a sample expression.")
+    _no_more(line, 2, "hash")
+    if "," in expression:
+        line.fail(f"balance hash : converters are not supported by geoproxy (in '{expression}').")
+    if expression not in _HASH_FETCHES and not _HASH_HEADER.fullmatch(expression):
+        line.fail(f"balance hash : fetch '{expression}' is not supported by geoproxy (it "
+                  f"supports {', '.join(_HASH_FETCHES)}, hdr(NAME), req.hdr(NAME)).")
+    return Balance(B.HASH, expression=expression)
 
 
 def parse_hash_type(proxy: ProxyDraft, line: Line) -> None:

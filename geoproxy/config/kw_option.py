@@ -21,6 +21,15 @@ from geoproxy.config.context import Line, suggestion
 from geoproxy.config.draft import ProxyDraft
 from geoproxy.config.ignored import OPTION_IGNORED, OPTION_REFUSED
 from geoproxy.config.kw_check import parse_option_httpchk
+from geoproxy.config.kw_tcp_check import (
+    option_ldap_check,
+    option_mysql_check,
+    option_pgsql_check,
+    option_redis_check,
+    option_smtpchk,
+    option_ssl_hello_chk,
+    option_tcp_check,
+)
 from geoproxy.config.model import ForwardFor, HttpMode, OriginalTo
 
 
@@ -102,6 +111,14 @@ def _httplog(proxy: ProxyDraft, line: Line) -> None:
         line.fail("keyword 'httplog' only supports option 'clf'.")
     line.at_most(2, "option httplog")
     proxy.settings.httplog = True
+    proxy.settings.tcplog = False  # the last log format named wins
+    proxy.settings.httplog_location = line.location
+
+
+def _tcplog(proxy: ProxyDraft, line: Line) -> None:
+    line.at_most(1, "option tcplog")
+    proxy.settings.tcplog = True
+    proxy.settings.httplog = False
 
 
 def _dontlognull(proxy: ProxyDraft, line: Line) -> None:
@@ -172,6 +189,15 @@ OPTIONS: dict[str, Option] = {
     "httpclose": Option(_http_mode(HttpMode.CLOSE), True, True, negatable=True),
     "httplog": Option(_httplog, frontend=True, backend=False, negatable=False),
     "dontlognull": Option(_dontlognull, frontend=True, backend=False, negatable=True),
+    "tcplog": Option(_tcplog, frontend=True, backend=False, negatable=False),
+    "tcp-check": Option(option_tcp_check, frontend=False, backend=True, negatable=False),
+    "redis-check": Option(option_redis_check, frontend=False, backend=True, negatable=False),
+    "mysql-check": Option(option_mysql_check, frontend=False, backend=True, negatable=False),
+    "pgsql-check": Option(option_pgsql_check, frontend=False, backend=True, negatable=False),
+    "ldap-check": Option(option_ldap_check, frontend=False, backend=True, negatable=False),
+    "smtpchk": Option(option_smtpchk, frontend=False, backend=True, negatable=False),
+    "ssl-hello-chk": Option(option_ssl_hello_chk, frontend=False, backend=True,
+                            negatable=False),
     "http-buffer-request": Option(_buffer_request, frontend=True, backend=True, negatable=True),
     "originalto": Option(_originalto, frontend=True, backend=True, negatable=False),
 }

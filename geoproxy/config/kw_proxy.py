@@ -22,6 +22,7 @@ from geoproxy.config.context import Line, quoted_list
 from geoproxy.config.draft import ConditionDraft, ProxyDraft, ProxyKind
 from geoproxy.config.errorfile import ErrorFileError, read_errorfile
 from geoproxy.config.kw_global import integer
+from geoproxy.config.model import ProxyMode
 from geoproxy.config.units import UnitError, parse_time
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -33,7 +34,7 @@ _TLS_BIND_OPTIONS = frozenset({
     "allow-0rtt", "ca-ignore-err", "crt-ignore-err", "sigalgs", "client-sigalgs", "quic-cc-algo",
 })
 _REFUSED_BIND_OPTIONS = frozenset({
-    "accept-proxy", "accept-netscaler-cip", "interface", "namespace", "transparent", "v6only",
+    "accept-netscaler-cip", "interface", "namespace", "transparent", "v6only",
     "maxconn", "uid", "gid", "mode", "user", "group", "level", "severity-output", "expose-fd",
     "proto", "label", "tcp-ut", "quic-force-retry", "shards", "idle-ping",
 })
@@ -48,8 +49,9 @@ _TIMEOUTS: dict[str, tuple[str, bool, bool]] = {
     "queue": ("queue", False, True), "http-keep-alive": ("http_keep_alive", True, True),
     "http-request": ("http_request", True, True), "tunnel": ("tunnel", False, True),
     "tarpit": ("tarpit", True, True),
+    "client-fin": ("client_fin", True, False), "server-fin": ("server_fin", False, True),
 }
-_IGNORED_TIMEOUTS = ("client-fin", "server-fin")
+_IGNORED_TIMEOUTS: tuple[str, ...] = ()
 _TIMEOUT_ALIASES = {"contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"}
 
 
@@ -70,10 +72,9 @@ def condition(proxy: ProxyDraft, line: Line, start: int) -> ConditionDraft:
 def parse_mode(proxy: ProxyDraft, line: Line) -> None:
     line.at_most(1)
     mode = line.arg(0)
-    if mode == "tcp":
-        line.fail("'mode tcp' : geoproxy is an HTTP proxy only; use 'mode http'.")
-    if mode != "http":
-        line.fail(f"unknown proxy mode '{mode}' (geoproxy supports 'http').")
+    if mode not in ("http", "tcp"):
+        line.fail(f"unknown proxy mode '{mode}' (geoproxy supports 'http' and 'tcp').")
+    proxy.settings.mode = ProxyMode(mode)
     proxy.settings.mode_location = line.location
 
 
@@ -84,14 +85,21 @@ def parse_bind(proxy: ProxyDraft, line: Line) -> None:
         addresses = address.parse_bind(address.expand(line.arg(0), line.env))
     except address.AddressError as exc:
         line.fail(f"'bind' : {exc}")
-    _bind_options(proxy, line)
-    proxy.rules.binds.extend((host, port, line.location) for host, port in addresses)
+    accept_proxy = _bind_options(proxy, line)
+    proxy.rules.binds.extend(
+        (host, port, line.location, accept_proxy) for host, port in addresses)
 
 
-def _bind_options(proxy: ProxyDraft, line: Line) -> None:
+def _bind_options(proxy: ProxyDraft, line: Line) -> bool:
+    """Check the options after the address; returns whether ``accept-proxy`` is one."""
+    accept_proxy = False
     index = 1
     while index < len(line.args):
         option = line.args[index]
+        if option == "accept-proxy":
+            accept_proxy = True
+            index += 1
+            continue
         where = f"'bind {line.arg(0)}' in section '{proxy.kind.value}'"
         if option in _TLS_BIND_OPTIONS:
             line.fail(f"'bind {line.arg(0)}' : '{option}' : geoproxy does not terminate TLS; "
@@ -103,6 +111,7 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> None:
                       f"{quoted_list(sorted(_IGNORED_BIND_OPTIONS))}, and ignores them).")
         line.warn(f"'bind {line.arg(0)}' : '{option}' is ignored by geoproxy.")
         index += 1 + _BIND_OPTION_ARITY.get(option, 0)
+    return accept_proxy
 
 
 def _backend_name(line: Line) -> str:

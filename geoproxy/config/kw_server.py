@@ -38,6 +38,7 @@ from geoproxy.config.kw_resolve import (
     is_srv_record,
 )
 from geoproxy.config.model import Observe, OnError, Server
+from geoproxy.config.model_tcp import ProxyProtocol
 from geoproxy.config.units import UnitError, parse_time
 
 
@@ -173,20 +174,25 @@ SERVER_PARAMS: dict[str, Param] = {
     "init-addr": Param(1, apply_init_addr),
     "resolve-opts": Param(1, apply_resolve_opts),
     "resolve-net": Param(1, apply_resolve_net),
+    "send-proxy": Param(0, _flag(lambda s: replace(s, send_proxy=ProxyProtocol.V1))),
+    "send-proxy-v2": Param(0, _flag(lambda s: replace(s, send_proxy=ProxyProtocol.V2))),
+    "no-send-proxy": Param(0, _flag(lambda s: replace(s, send_proxy=None))),
+    "no-send-proxy-v2": Param(0, _flag(lambda s: replace(s, send_proxy=None))),
+    "check-send-proxy": Param(0, _flag(lambda s: replace(s, check_send_proxy=True))),
 }
 _IGNORED = {"id": 1}
-_SILENT = {"no-ssl": 0, "no-send-proxy": 0, "no-send-proxy-v2": 0, "no-agent-check": 0,
+_SILENT = {"no-ssl": 0, "no-agent-check": 0,
            "no-check-ssl": 0, "no-tfo": 0, "no-verifyhost": 0}
 _TLS = frozenset({"ssl", "verify", "ca-file", "crt", "sni", "alpn", "npn", "check-ssl",
                   "check-sni", "check-alpn", "ciphers", "ciphersuites", "crl-file", "verifyhost",
                   "ssl-min-ver", "ssl-max-ver", "ssl-reuse", "no-ssl-reuse", "sigalgs",
                   "client-sigalgs", "curves", "allow-0rtt", "force-sslv3", "force-tlsv10",
                   "force-tlsv11", "force-tlsv12", "force-tlsv13"})
-_REFUSED = frozenset({"send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn",
+_REFUSED = frozenset({"send-proxy-v2-ssl", "send-proxy-v2-ssl-cn",
                       "proxy-v2-options", "track", "redir", "source", "usesrc", "agent-check",
                       "agent-port", "agent-inter", "agent-addr", "agent-send", "minconn",
                       "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
-                      "max-reuse", "proto", "socks4", "tcp-ut", "ws", "check-send-proxy",
+                      "max-reuse", "proto", "socks4", "tcp-ut", "ws",
                       "check-proto", "check-via-socks4", "tfo", "non-stick", "log-proto",
                       "shard", "set-proxy-v2-tlv-fmt", "hash-key", "guid"})
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # TCP proxies' own values (model_tcp imports this module)
+    from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck, TcpRequestRules
 
 from geoproxy.rules.auth import Userlist
 from geoproxy.rules.spec import Action, CaptureSlot, LogFormat, MatchSpec, SampleExpr
@@ -93,6 +96,7 @@ class BalanceAlgorithm(enum.Enum):
     URL_PARAM = "url_param"
     HDR = "hdr"
     RANDOM = "random"
+    HASH = "hash"  # balance hash EXPR (HAProxy 2.6): a sample expression, map or consistent
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,7 @@ class Balance:
     uri_path_only: bool = False
     use_domain_only: bool = False
     draws: int = 2
+    expression: str | None = None  # balance hash: the sample fetch, as written
 
 
 class HashType(enum.Enum):
@@ -189,6 +194,8 @@ class Server:
     on_error: OnError = OnError.FAIL_CHECK
     on_marked_down_shutdown_sessions: bool = False
     on_marked_up_shutdown_backup_sessions: bool = False
+    send_proxy: ProxyProtocol | None = None  # send-proxy / send-proxy-v2
+    check_send_proxy: bool = False  # check-send-proxy: the checks send the header too
     # `resolvers NAME` and its companions (geoproxy.config.kw_resolve)
     resolution: ServerResolution | None = None
 
@@ -410,6 +417,8 @@ class Timeouts:
     http_keep_alive: float | None = None
     check: float | None = None
     tunnel: float | None = None
+    client_fin: float | None = None
+    server_fin: float | None = None
     tarpit: float | None = None
 
 
@@ -516,10 +525,19 @@ class Bind:
     host: str
     port: int
     location: Location
+    accept_proxy: bool = False  # accept-proxy: connections start with a PROXY protocol header
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
+
+
+class ProxyMode(enum.Enum):
+    """``mode http | tcp``. HAProxy's default is tcp: the parser sets it for a section that
+    names no mode; the model's default is http only so that HTTP dumps stay short."""
+
+    HTTP = "http"
+    TCP = "tcp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,6 +642,9 @@ class Frontend:
     # `log global` (the global section's targets) and this frontend's own `log` lines
     log_global: bool = False
     logs: tuple[LogTarget, ...] = ()
+    mode: ProxyMode = ProxyMode.HTTP
+    tcplog: bool = False  # option tcplog (and option httplog in a TCP frontend)
+    tcp_request: TcpRequestRules | None = None  # tcp-request connection|content, inspect-delay
     monitor: Monitor | None = None
     unique_id: UniqueId | None = None
     compression: Compression | None = None
@@ -673,6 +694,9 @@ class Backend:
     ignore_persist: tuple[Condition, ...] = ()
     acls: tuple[Acl, ...] = ()
     errorfiles: tuple[ErrorFile, ...] = ()
+    mode: ProxyMode = ProxyMode.HTTP
+    tcp_check: TcpCheck | None = None  # option tcp-check and the protocol checks
+    tcp_request: TcpRequestRules | None = None  # tcp-request content, inspect-delay
     stats: StatsConfig | None = None  # a backend serves the stats page too (HAProxy's meaning)
     compression: Compression | None = None
     buffer_request: bool = False  # option http-buffer-request

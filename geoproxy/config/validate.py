@@ -32,6 +32,7 @@ from geoproxy.config.model import (
     HttpRule,
     Location,
 )
+from geoproxy.config.validate_tcp import mode_errors, mode_warnings
 from geoproxy.rules.conditions import acl_usable
 
 _MISSING_TIMEOUTS = (
@@ -68,6 +69,8 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
         if frontend.name not in listens and frontend.timeouts.client is None:
             warnings.append(_missing_timeouts(frontend.location, f"frontend '{frontend.name}'"))
     errors.extend(_bind_collisions(config.frontends))
+    kinds = {f.name: ("listen" if f.name in listens else "frontend") for f in config.frontends}
+    errors.extend(mode_errors(config, kinds))
     stats_only = {f.name for f in config.frontends if f.stats is not None}
     for backend in config.backends:
         errors.extend(_stick_errors(backend, backends))
@@ -261,8 +264,5 @@ def check_drafts(drafts: list[ProxyDraft]) -> list[Diagnostic]:
             warnings.append(Diagnostic(settings.http_check_location, "http-check", (
                 f"backend '{draft.name}' uses http-check rules without 'option httpchk', so "
                 "the rules are ignored.")))
-        if settings.mode_location is None:
-            warnings.append(Diagnostic(draft.location, "mode", (
-                f"{draft.label} has no 'mode http': HAProxy would run it in TCP mode; geoproxy "
-                "always speaks HTTP.")))
+    warnings.extend(mode_warnings(drafts))
     return warnings

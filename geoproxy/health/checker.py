@@ -53,6 +53,8 @@ def check_target(backend: Backend, server: Server) -> CheckTarget:
         connect_timeout=connect,
         http=backend.httpchk,
         host_header=f"{server.host}:{server.port}",
+        tcp_check=backend.tcp_check,
+        send_proxy=server.send_proxy if server.check_send_proxy else None,
     )
 
 

@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass
 
 from geoproxy.config.model import HttpCheck, HttpCheckExpectKind
+from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck
+from geoproxy.health.tcpcheck import TcpCheckTarget, run_tcp_check
+from geoproxy.tcp.proxyproto import encode_v1, encode_v2
 
 _MAX_ANSWER = 16384
 NOLB_CODE = "L7OKC"  # http-check disable-on-404 and a 404: "check conditionally passed"
@@ -34,6 +37,8 @@ class CheckTarget:
     connect_timeout: float
     http: HttpCheck | None
     host_header: str | None = None
+    tcp_check: TcpCheck | None = None  # option tcp-check, redis-check... (health.tcpcheck)
+    send_proxy: ProxyProtocol | None = None  # check-send-proxy: a PROXY header first
 
 
 def run_check(target: CheckTarget) -> CheckResult:
@@ -44,6 +49,11 @@ def run_check(target: CheckTarget) -> CheckResult:
         elapsed = int((time.monotonic() - started) * 1000)
         return CheckResult(passed, code, description, elapsed)
 
+    if target.tcp_check is not None:
+        result = run_tcp_check(TcpCheckTarget(
+            target.host, target.port, target.timeout, target.connect_timeout,
+            target.tcp_check, target.send_proxy))
+        return done(result.passed, result.code, result.description)
     try:
         sock = socket.create_connection(
             (target.host, target.port), timeout=min(target.connect_timeout, target.timeout)
@@ -53,6 +63,12 @@ def run_check(target: CheckTarget) -> CheckResult:
     except OSError as error:
         return done(False, "L4CON", f"Layer4 connection problem: {error.strerror or error}")
     try:
+        if target.send_proxy is not None:
+            header = encode_v2(None) if target.send_proxy is ProxyProtocol.V2 else encode_v1(None)
+            try:
+                sock.sendall(header)
+            except OSError as error:
+                return done(False, "L4CON", f"Layer4 connection problem: {error}")
         if target.http is None:
             return done(True, "L4OK", "Layer4 check passed")
         remaining = max(target.timeout - (time.monotonic() - started), 0.001)

@@ -48,7 +48,7 @@ from geoproxy.proxy.runtime import (
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody, tunnel_timeout
 from geoproxy.rules.engine import run_rules
 from geoproxy.rules.run import LocalReply
-from geoproxy.rules.txn import ENVIRON_KEY, Txn
+from geoproxy.rules.txn import ENVIRON_KEY, Txn, txn_of
 from geoproxy.state.store import FleetState, Lease, StickRequest
 
 Environ = dict[str, Any]
@@ -203,6 +203,9 @@ class ProxyApp:
             txn.nbsrv = self._nbsrv
             if note is not None and frontend.log_format is not None:
                 note.formatter = (txn, frontend.log_format)
+        if frontend.content_rules and frontend.rejects(txn or txn_of(environ)):  # first
+            _note_rejected(environ)
+            raise ClientGone("rejected by a tcp-request content rule")  # closed, no answer
         try:
             rules = frontend.rules
             if rules is not None and txn is not None:
@@ -585,10 +588,12 @@ def _request_keys(environ: Environ) -> RequestKeys:
         value: str | None = environ.get("HTTP_" + name.upper().replace("-", "_"))
         return value
 
+    port = environ.get("SERVER_PORT", "")
     return RequestKeys(
         source=environ.get("REMOTE_ADDR", ""),
         uri=environ.get("RAW_URI") or environ.get("PATH_INFO", "/"),
         header=header,
+        destination_port=int(port) if port.isdigit() else 0,
     )
 
 
@@ -597,3 +602,12 @@ def _note_queue_timeout(environ: Environ) -> None:
     note = note_of(environ)
     if note is not None:
         note.termination = "sQ"
+
+
+def _note_rejected(environ: Environ) -> None:
+    """Log a request a ``tcp-request content`` rule rejected as HAProxy does: no status,
+    ``PR``, ``<BADREQ>``."""
+    note = note_of(environ)
+    if note is not None:
+        note.request_line = "<BADREQ>"
+        note.finish(-1, 0, "PR")

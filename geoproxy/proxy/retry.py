@@ -25,6 +25,7 @@ _HASHING = frozenset(
         BalanceAlgorithm.URI,
         BalanceAlgorithm.URL_PARAM,
         BalanceAlgorithm.HDR,
+        BalanceAlgorithm.HASH,
     }
 )
 

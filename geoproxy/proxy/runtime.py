@@ -12,6 +12,7 @@ from typing import Any
 from geoproxy.balance.factory import policy_for
 from geoproxy.balance.policy import Policy
 from geoproxy.config.model import Backend, Config, ForwardFor, Frontend, Observe
+from geoproxy.config.model_tcp import TcpAction
 from geoproxy.proxy.accesslog import AccessLog
 from geoproxy.proxy.errorpages import ErrorPages
 from geoproxy.proxy.monitor import MonitorRule
@@ -92,6 +93,8 @@ class FrontendRuntime:
     errors: ErrorPages
     forwardfor: Callable[[Environ], tuple[str, str] | None]
     log: AccessLog | None  # None: this frontend logs no request
+    # tcp-request content rules: (condition or None, whether the rule rejects)
+    content_rules: tuple[tuple[Predicate | None, bool], ...] = ()
     monitor: MonitorRule | None = None
     unique_id: UniqueIdFormat | None = None
     unique_id_header: str | None = None
@@ -114,6 +117,14 @@ class FrontendRuntime:
                     break
                 return found
         return self.default_backend
+
+    def rejects(self, txn: Txn) -> bool:
+        """``tcp-request content`` in an HTTP proxy, evaluated on each request as HAProxy
+        does: the first rule that holds decides; none holds: accepted."""
+        for holds, rejects in self.content_rules:
+            if holds is None or holds(txn):
+                return rejects
+        return False
 
     def runs_backend_rules(self, backend: BackendRuntime) -> bool:
         """Whether ``backend``'s own rules run for this frontend's requests: not when it is
@@ -177,6 +188,7 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list
                 errors=errors,
                 forwardfor=_forwardfor_rule(frontend.forwardfor),
                 log=_access_log(config, frontend),
+                content_rules=_content_rules(frontend),
                 monitor=MonitorRule(frontend.monitor) if frontend.monitor else None,
                 unique_id=UniqueIdFormat(frontend.unique_id.format)
                 if frontend.unique_id else None,
@@ -189,6 +201,17 @@ def build_frontends(config: Config, backends: dict[str, BackendRuntime]) -> list
             )
         )
     return frontends
+
+
+def _content_rules(frontend: Frontend) -> tuple[tuple[Predicate | None, bool], ...]:
+    rules = frontend.tcp_request
+    if rules is None:
+        return ()
+    return tuple(
+        (compile_condition(rule.condition, response=False) if rule.condition else None,
+         rule.action is not TcpAction.ACCEPT)
+        for rule in rules.content
+    )
 
 
 def _access_log(config: Config, frontend: Frontend) -> AccessLog | None:

@@ -14,7 +14,9 @@ Rules (configuration manual 7.3):
 3. ``hdr`` reads the request's headers in request rules and the response's in response rules.
    Header values are split on commas outside quotes; the worker joins repeated fields, so
    ``req.fhdr`` sees one line per header name (docs/rules.md lists this difference).
-4. TLS is not terminated yet: ``ssl_fc`` is false; other ``ssl_*`` fetches are refused.
+4. TLS is not terminated yet: ``ssl_fc`` is false; other ``ssl_*`` fetches are refused, as
+   are the ``req.ssl_*`` ones of a ClientHello but ``req.ssl_sni`` and ``req.ssl_hello_type``
+   (``fetch_tcp.py``).
    Stick counters (``sc_*``, ``src_*``, ``table_*``) are refused until the fleet-wide counters
    land; each is then one entry here (see ``REFUSED_PREFIXES``).
 """
@@ -52,6 +54,7 @@ from geoproxy.rules.fetch_http import (
     url_param,
     url_param_all,
 )
+from geoproxy.rules.fetch_tcp import TCP_FETCHES
 from geoproxy.rules.fetch_types import Args, CompileEnv, Fetch, FetchDef
 from geoproxy.rules.txn import Txn
 from geoproxy.rules.values import to_int, to_ip, to_str
@@ -348,6 +351,8 @@ FETCHES: Final[dict[str, FetchDef]] = {
     "ipv6": F("S", _IP, _constant(lambda t: ipaddress.IPv6Address(t)), needs="any"),
     "bin": F("S", "bin", _constant(bytes.fromhex), needs="any"),
     "stopping": F("", _BOOL, _fixed(False), needs="any"),
+    # a connection's first bytes, for mode tcp (fetch_tcp.py)
+    **TCP_FETCHES,
 }
 
 # ACL keywords that are a fetch with an implied matching method (``path_beg``): HAProxy's
@@ -378,8 +383,6 @@ REFUSED_PREFIXES: Final[dict[str, str]] = {
     "req_ssl": "geoproxy does not terminate TLS yet: TLS fetches have nothing to read",
     "lua.": "geoproxy does not run Lua",
     "req.body": "geoproxy streams request bodies and never buffers them for fetches",
-    "req.payload": "geoproxy reads no payload bytes for fetches ('mode tcp' inspection)",
-    "payload": "geoproxy reads no payload bytes for fetches ('mode tcp' inspection)",
     "res.body": "geoproxy streams response bodies and never buffers them for fetches",
 }
 

@@ -17,9 +17,12 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from geoproxy.httptext import header_values
+
+if TYPE_CHECKING:
+    from geoproxy.tcp.facts import TcpFacts
 
 Environ = dict[str, Any]
 ENVIRON_KEY: Final = "geoproxy.txn"
@@ -71,7 +74,7 @@ class Txn:
 
     __slots__ = (
         "environ", "frontend", "backend", "server", "vars", "status", "reason", "headers",
-        "captures", "res_captures", "now", "nbsrv", "request_line", "client_port",
+        "captures", "res_captures", "now", "nbsrv", "request_line", "client_port", "tcp",
     )  # fmt: skip
 
     def __init__(self, environ: Environ, frontend: str = "", now: float = 0.0) -> None:
@@ -95,6 +98,8 @@ class Txn:
             environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
         )
         self.client_port = 0
+        # a mode tcp connection's facts (geoproxy.rules.fetch_tcp); None for an HTTP request
+        self.tcp: TcpFacts | None = None
         environ[ENVIRON_KEY] = self
 
     # -- variables ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from geoproxy.config import load
-from geoproxy.config.model import Config
+from geoproxy.config.model import Config, ProxyMode
 from geoproxy.errors import ConfigError
 from geoproxy.runtime import cli, instances
 from geoproxy.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisBusy, EmbeddedRedisError
@@ -157,7 +157,6 @@ def _announce(config: Config) -> None:
     for frontend in config.frontends:
         for bind in frontend.binds:
             host = "127.0.0.1" if bind.host in ("0.0.0.0", "", "*") else bind.host
-            print(
-                f"geoproxy: frontend {frontend.name} listening on http://{host}:{bind.port}/",
-                flush=True,
-            )
+            where = (f"http://{host}:{bind.port}/" if frontend.mode is ProxyMode.HTTP
+                     else f"tcp {host}:{bind.port}")
+            print(f"geoproxy: frontend {frontend.name} listening on {where}", flush=True)

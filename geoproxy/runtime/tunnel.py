@@ -1,18 +1,25 @@
-"""A tunnel between a client's socket and a server's, after a protocol switch (a 101).
+"""A tunnel between a client's socket and a server's: after a protocol switch (a 101), and for
+the whole life of a ``mode tcp`` connection.
 
 Rules:
-1. Two greenlets copy bytes, one each way, each through one receive of at most ``BUFFER_SIZE``
-   bytes at a time: a side that stops reading holds the other's copy in ``sendall`` (TCP's
-   own flow control), so a tunnel holds at most two buffers, whatever flows through it.
+1. Two greenlets copy bytes, one each way, each through one receive of at most
+   ``buffer_size`` bytes at a time: a side that stops reading holds the other's copy in
+   ``sendall`` (TCP's own flow control), so a tunnel holds at most two buffers, whatever flows
+   through it. Buffers come from a per-process pool and go back to it after each copy: an idle
+   tunnel holds none (a process with many idle TCP connections keeps its memory).
 2. The end of one side's stream (a FIN) is passed on as a half-close: the other side's write
    direction is shut down, and that direction of the tunnel is done. The tunnel ends when both
    directions are done.
 3. An error on either side (a reset, a broken pipe) ends the tunnel at once, and so do
-   ``timeout`` seconds with no byte moved in either direction (HAProxy's ``timeout tunnel``)
+   ``timeout`` seconds with no byte moved in either direction (HAProxy's ``timeout tunnel``;
+   ``fin_timeout`` instead once one direction is done: ``timeout client-fin``/``server-fin``)
    and ``cut``. A write that fails because its peer had already closed its own stream is a
    normal end.
 4. ``run`` returns once both greenlets are gone; the caller owns both sockets and
    closes them. The sockets' own timeouts are removed: rule 3's clock is the only one.
+5. Bulk transfer stays in few system calls: a copy tries the receive on the socket itself first
+   and waits for input only when there is none, so a busy tunnel does not yield to the hub
+   between two buffers.
 """
 
 from __future__ import annotations
@@ -26,8 +33,39 @@ from typing import Final
 import gevent
 import gevent.event
 
+from geoproxy.netio import sendall, wait_readable
+
 BUFFER_SIZE: Final = 16384
+BULK_BUFFER_SIZE: Final = 262144  # mode tcp: fewer system calls per byte on bulk transfers
 _KILL_WAIT: Final = 1.0  # seconds to wait for a killed copy to unwind
+_POOLED: Final = 64  # free buffers kept per size
+
+
+class _BufferPool:
+    """Free buffers of one size (rule 1); a process's greenlets share it."""
+
+    __slots__ = ("size", "_free")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free: list[bytearray] = []
+
+    def take(self) -> bytearray:
+        return self._free.pop() if self._free else bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        if len(self._free) < _POOLED:
+            self._free.append(buffer)
+
+
+_pools: dict[int, _BufferPool] = {}
+
+
+def _pool(size: int) -> _BufferPool:
+    pool = _pools.get(size)
+    if pool is None:
+        pool = _pools[size] = _BufferPool(size)
+    return pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +91,17 @@ class _Activity:
 
 
 class _Copy:
-    """One direction: ``source``'s bytes to ``sink`` (rules 1 and 2)."""
+    """One direction: ``source``'s bytes to ``sink`` (rules 1, 2 and 5)."""
 
-    __slots__ = ("source", "sink", "first", "moved", "done", "failed", "_activity")
+    __slots__ = ("source", "sink", "first", "moved", "done", "failed", "_activity", "_pool")
 
     def __init__(
-        self, source: socket.socket, sink: socket.socket, first: bytes, activity: _Activity
+        self,
+        source: socket.socket,
+        sink: socket.socket,
+        first: bytes,
+        activity: _Activity,
+        pool: _BufferPool,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -67,25 +110,41 @@ class _Copy:
         self.done = False  # the source's stream ended and the sink was told
         self.failed: socket.socket | None = None  # the socket whose call failed
         self._activity = activity
+        self._pool = pool
 
     def run(self) -> None:
-        activity = self._activity
-        failing = self.source
+        activity, pool, source, sink = self._activity, self._pool, self.source, self.sink
+        # the operating system's socket under gevent's, for a receive that never waits
+        raw = getattr(source, "_sock", None)
+        failing = source
         try:
-            data = self.first
-            while True:
-                if data:
-                    failing = self.sink
-                    self.sink.sendall(data)
-                    self.moved += len(data)
-                    activity.last = time.monotonic()
-                failing = self.source
-                data = self.source.recv(BUFFER_SIZE)
-                if not data:
-                    break
+            if self.first:
+                failing = sink
+                sendall(sink, self.first)
+                self.moved += len(self.first)
                 activity.last = time.monotonic()
+            while True:
+                failing = source
+                buffer = pool.take()
+                try:
+                    try:
+                        received = (raw or source).recv_into(buffer)
+                    except BlockingIOError:
+                        received = -1
+                    if received > 0:
+                        activity.last = time.monotonic()
+                        failing = sink
+                        sendall(sink, memoryview(buffer)[:received])
+                        self.moved += received
+                        activity.last = time.monotonic()
+                finally:
+                    pool.give(buffer)
+                if received == 0:
+                    break
+                if received < 0:
+                    wait_readable(source)  # idle: no buffer held while waiting
             with contextlib.suppress(OSError):
-                self.sink.shutdown(socket.SHUT_WR)
+                sink.shutdown(socket.SHUT_WR)
             self.done = True
         except OSError:
             self.failed = failing
@@ -97,7 +156,8 @@ class Tunnel:
     """One tunnel (module rules): ``run`` it in the connection's greenlet; ``cut`` ends it
     from any other (HAProxy's ``shutdown-sessions``)."""
 
-    __slots__ = ("client", "server", "timeout", "_up", "_down", "_activity", "_cut")
+    __slots__ = ("client", "server", "timeout", "fin_timeout", "_up", "_down", "_activity",
+                 "_cut")
 
     def __init__(
         self,
@@ -107,16 +167,21 @@ class Tunnel:
         to_server: bytes = b"",
         to_client: bytes = b"",
         timeout: float | None,
+        fin_timeout: float | None = None,
+        buffer_size: int = BUFFER_SIZE,
     ) -> None:
         """``to_server``: what the client sent after its request; ``to_client``: what the
         server sent after its 101 head; ``timeout``: seconds of inactivity both ways that
-        end the tunnel (None: no limit)."""
+        end the tunnel (None: no limit); ``fin_timeout``: the same once one direction is done
+        (None: ``timeout``); ``buffer_size``: the most one receive takes."""
         self.client = client
         self.server = server
         self.timeout = timeout
+        self.fin_timeout = fin_timeout
         self._activity = _Activity()
-        self._up = _Copy(client, server, to_server, self._activity)
-        self._down = _Copy(server, client, to_client, self._activity)
+        pool = _pool(buffer_size)
+        self._up = _Copy(client, server, to_server, self._activity, pool)
+        self._down = _Copy(server, client, to_client, self._activity, pool)
         self._cut = False
 
     def cut(self) -> None:
@@ -134,6 +199,8 @@ class Tunnel:
             while not (up.done and down.done) and up.failed is None and down.failed is None:
                 if self._cut:
                     break
+                if (up.done or down.done) and self.fin_timeout is not None:
+                    timeout = self.fin_timeout
                 if timeout is None:
                     activity.changed.wait()
                 else:

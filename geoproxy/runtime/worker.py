@@ -24,7 +24,11 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    goes to the client and the connection becomes a tunnel to the server
    (``geoproxy.runtime.tunnel``) until either side is done; it then closes. Any other answer
    is a plain response, and the connection goes on with the next request.
-8. Each listening socket is served by a ``FrontendListener``, which a disabled frontend
+8. A connection accepted by a ``mode tcp`` frontend is served by ``geoproxy.runtime.
+   tcp_service`` to its end (a tunnel to a server). An HTTP frontend's connection first goes
+   through that service's prelude when its bind has ``accept-proxy`` (the PROXY header gives
+   the client's address) or the frontend has ``tcp-request connection`` rules.
+9. Each listening socket is served by a ``FrontendListener``, which a disabled frontend
    (``disable frontend`` on the Runtime API) pauses: the worker reads the fleet's disabled
    frontends before its first accept, then at every heartbeat of its fleet state
    (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
@@ -53,6 +57,7 @@ from geoproxy.runtime.frontend_gate import frontend_of
 from geoproxy.runtime.frontend_listener import FrontendListener
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
+from geoproxy.runtime.tcp_service import Listener, TcpService
 from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
@@ -63,17 +68,22 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
 
     alive: bool
     request_limits: RequestLimits
+    tcp: TcpService | None
 
     def run(self) -> None:
         watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
         config = getattr(self.wsgi, "config", None)  # tune.bufsize, tune.http.maxhdr
         self.request_limits = config.global_.request_limits if config else RequestLimits()
+        fleet = getattr(self.wsgi, "fleet", None)
+        self.tcp = None
+        if config is not None and fleet is not None and TcpService.wanted(config):
+            self.tcp = TcpService(config, fleet)  # mode tcp, accept-proxy (rule 8)
         self.listeners: list[FrontendListener] = []
         self.disabled_frontends = self._follow_disabled_frontends()
         super().run()
 
     def _follow_disabled_frontends(self) -> frozenset[str]:
-        """Rule 8: the frontends disabled now (none when Redis cannot say: the heartbeat
+        """Rule 9: the frontends disabled now (none when Redis cannot say: the heartbeat
         corrects it), and every change from now on."""
         fleet = getattr(self.wsgi, "fleet", None)
         follow = getattr(fleet, "on_disabled_frontends", None)
@@ -88,7 +98,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         return disabled
 
     def server_class(self, listener: Any, *, spawn: Any, **arguments: Any) -> FrontendListener:
-        """The server of one listening socket (rule 8). gunicorn's ``GeventWorker.run`` builds
+        """The server of one listening socket (rule 9). gunicorn's ``GeventWorker.run`` builds
         each through ``server_class`` when a worker has one, with pywsgi's arguments, which
         this worker does not use (it has its own HTTP loop)."""
         config = getattr(self.wsgi, "config", None)
@@ -116,13 +126,41 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         listener_name = listener.getsockname()
+        rest = b""
+        tcp = self.tcp
+        if tcp is not None:
+            found = tcp.listener(listener_name)
+            if found is not None and found.is_tcp:
+                self._serve_tcp(tcp, found, client, addr)
+                return
+            if found is not None and (found.accept_proxy or found.frontend.connection_rules):
+                try:
+                    opened = tcp.prelude(client, addr, found, client.getsockname())
+                except OSError:
+                    opened = None
+                if opened is None:
+                    _close(client)
+                    return
+                addr, rest = opened
         connection = _Connection(self, client, addr, listener_name)
+        if rest:
+            connection.reader.feed(rest)
         try:
             connection.serve()
         except OSError:
             pass  # the client went away or stalled past timeout client: nothing to answer
         except Exception:
             self.log.exception("unexpected error on a client connection")
+        finally:
+            _close(client)
+
+    def _serve_tcp(self, tcp: TcpService, listener: Listener, client: socket.socket,
+                   addr: Any) -> None:
+        """A connection of a ``mode tcp`` frontend (rule 8)."""
+        try:
+            tcp.serve(client, addr, listener, client.getsockname())
+        except Exception:
+            self.log.exception("unexpected error on a TCP connection")
         finally:
             _close(client)
 

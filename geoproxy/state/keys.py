@@ -158,6 +158,6 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:w:W",
         "HASH",
         "server -> requests worker W (HOST:PID, or HOST:PID#N after a Redis stall) has in "
-        "flight; given back by the reaper if W dies",
+        "flight (0, or no field, once they ended); given back by the reaper if W dies",
     ),
 )

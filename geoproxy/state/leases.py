@@ -6,8 +6,9 @@ Rules:
    releases batched meanwhile, in one round trip. That call is the request's only Redis round
    trip in steady state (DESIGN.md invariant 1); a second one happens only when the script asks
    for more than the first carried (every candidate of a partial list was full).
-2. A request whose choice needs no check against the fleet (no candidate has maxconn, no
-   stick-table entry, no queue: most requests of most backends) is decided here, by the same
+2. A request whose choice needs no check against the fleet (no candidate has maxconn, so no
+   queue either, and no stick-table entry: most requests of most backends) is decided here,
+   by the same
    rule as the script (``rank.decide``), over the fleet's counts as this worker's previous calls
    read them, when that was at most ``FRESH`` ago (under load, a call or two ago); the call is
    then plain commands in one MULTI/EXEC (increments, and the counts read back for the next
@@ -116,6 +117,8 @@ class Leases:
         self._clock = clock
         self._wake_flusher = wake_flusher
         self.beaten_at = float("-inf")  # when this worker's liveness was last refreshed
+        # Redis's clock (ms) less this process's (ms), as of the last heartbeat
+        self.redis_offset_ms: float | None = None
         outage.on_new_holder(self._forget_pending)
 
     # -- acquire ---------------------------------------------------------------------------
@@ -141,10 +144,8 @@ class Leases:
         holder = self._outage.holder
         releases = state.take_pending()
         state.carried += 1
-        plain = (
-            not state.has_queues
-            and (not wishes or self._clock() - state.counts_at <= FRESH)
-            and all(map(_is_plain, wishes))
+        plain = (not wishes or self._clock() - state.counts_at <= FRESH) and all(
+            map(_is_plain, wishes)
         )
         try:
             if plain:
@@ -194,10 +195,16 @@ class Leases:
                 commands.append(("HINCRBY", keys.inflight, name, by))
                 commands.append(("HINCRBY", mine, name, by))
         now = self._clock()
+        beat = self.redis_offset_ms is not None and now - self.beaten_at >= HEARTBEAT_PERIOD
+        if beat:  # rule 5, on Redis's clock as the last heartbeat read it
+            expiry = int(now * 1000 + (self.redis_offset_ms or 0)) + WORKER_TTL_MS
+            commands.append(("ZADD", keys.workers, expiry, holder))
         read_all = len(state.config.servers) <= READ_EVERY_CALL or now - state.counts_at > REREAD
         if read_all:
             commands.append(("HGETALL", keys.inflight))
         replies = self._transaction(commands)
+        if beat:
+            self.beaten_at = now
         self._repair(state, commands, replies)
         if read_all:
             read = replies[-1]
@@ -207,8 +214,9 @@ class Leases:
                 state.saw_counts({read[i]: int(read[i + 1]) for i in range(0, len(read), 2)})
             state.counts_at = now
         else:  # the increments answered the counts they changed
-            for command, reply in zip(commands[::2], replies[::2], strict=False):
-                state.saw_count(command[2], int(reply))
+            for command, reply in zip(commands, replies, strict=True):
+                if command[1] == keys.inflight:
+                    state.saw_count(command[2], int(reply))
         counts = state.fleet_inflight
         return [
             _Answer(taken, False, counts.get(taken, 0) if taken else 0, False, holder)
@@ -231,9 +239,10 @@ class Leases:
     ) -> None:
         """A worker's hash below zero: put the over-release back, count under a new holder
         (rule 4)."""
+        mine = state.keys.worker(self._outage.holder)
         fixes = []
-        for command, reply in zip(commands[1::2], replies[1::2], strict=False):
-            if command[0] == "HINCRBY" and int(reply) < 0:
+        for command, reply in zip(commands, replies, strict=True):
+            if command[1] == mine and int(reply) < 0:
                 fixes.append((command[2], -int(reply)))
         if not fixes:
             return
@@ -241,7 +250,7 @@ class Leases:
         repair: list[tuple[Any, ...]] = []
         for name, over in fixes:
             repair.append(("HINCRBY", keys.inflight, name, over))
-            repair.append(("HDEL", commands[1][1], name))
+            repair.append(("HDEL", mine, name))
         self._transaction(repair)
         self._outage.renew_holder()
 

@@ -270,7 +270,8 @@ class RedisFleetState:
         """One heartbeat: say this process is alive, reap dead workers, and reload the snapshot
         of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
         started = self._clock()
-        self._heartbeat.refresh(self._outage.holder, beat=beat)
+        redis_ms = self._heartbeat.refresh(self._outage.holder, beat=beat)
+        self._leases.redis_offset_ms = redis_ms - started * 1000
         for state in self._backends.values():
             state.counts_at = started
         if beat and self._backends:

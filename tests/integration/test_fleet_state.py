@@ -47,10 +47,15 @@ def fleet(redis_url: str) -> Iterator[RedisFleetState]:
 
 
 def counts(redis_url: str, key: str = "gp:{app}:inflight") -> dict[str, int]:
+    """A hash of counts; a worker's hash keeps a server at 0 once its requests ended, which
+    means what an absent field means."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         found = cast(dict[str, str], client.hgetall(key))
-        return {name: int(value) for name, value in found.items()}
+        counted = {name: int(value) for name, value in found.items()}
+        if ":w:" in key:
+            counted = {name: count for name, count in counted.items() if count}
+        return counted
     finally:
         client.close()
 

@@ -121,3 +121,21 @@ def test_cut_ends_a_tunnel_both_ways_at_once() -> None:
     finally:
         for sock in (client, client_proxy, server_proxy, server):
             sock.close()
+
+
+def test_once_one_side_is_done_the_fin_timeout_ends_an_idle_tunnel() -> None:
+    """``timeout client-fin`` / ``server-fin``: a half-closed tunnel that stays idle ends after
+    the fin timeout, though the tunnel's own timeout is much longer."""
+    client, client_proxy = gsocket.socketpair()
+    server_proxy, server = gsocket.socketpair()
+    try:
+        tunnel = Tunnel(client_proxy, server_proxy, timeout=30.0, fin_timeout=0.3)
+        greenlet = gevent.spawn(tunnel.run)
+        client.shutdown(socket.SHUT_WR)  # the client is done sending; the server stays silent
+        started = time.monotonic()
+        report: TunnelReport = greenlet.get(timeout=5)
+        assert report.ending == "cD"
+        assert 0.25 < time.monotonic() - started < 2.0
+    finally:
+        for sock in (client, client_proxy, server_proxy, server):
+            sock.close()

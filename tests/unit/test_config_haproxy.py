@@ -3,7 +3,7 @@
 Each ``cases/config/haproxy/*.cfg`` is given to ``haproxy -c -f`` and to ``geoproxy.config.load``.
 Both must agree on validity and, for files with line errors, on the lines at fault (HAProxy
 reports whole-configuration errors without a line, so for those only validity is compared).
-The files avoid the places where geoproxy deliberately differs (``mode tcp``, 1.x timeout
+The files avoid the places where geoproxy deliberately differs (``track-sc``, 1.x timeout
 names, TLS, empty arguments...). Skipped when no ``haproxy`` is installed (fails under
 ``.ci/run``, which installs it).
 """

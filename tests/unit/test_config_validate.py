@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from geoproxy.config import parse_text
+from geoproxy.config.model import ProxyMode
 
 TIMEOUTS = "    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
 
@@ -11,14 +12,14 @@ def warnings_of(text: str) -> list[str]:
     return [w.message for w in parse_text(text, "t.cfg", env={}).warnings]
 
 
-def test_a_proxy_without_mode_http_is_told_haproxy_would_run_it_in_tcp_mode() -> None:
-    messages = warnings_of(
+def test_a_proxy_without_a_mode_runs_in_tcp_mode_as_in_haproxy() -> None:
+    config = parse_text(
         "defaults\n" + TIMEOUTS +
         "frontend f\n    bind :80\n    default_backend b\n"
-        "backend b\n    mode http\n    server s 127.0.0.1:9001\n")
-    assert messages == [
-        "frontend 'f' has no 'mode http': HAProxy would run it in TCP mode; geoproxy always "
-        "speaks HTTP."]
+        "backend b\n    server s 127.0.0.1:9001\n", "t.cfg", env={})
+    assert [f.mode for f in config.frontends] == [ProxyMode.TCP]
+    assert [b.mode for b in config.backends] == [ProxyMode.TCP]
+    assert config.warnings == ()
 
 
 def test_a_listen_without_timeouts_gets_one_warning_naming_it_a_proxy() -> None:
