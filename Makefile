@@ -31,8 +31,10 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed-run
 	$(BIN)/geoproxy run $(RUN_ARGS) $(ARGS)
 
+# Every core runs tests (pytest-xdist); a module's tests stay on one worker, so its fixtures
+# (a proxy, a haproxy to compare with) start once.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check geoproxy tests scripts

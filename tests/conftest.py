@@ -11,6 +11,7 @@ Everything a test starts is stopped by pid when the test ends, even if it crashe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,6 +24,20 @@ from tests.support.redis_server import RedisServer, flush_all, start_redis_serve
 
 BackendsFactory = Callable[..., list[Backend]]
 ProxyFactory = Callable[..., ProxyProcess]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_dir_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every ``geoproxy run`` a test starts keeps its embedded Redis and files under a directory
+    of this test session's (``XDG_RUNTIME_DIR``), never beside a developer's own instance or
+    another session's."""
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("rt"))
+    yield
+    if previous is None:
+        del os.environ["XDG_RUNTIME_DIR"]
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

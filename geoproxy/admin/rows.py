@@ -7,7 +7,8 @@ Rules:
 2. Fields carry HAProxy's CSV column names (``qcur``, ``scur``, ``wretr``...); a figure that
    does not apply to a row is None (an empty CSV cell), as HAProxy leaves it.
 3. Status words and colours are HAProxy's: ``UP``, ``DOWN``, ``DRAIN``, ``MAINT``, ``no
-   check``, ``UP 1/3`` (going down), ``DOWN 1/2`` (going up); ``active_up``, ``maintain``...
+   check``, ``UP 1/3`` (going down), ``DOWN 1/2`` (going up); ``active_up``, ``maintain``...;
+   a frontend is ``OPEN``, or ``PAUSED`` once disabled (``disable frontend``).
 4. Figures are fleet-wide: every host's workers count into the same Redis keys.
 """
 
@@ -238,7 +239,7 @@ def frontend_row(iid: int, frontend: FrontendReport) -> StatsRow:
         stot=frontend.sessions,
         bin=frontend.bytes_in,
         bout=frontend.bytes_out,
-        status="OPEN",
+        status="PAUSED" if frontend.paused else "OPEN",
         iid=iid,
         sid=0,
         type=RowType.FRONTEND.value,

@@ -20,7 +20,7 @@ _NOTHING = "it has no effect on traffic in geoproxy"
 # keyword -> reason, for the global section
 GLOBAL_IGNORED: dict[str, str] = {
     **dict.fromkeys(("daemon", "master-worker", "user", "group", "uid", "gid", "chroot",
-                     "pidfile", "nbproc", "nbthread", "cpu-map", "thread-groups", "ulimit-n",
+                     "pidfile", "nbthread", "cpu-map", "thread-groups", "ulimit-n",
                      "quiet", "localpeer", "hard-stop-after", "grace", "set-dumpable",
                      "insecure-fork-wanted", "insecure-setuid-wanted", "node", "description",
                      "expose-experimental-directives", "zero-warning", "strict-limits",
@@ -40,6 +40,8 @@ GLOBAL_IGNORED: dict[str, str] = {
 GLOBAL_IGNORED_PREFIXES: dict[str, str] = {"tune.": _TUNING, "ssl-default-": _TLS}
 
 GLOBAL_REFUSED: dict[str, str] = {
+    "nbproc": "HAProxy 2.5 and later refuse it too (threads replaced processes; geoproxy's "
+              "worker processes are set with --workers or 'workers N')",
     **dict.fromkeys(("maxconnrate", "maxsessrate"),
                     "it caps new connections per second and geoproxy does not implement it"),
     **dict.fromkeys(("setenv", "presetenv", "resetenv", "unsetenv"),

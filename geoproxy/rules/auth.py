@@ -22,7 +22,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Final
 
-import crypt_r
+from geoproxy.rules import syscrypt
 
 _CACHE_LIMIT: Final = 4096
 _checked: dict[tuple[str, str, str], bool] = {}
@@ -92,7 +92,7 @@ def _password_ok(user: User, password: str) -> bool:
     key = (user.name, user.password, password)
     known = _checked.get(key)
     if known is None:
-        hashed = crypt_r.crypt(password, user.password)
+        hashed = syscrypt.crypt(password, user.password)
         known = hashed is not None and hmac.compare_digest(hashed, user.password)
         if len(_checked) >= _CACHE_LIMIT:
             _checked.clear()

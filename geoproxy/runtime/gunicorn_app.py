@@ -2,7 +2,9 @@
 
 Where each piece of per-process state is made (gunicorn's hooks are the places for it):
 - the master registers the configured servers in Redis once, and reaps a worker's in-flight
-  counts the moment that worker exits (``child_exit``), whatever killed it;
+  counts the moment that worker exits (``child_exit``), whatever killed it; its greenlets
+  serve the ``stats socket`` and keep the listening sockets of disabled frontends out of
+  LISTEN (``frontend_gate.py``), and a new worker ends its copies of them (``post_fork``);
 - each worker, after fork and gevent's monkey-patching, opens its own Redis client, builds its
   local snapshot and its pools (``load``), and starts its background loops
   (``post_worker_init``); on exit it flushes its pending releases (``worker_exit``).
@@ -14,6 +16,7 @@ all the same (DESIGN.md invariant 4) and the new workers register it when Redis 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -21,6 +24,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from gunicorn import sock as gunicorn_sock
@@ -36,10 +40,10 @@ from geoproxy.health.checker import HealthChecker
 from geoproxy.proxy.app import ProxyApp
 from geoproxy.resolve.resolver import Resolver
 from geoproxy.resolve.startup import seed_addresses
+from geoproxy.runtime.frontend_gate import FrontendGate, HostFirstOps, pause_listeners
 from geoproxy.runtime.stats_socket import BoundSocket, RuntimeApiServer
 from geoproxy.state.frontends import FrontendDirectory
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
-from geoproxy.state.runtime_ops import RuntimeOps
 
 log = logging.getLogger("geoproxy")
 
@@ -83,6 +87,9 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         self._listeners = list(listeners)
         self._stats_sockets = list(stats_sockets)
         self._master_fleet: RedisFleetState | None = None
+        # the master's greenlets, which a forked worker abandons (post_fork)
+        self._gate: FrontendGate | None = None
+        self._runtime_api_server: RuntimeApiServer | None = None
         self._registered = True  # False: the last reload could not reach Redis
         super().__init__(usage=None, prog="geoproxy")
 
@@ -109,6 +116,7 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
             # A proxy relays these headers; gunicorn must not interpret them for itself.
             "forwarded_allow_ips": "",
             "secure_scheme_headers": {},
+            "post_fork": self._post_fork,
             "post_worker_init": _post_worker_init,
             "worker_exit": _worker_exit,
             "child_exit": self._child_exit,
@@ -188,24 +196,55 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
 
     def run(self) -> None:
         master = os.getpid()
-        runtime_api = self._runtime_api()
+        gate: FrontendGate | None = None
+        runtime_api: RuntimeApiServer | None = None
         try:
             arbiter = GeoproxyArbiter(self)
             if self._listeners:
                 fds = [listener.detach() for listener in self._listeners]
                 arbiter.LISTENERS = gunicorn_sock.create_sockets(arbiter.cfg, arbiter.log, fds)
                 self._listeners = []
+            gate = self._gate = self._frontend_gate(arbiter)
+            runtime_api = self._runtime_api_server = self._runtime_api(gate)
             arbiter.run()
         except RuntimeError as error:
             print(f"\nError: {error}\n", file=sys.stderr, flush=True)
             sys.exit(1)
         finally:
-            # gunicorn's workers leave through this stack too: only the master stops it
-            if runtime_api is not None and os.getpid() == master:
-                runtime_api.stop()
+            # gunicorn's workers leave through this stack too: only the master stops these
+            if os.getpid() == master:
+                if runtime_api is not None:
+                    runtime_api.stop()
+                if gate is not None:
+                    gate.stop()
 
-    def _runtime_api(self) -> RuntimeApiServer | None:
-        """The ``stats socket`` server, in the master (threads that never block the arbiter)."""
+    def forking(self) -> AbstractContextManager[None]:
+        """Around a fork of the master: no Redis call of its frontend gate in flight."""
+        return self._gate.held() if self._gate is not None else contextlib.nullcontext()
+
+    def _post_fork(self, arbiter: Any, worker: Any) -> None:
+        """In a new worker, before it runs anything: the master's greenlets came along with
+        the fork (the master is gevent-patched); they must not serve here."""
+        if self._runtime_api_server is not None:
+            self._runtime_api_server.abandon()
+        if self._gate is not None:
+            self._gate.abandon()
+
+    def _frontend_gate(self, arbiter: Arbiter) -> FrontendGate:
+        """The master's part of disabled frontends (``frontend_gate.py``): this host's
+        listening sockets follow the fleet's state, from before the first worker starts."""
+        backlog = arbiter.cfg.backlog
+
+        def apply(disabled: frozenset[str]) -> None:
+            pause_listeners(arbiter.LISTENERS, self.config, disabled, backlog)
+
+        gate = FrontendGate(self.redis_url, apply)
+        gate.start()
+        return gate
+
+    def _runtime_api(self, gate: FrontendGate) -> RuntimeApiServer | None:
+        """The ``stats socket`` server, in the master (greenlets that never block the
+        arbiter); its frontend commands hold on this host's listeners before they answer."""
         if not self._stats_sockets:
             return None
         host = HostInfo(
@@ -217,7 +256,7 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
         )
         url = self.redis_url
         server = RuntimeApiServer(
-            self._stats_sockets, lambda: self.config, lambda: RuntimeOps(url), host
+            self._stats_sockets, lambda: self.config, lambda: HostFirstOps(url, gate), host
         )
         server.start()
         return server
@@ -225,13 +264,18 @@ class GeoproxyApplication(BaseApplication):  # type: ignore[misc]
 
 class GeoproxyArbiter(Arbiter):  # type: ignore[misc]
     """gunicorn's arbiter, but a SIGHUP whose configuration is refused changes nothing: without
-    this, gunicorn would replace every worker (with the old configuration) all the same."""
+    this, gunicorn would replace every worker (with the old configuration) all the same; and a
+    worker is forked while the master's frontend gate is idle (``frontend_gate.py`` rule 6)."""
 
     app: GeoproxyApplication
 
     def handle_hup(self) -> None:
         if self.app.reread():
             super().handle_hup()
+
+    def spawn_worker(self) -> Any:
+        with self.app.forking():  # (in the new worker, left only by its SystemExit)
+            return super().spawn_worker()
 
 
 def _post_worker_init(worker: Any) -> None:

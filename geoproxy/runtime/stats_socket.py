@@ -5,12 +5,16 @@ Rules:
 1. Sockets are bound by ``bind_stats_sockets`` before anything starts, as the frontends'
    binds are: a path in use by a live process, or an address in use, stops the start. A stale
    unix socket file (nobody listening) is replaced, as HAProxy replaces it.
-2. Each listening socket has one accept thread; each connection one thread, at most
-   ``MAX_SESSIONS`` at once (further ones are closed at once). Threads are real threads in the
-   master (gevent patches only the workers); none ever runs in the arbiter's loop.
+2. Each listening socket has one accept greenlet; each connection one greenlet, at most
+   ``MAX_SESSIONS`` at once (further ones are closed at once). ``geoproxy run`` patches the
+   master with gevent before anything (``cli.py``): they run while the arbiter sleeps, never
+   in the arbiter's loop.
 3. Answers come from ``admin/runtime_api`` over ``RuntimeOps`` (Redis): a change reaches every
    worker of every host at its next snapshot refresh.
 4. ``stop`` closes the listeners and removes the unix socket files this process created.
+5. Only the master serves: a fork copies its greenlets into each new worker, which calls
+   ``abandon`` at once (gunicorn's ``post_fork``): the copies are killed, and the worker's
+   copies of the sockets closed, so that no worker accepts or answers on the master's sockets.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from gevent.pool import Group
 
 from geoproxy.admin.runtime_api.context import Context, HostInfo, Level, RuntimeControl
 from geoproxy.admin.runtime_api.session import Session
@@ -137,14 +143,11 @@ class RuntimeApiServer:
         self._stopping = threading.Event()
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._lock = threading.Lock()
+        self._greenlets = Group()  # accept loops and sessions (rule 5)
 
     def start(self) -> None:
         for bound in self._sockets:
-            thread = threading.Thread(
-                target=self._accept_loop, args=(bound,), name="geoproxy-stats-socket",
-                daemon=True,
-            )
-            thread.start()
+            self._greenlets.spawn(self._accept_loop, bound)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -155,6 +158,15 @@ class RuntimeApiServer:
             if bound.config.path:
                 with contextlib.suppress(OSError):
                     os.unlink(bound.config.path)
+
+    def abandon(self) -> None:
+        """In a forked child (a gunicorn worker): stop serving, leaving the master's sockets
+        serving and its files in place (rule 5)."""
+        self._stopping.set()
+        self._greenlets.kill(block=False)  # a session's own socket is closed as it ends
+        for bound in self._sockets:
+            with contextlib.suppress(OSError):
+                bound.sock.close()  # this process's descriptor only: the master's listens on
 
     def _control_now(self) -> RuntimeControl:
         with self._lock:
@@ -174,10 +186,7 @@ class RuntimeApiServer:
             if not self._sessions.acquire(blocking=False):
                 client.close()
                 continue
-            threading.Thread(
-                target=self._serve, args=(client, bound.config), name="geoproxy-stats-session",
-                daemon=True,
-            ).start()
+            self._greenlets.spawn(self._serve, client, bound.config)
 
     def _serve(self, client: socket.socket, spec: StatsSocket) -> None:
         try:

@@ -28,6 +28,11 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    tcp_service`` to its end (a tunnel to a server). An HTTP frontend's connection first goes
    through that service's prelude when its bind has ``accept-proxy`` (the PROXY header gives
    the client's address) or the frontend has ``tcp-request connection`` rules.
+9. Each listening socket is served by a ``FrontendListener``, which a disabled frontend
+   (``disable frontend`` on the Runtime API) pauses: the worker reads the fleet's disabled
+   frontends before its first accept, then at every heartbeat of its fleet state
+   (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
+   frontends, are served on.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -48,6 +54,8 @@ from geoproxy.proxy.errorpages import builtin_page
 from geoproxy.proxy.exchange import LOCAL_ADDRESS
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
 from geoproxy.rules.txn import SESSION_STICK
+from geoproxy.runtime.frontend_gate import frontend_of
+from geoproxy.runtime.frontend_listener import FrontendListener
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
 from geoproxy.runtime.tcp_service import Listener, TcpService, end_session
@@ -72,7 +80,51 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         if config is not None and fleet is not None and TcpService.wanted(config):
             # mode tcp, accept-proxy (rule 8); the app's stick counters, one view per process
             self.tcp = TcpService(config, fleet, counters=getattr(self.wsgi, "counters", None))
+        self.listeners: list[FrontendListener] = []
+        self.disabled_frontends = self._follow_disabled_frontends()
         super().run()
+
+    def _follow_disabled_frontends(self) -> frozenset[str]:
+        """Rule 9: the frontends disabled now (none when Redis cannot say: the heartbeat
+        corrects it), and every change from now on."""
+        fleet = getattr(self.wsgi, "fleet", None)
+        follow = getattr(fleet, "on_disabled_frontends", None)
+        if fleet is None or follow is None:
+            return frozenset()
+        try:
+            disabled: frozenset[str] = fleet.disabled_frontends()
+        except Exception as error:  # Redis away or refusing: serve, as with a stale snapshot
+            self.log.warning("disabled frontends unknown at start (%s): serving all", error)
+            disabled = frozenset()
+        follow(self._apply_disabled)  # (after the read: a newer state is never overwritten)
+        return disabled
+
+    def server_class(self, listener: Any, *, spawn: Any, **arguments: Any) -> FrontendListener:
+        """The server of one listening socket (rule 9). gunicorn's ``GeventWorker.run`` builds
+        each through ``server_class`` when a worker has one, with pywsgi's arguments, which
+        this worker does not use (it has its own HTTP loop)."""
+        config = getattr(self.wsgi, "config", None)
+        frontend = frontend_of(config, listener.getsockname()) if config else None
+        server = FrontendListener(
+            listener,
+            frontend,
+            paused=frontend in self.disabled_frontends,
+            handle=partial(self.handle, listener),
+            spawn=spawn,
+            **{k: v for k, v in arguments.items() if k == "ssl_context"},
+        )
+        if self.cfg.workers > 1:
+            server.max_accept = 1  # as gunicorn's own: share the accepts among the workers
+        self.listeners.append(server)
+        return server
+
+    def _apply_disabled(self, disabled: frozenset[str]) -> None:
+        self.disabled_frontends = disabled
+        for server in self.listeners:
+            if server.frontend in disabled:
+                server.pause()
+            else:
+                server.resume()
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         listener_name = listener.getsockname()

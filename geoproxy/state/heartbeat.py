@@ -10,6 +10,8 @@ Rules:
    stats page see it again without an operator.
 3. The snapshot's version is the Redis time of the refresh: the leastconn pool of a fresher
    snapshot wins over an older one in Redis (``state/pool.py``).
+4. A process that follows the disabled frontends (a worker's listeners) reads them in the same
+   pipeline (``frontend_admin.py``): no round trip of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from geoproxy.config.model import Backend
 from geoproxy.state import registry
 from geoproxy.state.backend_state import BackendState
 from geoproxy.state.connect import Client
+from geoproxy.state.frontend_admin import queue_disabled
 from geoproxy.state.keys import BACKENDS
 from geoproxy.state.scripts import Batch, Scripts
 from geoproxy.state.snapshot import STATE_FIELDS, rebuild_view, shutdown_requests, transitions
@@ -55,6 +58,8 @@ class Heartbeat:
         # (backend, server): an operator asked to shut that server's sessions down
         self.shutdown_listeners: list[Callable[[str, str], None]] = []
         self.unregistered: list[Backend] = []  # to register once Redis answers
+        # the names of the disabled frontends, at every refresh (rule 4)
+        self.frontend_listeners: list[Callable[[frozenset[str]], None]] = []
 
     def refresh(self, holder: str, *, beat: bool = True) -> int:
         """One heartbeat under ``holder`` (``beat``: count it among the live workers; the
@@ -83,6 +88,8 @@ class Heartbeat:
                 batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
             batch.pipe.hgetall(keys.inflight)
             batch.pipe.sismember(BACKENDS, state.config.name)
+        if self.frontend_listeners:
+            queue_disabled(batch.pipe)  # last: its reply is the last one
         replies = batch.execute()
         seconds, micros = replies[0] if self._time_in_pipeline else self._client.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
@@ -111,6 +118,10 @@ class Heartbeat:
             for name in shutdown_requests(previous, state.view):
                 for shutdown in self.shutdown_listeners:
                     shutdown(state.config.name, name)
+        if self.frontend_listeners:
+            disabled = frozenset(replies[-1])
+            for follow in self.frontend_listeners:
+                follow(disabled)
         return now_ms
 
     def reap(self, worker_ids: Sequence[str]) -> int:

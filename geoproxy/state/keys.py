@@ -18,6 +18,8 @@ PREFIX = "gp"
 BACKENDS = f"{PREFIX}:backends"
 # A hash of frontend names -> kind, so that tools without the configuration list every one.
 FRONTENDS = f"{PREFIX}:frontends"
+# A hash of the frontends an operator disabled (Runtime API 'disable frontend') -> 'disabled'.
+FRONTENDS_ADMIN = f"{PREFIX}:frontends:admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,12 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "HASH",
         "frontend (or listen) name -> 'proxy', or 'stats' for a listener that serves only the "
         "stats page; written by each geoproxy master at start-up and reload",
+    ),
+    (
+        FRONTENDS_ADMIN,
+        "HASH",
+        "frontend name -> 'disabled' while an operator keeps it disabled ('disable frontend' "
+        "on the Runtime API): no host accepts new connections on its binds; no field: enabled",
     ),
     ("gp:{B}:servers", "ZSET", "server names of backend B, scored by configuration order"),
     (

@@ -38,6 +38,7 @@ from geoproxy.state.counters import CounterSync
 from geoproxy.state.dns_store import DnsStore
 from geoproxy.state.fastpath import fast_caller
 from geoproxy.state.flusher import Flusher
+from geoproxy.state.frontend_admin import FrontendAdmin
 from geoproxy.state.group_commit import GroupCommit, Job
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.heartbeat import HEARTBEAT_PERIOD, Heartbeat, TransitionListener
@@ -205,6 +206,15 @@ class RedisFleetState:
         """Call ``listener(backend, server)`` when a refresh sees that an operator asked to
         shut that server's sessions down (the Runtime API's ``shutdown sessions server``)."""
         self._heartbeat.shutdown_listeners.append(listener)
+
+    def on_disabled_frontends(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener(names)`` at every refresh with the frontends an operator disabled
+        (the Runtime API's ``disable frontend``), read in the heartbeat's own pipeline."""
+        self._heartbeat.frontend_listeners.append(listener)
+
+    def disabled_frontends(self) -> frozenset[str]:
+        """The frontends disabled now (one round trip; raises redis-py's errors)."""
+        return FrontendAdmin(self._client).disabled()
 
     @property
     def degraded(self) -> bool:

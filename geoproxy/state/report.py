@@ -5,10 +5,11 @@ ask. One pipeline per backend; time is the Redis server's clock."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from geoproxy.state.connect import Client
-from geoproxy.state.keys import BACKENDS, backend_keys
+from geoproxy.state.keys import BACKENDS, FRONTENDS_ADMIN, backend_keys
 from geoproxy.state.snapshot import effective_weight
 from geoproxy.state.store import BackendReport, FleetReport, FrontendReport, ServerReport
 
@@ -169,7 +170,8 @@ def _read_backend(
 
 def read_fleet(client: Client) -> FleetReport:
     """Every registered backend (servers in configuration order), the frontends that sent
-    them traffic, and the live workers of every host."""
+    them traffic or that an operator disabled (``paused``), and the live workers of every
+    host."""
     seconds, micros = client.time()
     now_ms = seconds * 1000 + micros // 1000
     backends = []
@@ -182,6 +184,8 @@ def read_fleet(client: Client) -> FleetReport:
         for front in figures.values():
             known = frontends.get(front.name)
             frontends[front.name] = _add(known, front) if known else front
+    for name in cast(list[str], client.hkeys(FRONTENDS_ADMIN)):
+        frontends[name] = replace(frontends.get(name) or FrontendReport(name), paused=True)
     return FleetReport(
         backends=tuple(backends),
         frontends=tuple(frontends[name] for name in sorted(frontends)),

@@ -12,6 +12,8 @@ Rules:
    the server name, with the table's expiry as TTL. Listing them scans ``gp:{T}:stick:*``
    (a tool's call, never the request path's).
 4. Errors: ``KeyError`` for a server Redis does not know; redis-py's errors when Redis is away.
+5. ``disable_frontend``/``enable_frontend`` change ``gp:frontends:admin`` through
+   ``FrontendAdmin`` (``frontend_admin.py``), which every worker and master polls.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import cast
 
 from geoproxy.balance.view import AdminState
 from geoproxy.state.connect import Client, connect
+from geoproxy.state.frontend_admin import FrontendAdmin
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.keys import backend_keys, stick_key
 from geoproxy.state.report import read_fleet
@@ -48,6 +51,7 @@ class RuntimeOps:
     def __init__(self, url: str) -> None:
         self._client: Client = connect(url, _TIMEOUT)
         self.health = HealthStore(self._client, Scripts())
+        self.frontends = FrontendAdmin(self._client)
 
     def close(self) -> None:
         self._client.close()
@@ -77,6 +81,16 @@ class RuntimeOps:
     def _known(self, backend: str, server: str) -> None:
         if self._client.zscore(backend_keys(backend).servers, server) is None:
             raise KeyError(f"no server {backend}/{server} in this Redis")
+
+    # -- frontends ----------------------------------------------------------------------------
+
+    def disable_frontend(self, frontend: str) -> bool:
+        """False: it was disabled already."""
+        return self.frontends.disable(frontend)
+
+    def enable_frontend(self, frontend: str) -> bool:
+        """False: it was not disabled."""
+        return self.frontends.enable(frontend)
 
     # -- stick tables -------------------------------------------------------------------------
 

@@ -129,6 +129,7 @@ class FrontendReport:
     bytes_in: int = 0
     bytes_out: int = 0
     rate: int = 0
+    paused: bool = False  # disabled by an operator ('disable frontend'): no new connections
 
 
 @dataclass(frozen=True, slots=True)

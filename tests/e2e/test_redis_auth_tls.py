@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,15 +187,19 @@ def test_geoproxy_run_and_state_over_tls_with_an_acl_user(
     proxy(CONFIG.format(port=port, s1=s1.address), workers=1, redis=url)
     for _ in range(3):
         assert get(port, "/").status == 200
-    state = subprocess.run(
-        [sys.executable, "-m", "geoproxy", "state", "--redis", url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    row = next(line.split() for line in state.splitlines() if line.strip().startswith("s1 "))
+    for _ in range(20):  # totals travel with each worker's statistics, flushed once a second
+        state = subprocess.run(
+            [sys.executable, "-m", "geoproxy", "state", "--redis", url],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        row = next(line.split() for line in state.splitlines() if line.strip().startswith("s1 "))
+        if row[7] == "3":
+            break
+        time.sleep(0.25)
     assert row[:4] == ["s1", s1.address, "ready", "up"], state
     assert row[7] == "3", state  # total
     with servers.tls.client() as client:

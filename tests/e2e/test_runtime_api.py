@@ -5,6 +5,8 @@ One geoproxy host and one haproxy 2.6 run the same configuration (management gui
 same, byte for byte where clients parse them (volatile figures aside: pointers, expiry, ids).
 Ansible's ``community.general.haproxy`` and ``hatop`` are driven as an operator would, and a
 second geoproxy host shows that a change on one host's socket holds for the whole fleet.
+``disable frontend`` is seen from a client: a new connection is refused, an established one is
+served on, another frontend serves, and ``enable frontend`` restores the service.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ defaults
 frontend www
     bind 127.0.0.1:{port}
     default_backend app
+frontend other
+    bind 127.0.0.1:{other_port}
+    default_backend app
 backend app
     balance roundrobin
     stick-table type string len 64 size 100k expire 30m
@@ -64,6 +69,7 @@ class Side:
     sock: str
     user_sock: str
     port: int
+    other_port: int  # frontend 'other'
 
     def ask(self, line: str) -> str:
         return ask(self.sock, line)
@@ -73,8 +79,12 @@ class Side:
         rows = [line.split(",") for line in self.ask("show stat").splitlines()[1:] if line]
         return [(r[1], r[17], r[18]) for r in rows if r[0] == "app" and r[1] != "BACKEND"]
 
-    def get(self, path: str, cookie: str | None = None) -> str:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+    def frontend_status(self, name: str) -> str:
+        rows = [line.split(",") for line in self.ask("show stat").splitlines()[1:] if line]
+        return next(r[17] for r in rows if r[0] == name and r[1] == "FRONTEND")
+
+    def get(self, path: str, cookie: str | None = None, port: int | None = None) -> str:
+        connection = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=5)
         connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
         response = connection.getresponse()
         response.read()
@@ -98,14 +108,13 @@ def pair(
     module_stack: Stack, process_registry: ProcessRegistry
 ) -> Iterator[Pair]:
     backends = module_stack.backends(2)
-    gp_port, hap_port = free_ports(2)
+    gp_port, hap_port, gp_other, hap_other = free_ports(4)
     base = module_stack.directory
     sides = []
-    for name, port in (("geoproxy", gp_port), ("haproxy", hap_port)):
+    for name, port, other in (("geoproxy", gp_port, gp_other), ("haproxy", hap_port, hap_other)):
         sides.append(Side(name, str(base / f"{name}.sock"), str(base / f"{name}-user.sock"),
-                          port))
-    texts = [CONFIG.format(sock=s.sock, user_sock=s.user_sock, port=s.port,
-                           s1=backends[0].address, s2=backends[1].address) for s in sides]
+                          port, other))
+    texts = [_config(s, backends) for s in sides]
     module_stack.proxy(texts[0])
     wait_for_socket(sides[0].sock)
     haproxy = start_haproxy(process_registry, texts[1], base / "haproxy", sides[1].sock)
@@ -113,6 +122,12 @@ def pair(
         yield Pair(sides[0], sides[1], backends, module_stack)
     finally:
         haproxy.stop()
+
+
+def _config(side: Side, backends: list[Backend]) -> str:
+    return CONFIG.format(sock=side.sock, user_sock=side.user_sock, port=side.port,
+                         other_port=side.other_port, s1=backends[0].address,
+                         s2=backends[1].address)
 
 
 def _same(pair: Pair, line: str) -> str:
@@ -140,7 +155,8 @@ ERRORS = [
     "set weight app/s1", "disable server app/nope", "disable server app", "enable server",
     "set maxconn server app/s1 abc", "set maxconn server app/s1", "set maxconn server app/nope 1",
     "set maxconn server app", "shutdown sessions server app/nope", "shutdown sessions server app",
-    "disable frontend nope", "disable frontend", "enable frontend www",
+    "disable frontend nope", "disable frontend", "enable frontend www", "disable frontend app",
+    "enable frontend", "operator; disable frontend www; enable frontend other",
     "show servers state nope", "show stat nope 1 -1",
     "show table nope", "clear table", "clear table nope", "set table nope key x",
     "set table app data.server_id 1", "set table app key xyz data.server_id abc",
@@ -186,7 +202,7 @@ def test_show_stat_has_haproxys_columns_and_a_line_per_row(pair: Pair) -> None:
     assert [r.split(",")[:2] for r in ours.splitlines()[1:]] == \
         [r.split(",")[:2] for r in theirs.splitlines()[1:]]
     # the filter form hatop uses: IID TYPE SID (4: servers only)
-    iid = ours.splitlines()[2].split(",")[27]
+    iid = next(r.split(",")[27] for r in ours.splitlines() if r.startswith("app,s1,"))
     servers = pair.geoproxy.ask(f"show stat {iid} 4 -1").splitlines()[1:]
     assert [r.split(",")[1] for r in servers if r] == ["s1", "s2"]
 
@@ -259,8 +275,14 @@ def _entries(text: str) -> list[str]:
 
 def test_stick_tables_show_set_and_clear_as_in_haproxy(pair: Pair) -> None:
     _same(pair, "clear table app")  # (haproxy keeps the entry a refused 'set table' created)
-    for side in (pair.geoproxy, pair.haproxy):
-        side.get("/", cookie="JSESSIONID=abc")
+    # s1 alone takes new balanced requests: which worker's round robin answers does not matter
+    _same(pair, "set server app/s2 state drain")
+    time.sleep(0.6)  # (every worker's next snapshot)
+    try:
+        for side in (pair.geoproxy, pair.haproxy):
+            side.get("/", cookie="JSESSIONID=abc")
+    finally:
+        _same(pair, "set server app/s2 state ready")
     time.sleep(0.1)
     # which server round robin gave the session depends on which of geoproxy's workers took
     # the request: make it the same on both sides
@@ -409,16 +431,79 @@ def test_hatop_shows_every_server_of_the_fleet(pair: Pair) -> None:
         os.close(controller)
 
 
-def test_disable_server_on_one_hosts_socket_stops_traffic_from_another_host_within_a_second(
+def _connects(port: int) -> bool:
+    """Whether a new TCP connection to ``port`` is accepted by the kernel (False: refused)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_disable_and_enable_frontend_answer_as_haproxy_and_show_stat_says_paused(
     pair: Pair,
 ) -> None:
-    port = free_ports(1)[0]
+    try:
+        assert _same(pair, "disable frontend www") == "\n"
+        assert _same(pair, "disable frontend www") == "All sockets are already disabled.\n\n"
+        for side in (pair.geoproxy, pair.haproxy):
+            assert (side.frontend_status("www"), side.frontend_status("other")) == \
+                ("PAUSED", "OPEN"), side.name
+        assert _same(pair, "enable frontend www") == "\n"
+        assert pair.geoproxy.frontend_status("www") == "OPEN"
+        assert _same(pair, "enable frontend www") == "All sockets are already enabled.\n\n"
+    finally:
+        pair.both("enable frontend www")
+
+
+def _disabled_frontend_as_a_client_sees_it(side: Side) -> tuple[object, ...]:
+    """Disable 'www' with a keep-alive connection open on it, look, enable it again."""
+    kept = http.client.HTTPConnection("127.0.0.1", side.port, timeout=5)
+    try:
+        kept.request("GET", "/")
+        kept.getresponse().read()
+        established = kept.sock
+        assert side.ask("disable frontend www") == "\n"
+        new_connection = "accepted" if _connects(side.port) else "refused"
+        kept.request("GET", "/")
+        response = kept.getresponse()
+        response.read()
+        kept_answer = (response.status, kept.sock is established)
+        other = side.get("/", port=side.other_port)  # another frontend serves on
+        status = side.frontend_status("www")
+    finally:
+        kept.close()
+        enabled = side.ask("enable frontend www")
+    served_again = side.get("/")  # (geoproxy's workers resume within a poll: it waits)
+    return new_connection, kept_answer, bool(other), status, enabled, bool(served_again)
+
+
+def test_a_disabled_frontend_refuses_new_connections_and_serves_established_ones_as_haproxy(
+    pair: Pair,
+) -> None:
+    ours = _disabled_frontend_as_a_client_sees_it(pair.geoproxy)
+    theirs = _disabled_frontend_as_a_client_sees_it(pair.haproxy)
+    assert ours == theirs == ("refused", (200, True), True, "PAUSED", "\n", True)
+
+
+@pytest.fixture(scope="module")
+def host_b(pair: Pair) -> Iterator[Side]:
+    """A second geoproxy host of the fleet: the same configuration, on the same Redis."""
+    port, other = free_ports(2)
     sock = str(pair.stack.directory / "b.sock")
-    text = CONFIG.format(sock=sock, user_sock=sock + "u", port=port,
-                         s1=pair.backends[0].address, s2=pair.backends[1].address)
-    host_b = pair.stack.proxy(text)
+    side = Side("b", sock, sock + "u", port, other)
+    host = pair.stack.proxy(_config(side, pair.backends))
     wait_for_socket(sock)
-    b = Side("b", sock, sock + "u", port)
+    try:
+        yield side
+    finally:
+        host.stop()
+
+
+def test_disable_server_on_one_hosts_socket_stops_traffic_from_another_host_within_a_second(
+    pair: Pair, host_b: Side
+) -> None:
+    b = host_b
     try:
         assert {b.get("/") for _ in range(6)} == {"s1", "s2"}
         assert pair.geoproxy.ask("disable server app/s1") == "\n"
@@ -431,4 +516,29 @@ def test_disable_server_on_one_hosts_socket_stops_traffic_from_another_host_with
         assert [s[:2] for s in b.statuses()] == [("s1", "MAINT"), ("s2", "no check")]
     finally:
         pair.geoproxy.ask("enable server app/s1;set server app/s1 health up")
-        host_b.stop()
+
+
+def _until(wanted: bool, port: int, seconds: float = 3.0) -> float:
+    """Seconds until a new connection to ``port`` is accepted (``wanted``) or refused."""
+    started = time.monotonic()
+    while _connects(port) != wanted and time.monotonic() - started < seconds:
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_disable_frontend_on_one_hosts_socket_closes_it_on_another_host_within_a_heartbeat(
+    pair: Pair, host_b: Side
+) -> None:
+    b = host_b
+    try:
+        assert pair.geoproxy.ask("disable frontend www") == "\n"
+        closed = _until(False, b.port)
+        assert b.frontend_status("www") == "PAUSED"
+        assert b.get("/", port=b.other_port)
+        assert b.ask("disable frontend www") == "All sockets are already disabled.\n\n"
+        assert b.ask("enable frontend www") == "\n"  # on B's own socket, this time
+        reopened = _until(True, pair.geoproxy.port)
+        assert b.get("/") and pair.geoproxy.get("/")
+        assert closed < 0.5 and reopened < 0.5, (closed, reopened)
+    finally:
+        pair.geoproxy.ask("enable frontend www")

@@ -315,7 +315,7 @@ def test_what_is_not_a_tls_hello_goes_at_once_to_the_default_backend(scene: Scen
         sock.sendall(b"plain bytes\n")
         sock.recv(100)  # t1 expected a TLS handshake: it answers an alert or closes
     assert time.monotonic() - started < 1.0  # decided without waiting out inspect-delay
-    wait_until(lambda: total() == before + 1, 3, "one more connection counted on t1")
+    wait_until(lambda: total() == before + 1, 8, "one more connection counted on t1")
 
 
 # -- the PROXY protocol ---------------------------------------------------------------------

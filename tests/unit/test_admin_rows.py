@@ -76,6 +76,14 @@ def test_a_backend_without_a_usable_server_is_down() -> None:
     assert page_only[0].rows[-1].status == "UP", "the page is the stats listener's server"
 
 
+def test_a_frontend_is_open_until_an_operator_disables_it_then_paused() -> None:
+    fleet = report(server())
+    paused = dataclasses.replace(fleet, frontends=(FrontendReport("web", paused=True),))
+    statuses = [proxies(f, order=("web",))[0].rows[0] for f in (fleet, paused)]
+    assert [(row.svname, row.status) for row in statuses] == [("FRONTEND", "OPEN"),
+                                                              ("FRONTEND", "PAUSED")]
+
+
 def test_csv_cells_follow_the_header_and_empty_cells_stay_empty() -> None:
     text = render_csv(proxies(report(server(total=7, bytes_out=99, check="L7OK a,b"))))
     header, *lines = text.splitlines()

@@ -221,3 +221,13 @@ def test_what_geoproxy_refuses_is_an_error_naming_file_line_and_keyword(
         parse_text(HEAD + f"    {line}\n", "t.cfg", env={})
     (error,) = caught.value.errors
     assert (str(error.location), error.message) == ("t.cfg:11", message)
+
+
+def test_the_systems_crypt_checks_a_userlist_hash_as_haproxy_does() -> None:
+    from geoproxy.rules import syscrypt
+
+    hashed = syscrypt.crypt("secret", "$6$saltsalt$")
+    assert hashed is not None and hashed.startswith("$6$saltsalt$")
+    assert syscrypt.crypt("secret", hashed) == hashed
+    assert syscrypt.crypt("Secret", hashed) != hashed
+    assert syscrypt.crypt("secret", "$9$unknown-scheme$") is None

@@ -1,7 +1,7 @@
 """Server and frontend commands: ``set server``, ``get weight``, ``set weight``, ``enable`` /
 ``disable server``, ``set maxconn server``, ``shutdown sessions server``, and ``enable`` /
-``disable frontend`` (refused: geoproxy does not pause listeners yet). Answers and errors are
-HAProxy 2.6's, word for word (a few of its error texts have no final newline; kept so).
+``disable frontend``. Answers and errors are HAProxy 2.6's, word for word (a few of its error
+texts have no final newline; kept so).
 
 Rules:
 1. A change goes to the fleet's shared state, never to this host alone; a successful change
@@ -10,6 +10,10 @@ Rules:
 3. Weights: ``N`` (0-256) or ``N%`` of the configured weight, capped at 256, as HAProxy's
    ``server_parse_weight_change_request``; a backend with a static algorithm (``static-rr``,
    map-based hashing) only takes 0% and 100%.
+4. A disabled frontend is the fleet's state: every master stops listening on its binds (new
+   connections are refused, as HAProxy's paused listeners refuse them) and every worker stops
+   accepting on them, while established connections are served on; ``show stat`` says
+   ``PAUSED``. "Already disabled/enabled" is the fleet's state too, not one host's.
 """
 
 from __future__ import annotations
@@ -157,11 +161,8 @@ def shutdown_sessions(ctx: Context, args: Sequence[str]) -> str:
     ctx.control.shutdown_sessions(backend, server.name)
     return ""
 
-_NO_PAUSE = ("geoproxy cannot pause a frontend's listeners yet: put its backends' servers in "
-             "maint ('set server B/S state maint'), or stop the host.")
-
-
 def _frontend(ctx: Context, args: Sequence[str]) -> str:
+    """The frontend ``args`` name (a ``listen`` section is one too), or HAProxy's error."""
     ctx.require(Level.ADMIN)
     name = args[0] if args else ""
     if not name:
@@ -172,11 +173,15 @@ def _frontend(ctx: Context, args: Sequence[str]) -> str:
 
 
 def disable_frontend(ctx: Context, args: Sequence[str]) -> str:
-    """Refused after HAProxy's own checks: geoproxy does not pause listeners (yet)."""
-    _frontend(ctx, args)
-    raise CommandError(_NO_PAUSE)
+    """``disable frontend F``: no host of the fleet accepts new connections on F's binds
+    (rule 4)."""
+    if not ctx.control.disable_frontend(_frontend(ctx, args)):
+        raise CommandError("All sockets are already disabled.")
+    return ""
 
 
 def enable_frontend(ctx: Context, args: Sequence[str]) -> str:
-    _frontend(ctx, args)
-    raise CommandError("All sockets are already enabled.")
+    """``enable frontend F``: every host accepts on F's binds again."""
+    if not ctx.control.enable_frontend(_frontend(ctx, args)):
+        raise CommandError("All sockets are already enabled.")
+    return ""
