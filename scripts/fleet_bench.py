@@ -136,37 +136,44 @@ def start_cluster(work: Path, masters: int) -> tuple[list[subprocess.Popen[bytes
     cli = services.find_binary("redis-cli")
     if binary is None or cli is None:
         raise services.ServiceError("redis-server and redis-cli are needed for a Cluster")
-    processes, ports = [], []
-    for _ in range(masters):
-        port, bus = services.free_tcp_port(), services.free_tcp_port()  # client and bus ports
-        node = work / f"cluster-{port}"
-        node.mkdir()
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
-        argv += ["--cluster-port", str(bus)]
-        argv += ["--cluster-config-file", str(node / "nodes.conf"), "--save", "", "--dir"]
-        argv += [str(node), "--appendonly", "no", "--daemonize", "no"]
-        processes.append(
-            subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    try:
+        for _ in range(masters):
+            port, bus = services.free_tcp_port(), services.free_tcp_port()  # client, bus ports
+            node = work / f"cluster-{port}"
+            node.mkdir()
+            argv = [binary, "--port", str(port), "--bind", "127.0.0.1"]
+            argv += ["--cluster-enabled", "yes", "--cluster-port", str(bus)]
+            argv += ["--cluster-config-file", str(node / "nodes.conf"), "--save", "", "--dir"]
+            argv += [str(node), "--appendonly", "no", "--daemonize", "no"]
+            processes.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+            ports.append(port)
+        for port in ports:
+            wait_for_port(services.HOST, port, 10.0)
+        nodes = [f"127.0.0.1:{port}" for port in ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
         )
-        ports.append(port)
-    for port in ports:
-        wait_for_port(services.HOST, port, 10.0)
-    nodes = [f"127.0.0.1:{port}" for port in ports]
-    subprocess.run(
-        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-        check=True, capture_output=True, timeout=60,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        states = [
-            subprocess.run(
-                [cli, "-p", str(p), "cluster", "info"], capture_output=True, text=True, timeout=5
-            ).stdout
-            for p in ports
-        ]
-        if all("cluster_state:ok" in state for state in states):
-            break
-        time.sleep(0.2)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    [cli, "-p", str(p), "cluster", "info"], capture_output=True, text=True,
+                    timeout=5,
+                ).stdout
+                for p in ports
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                break
+            time.sleep(0.2)
+    except BaseException:
+        for process in processes:
+            stop_child(process, 5.0)
+        raise
     return processes, ports
 
 
