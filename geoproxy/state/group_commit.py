@@ -9,7 +9,10 @@ alone, one hub turn later.
 Rules:
 1. At most one call per backend per process is out at a time. The greenlet that finds none out
    leads: it yields one turn of the hub (so that the requests woken by the same poll join it),
-   then takes every job queued and sends them. Everyone else waits on its own ``Waiter``.
+   or, when the worker is busy (its previous call left less than ``BUSY`` ago), ``WINDOW``:
+   what the worker gains in round trips it saves (about four times fewer under load) is worth
+   more than a third of a millisecond; idle, a request waits for nobody. Then it takes every
+   job queued and sends them. Everyone else waits on its own ``Waiter``.
 2. When the leader's call returns, it wakes every job of its batch (each job holds its own
    outcome), and hands the lead to the first job queued meanwhile, which sends at once.
 3. Waking happens through hub callbacks: only the hub may switch into a waiting greenlet. A job
@@ -23,10 +26,14 @@ Rules:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from geoproxy import watchdog
+
+WINDOW: Final = 0.0003  # seconds a busy worker's leader collects requests for one call
+BUSY: Final = 0.002  # a worker whose previous call left less than this ago is busy, seconds
 
 _DONE = object()
 _LEAD = object()
@@ -52,13 +59,14 @@ Send = Callable[[list[Job]], None]
 class GroupCommit:
     """The batching of one backend's calls in one process."""
 
-    __slots__ = ("_send", "_queue", "_busy", "_hub", "_sleep", "_waiter_type")
+    __slots__ = ("_send", "_queue", "_busy", "_hub", "_sleep", "_waiter_type", "_sent_at")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self._queue: list[Job] = []
         self._busy = False
         self._hub: Any = None
+        self._sent_at = float("-inf")  # when the last call left (monotonic seconds)
 
     def submit(self, job: Job) -> Job:
         """Send ``job`` (with whatever else is queued by then) and return it, settled."""
@@ -73,11 +81,14 @@ class GroupCommit:
             self._busy = True
             job._leads = True
             try:
-                self._sleep(0)  # rule 1: the rest of this turn of the hub joins
+                # rule 1: the rest of this turn of the hub joins, or of the window when busy
+                now = time.monotonic()
+                self._sleep(WINDOW if now - self._sent_at < BUSY else 0)
             except BaseException:
                 self._leave(job)
                 raise
         job._leads = False
+        self._sent_at = time.monotonic()
         batch, self._queue = self._queue, []
         try:
             self._send_batch(batch)

@@ -25,7 +25,7 @@ from geoproxy.state import registry
 from geoproxy.state.backend_state import BackendState
 from geoproxy.state.connect import Client
 from geoproxy.state.frontend_admin import queue_disabled
-from geoproxy.state.keys import BACKENDS
+from geoproxy.state.keys import BACKENDS, HASHTABLE_PAD, PAD_ABOVE
 from geoproxy.state.scripts import Batch, Scripts
 from geoproxy.state.snapshot import STATE_FIELDS, rebuild_view, shutdown_requests, transitions
 
@@ -88,6 +88,11 @@ class Heartbeat:
                 batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
             batch.pipe.hgetall(keys.inflight)
             batch.pipe.sismember(BACKENDS, state.config.name)
+        for state in states:  # after every reply read by position (keys.PAD_ABOVE)
+            if len(state.config.servers) > PAD_ABOVE:
+                batch.pipe.hsetnx(state.keys.inflight, HASHTABLE_PAD, 0)
+                if beat:
+                    batch.pipe.hsetnx(state.keys.worker(holder), HASHTABLE_PAD, 0)
         if self.frontend_listeners:
             queue_disabled(batch.pipe)  # last: its reply is the last one
         replies = batch.execute()

@@ -16,6 +16,14 @@ PREFIX = "gp"
 
 # A set of backend names, so that `geoproxy state` finds every backend without KEYS/SCAN.
 BACKENDS = f"{PREFIX}:backends"
+
+# Redis keeps a small hash as one flat list (listpack), where an update walks every field: at
+# 64 servers an HINCRBY costs twice what it costs in a hash table. A field longer than 64 bytes
+# turns a hash into a hash table for good, so the in-flight hashes of backends of more than
+# PAD_ABOVE servers (the backend's, and each worker's) carry this field, at 0 (every reader
+# skips names starting with '#').
+PAD_ABOVE = 16
+HASHTABLE_PAD = "#hashtable: a field this long keeps the hash a hash table, O(1) to update"
 # A hash of frontend names -> kind, so that tools without the configuration list every one.
 FRONTENDS = f"{PREFIX}:frontends"
 # A hash of the frontends an operator disabled (Runtime API 'disable frontend') -> 'disabled'.
@@ -131,7 +139,12 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "server-template) now, writing 'resolved' and 'resolved_at' into their hashes (a lease "
         "with a 3 s TTL)",
     ),
-    ("gp:{B}:inflight", "HASH", "server -> requests in flight now, summed over every worker"),
+    (
+        "gp:{B}:inflight",
+        "HASH",
+        "server -> requests in flight now, summed over every worker (a backend of more than 16 "
+        "servers also has a field '#hashtable: ...' at 0, which keeps updates O(1))",
+    ),
     (
         "gp:{B}:total",
         "HASH",
@@ -185,6 +198,7 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
         "gp:{B}:w:W",
         "HASH",
         "server -> requests worker W (HOST:PID, or HOST:PID#N after a Redis stall) has in "
-        "flight (0, or no field, once they ended); given back by the reaper if W dies",
+        "flight (0, or no field, once they ended); given back by the reaper if W dies (a "
+        "backend of more than 16 servers: also the '#hashtable: ...' field at 0)",
     ),
 )

@@ -19,7 +19,13 @@ from typing import Any, cast
 from geoproxy.balance.view import BackendView
 from geoproxy.config.model import Backend
 from geoproxy.state.connect import Client
-from geoproxy.state.keys import BACKENDS, BackendKeys, backend_keys
+from geoproxy.state.keys import (
+    BACKENDS,
+    HASHTABLE_PAD,
+    PAD_ABOVE,
+    BackendKeys,
+    backend_keys,
+)
 from geoproxy.state.snapshot import initial_view
 
 
@@ -44,6 +50,8 @@ def write_backend(pipe: Any, backend: Backend, view: BackendView) -> None:
     weight where Redis has none (rule 2)."""
     keys = backend_keys(backend.name)
     pipe.sadd(BACKENDS, backend.name)
+    if len(backend.servers) > PAD_ABOVE:
+        pipe.hsetnx(keys.inflight, HASHTABLE_PAD, 0)
     for index, (server, seen) in enumerate(zip(backend.servers, view.servers, strict=True)):
         pipe.zadd(keys.servers, {server.name: index})
         key = keys.server(server.name)
