@@ -33,11 +33,10 @@ Rules:
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from geoproxy.balance.policy import PickMode, Ranking
 from geoproxy.balance.rank import decide
@@ -75,8 +74,7 @@ def _is_plain(wish: _Wish) -> bool:
     return wish.stick is None and all(s.maxconn == 0 for s in wish.ranking.candidates)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Wish:
+class _Wish(NamedTuple):
     """What one request asks; ``whole``: send its whole ranking."""
 
     ranking: Ranking
@@ -84,8 +82,7 @@ class _Wish:
     whole: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Answer:
+class _Answer(NamedTuple):
     """The server one request got, and the holder it was counted under."""
 
     server: str | None
