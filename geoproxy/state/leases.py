@@ -87,7 +87,7 @@ class _Answer(NamedTuple):
 
     server: str | None
     stuck: bool
-    count: int
+    inflight: int  # the server's count in flight, fleet-wide, once this request counted
     resend: bool
     holder: str
 
@@ -332,10 +332,10 @@ class Leases:
         name = answer.server
         if name is None:
             return None
-        state.saw_count(name, answer.count)
+        state.saw_count(name, answer.inflight)
         local = state.local_inflight
         local[name] = local.get(name, 0) + 1
-        state.tally.saw_acquire(name, answer.count, state.fleet_total)
+        state.tally.saw_acquire(name, answer.inflight, state.fleet_total)
         return Lease(state.config.name, name, True, answer.stuck, answer.holder)
 
     def _acquire_locally(self, state: BackendState, ranking: Ranking) -> Lease | None:
