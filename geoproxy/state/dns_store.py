@@ -57,7 +57,8 @@ class DnsStore:
         with _reachable():
             done = self._scripts.call(
                 self._client, "record_addresses",
-                [keys.resolver_lease(group), *(keys.server(name) for name in names)],
+                [keys.resolver_lease(group),
+                 *(key for name in names for key in (keys.server(name), keys.server_stats(name)))],
                 [holder, now_ms, *(addresses[name] for name in names)])
         return bool(int(done))
 
@@ -67,17 +68,19 @@ class DnsStore:
         keys = backend_keys(backend)
         pipe = self._client.pipeline(transaction=False)
         for name in servers:
-            pipe.hmget(keys.server(name), ("resolved", "resolved_at"))
+            pipe.hget(keys.server(name), "resolved")
+            pipe.hget(keys.server_stats(name), "resolved_at")
         with _reachable():
-            replies = cast(list[list[str | None]], pipe.execute())
-        return {name: (address, int(at or 0))
-                for name, (address, at) in zip(servers, replies, strict=True)}
+            replies = cast(list[str | None], pipe.execute())
+        return {name: (replies[2 * i], int(replies[2 * i + 1] or 0))
+                for i, name in enumerate(servers)}
 
     def seed(self, backend: str, addresses: Mapping[str, str], now_ms: int) -> None:
         """Rule 3: write start-up addresses (server -> IP, '' for none)."""
         keys = backend_keys(backend)
         pipe = self._client.pipeline(transaction=False)
         for name, address in addresses.items():
-            pipe.hset(keys.server(name), mapping={"resolved": address, "resolved_at": now_ms})
+            pipe.hset(keys.server(name), "resolved", address)
+            pipe.hset(keys.server_stats(name), "resolved_at", now_ms)
         with _reachable():
             pipe.execute()

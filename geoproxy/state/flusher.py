@@ -130,8 +130,8 @@ class Flusher:
                 continue
             tally = state.take_tally()
             servers, args = tally.script_args()
-            keys = [state.keys.stats, state.keys.total]
-            keys += [state.keys.server(name) for name in servers]
+            keys = [state.keys.stats, state.keys.total, state.keys.servers]
+            keys += [state.keys.server_stats(name) for name in servers]
             try:
                 self._scripts.call(self._client, "stats", keys, args, self._fast)
             except REDIS_ERRORS:
@@ -147,7 +147,7 @@ class Flusher:
             return
         batch = Batch(self._client, self._scripts)
         for (backend, name, kind), count in errors.items():
-            batch.pipe.hincrby(backend_keys(backend).server(name), f"err_{kind}", count)
+            batch.pipe.hincrby(backend_keys(backend).server_stats(name), f"err_{kind}", count)
         observing = [
             (backend, name)
             for (backend, name), (run, reset, seen) in observed.items()
@@ -173,7 +173,7 @@ class Flusher:
             return False
         batch.script(
             "observe",
-            [state.keys.server(name)],
+            [state.keys.server(name), state.keys.server_stats(name)],
             [
                 run,
                 reset,

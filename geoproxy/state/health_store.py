@@ -92,7 +92,8 @@ class HealthStore:
             reply = self._scripts.call(
                 self._client,
                 "record_check",
-                [keys.server(server.name), keys.check_lease(server.name)],
+                [keys.server(server.name), keys.check_lease(server.name),
+                 keys.server_stats(server.name)],
                 [checker, int(passed), server.rise, server.fall, code, description, duration_ms],
             )
         if not reply:
@@ -107,7 +108,7 @@ class HealthStore:
         keys = backend_keys(backend)
         pipe = self._client.pipeline(transaction=False)
         for name in servers:
-            pipe.hget(keys.server(name), "fastinter")
+            pipe.hget(keys.server_stats(name), "fastinter")
         with _reachable():
             stamps = zip(servers, pipe.execute(), strict=True)
         return {name: int(stamp) for name, stamp in stamps if stamp and stamp.isdigit()}
@@ -146,4 +147,10 @@ class HealthStore:
         )
 
     def server_state(self, backend: str, server: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self._client.hgetall(backend_keys(backend).server(server)))
+        """The server's statistics and state, as one dict (the state wins a shared name)."""
+        keys = backend_keys(backend)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(keys.server_stats(server))
+        pipe.hgetall(keys.server(server))
+        stats, state = pipe.execute()
+        return {**stats, **state}

@@ -6,6 +6,9 @@ Rules:
 2. Names read well in ``redis-cli``: ``gp:{app}:inflight`` is the in-flight count of every
    server of backend ``app``.
 3. Nothing outside ``geoproxy/state`` builds a key by hand.
+4. A server's routing state (``gp:{B}:srv:S``) is written only when it changes: every worker
+   of the fleet is told of each write to it (``watcher.py``), so what is written on every
+   check or every statistics flush lives in ``gp:{B}:stat:S``.
 """
 
 from __future__ import annotations
@@ -51,8 +54,14 @@ class BackendKeys:
         return self.queue_prefix + name
 
     def server(self, name: str) -> str:
-        """HASH of one server's configuration and state (address, weight, admin, oper...)."""
+        """HASH of one server's configuration and state (address, weight, admin, oper...):
+        what routing reads. Nothing writes it but a change (rule 4)."""
         return f"{PREFIX}:{{{self.backend}}}:srv:{name}"
+
+    def server_stats(self, name: str) -> str:
+        """HASH of what is written about one server all the time: its checks' details and its
+        traffic statistics (rule 4)."""
+        return f"{PREFIX}:{{{self.backend}}}:stat:{name}"
 
     def check_lease(self, name: str) -> str:
         """STRING: the id of the process that checks server ``name`` now, with a short TTL."""
@@ -118,14 +127,22 @@ KEY_TABLE: tuple[tuple[str, str, str], ...] = (
     (
         "gp:{B}:srv:S",
         "HASH",
-        "server S of backend B: addr, weight, maxconn, backup, admin (ready, drain or maint), "
-        "oper (up, down, going-up, going-down or stopping), shutdowns (how many times an "
-        "operator asked to cut its sessions); its check (check_code, check_desc, check_ms, "
-        "checked_at, failed_checks, downs, last_change, downtime_ms) and traffic statistics "
-        "(bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, max_inflight, "
-        "max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second); with "
-        "'resolvers', resolved (the address DNS gave, '' for none: MAINT) and resolved_at; "
-        "nolb (1 while http-check disable-on-404 sees a 404)",
+        "server S of backend B, what routing reads, written only when it changes (every "
+        "worker is told of each write within milliseconds): addr, weight, maxconn, backup, "
+        "admin (ready, drain or maint), oper (up, down, going-up, going-down or stopping), "
+        "health (the check counter), shutdowns (how many times an operator asked to cut its "
+        "sessions), downs, last_change, up_since, downtime_ms; with 'resolvers', resolved "
+        "(the address DNS gave, '' for none: MAINT); nolb (1 while http-check "
+        "disable-on-404 sees a 404)",
+    ),
+    (
+        "gp:{B}:stat:S",
+        "HASH",
+        "what is written about server S all the time: its checks (check_code, check_desc, "
+        "check_ms, checked_at, check_ok, check_fail, failed_checks), passive observation "
+        "(observed_errors, consecutive_errors, fastinter), resolved_at, and traffic "
+        "statistics (bytes_in, bytes_out, err_conn, err_resp, retries, redispatches, "
+        "max_inflight, max_queued, rate_cur/rate_prev/rate_sec/rate_max: sessions per second)",
     ),
     (
         "gp:{B}:chk:S",

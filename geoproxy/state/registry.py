@@ -85,5 +85,5 @@ def _forget_removed_servers(client: Client, keys: BackendKeys, backend: Backend)
     pipe.zrem(keys.servers, *removed)
     pipe.hdel(keys.total, *removed)
     for name in removed:
-        pipe.delete(keys.server(name))
+        pipe.delete(keys.server(name), keys.server_stats(name))
     pipe.execute()

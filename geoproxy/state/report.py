@@ -138,6 +138,7 @@ def _read_backend(
     servers = cast(list[str], client.zrange(keys.servers, 0, -1))
     pipe = client.pipeline(transaction=False)
     for server in servers:
+        pipe.hgetall(keys.server_stats(server))
         pipe.hgetall(keys.server(server))
         pipe.zcard(keys.server_queue(server))
     pipe.hgetall(keys.inflight)
@@ -149,8 +150,8 @@ def _read_backend(
     rows = tuple(
         _server_row(
             server,
-            per_server[2 * i],
-            (_int(inflight.get(server)), _int(total.get(server)), _int(per_server[2 * i + 1])),
+            {**per_server[3 * i], **per_server[3 * i + 1]},  # statistics, then state
+            (_int(inflight.get(server)), _int(total.get(server)), _int(per_server[3 * i + 2])),
             now_ms,
         )
         for i, server in enumerate(servers)

@@ -309,8 +309,11 @@ class Fleet:
         return [host.port for host in self.hosts]
 
     def server(self, name: str, backend: str = "app") -> dict[str, str]:
-        """The server's hash, as ``redis-cli HGETALL 'gp:{app}:srv:NAME'`` shows it."""
-        return cast(dict[str, str], self.redis.hgetall(f"gp:{{{backend}}}:srv:{name}"))
+        """The server's statistics and state hashes as one (``redis-cli HGETALL
+        'gp:{app}:stat:NAME'`` and ``'gp:{app}:srv:NAME'``)."""
+        stats = self.redis.hgetall(f"gp:{{{backend}}}:stat:{name}")
+        state = self.redis.hgetall(f"gp:{{{backend}}}:srv:{name}")
+        return cast(dict[str, str], {**stats, **state})
 
     def oper(self, name: str, backend: str = "app") -> str | None:
         return self.server(name, backend).get("oper")

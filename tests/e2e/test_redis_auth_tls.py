@@ -203,7 +203,7 @@ def test_geoproxy_run_and_state_over_tls_with_an_acl_user(
     assert row[:4] == ["s1", s1.address, "ready", "up"], state
     assert row[7] == "3", state  # total
     with servers.tls.client() as client:
-        assert client.hget("gp:{app}:srv:s1", "check_code"), "the health checker wrote too"
+        assert client.hget("gp:{app}:stat:s1", "check_code"), "the health checker wrote too"
 
 
 def test_geoproxy_run_with_a_wrong_password_refuses_to_start_and_hides_the_password(

@@ -81,7 +81,7 @@ def test_bytes_and_sessions_reach_the_server_hash_and_the_frontend_figures(
     fleet.count_traffic(lease, "api", 7, 70)
     fleet.release(lease)
     fleet.flush()
-    s1 = client.hgetall("gp:{app}:srv:s1")
+    s1 = client.hgetall("gp:{app}:stat:s1")
     assert (s1["bytes_in"], s1["bytes_out"]) == ("607", "6070")
     report = read_fleet(client)
     fronts = {front.name: front for front in report.frontends}

@@ -14,7 +14,7 @@ from geoproxy.state.health_store import HealthStore
 from geoproxy.state.scripts import Scripts
 
 SERVER = Server(name="s1", host="127.0.0.1", port=1, location=Location("t", 1), rise=2, fall=3)
-HASH, LEASE = "gp:{app}:srv:s1", "gp:{app}:chk:s1"
+HASH, LEASE, STATS = "gp:{app}:srv:s1", "gp:{app}:chk:s1", "gp:{app}:stat:s1"
 
 
 @pytest.fixture
@@ -72,14 +72,14 @@ def test_observe_applies_on_error_at_the_error_limit(
     scripts = Scripts()
     args = [action.value, 2, 3]
     # 4 errors, then a success ends the run, then 3 more: limit 5 is not reached
-    scripts.call(client, "observe", [HASH], [4, 0, 4, 5, *args])
-    scripts.call(client, "observe", [HASH], [3, 1, 3, 5, *args])
+    scripts.call(client, "observe", [HASH, STATS], [4, 0, 4, 5, *args])
+    scripts.call(client, "observe", [HASH, STATS], [3, 1, 3, 5, *args])
     assert client.hget(HASH, "oper") == "up"
-    assert client.hget(HASH, "consecutive_errors") == "3"
-    reply = scripts.call(client, "observe", [HASH], [2, 0, 2, 5, *args])
+    assert client.hget(STATS, "consecutive_errors") == "3"
+    reply = scripts.call(client, "observe", [HASH, STATS], [2, 0, 2, 5, *args])
     twin = after_error_limit(Health(4, 2, 3), action)
     assert reply == ["up", twin.state.value]
     assert int(client.hget(HASH, "health") or -1) == twin.value
-    assert client.hget(HASH, "consecutive_errors") == "0"
-    assert client.hget(HASH, "observed_errors") == "9"
+    assert client.hget(STATS, "consecutive_errors") == "0"
+    assert client.hget(STATS, "observed_errors") == "9"
     client.close()

@@ -179,7 +179,9 @@ class FaultFleet:
         return {k: int(v) for k, v in cast(dict[str, str], found).items()}
 
     def server_state(self, name: str) -> dict[str, str]:
-        found = self.read(lambda c: c.hgetall(f"gp:{{{BACKEND}}}:srv:{name}"))
+        """The server's statistics and state hashes as one."""
+        found = self.read(lambda c: {**c.hgetall(f"gp:{{{BACKEND}}}:stat:{name}"),
+                                     **c.hgetall(f"gp:{{{BACKEND}}}:srv:{name}")})
         return cast(dict[str, str], found or {})
 
     def check_holders(self) -> dict[str, str | None]:

@@ -4,16 +4,22 @@
 -- changes nothing).
 --
 -- KEYS[1]  the resolver lease (gp:{B}:dns:S, S the group's first server)
--- KEYS[2..] the server hashes (gp:{B}:srv:S), all of one backend
+-- KEYS[2..] per server, its hash (gp:{B}:srv:S) then its statistics hash (gp:{B}:stat:S),
+--          all of one backend: 'resolved' is written only when it changes (keys.py rule 4),
+--          'resolved_at' at every answer
 -- ARGV[1]  the caller's id (its worker id)
 -- ARGV[2]  now, milliseconds (the caller's clock: when this answer was valid)
--- ARGV[3..] one address per server hash, '' for none (the server is then in MAINT)
+-- ARGV[3..] one address per server, '' for none (the server is then in MAINT)
 -- Returns  1 when written, 0 when the lease is not the caller's
 
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], 'resolved', ARGV[i + 1], 'resolved_at', ARGV[2])
+for i = 1, (#KEYS - 1) / 2 do
+  local server, address = KEYS[2 * i], ARGV[i + 2]
+  if redis.call('HGET', server, 'resolved') ~= address then
+    redis.call('HSET', server, 'resolved', address)
+  end
+  redis.call('HSET', KEYS[2 * i + 1], 'resolved_at', ARGV[2])
 end
 return 1

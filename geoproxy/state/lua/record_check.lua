@@ -6,8 +6,12 @@
 -- lease may record, so a check that outlived its lease changes nothing.
 -- Time is the Redis server's clock, milliseconds.
 --
+-- The server's hash is written only when its routing state changes (every worker is told of
+-- each write to it, keys.py rule 4); what every check writes goes to its statistics hash.
+--
 -- KEYS[1]  the server's hash (gp:{B}:srv:S)
 -- KEYS[2]  the server's checker lease (gp:{B}:chk:S)
+-- KEYS[3]  the server's statistics hash (gp:{B}:stat:S)
 -- ARGV[1]  checker id       ARGV[2]  "1" passed, "0" failed
 -- ARGV[3]  rise             ARGV[4]  fall
 -- ARGV[5]  check status code (L4OK, L4CON, L7STS...)   ARGV[6]  description
@@ -47,24 +51,36 @@ else
   end
 end
 local after = oper_of(health)
-
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('HSET', server, 'health', health, 'oper', after, 'check_code', ARGV[5],
-  'check_desc', ARGV[6], 'check_ms', ARGV[7], 'checked_at', now_ms)
+local stats = KEYS[3]
+local routing = {}
+if tostring(health) ~= redis.call('HGET', server, 'health') then
+  routing[#routing + 1] = 'health'
+  routing[#routing + 1] = health
+end
+if after ~= redis.call('HGET', server, 'oper') then
+  routing[#routing + 1] = 'oper'
+  routing[#routing + 1] = after
+end
+if #routing > 0 then
+  redis.call('HSET', server, unpack(routing))
+end
+redis.call('HSET', stats, 'check_code', ARGV[5], 'check_desc', ARGV[6], 'check_ms', ARGV[7],
+  'checked_at', now_ms)
 if ARGV[5] == 'L7OKC' then
-  redis.call('HSET', server, 'nolb', 1)
+  if redis.call('HGET', server, 'nolb') ~= '1' then redis.call('HSET', server, 'nolb', 1) end
 elseif passed then
-  redis.call('HDEL', server, 'nolb')
+  redis.call('HDEL', server, 'nolb')  -- (HDEL of an absent field writes nothing)
 end
 if passed then
-  redis.call('HINCRBY', server, 'check_ok', 1)
-  redis.call('HSET', server, 'check_fail', 0)
-  if after == 'up' then redis.call('HDEL', server, 'fastinter') end
+  redis.call('HINCRBY', stats, 'check_ok', 1)
+  redis.call('HSET', stats, 'check_fail', 0)
+  if after == 'up' then redis.call('HDEL', stats, 'fastinter') end
 else
-  redis.call('HINCRBY', server, 'check_fail', 1)
-  redis.call('HSET', server, 'check_ok', 0)
-  redis.call('HINCRBY', server, 'failed_checks', 1)
+  redis.call('HINCRBY', stats, 'check_fail', 1)
+  redis.call('HSET', stats, 'check_ok', 0)
+  redis.call('HINCRBY', stats, 'failed_checks', 1)
 end
 local was_running = before == 'up' or before == 'going-down'
 local is_running = after == 'up' or after == 'going-down'
@@ -81,4 +97,4 @@ if was_running ~= is_running then
     redis.call('HINCRBY', server, 'downs', 1)
   end
 end
-return { before, after, redis.call('HGET', server, 'fastinter') or '0' }
+return { before, after, redis.call('HGET', stats, 'fastinter') or '0' }

@@ -14,7 +14,8 @@
 --
 -- KEYS[1]  the backend's statistics hash (gp:{B}:stats)
 -- KEYS[2]  the backend's total hash (server -> requests sent to it)
--- KEYS[3 .. 2+k]  the hashes of the servers with statistics in this flush (gp:{B}:srv:S)
+-- KEYS[3]  the backend's server names (gp:{B}:servers)
+-- KEYS[4 .. 3+k]  the statistics hashes of the servers in this flush (gp:{B}:stat:S)
 -- ARGV[1]  the backend's sessions, then the highest in-flight sum seen, the longest backend
 --          queue seen; then k, then k records: server name, sessions, bytes in, bytes out,
 --          retries, redispatches, highest in-flight count seen, longest server queue seen;
@@ -22,7 +23,7 @@
 -- Returns  the number of servers updated
 
 local call, format, tonumber = redis.call, string.format, tonumber
-local stats, total = KEYS[1], KEYS[2]
+local stats, total, names = KEYS[1], KEYS[2], KEYS[3]
 local now_sec = tonumber(call('TIME')[1])
 
 -- The fields of a rate counter (prefix .. rate_sec, rate_cur, rate_prev, rate_max) after `n`
@@ -96,26 +97,26 @@ if #out > 0 then
   call('HSET', stats, unpack(out))
 end
 
--- each server's hash, and its total
+-- each server's statistics hash, and its total
 local updated = 0
 for i = 1, k do
-  local server, at = KEYS[2 + i], 5 + 8 * (i - 1)
-  read = call('HMGET', server, 'addr', 'bytes_in', 'bytes_out', 'retries', 'redispatches',
-    'max_inflight', 'max_queued', 'rate_sec', 'rate_cur', 'rate_prev', 'rate_max')
+  local server, at = KEYS[3 + i], 5 + 8 * (i - 1)
   -- a server removed from the configuration meanwhile stays removed
-  if read[1] then
+  if call('ZSCORE', names, ARGV[at]) then
+    read = call('HMGET', server, 'bytes_in', 'bytes_out', 'retries', 'redispatches',
+      'max_inflight', 'max_queued', 'rate_sec', 'rate_cur', 'rate_prev', 'rate_max')
     local sessions = tonumber(ARGV[at + 1])
     if sessions > 0 then
       call('HINCRBY', total, ARGV[at], sessions)
     end
     out = {}
-    add(out, 'bytes_in', tonumber(ARGV[at + 2]), read[2])
-    add(out, 'bytes_out', tonumber(ARGV[at + 3]), read[3])
-    add(out, 'retries', tonumber(ARGV[at + 4]), read[4])
-    add(out, 'redispatches', tonumber(ARGV[at + 5]), read[5])
-    raise(out, 'max_inflight', tonumber(ARGV[at + 6]), read[6])
-    raise(out, 'max_queued', tonumber(ARGV[at + 7]), read[7])
-    rate(out, '', sessions, read[8], read[9], read[10], read[11])
+    add(out, 'bytes_in', tonumber(ARGV[at + 2]), read[1])
+    add(out, 'bytes_out', tonumber(ARGV[at + 3]), read[2])
+    add(out, 'retries', tonumber(ARGV[at + 4]), read[3])
+    add(out, 'redispatches', tonumber(ARGV[at + 5]), read[4])
+    raise(out, 'max_inflight', tonumber(ARGV[at + 6]), read[5])
+    raise(out, 'max_queued', tonumber(ARGV[at + 7]), read[6])
+    rate(out, '', sessions, read[7], read[8], read[9], read[10])
     if #out > 0 then
       call('HSET', server, unpack(out))
     end
