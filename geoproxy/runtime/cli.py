@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_top(_state_redis_url(args.redis), args.interval, args.count, args.once)
     if args.command == "set":
-        from geoproxy.runtime.state_command import set_server
+        from geoproxy.runtime.set_command import set_server
 
         return set_server(_state_redis_url(args.redis), args.target, args.field, args.value)
     # gevent asks to be patched before ssl, sockets and redis-py are imported; the workers

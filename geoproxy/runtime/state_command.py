@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from geoproxy.balance.view import AdminState
 from geoproxy.state.connect import RedisUrlError, redact
 from geoproxy.state.redis_store import REDIS_ERRORS, RedisFleetState
 from geoproxy.state.store import BackendReport, ServerReport
@@ -93,53 +92,3 @@ def print_state(redis_url: str) -> int:
     finally:
         store.close()
     return 0
-
-
-def set_server(redis_url: str, target: str, field: str, value: str) -> int:
-    """``geoproxy set server BACKEND/SERVER state|weight VALUE``: every worker of every host
-    applies it at its next snapshot refresh (within a second)."""
-    backend, slash, server = target.partition("/")
-    if not slash or not backend or not server:
-        print(f"geoproxy set: expected BACKEND/SERVER, got {target!r}", file=sys.stderr)
-        return 2
-    try:
-        store = RedisFleetState(redis_url, worker_id="geoproxy-set")
-    except RedisUrlError as error:
-        print(f"geoproxy set: {error}", file=sys.stderr)
-        return 2
-    try:
-        if field == "state":
-            try:
-                state = AdminState(value)
-            except ValueError:
-                print(
-                    f"geoproxy set: state must be ready, drain or maint, not {value!r}",
-                    file=sys.stderr,
-                )
-                return 2
-            store.health.set_admin(backend, server, state)
-        else:
-            store.health.set_weight(backend, server, _weight(store, backend, server, value))
-    except (KeyError, ValueError) as error:
-        print(f"geoproxy set: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 1
-    except REDIS_ERRORS as error:
-        print(f"geoproxy set: cannot reach {redact(redis_url)}: {error}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    print(f"{backend}/{server}: {field} set to {value}")
-    return 0
-
-
-def _weight(store: RedisFleetState, backend: str, server: str, value: str) -> int:
-    """An absolute weight, or ``N%`` of the configured one, rounded down and capped at 256 as
-    HAProxy's runtime API does (150% of 1 is 1, 3000% of 10 is 256)."""
-    if value.endswith("%"):
-        if not value[:-1].isdigit():
-            raise ValueError(f"a relative weight must be a positive N%, not {value!r}")
-        configured = int(store.health.server_state(backend, server).get("cfg_weight", 1))
-        return min(configured * min(int(value[:-1]), 25600) // 100, 256)
-    if not value.isdigit():
-        raise ValueError(f"weight must be a number from 0 to 256 or N%, not {value!r}")
-    return int(value)

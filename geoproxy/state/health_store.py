@@ -15,13 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from geoproxy.balance.view import AdminState
-from geoproxy.config.model import Server
 from geoproxy.state.connect import REDIS_ERRORS, Client
 from geoproxy.state.keys import backend_keys
 from geoproxy.state.scripts import Scripts
+
+if TYPE_CHECKING:  # (geoproxy set imports this module: not the configuration's)
+    from geoproxy.config.model import Server
 
 LEASE_TTL_MS = 3000  # a dead checker's servers are taken over within this (+ a claim tick)
 

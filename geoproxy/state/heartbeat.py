@@ -73,6 +73,8 @@ class Heartbeat:
             )
             self.unregistered = []
         states = list(self._backends.values())
+        # (as they are now: one may be added while the pipeline is out)
+        frontend_listeners = list(self.frontend_listeners)
         batch = Batch(self._client, self._scripts)
         if self._time_in_pipeline:
             batch.pipe.time()
@@ -93,7 +95,7 @@ class Heartbeat:
                 batch.pipe.hsetnx(state.keys.inflight, HASHTABLE_PAD, 0)
                 if beat:
                     batch.pipe.hsetnx(state.keys.worker(holder), HASHTABLE_PAD, 0)
-        if self.frontend_listeners:
+        if frontend_listeners:
             queue_disabled(batch.pipe)  # last: its reply is the last one
         replies = batch.execute()
         seconds, micros = replies[0] if self._time_in_pipeline else self._client.time()
@@ -123,9 +125,9 @@ class Heartbeat:
             for name in shutdown_requests(previous, state.view):
                 for shutdown in self.shutdown_listeners:
                     shutdown(state.config.name, name)
-        if self.frontend_listeners:
+        if frontend_listeners:
             disabled = frozenset(replies[-1])
-            for follow in self.frontend_listeners:
+            for follow in frontend_listeners:
                 follow(disabled)
         return now_ms
 

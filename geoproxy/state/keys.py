@@ -48,6 +48,7 @@ class BackendKeys:
     queue_sequence: str  # STRING counter: the next arrival sequence
     stats: str  # HASH: the backend's statistics (rates, maxima, per-frontend counters)
     queue_prefix: str  # the server queue keys' prefix (the server name follows)
+    server_prefix: str  # the server hashes' prefix (the server name follows)
 
     def server_queue(self, name: str) -> str:
         """ZSET: tickets of persistent requests waiting for server ``name``."""
@@ -56,7 +57,7 @@ class BackendKeys:
     def server(self, name: str) -> str:
         """HASH of one server's configuration and state (address, weight, admin, oper...):
         what routing reads. Nothing writes it but a change (rule 4)."""
-        return f"{PREFIX}:{{{self.backend}}}:srv:{name}"
+        return self.server_prefix + name
 
     def server_stats(self, name: str) -> str:
         """HASH of what is written about one server all the time: its checks' details and its
@@ -90,6 +91,7 @@ def backend_keys(backend: str) -> BackendKeys:
         queue_sequence=f"{tag}:qseq",
         stats=f"{tag}:stats",
         queue_prefix=f"{tag}:queue:",
+        server_prefix=f"{tag}:srv:",
     )
 
 

@@ -42,6 +42,7 @@ from geoproxy.state.frontend_admin import FrontendAdmin
 from geoproxy.state.group_commit import GroupCommit, Job
 from geoproxy.state.health_store import HealthStore
 from geoproxy.state.heartbeat import HEARTBEAT_PERIOD, Heartbeat, TransitionListener
+from geoproxy.state.keys import FRONTENDS_ADMIN
 from geoproxy.state.leases import Leases
 from geoproxy.state.outage import Outage
 from geoproxy.state.report import read_fleet, read_report
@@ -54,6 +55,7 @@ from geoproxy.state.store import (
     StickRequest,
     Ticket,
 )
+from geoproxy.state.watcher import Watcher
 
 REDIS_TIMEOUT = 0.5  # socket timeout for every Redis call, seconds
 
@@ -108,6 +110,9 @@ class RedisFleetState:
         self.health = HealthStore(self._client, self._scripts)
         self.dns = DnsStore(self._client, self._scripts)  # run-time resolution (resolvers)
         self._stop = threading.Event()
+        # set by the watcher when the routing state changed: the heartbeat reloads at once
+        self._changed = threading.Event()
+        self.watcher: Watcher | None = None
         self._threads: list[threading.Thread] = []
         self._counters: CounterSync | None = None  # stick counters (state/counters.py)
 
@@ -232,6 +237,12 @@ class RedisFleetState:
         counters = self._counters
         if counters is not None:
             loops.append((lambda: counters.loop(self._stop), "counters"))
+        prefixes = [state.keys.server_prefix for state in self._backends.values()]
+        if prefixes:
+            watcher = Watcher(self._client, [*prefixes, FRONTENDS_ADMIN], self._changed.set,
+                              self._log)
+            self.watcher = watcher
+            loops.append((lambda: watcher.loop(self._stop), "watcher"))
         for target, name in loops:
             thread = threading.Thread(
                 target=self._guarded(target, name), name=f"geoproxy-{name}", daemon=True
@@ -241,6 +252,7 @@ class RedisFleetState:
 
     def stop(self) -> None:
         self._stop.set()
+        self._changed.set()
         self._flusher.wanted.set()
         for thread in self._threads:
             thread.join(timeout=2.0)
@@ -267,13 +279,25 @@ class RedisFleetState:
         return run
 
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_PERIOD):
+        # A heartbeat every HEARTBEAT_PERIOD; in between, a reload of the snapshot alone as
+        # soon as the watcher says the routing state changed (messages arriving meanwhile
+        # make one more). The heartbeat's cadence is the period's, whatever the reloads.
+        beat_at = self._clock() + HEARTBEAT_PERIOD
+        while True:
+            changed = self._changed.wait(max(beat_at - self._clock(), 0.0))
+            self._changed.clear()
+            if self._stop.is_set():
+                return
+            beat = not changed or self._clock() >= beat_at
             try:
-                self.refresh()
+                self.refresh(beat=beat)
             except REDIS_ERRORS as error:
                 self._outage.failed(error)
             else:
                 self._outage.answered()
+            if not beat:
+                continue
+            beat_at = self._clock() + HEARTBEAT_PERIOD
             if any(not state.tally.is_empty() for state in self._backends.values()):
                 self._flusher.wake()  # statistics left over once traffic stopped
 
