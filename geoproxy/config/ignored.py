@@ -16,6 +16,9 @@ _LOGGING = "logging is configured on geoproxy's command line"
 _TLS = "geoproxy does not terminate TLS"
 _TUNING = "HAProxy's tuning does not apply to geoproxy"
 _NOTHING = "it has no effect on traffic in geoproxy"
+# HAProxy 2.6 keeps the keyword and does nothing with it: Proxy-Connection is forwarded unread,
+# and keep-alive follows Connection alone, with or without the option (checked against 2.6.12)
+_INERT_IN_26 = "HAProxy 2.6 accepts it and does nothing with it either"
 
 # keyword -> reason, for the global section
 GLOBAL_IGNORED: dict[str, str] = {
@@ -83,10 +86,11 @@ OPTION_IGNORED: dict[str, str] = {
                      "tcp-smart-connect", "splice-auto", "splice-request", "splice-response",
                      "http-no-delay", "independent-streams", "nolinger", "http-ignore-probes",
                      "idle-close-on-response", "disable-h2-upgrade"), _NOTHING),
+    "http-use-proxy-header": _INERT_IN_26,
 }
 OPTION_REFUSED = frozenset({
     "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response",
-    "checkcache", "http-pretend-keepalive", "http-use-proxy-header", "prefer-last-server",
+    "checkcache", "http-pretend-keepalive", "prefer-last-server",
     "transparent", "forwarded", "spop-check", "external-check",
     "http-restrict-req-hdr-names", "h1-case-adjust-bogus-client",
     "h1-case-adjust-bogus-server", "forceclose", "http-tunnel", "http_proxy",

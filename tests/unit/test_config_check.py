@@ -44,6 +44,20 @@ def test_warnings_go_to_stderr_and_the_file_is_still_valid(tmp_path: Path) -> No
     )
 
 
+def test_http_use_proxy_header_is_accepted_as_haproxy_26_accepts_it_doing_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "pxh.cfg"
+    path.write_text(VALID.replace("    bind 127.0.0.1:8080\n",
+                                  "    bind 127.0.0.1:8080\n    option http-use-proxy-header\n"))
+    status, _, err = run(path)
+    assert status == 0
+    assert err == (
+        f"[WARNING]  config : parsing [{path}:8] : 'option http-use-proxy-header' is ignored by "
+        "geoproxy (HAProxy 2.6 accepts it and does nothing with it either).\n"
+    )
+
+
 def test_errors_are_alerts_followed_by_haproxys_closing_lines_and_exit_one(
     tmp_path: Path,
 ) -> None:
