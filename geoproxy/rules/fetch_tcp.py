@@ -1,11 +1,12 @@
 """The fetches of a connection's first bytes, for ``mode tcp`` (docs/tcp.md; manual 7.3.5).
 
 Rules:
-1. In a TCP proxy they read the connection's ``TcpFacts`` (``Txn.tcp``): ``req.ssl_sni`` and
-   ``req.ssl_hello_type`` from a TLS ClientHello (``geoproxy.tcp.clienthello``), ``req.len``
-   and ``req.payload(OFFSET,LENGTH)`` from the bytes buffered, ``req.proto_http`` (the
-   predefined ACL ``HTTP``) from an HTTP request head in them, ``wait_end`` (the predefined
-   ACL ``WAIT_END``) once ``tcp-request inspect-delay`` is over.
+1. In a TCP proxy they read the connection's ``TcpFacts`` (``Txn.tcp``): ``req.ssl_sni``,
+   ``req.ssl_alpn`` and ``req.ssl_hello_type`` from a TLS ClientHello
+   (``geoproxy.tcp.clienthello``), ``req.len`` and ``req.payload(OFFSET,LENGTH)`` from the
+   bytes buffered, ``req.proto_http`` (the predefined ACL ``HTTP``) from an HTTP request head
+   in them, ``wait_end`` (the predefined ACL ``WAIT_END``) once ``tcp-request inspect-delay``
+   is over.
 2. A value the bytes so far cannot give yet is no sample here; ``geoproxy.tcp.conditions``
    asks ``TcpFacts`` first whether it would come later, and waits (HAProxy's
    ``SMP_F_MAY_CHANGE``).
@@ -30,6 +31,17 @@ def _value(found: object) -> object:
 def _sni(txn: Txn) -> object:
     facts = txn.tcp
     return None if facts is None else _value(facts.server_name())
+
+
+def _alpn_all(txn: Txn) -> tuple[str, ...]:
+    facts = txn.tcp
+    found = None if facts is None else facts.alpn()
+    return found if isinstance(found, tuple) else ()
+
+
+def _alpn(txn: Txn) -> object:
+    offered = _alpn_all(txn)
+    return offered[0] if offered else None
 
 
 def _hello_type(txn: Txn) -> object:
@@ -66,6 +78,8 @@ F = FetchDef
 TCP_FETCHES: Final[dict[str, FetchDef]] = {
     "req.ssl_sni": F("", "str", lambda args, env: _sni, needs="any"),
     "req_ssl_sni": F("", "str", lambda args, env: _sni, needs="any"),
+    "req.ssl_alpn": F("", "str", lambda args, env: _alpn, lambda args, env: _alpn_all,
+                      needs="any"),
     "req.ssl_hello_type": F("", "int", lambda args, env: _hello_type, needs="any"),
     "req_ssl_hello_type": F("", "int", lambda args, env: _hello_type, needs="any"),
     "req.len": F("", "int", lambda args, env: _length, needs="any"),

@@ -15,8 +15,8 @@ Rules (configuration manual 7.3):
    Header values are split on commas outside quotes; the worker joins repeated fields, so
    ``req.fhdr`` sees one line per header name (docs/rules.md lists this difference).
 4. TLS is not terminated yet: ``ssl_fc`` is false; other ``ssl_*`` fetches are refused, as
-   are the ``req.ssl_*`` ones of a ClientHello but ``req.ssl_sni`` and ``req.ssl_hello_type``
-   (``fetch_tcp.py``).
+   are the ``req.ssl_*`` ones of a ClientHello but ``req.ssl_sni``, ``req.ssl_alpn`` and
+   ``req.ssl_hello_type`` (``fetch_tcp.py``).
 5. Stick counters (``sc_*``, ``sc0_*``..``sc2_*``, ``src_*``, ``table_cnt``, ``table_avl``)
    are ``fetch_counters.py``'s entries, added to this table.
 """

@@ -1,5 +1,5 @@
-"""What a TLS ClientHello says before anything is decrypted: HAProxy's ``req.ssl_hello_type``
-and ``req.ssl_sni`` (SNI passthrough).
+"""What a TLS ClientHello says before anything is decrypted: HAProxy's ``req.ssl_hello_type``,
+``req.ssl_sni`` (SNI passthrough) and ``req.ssl_alpn``.
 
 Rules (RFC 8446 5.1 and 4.1.2, RFC 6066 3; HAProxy's ``smp_fetch_ssl_hello_type`` and
 ``smp_fetch_ssl_hello_sni``):
@@ -10,6 +10,9 @@ Rules (RFC 8446 5.1 and 4.1.2, RFC 6066 3; HAProxy's ``smp_fetch_ssl_hello_type`
    ``tcp-request inspect-delay``). A server name is looked for only in a complete ClientHello.
 3. The server name is the first ``host_name`` entry of the ``server_name`` extension, as
    ASCII; a hello without one has no name (``NOT_TLS`` is not returned then: the bytes are TLS).
+4. The ALPN protocols (RFC 7301) are the names of the ``application_layer_protocol_negotiation``
+   extension, in the client's order: HAProxy returns each as one value of a multi-valued
+   sample (an ACL matches when one of them does; elsewhere the first one counts).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from dataclasses import dataclass
 class Hello(enum.Enum):
     NOT_TLS = "not-tls"
     INCOMPLETE = "incomplete"
-    NO_NAME = "no-name"  # a complete ClientHello without a server name
+    NO_NAME = "no-name"  # a complete ClientHello without a server name (or without ALPN)
 
 
 _HANDSHAKE = 22
 _CLIENT_HELLO = 1
 _SERVER_NAME = 0
+_ALPN = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,18 @@ def hello_type(data: bytes) -> int | Hello:
 
 def server_name(data: bytes) -> str | Hello:
     """``req.ssl_sni``: the server name of a ClientHello (rules 1 to 3)."""
+    extension = _extension(data, _SERVER_NAME)
+    return extension if isinstance(extension, Hello) else _host_name(extension)
+
+
+def protocols(data: bytes) -> tuple[str, ...] | Hello:
+    """``req.ssl_alpn``: the ALPN protocols a ClientHello offers (rules 1, 2 and 4)."""
+    extension = _extension(data, _ALPN)
+    return extension if isinstance(extension, Hello) else _protocol_names(extension)
+
+
+def _extension(data: bytes, wanted: int) -> bytes | Hello:
+    """The body of extension ``wanted`` of a whole ClientHello; ``NO_NAME`` without it."""
     kind = hello_type(data)
     if isinstance(kind, Hello):
         return kind
@@ -74,13 +90,13 @@ def server_name(data: bytes) -> str | Hello:
     record = _first_record(data)
     assert isinstance(record, _Record)
     try:
-        return _name_in(record.body)
+        return _find(record.body, wanted)
     except (IndexError, ValueError):
         return Hello.NOT_TLS
 
 
-def _name_in(body: bytes) -> str | Hello:
-    """The server name in a whole ClientHello message (handshake header included)."""
+def _find(body: bytes, wanted: int) -> bytes | Hello:
+    """Extension ``wanted`` in a whole ClientHello message (handshake header included)."""
     end = 4 + int.from_bytes(body[1:4], "big")
     at = 4 + 2 + 32  # header, client_version, random
     at += 1 + body[at]  # session id
@@ -94,10 +110,23 @@ def _name_in(body: bytes) -> str | Hello:
         kind = int.from_bytes(body[at : at + 2], "big")
         size = int.from_bytes(body[at + 2 : at + 4], "big")
         at += 4
-        if kind == _SERVER_NAME:
-            return _host_name(body[at : at + size])
+        if kind == wanted:
+            return body[at : at + size]
         at += size
     return Hello.NO_NAME
+
+
+def _protocol_names(extension: bytes) -> tuple[str, ...] | Hello:
+    at, end = 2, min(len(extension), 2 + int.from_bytes(extension[0:2], "big"))
+    names = []
+    while at < end:
+        size = extension[at]
+        name = extension[at + 1 : at + 1 + size]
+        if len(name) != size or not size:
+            break
+        names.append(name.decode("ascii", "replace"))
+        at += 1 + size
+    return tuple(names) if names else Hello.NO_NAME
 
 
 def _host_name(extension: bytes) -> str | Hello:

@@ -56,6 +56,8 @@ def _waits(test: AclTest) -> Callable[[TcpFacts], bool]:
         return lambda facts: not facts.final
     if name in ("req.ssl_sni", "req_ssl_sni"):
         return lambda facts: facts.server_name() is WAIT
+    if name == "req.ssl_alpn":
+        return lambda facts: facts.alpn() is WAIT
     if name in ("req.ssl_hello_type", "req_ssl_hello_type"):
         return lambda facts: facts.hello_type() is WAIT
     if name in ("req.payload", "payload"):

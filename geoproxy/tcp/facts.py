@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from geoproxy.tcp.clienthello import Hello, hello_type, server_name
+from geoproxy.tcp.clienthello import Hello, hello_type, protocols, server_name
 
 BUFFER_SIZE: Final = 16384  # tune.bufsize: a full buffer makes the facts final
 
@@ -71,6 +71,21 @@ class TcpFacts:
                 cached = found
             self._remember("hello", cached)
         result: int | NoValue = self._unless_final(cached)
+        return result
+
+    def alpn(self) -> tuple[str, ...] | NoValue:
+        """The ALPN protocols the ClientHello offers (``req.ssl_alpn``)."""
+        cached = self._cache.get("alpn")
+        if cached is None:
+            found = protocols(self.payload)
+            if found is Hello.INCOMPLETE:
+                cached = WAIT
+            elif isinstance(found, Hello):
+                cached = ABSENT
+            else:
+                cached = found
+            self._remember("alpn", cached)
+        result: tuple[str, ...] | NoValue = self._unless_final(cached)
         return result
 
     def server_name(self) -> str | NoValue:

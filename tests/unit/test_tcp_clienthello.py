@@ -1,6 +1,6 @@
 """What a TLS ClientHello says before decryption (geoproxy.tcp.clienthello): HAProxy's
-``req.ssl_hello_type`` and ``req.ssl_sni``. The hellos are real ones, written by Python's own
-TLS client (OpenSSL) into memory."""
+``req.ssl_hello_type``, ``req.ssl_sni`` and ``req.ssl_alpn``. The hellos are real ones,
+written by Python's own TLS client (OpenSSL) into memory."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import ssl
 
 import pytest
 
-from geoproxy.tcp.clienthello import Hello, hello_type, server_name
+from geoproxy.tcp.clienthello import Hello, hello_type, protocols, server_name
 
 
 @functools.cache
-def client_hello(name: str | None) -> bytes:
+def client_hello(name: str | None, alpn: tuple[str, ...] = ()) -> bytes:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
     with pytest.raises(ssl.SSLWantReadError):
@@ -57,3 +59,15 @@ def test_a_server_hello_has_its_type_and_no_name() -> None:
     server_hello = b"\x16\x03\x03\x00\x08" + b"\x02\x00\x00\x04" + b"\x03\x03\x00\x00"
     assert hello_type(server_hello) == 2
     assert server_name(server_hello) is Hello.NOT_TLS
+
+
+def test_the_alpn_protocols_are_read_in_the_clients_order() -> None:
+    hello = client_hello("a.test", ("acme-tls/1", "h2", "http/1.1"))
+    assert protocols(hello) == ("acme-tls/1", "h2", "http/1.1")
+    assert server_name(hello) == "a.test"
+
+
+def test_a_hello_without_alpn_has_no_protocols_and_a_prefix_asks_for_more() -> None:
+    assert protocols(client_hello("a.test")) is Hello.NO_NAME
+    assert protocols(client_hello("a.test", ("h2",))[:40]) is Hello.INCOMPLETE
+    assert protocols(b"GET / HTTP/1.1\r\n") is Hello.NOT_TLS

@@ -26,14 +26,20 @@ def frontend(body: str) -> Frontend:
 
 
 @functools.cache
-def hello(name: str) -> bytes:
+def hello(name: str, alpn: tuple[str, ...] = ()) -> bytes:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
     with pytest.raises(ssl.SSLWantReadError):
         tls.do_handshake()
     return outgoing.read()
+
+
+def alpn_hello(alpn: tuple[str, ...]) -> bytes:
+    return hello("x.test", alpn)
 
 
 def facts(payload: bytes = b"", *, final: bool = False, src: str = "192.0.2.7",
@@ -112,6 +118,19 @@ def test_server_name_matching_methods(test: str, name: str, holds: bool) -> None
     assert predicate(facts(hello(name), final=True)) is holds
     assert predicate(facts(hello(name)[:30])) is None  # more bytes could still decide
     assert predicate(facts(b"GET / HTTP/1.0\r\n\r\n")) is False  # not TLS: never
+
+
+def test_req_ssl_alpn_matches_any_protocol_the_client_offers() -> None:
+    """HAProxy's recipe for TLS-ALPN-01 challenges beside HTTPS: ``use_backend bk_acme if
+    { req.ssl_alpn acme-tls/1 }``; each offered protocol is one value of the sample."""
+    condition = frontend("    use_backend sni if { req.ssl_alpn acme-tls/1 }\n"
+                         ).use_backends[0].condition
+    assert condition is not None
+    predicate = compile_condition(condition)
+    assert predicate(facts(alpn_hello(("h2", "acme-tls/1")), final=True)) is True
+    assert predicate(facts(alpn_hello(("h2", "http/1.1")), final=True)) is False
+    assert predicate(facts(hello("x.test"), final=True)) is False  # no ALPN at all
+    assert predicate(facts(alpn_hello(("acme-tls/1",))[:30])) is None  # more bytes decide
 
 
 def test_connection_rules_test_addresses_only() -> None:
