@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ backend sticky
     server s2 {s2}
 """
 BACKENDS = ("app", "b1", "queued", "sticky")
+CONVERGED = 0.2  # seconds after a write when every worker routes by it (the heartbeat: 0.5 s)
 
 
 @dataclass(eq=False)
@@ -184,6 +186,24 @@ def test_health_checks_take_a_failing_server_out_and_back_through_the_cluster(
     leases = [cluster.get(f"gp:{{b1}}:chk:{name}") for name in ("s1", "s2")]
     assert all(leases), "each server's check lease is held by one worker"
     cluster.close()
+
+
+def test_a_change_written_on_any_master_reaches_both_workers_at_once(scene: Scene) -> None:
+    """The watcher keeps one connection per primary (state/watcher.py): a change of backend
+    ``app`` (slot 6805) and one of ``sticky`` (slot 3852), on two masters, each reach every
+    worker well within a heartbeat (0.5 s)."""
+    cluster = scene.cluster()
+    try:
+        for backend, host in (("app", "app.test"), ("sticky", "sticky.test")):
+            cluster.hset(f"gp:{{{backend}}}:srv:s1", "admin", "maint")
+            time.sleep(CONVERGED)
+            answered = [scene.get(host)[1] for _ in range(8)]  # new connections: both workers
+            assert answered == ["s2"] * 8, (backend, answered)
+            cluster.hset(f"gp:{{{backend}}}:srv:s1", "admin", "ready")
+    finally:
+        for backend in ("app", "sticky"):
+            cluster.hset(f"gp:{{{backend}}}:srv:s1", "admin", "ready")
+        cluster.close()
 
 
 def test_a_maxconn_queue_runs_through_the_cluster(scene: Scene) -> None:
