@@ -52,7 +52,7 @@ import gevent
 from gevent.lock import RLock
 from gevent.socket import wait_read
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -111,7 +111,9 @@ def _stop_in_app(stream: Stream) -> None:
     is never interrupted halfway through a frame."""
     greenlet = stream.greenlet
     if stream.in_app and not stream.done and greenlet is not None and not greenlet.dead:
-        greenlet.throw(gevent.GreenletExit)
+        # ClientGone, as when an HTTP/1.1 client goes away: the forwarder closes the server
+        # connection, the lease is released, and the log says the client aborted (CD)
+        greenlet.throw(ClientGone(f"the client reset stream {stream.id}"))
 
 
 class H2Server:
@@ -229,7 +231,13 @@ class H2Server:
         elif isinstance(event, RemoteSettingsChanged):
             self._wake_all()
         elif isinstance(event, ConnectionTerminated):
-            self.start_draining()  # the client's GOAWAY: what is in flight finishes
+            if event.error_code:
+                self.closed = True  # an error: nothing more is to be sent
+                return
+            # the client's graceful GOAWAY: what is in flight finishes (rule 5), which h2's
+            # state machine, closed by any GOAWAY, would refuse to send
+            self.h2.state_machine.state = ConnectionState.SERVER_OPEN
+            self.start_draining()
 
     def _open(self, event: RequestReceived) -> None:
         stream_id = event.stream_id or 0

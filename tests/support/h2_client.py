@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionState, H2Connection
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
@@ -136,6 +136,10 @@ class RawH2Client:
             answer.reset = int(event.error_code or 0)
         elif isinstance(event, ConnectionTerminated):
             self.goaway = event
+            if event.error_code == 0:
+                # h2 closes its state machine on any GOAWAY; after a graceful one the streams
+                # it lets through still finish (RFC 9113 6.8)
+                self.conn.state_machine.state = ConnectionState.CLIENT_OPEN
 
     def wait(self, stream_ids: list[int], timeout: float = 10.0) -> list[H2Answer]:
         """Read until each stream ended or was reset (or the connection closed)."""
