@@ -251,6 +251,9 @@ class H2Server:
         request = parse_request(headers, self.limits, has_body)
         if request is None:
             self.h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)  # h2_stream rule 1
+            log_refused = getattr(self.worker.wsgi, "log_refused", None)
+            if log_refused is not None:  # HAProxy logs it: <BADREQ>, status 0, PR--
+                log_refused(self.base, 0, 0, (time.time(), 0), False)
             self._count_cancelled()
             return
         stream = Stream(stream_id, (time.monotonic(), time.time()))

@@ -10,8 +10,10 @@ Rules:
    Proxy-Connection, Transfer-Encoding, Upgrade, and TE other than ``trailers``); a value
    holding CR, LF or NUL; more fields than ``tune.http.maxhdr`` allows. (The header list's size
    is bounded before this, by the HPACK decoder: see ``h2_connection``.)
-2. The request becomes what the HTTP/1.1 loop would have made of it: ``:method`` the method,
-   ``:path`` the target, ``:authority`` the Host (it replaces a ``host`` field); several
+2. The request becomes what the HTTP/1.1 loop would have made of it: ``:method`` the method;
+   the target is ``:scheme://:authority:path`` (absolute-form, as HAProxy 2.6 builds it and
+   logs it; the server gets the origin-form) or ``:path`` without ``:authority``;
+   ``:authority`` is the Host, first among the fields (it replaces a ``host`` field); several
    ``cookie`` fields are joined with ``; `` (RFC 9113 8.2.3), other repeated fields with ``, ``;
    names holding ``_`` are dropped, as HTTP/1.1's. A request with a body and no content-length
    goes to the server chunked (the forwarder re-frames it). ``SERVER_PROTOCOL`` is ``HTTP/2.0``:
@@ -84,7 +86,7 @@ def parse_request(headers: list[tuple[bytes, bytes]], limits: RequestLimits,
                   has_body: bool) -> StreamRequest | None:
     """The request of a header list, or None when it is malformed (rule 1)."""
     pseudo: dict[bytes, bytes] = {}
-    fields: dict[str, str] = {}
+    fields: dict[str, str] = {"HTTP_HOST": ""}  # first, as HAProxy puts it (rule 2)
     regular = 0
     for name, value in headers:
         if b"\r" in value or b"\n" in value or b"\0" in value or not name:
@@ -106,6 +108,8 @@ def parse_request(headers: list[tuple[bytes, bytes]], limits: RequestLimits,
         text = value.decode("latin-1").strip(" \t")
         previous = fields.get(key)
         if previous:
+            if key == "HTTP_HOST":
+                return None  # two hosts: routing would read one, the server another
             if not text:
                 continue
             text = previous + ("; " if key == "HTTP_COOKIE" else ", ") + text
@@ -124,6 +128,10 @@ def parse_request(headers: list[tuple[bytes, bytes]], limits: RequestLimits,
     authority = pseudo.get(b":authority")
     if authority is not None:
         fields["HTTP_HOST"] = authority.decode("latin-1")
+        if method != b"CONNECT" and target != b"*":
+            target = pseudo[b":scheme"] + b"://" + authority + target
+    elif not fields["HTTP_HOST"]:
+        del fields["HTTP_HOST"]
     if has_body and "CONTENT_LENGTH" not in fields:
         fields["HTTP_TRANSFER_ENCODING"] = "chunked"  # re-framed for the server (rule 2)
     return StreamRequest(method.decode("latin-1"), target.decode("latin-1"), fields)
