@@ -128,6 +128,11 @@ class H2Server:
         self.client_timeout: float | None = timeouts.client
         self.head_timeout: float | None = timeouts.request_head
         sock.settimeout(self.client_timeout)  # every write (rule 4)
+        try:
+            # frames of several streams leave in separate writes: none may wait for an ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # not TCP (a test's socket pair)
         self.limits: RequestLimits = worker.request_limits
         self.tune: H2Settings = getattr(worker, "h2_settings", None) or H2Settings()
         self.lock = RLock()
@@ -329,14 +334,16 @@ class H2Server:
     # -- what streams call (h2_stream.StreamSink) ---------------------------------------------
 
     def send_headers(self, stream: Stream, headers: list[tuple[bytes, bytes]],
-                     end: bool) -> None:
+                     end: bool, flush: bool = True) -> None:
+        """HEADERS; with ``flush`` False they leave with the next DATA (one write)."""
         with self.lock:
             self._check(stream)
             try:
                 self.h2.send_headers(stream.id, headers, end_stream=end)
             except ProtocolError as error:
                 raise ClientGone(f"stream {stream.id}: {error}") from error
-            self._flush()
+            if flush:
+                self._flush()
 
     def send_data(self, stream: Stream, data: bytes, end: bool) -> None:
         """Send ``data`` within the client's windows and frame size (rule 3)."""

@@ -62,7 +62,7 @@ class StreamSink(Protocol):
     client_timeout: float | None
 
     def send_headers(self, stream: Stream, headers: list[tuple[bytes, bytes]],
-                     end: bool) -> None: ...
+                     end: bool, flush: bool = True) -> None: ...
 
     def send_data(self, stream: Stream, data: bytes, end: bool) -> None: ...
 
@@ -259,7 +259,7 @@ def _send_error_page(sink: StreamSink, stream: Stream) -> None:
         for name, value in page.headers if name.lower() not in CONNECTION_SPECIFIC
     ]
     try:
-        sink.send_headers(stream, headers, False)
+        sink.send_headers(stream, headers, False, flush=False)
         sink.send_data(stream, page.body, True)
     except (ClientGone, OSError):
         pass
@@ -287,12 +287,12 @@ def _write(sink: StreamSink, stream: Stream, response: Response, method: str,
     stream.in_app = False
     stream.head_sent = True
     if length is not None and len(first) >= length:
-        sink.send_headers(stream, headers, length == 0)
+        sink.send_headers(stream, headers, length == 0, flush=not length)
         if length:
             sink.send_data(stream, first[:length], True)
         _finish(stream, chunks)
         return
-    sink.send_headers(stream, headers, False)
+    sink.send_headers(stream, headers, False, flush=not first)
     remaining = None if length is None else length - len(first)
     data: bytes | None = first
     while data is not None:
