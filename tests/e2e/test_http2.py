@@ -332,3 +332,21 @@ def test_a_cancelled_stream_in_the_app_stops_its_backend_wait(
     time.sleep(0.5)  # the request is at the server by now
     client.send_raw(RstStreamFrame(stream, error_code=ErrorCodes.CANCEL).serialize())
     assert client.get("/").status == 200  # the connection serves on, the server's slot free
+
+
+def test_a_reload_sends_goaway_and_new_connections_are_served(
+        proxy: Start, backends: StartBackends,
+        h2_client: Connect) -> None:
+    servers = backends(1)
+    port = free_port()
+    running = proxy(config(port, servers), workers=1)
+    (old_worker,) = running.wait_for_workers(1)
+    client = h2_client(port)
+    assert client.get("/").status == 200
+    running.send_signal(signal.SIGHUP)
+    assert client.wait_closed(15)  # the old worker's GOAWAY, then its close
+    assert client.goaway is not None and client.goaway.error_code == ErrorCodes.NO_ERROR
+    deadline = time.monotonic() + 15
+    while running.wait_for_workers(1) == [old_worker] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    serves_normally(port)
