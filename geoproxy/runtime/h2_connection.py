@@ -9,10 +9,12 @@ Rules:
    environ starts from.
 2. SETTINGS from ``tune.h2.*`` (HAProxy 2.6's defaults: 100 concurrent streams, a 4096-byte
    header table, 65535-byte windows, 16384-byte frames); the header list size is the HTTP/1.1
-   head's (``tune.bufsize`` less the rewrite reserve), and it bounds the HPACK decoder at once,
-   before the client acknowledges it. The connection's receive window is opened to the
-   streams' windows times the concurrent streams, so the streams' windows are what bound a
-   client's uploads; each is handed back as the app reads the body.
+   head's (``tune.bufsize`` less the rewrite reserve). Two bounds hold before the client
+   acknowledges the SETTINGS (``h2`` applies them only after): the HPACK decoder's list size,
+   and the concurrent streams (a stream past them is refused, ``REFUSED_STREAM``). The
+   connection's receive window is opened to the streams' windows times the concurrent
+   streams, so the streams' windows are what bound a client's uploads; each is handed back as
+   the app reads the body.
 3. Each stream runs in its own greenlet. Every use of the state machine and every write to
    the socket happen under the connection's one lock, so frames never interleave; a stream
    waiting for the client's window (its own or the connection's) waits outside it, at most
@@ -33,8 +35,9 @@ Rules:
      ``tune.h2.max-concurrent-streams`` streams, and more streams than it let finish
      (malformed requests count as cancelled), gets GOAWAY ENHANCE_YOUR_CALM, and the
      connection closes;
-   - CONTINUATION flood: a header block is bounded by the header list size (and by ``h2``'s
-     64 CONTINUATION frames); past it, GOAWAY and close;
+   - CONTINUATION flood: a header block still open that holds more bytes than the header list
+     size (HPACK never makes a list smaller than its block) gets GOAWAY ENHANCE_YOUR_CALM, and
+     the connection closes (``h2`` itself stops at 64 CONTINUATION frames);
    - HPACK bomb: a header block that decodes to more than the header list size is refused
      with GOAWAY ENHANCE_YOUR_CALM;
    - a window held at zero: rule 3 and rule 4 bound the stream and the connection.
@@ -94,9 +97,12 @@ def serve_h2(worker: Any, sock: Any, listener_name: Any, base: dict[str, Any],
 
 
 def drain_all() -> None:
-    """Rule 5 for every HTTP/2 connection of this worker (it is stopping)."""
+    """Rule 5 for every HTTP/2 connection of this worker (it is stopping). Each in a greenlet
+    of its own: the caller is gunicorn's heartbeat, which must not wait on a slow client."""
     for server in list(_live):
-        server.start_draining()
+        if not server.drain_asked:
+            server.drain_asked = True
+            gevent.spawn(server.start_draining)
 
 
 def header_list_size(limits: RequestLimits) -> int:
@@ -136,11 +142,13 @@ class H2Server:
         self.limits: RequestLimits = worker.request_limits
         self.tune: H2Settings = getattr(worker, "h2_settings", None) or H2Settings()
         self.lock = RLock()
-        self.streams: dict[int, Stream] = {}
+        self.streams: dict[int, Stream] = {}  # open for the client
+        self.running: set[Stream] = set()  # whose greenlet has not ended (cancelled ones too)
         self.cancelled = 0
         self.finished = 0
         self.reset_bound = 2 * self.tune.max_concurrent_streams
         self.draining = False
+        self.drain_asked = False
         self.last_stream = _MAX_WINDOW  # the last stream served once draining (rule 5)
         self.closed = False
         self.h2 = H2Connection(H2Configuration(
@@ -196,6 +204,10 @@ class H2Server:
             data = self.sock.recv(READ_SIZE)
             if not data or not self._received(data):
                 return
+            pending = h2.incoming_buffer._headers_buffer
+            if pending and sum(len(frame.data) for frame in pending) > list_size:
+                self._close(ErrorCodes.ENHANCE_YOUR_CALM)  # rule 6: CONTINUATION flood
+                return
 
     def _received(self, data: bytes) -> bool:
         """Feed the state machine; False when the connection is to end."""
@@ -247,7 +259,12 @@ class H2Server:
     def _open(self, event: RequestReceived) -> None:
         stream_id = event.stream_id or 0
         if self.draining and stream_id > self.last_stream:
-            self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        if len(self.streams) >= self.tune.max_concurrent_streams:
+            # h2 applies our limit only once the client acknowledged it (rule 2)
+            self._reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._count_cancelled()
             return
         if self.closed:
             return
@@ -255,7 +272,7 @@ class H2Server:
         headers = cast("list[tuple[bytes, bytes]]", list(event.headers or ()))
         request = parse_request(headers, self.limits, has_body)
         if request is None:
-            self.h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)  # h2_stream rule 1
+            self._reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)  # h2_stream rule 1
             log_refused = getattr(self.worker.wsgi, "log_refused", None)
             if log_refused is not None:  # HAProxy logs it: <BADREQ>, status 0, PR--
                 log_refused(self.base, 0, 0, (time.time(), 0), False)
@@ -264,7 +281,15 @@ class H2Server:
         stream = Stream(stream_id, (time.monotonic(), time.time()))
         stream.ended = not has_body
         self.streams[stream_id] = stream
+        self.running.add(stream)
         stream.greenlet = gevent.spawn(self._run, stream, request)
+
+    def _reset_stream(self, stream_id: int, code: ErrorCodes) -> None:
+        """RST_STREAM, unless the client closed the stream already (in the same read)."""
+        try:
+            self.h2.reset_stream(stream_id, code)
+        except ProtocolError:
+            pass
 
     def _data(self, event: DataReceived) -> None:
         stream_id = event.stream_id or 0
@@ -303,6 +328,7 @@ class H2Server:
         finally:
             stream.done = True
             self.streams.pop(stream.id, None)
+            self.running.discard(stream)
             if not stream.cancelled:
                 self.finished += 1
             self._release(stream)
@@ -322,6 +348,11 @@ class H2Server:
                 pass
 
     def _cancel(self, stream: Stream) -> None:
+        """The stream is over for the client: it no longer counts among the open ones (what
+        is left of its greenlet is cleaning up), and its greenlet is stopped once."""
+        self.streams.pop(stream.id, None)
+        if stream.cancelled:
+            return
         stream.cancelled = True
         stream.wakeup.set()
         if stream.greenlet is not None and stream.greenlet is not gevent.getcurrent():
@@ -460,7 +491,7 @@ class H2Server:
     def finish(self) -> None:
         """The connection is over: its streams are cancelled, and waited for (briefly)."""
         self.closed = True
-        streams = list(self.streams.values())
+        streams = list(self.running)
         for stream in streams:
             self._cancel(stream)
         greenlets = [s.greenlet for s in streams if s.greenlet is not None]

@@ -226,11 +226,10 @@ def serve_stream(sink: StreamSink, stream: Stream, request: StreamRequest) -> No
         try:
             _write(sink, stream, response, request.method, result)
         finally:
-            stream.in_app = True
+            stream.in_app = False  # its end (the lease released, the log line) runs whole
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-            stream.in_app = False
             environ.clear()  # frees what the request left in it now (see the HTTP/1.1 loop)
     except ClientGone:
         sink.reset(stream, _CANCEL)

@@ -212,6 +212,7 @@ def test_rapid_reset_is_cut_with_enhance_your_calm(proxy: Start,
     assert backend_requests(servers[0]) <= 20
     assert running.wait_for_workers(1) == [worker]
     serves_normally(port)
+    assert "Traceback" not in running.output()
 
 
 def test_a_continuation_flood_closes_the_connection(proxy: Start,
@@ -226,15 +227,19 @@ def test_a_continuation_flood_closes_the_connection(proxy: Start,
     block = encoder.encode([(":method", "GET"), (":scheme", "http"), (":path", "/"),
                             (":authority", "x")])
     client.send_raw(HeadersFrame(1, data=block).serialize())  # no END_HEADERS
-    junk = Encoder().encode([("x-flood", "v" * 1000)])
+    junk = Encoder().encode([("x-flood", "v" * 15000)])  # frames of ~15 KB: 64 of them is 1 MB
     try:
         for _ in range(2000):
             client.send_raw(ContinuationFrame(1, data=junk).serialize())
     except OSError:
         pass  # the server closed while we flooded
     assert client.wait_closed(10)
+    # past the header list size (15360 bytes), before h2's own bound of 64 frames
+    assert client.goaway is not None
+    assert client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
     assert running.wait_for_workers(1) == [worker]
     serves_normally(port)
+    assert "Traceback" not in running.output()
 
 
 def test_an_hpack_bomb_is_refused(proxy: Start, backends: StartBackends,
@@ -259,6 +264,7 @@ def test_an_hpack_bomb_is_refused(proxy: Start, backends: StartBackends,
     assert backend_requests(servers[0]) == 0
     assert running.wait_for_workers(1) == [worker]
     serves_normally(port)
+    assert "Traceback" not in running.output()
 
 
 def test_a_window_held_at_zero_is_bounded_and_others_are_served(
@@ -279,6 +285,7 @@ def test_a_window_held_at_zero_is_bounded_and_others_are_served(
     assert client.wait_closed(10)  # then the idle connection closed
     assert running.wait_for_workers(1) == [worker]
     serves_normally(port)
+    assert "Traceback" not in running.output()
 
 
 def test_an_unfinished_header_block_times_out(proxy: Start, backends: StartBackends,
