@@ -11,7 +11,8 @@ Rules:
    header table, 65535-byte windows, 16384-byte frames); the header list size is the HTTP/1.1
    head's (``tune.bufsize`` less the rewrite reserve). Two bounds hold before the client
    acknowledges the SETTINGS (``h2`` applies them only after): the HPACK decoder's list size,
-   and the concurrent streams (a stream past them is refused, ``REFUSED_STREAM``). The
+   and the concurrent streams (a stream past them is refused, ``REFUSED_STREAM``, before and
+   after: ``h2`` would close the connection). The
    connection's receive window is opened to the streams' windows times the concurrent
    streams, so the streams' windows are what bound a client's uploads; each is handed back as
    the app reads the body.
@@ -110,6 +111,19 @@ def header_list_size(limits: RequestLimits) -> int:
     return limits.max_head
 
 
+class _Announced(Settings):
+    """Our SETTINGS, as announced; ``h2`` would enforce MAX_CONCURRENT_STREAMS as a connection
+    error (GOAWAY), where RFC 9113 5.1.2 has a stream refused: ``H2Server._open`` enforces it."""
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return _MAX_WINDOW
+
+    @max_concurrent_streams.setter
+    def max_concurrent_streams(self, value: int) -> None:
+        self[SettingCodes.MAX_CONCURRENT_STREAMS] = value
+
+
 def _stop_in_app(stream: Stream) -> None:
     """Rule 6: a cancelled stream's greenlet stops where it waits, if that is in the app (its
     server's answer, a lease, the queue). Run from the hub, when the greenlet is suspended:
@@ -161,7 +175,7 @@ class H2Server:
     def serve(self, rest: bytes) -> None:
         tune, h2 = self.tune, self.h2
         list_size = header_list_size(self.limits)
-        h2.local_settings = Settings(client=False, initial_values={
+        h2.local_settings = _Announced(client=False, initial_values={
             SettingCodes.HEADER_TABLE_SIZE: tune.header_table_size,
             SettingCodes.INITIAL_WINDOW_SIZE: tune.initial_window_size,
             SettingCodes.MAX_CONCURRENT_STREAMS: tune.max_concurrent_streams,

@@ -357,3 +357,17 @@ def test_a_reload_sends_goaway_and_new_connections_are_served(
     while running.wait_for_workers(1) == [old_worker] and time.monotonic() < deadline:
         time.sleep(0.2)
     serves_normally(port)
+
+
+def test_streams_past_max_concurrent_streams_are_refused_alone(
+        proxy: Start, backends: StartBackends,
+        h2_client: Connect) -> None:
+    servers = backends(1)
+    port = free_port()
+    proxy(config(port, servers), workers=1)  # tune.h2.max-concurrent-streams 20
+    client = h2_client(port)
+    streams = [client.request("GET", "/slow?ms=500") for _ in range(25)]
+    answers = client.wait(streams)
+    assert [a.status for a in answers[:20]] == [200] * 20
+    assert [a.reset for a in answers[20:]] == [ErrorCodes.REFUSED_STREAM] * 5
+    assert client.get("/").status == 200  # a stream error, not the connection's
