@@ -21,9 +21,11 @@ Rules:
    waiting for the client's window (its own or the connection's) waits outside it, at most
    ``timeout client``, then is reset. Response DATA is cut to the client's windows and
    largest frame.
-4. Timeouts: ``timeout client`` closes an idle connection (no stream open) with GOAWAY; a
-   header block left unfinished (CONTINUATION pending) for ``timeout http-request`` (else
-   ``timeout client``) closes the connection. A write blocked for ``timeout client`` ends the
+4. Timeouts, as HAProxy 2.6 applies them to HTTP/2 (each falls back as for HTTP/1.1, to
+   ``timeout client`` in the end): a connection without a stream open closes with GOAWAY
+   after ``timeout http-keep-alive`` once it served a stream, after ``timeout http-request``
+   before its first; a header block left unfinished (CONTINUATION pending) for ``timeout
+   http-request`` closes the connection. A write blocked for ``timeout client`` ends the
    connection (the frame on the wire cannot be finished).
 5. Graceful end: when the worker stops (shutdown, reload, ``max_requests``), or the client
    sends GOAWAY, a GOAWAY (NO_ERROR, last stream id) tells the client no new stream will be
@@ -78,6 +80,7 @@ from geoproxy.runtime.h2_stream import Stream, parse_request, serve_stream
 
 READ_SIZE: Final = 65536
 _MAX_WINDOW: Final = 2**31 - 1
+_LOOK_AGAIN: Final = 1.0  # seconds between two looks at the idle timeout while streams run
 _STREAM_JOIN: Final = 5.0  # how long the connection's end waits for killed streams
 _live: weakref.WeakSet[H2Server] = weakref.WeakSet()
 
@@ -147,6 +150,8 @@ class H2Server:
         timeouts = worker.wsgi.client_timeouts(listener_name)
         self.client_timeout: float | None = timeouts.client
         self.head_timeout: float | None = timeouts.request_head
+        self.idle_timeout: float | None = timeouts.idle
+        self.idle_since = time.monotonic()  # when the last stream ended (or the connection began)
         sock.settimeout(self.client_timeout)  # every write (rule 4)
         try:
             # frames of several streams leave in separate writes: none may wait for an ACK
@@ -197,24 +202,25 @@ class H2Server:
         while not self.closed:
             if self.draining and not self.streams:
                 return
-            pending_head = bool(h2.incoming_buffer._headers_buffer)
-            if pending_head and head_started is None:
-                head_started = time.monotonic()
-            elif not pending_head:
+            now = time.monotonic()
+            if not h2.incoming_buffer._headers_buffer:
                 head_started = None
-            timeout = self.client_timeout
+            elif head_started is None:
+                head_started = now
+            timeout = self._wait_limit(now)
+            if timeout is not None and timeout <= 0:
+                self._close(ErrorCodes.NO_ERROR)  # rule 4: idle
+                return
             if head_started is not None and self.head_timeout is not None:
-                timeout = max(0.0, head_started + self.head_timeout - time.monotonic())
+                left = head_started + self.head_timeout - now
+                if left <= 0:
+                    self._close(ErrorCodes.PROTOCOL_ERROR)  # rule 4: a header block stalled
+                    return
+                timeout = left if timeout is None else min(timeout, left)
             try:
                 wait_read(self.sock.fileno(), timeout)
             except TimeoutError:
-                if head_started is not None:
-                    self._close(ErrorCodes.PROTOCOL_ERROR)  # rule 4: a header block stalled
-                    return
-                if self.streams:
-                    continue  # streams are bounded by their own timeouts (rule 3)
-                self._close(ErrorCodes.NO_ERROR)
-                return
+                continue  # the loop's top decides
             data = self.sock.recv(READ_SIZE)
             if not data or not self._received(data):
                 return
@@ -222,6 +228,15 @@ class H2Server:
             if pending and sum(len(frame.data) for frame in pending) > list_size:
                 self._close(ErrorCodes.ENHANCE_YOUR_CALM)  # rule 6: CONTINUATION flood
                 return
+
+    def _wait_limit(self, now: float) -> float | None:
+        """How long the reader may wait for the client (rule 4): while streams are open, a
+        second (to look at the idle timeout again once they end: the streams are bounded by
+        rule 3); then what is left of the idle timeout (None: no limit)."""
+        if self.streams:
+            return _LOOK_AGAIN
+        limit = self.idle_timeout if self.h2.highest_inbound_stream_id else self.head_timeout
+        return None if limit is None else self.idle_since + limit - now
 
     def _received(self, data: bytes) -> bool:
         """Feed the state machine; False when the connection is to end."""
@@ -343,6 +358,7 @@ class H2Server:
             stream.done = True
             self.streams.pop(stream.id, None)
             self.running.discard(stream)
+            self.idle_since = time.monotonic()
             if not stream.cancelled:
                 self.finished += 1
             self._release(stream)
@@ -365,6 +381,7 @@ class H2Server:
         """The stream is over for the client: it no longer counts among the open ones (what
         is left of its greenlet is cleaning up), and its greenlet is stopped once."""
         self.streams.pop(stream.id, None)
+        self.idle_since = time.monotonic()
         if stream.cancelled:
             return
         stream.cancelled = True

@@ -349,10 +349,14 @@ def test_a_reload_sends_goaway_and_new_connections_are_served(
     running = proxy(config(port, servers), workers=1)
     (old_worker,) = running.wait_for_workers(1)
     client = h2_client(port)
-    assert client.get("/").status == 200
+    slow = client.request("GET", "/slow?ms=2000")
+    time.sleep(0.3)
     running.send_signal(signal.SIGHUP)
-    assert client.wait_closed(15)  # the old worker's GOAWAY, then its close
+    (answer,) = client.wait([slow], timeout=15)
+    assert answer.status == 200  # the old worker finished it
     assert client.goaway is not None and client.goaway.error_code == ErrorCodes.NO_ERROR
+    assert client.goaway.last_stream_id == slow
+    assert client.wait_closed(15)
     deadline = time.monotonic() + 15
     while running.wait_for_workers(1) == [old_worker] and time.monotonic() < deadline:
         time.sleep(0.2)

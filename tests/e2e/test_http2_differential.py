@@ -116,3 +116,53 @@ def test_h2_answers_and_log_lines_match_haproxy(
     expected_log = logged(haproxy.output, len(CASES), theirs)[-len(CASES):]
     assert logged(running.output, len(CASES), ours)[-len(CASES):] == expected_log
     assert "GET http://127.0.0.1:PORT/headers?q=1 HTTP/2.0" in expected_log
+
+
+IDLE_CONFIG = """
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 5s
+  timeout http-request 2s
+  timeout http-keep-alive 1s
+frontend web
+  bind 127.0.0.1:{port} proto h2
+  http-request return status 200 content-type text/plain string ok
+  default_backend app
+backend app
+  server never 127.0.0.1:9
+"""
+
+
+def idle_ends(port: int) -> list[tuple[int | None, int | None]]:
+    """How an idle connection ends, after a request and before any: (GOAWAY error code,
+    its last stream id), within a bound far below timeout client."""
+    ends: list[tuple[int | None, int | None]] = []
+    for requests in (1, 0):
+        client = RawH2Client("127.0.0.1", port, timeout=15)
+        try:
+            for _ in range(requests):
+                assert client.get("/").status == 200
+            assert client.wait_closed(10)
+            goaway = client.goaway
+            ends.append((None, None) if goaway is None else
+                        (int(goaway.error_code or 0), goaway.last_stream_id))
+        finally:
+            client.close()
+    return ends
+
+
+def test_idle_connections_end_on_keep_alive_and_request_timeouts_as_haproxys(
+        process_registry: ProcessRegistry, proxy: Callable[..., ProxyProcess],
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    ours, theirs = free_port(), free_port()
+    proxy(IDLE_CONFIG.format(port=ours), workers=1)
+    haproxy = start_haproxy(process_registry, IDLE_CONFIG.format(port=theirs),
+                            tmp_path_factory.mktemp("haproxy"))
+    try:
+        expected = idle_ends(theirs)
+        assert expected == [(0, 1), (0, 0)]
+        assert idle_ends(ours) == expected
+    finally:
+        haproxy.stop()
