@@ -33,6 +33,10 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    frontends before its first accept, then at every heartbeat of its fleet state
    (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
    frontends, are served on.
+10. A connection accepted on a bind with ``proto h2`` speaks HTTP/2 from its first byte: it is
+   served by ``geoproxy.runtime.h2_connection.serve_h2`` (after the PROXY prelude, if any),
+   with the environ every request of the connection shares (``connection_environ``). When the
+   worker stops, its heartbeat (``notify``) tells those connections to go away (GOAWAY).
 """
 
 from __future__ import annotations
