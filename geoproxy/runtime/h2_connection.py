@@ -218,7 +218,8 @@ class H2Server:
                     return
                 timeout = left if timeout is None else min(timeout, left)
             try:
-                wait_read(self.sock.fileno(), timeout)
+                if not self._buffered():
+                    wait_read(self.sock.fileno(), timeout)
             except TimeoutError:
                 continue  # the loop's top decides
             data = self.sock.recv(READ_SIZE)
@@ -228,6 +229,12 @@ class H2Server:
             if pending and sum(len(frame.data) for frame in pending) > list_size:
                 self._close(ErrorCodes.ENHANCE_YOUR_CALM)  # rule 6: CONTINUATION flood
                 return
+
+    def _buffered(self) -> bool:
+        """Whether a TLS socket holds decrypted bytes already (its file descriptor would not
+        say so)."""
+        pending = getattr(self.sock, "pending", None)
+        return bool(pending is not None and pending())
 
     def _wait_limit(self, now: float) -> float | None:
         """How long the reader may wait for the client (rule 4): while streams are open, a
