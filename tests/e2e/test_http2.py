@@ -34,7 +34,7 @@ LOG_REQUEST = re.compile(r' (?P<status>\d{3}) \d+ .*"(?P<request>[^"]*)"$')
 
 
 def config(port: int, servers: list[Backend], *, extra_global: str = "",
-           client_timeout: str = "5s", extra_backend: str = "") -> str:
+           client_timeout: str = "5s", extra_backend: str = "", extra_frontend: str = "") -> str:
     lines = "\n".join(f"  server {s.name} {s.address} cookie {s.name}" for s in servers)
     return f"""
 global
@@ -49,6 +49,7 @@ defaults
   timeout http-request 1s
 frontend web
   bind 127.0.0.1:{port} proto h2
+{extra_frontend}
   default_backend app
 backend app
   balance roundrobin
@@ -375,3 +376,20 @@ def test_streams_past_max_concurrent_streams_are_refused_alone(
     assert [a.status for a in answers[:20]] == [200] * 20
     assert [a.reset for a in answers[20:]] == [ErrorCodes.REFUSED_STREAM] * 5
     assert client.get("/").status == 200  # a stream error, not the connection's
+
+
+def test_bodies_the_app_never_reads_hand_their_window_back(
+        proxy: Start, backends: StartBackends,
+        h2_client: Connect) -> None:
+    servers = backends(1)
+    port = free_port()
+    # one stream at a time: the connection's window is one stream's, 64 KiB
+    proxy(config(port, servers, extra_global="  tune.h2.max-concurrent-streams 1",
+                 extra_frontend="  http-request deny if { path_beg /denied }"), workers=1)
+    client = h2_client(port)
+    body = b"x" * 60000  # within a stream's window: sent whole, never read by the app
+    for _ in range(4):  # 240,000 bytes unread: had they kept the window, this would stall
+        (denied,) = client.wait([client.request("POST", "/denied", body=body)])
+        assert denied.status == 403
+    echoed = client.wait([client.request("POST", "/echo", body=body * 3)])[0]
+    assert echoed.status == 200 and json.loads(echoed.body)["length"] == len(body) * 3
