@@ -134,8 +134,8 @@ def _stop_in_app(stream: Stream) -> None:
     is never interrupted halfway through a frame."""
     greenlet = stream.greenlet
     if stream.in_app and not stream.done and greenlet is not None and not greenlet.dead:
-        # ClientGone, as when an HTTP/1.1 client goes away: the forwarder closes the server
-        # connection, the lease is released, and the log says the client aborted (CD)
+        # ClientGone, as when an HTTP/1.1 client's body cannot be read: the forwarder closes
+        # the server connection, the lease and the queue place are released
         greenlet.throw(ClientGone(f"the client reset stream {stream.id}"))
 
 
