@@ -14,6 +14,10 @@ nginx is installed, else two demo backends):
      (set-header X-Forwarded-Proto/X-Real-IP %[src]/X-Forwarded-Host %[req.hdr(host)]/
      X-Forwarded-Port %[dst_port], add-header X-Frontend %f if { path_beg / }); the run prints
      g's req/s as a share of f's, same run (issue 13: at least 0.90)
+  h  (--http2) row b's HAProxy with ``bind ... proto h2`` (h2c, prior knowledge)
+  i  (--http2) row f's geoproxy with ``bind ... proto h2``; the run prints i's req/s next to
+     f's (HTTP/1.1) and h's; the load for h and i is h2load (bench_load.run_h2load: 8
+     connections x 4 streams, as many requests in flight as wrk's 32 connections)
 The load is ``wrk -t1 -c32 -d8s --latency`` (``-d3s`` with --quick) when wrk is installed, else
 scripts/bench_loadgen.py; every row gets a warm-up, then two rounds (rows interleaved), and the
 table shows medians. "req/CPU-s" is requests per CPU-second of the row's serving process tree
@@ -38,7 +42,7 @@ from pathlib import Path
 
 import bench_services as services
 from bench_cpu import tree_cpu_seconds
-from bench_load import LoadResult, load_tool, run_load
+from bench_load import LoadResult, load_tool, run_h2load, run_load
 from bench_services import Service, ServiceError
 
 ROWS = {
@@ -49,7 +53,10 @@ ROWS = {
     "e": "obvious proxy, leastconn through Redis",
     "f": "geoproxy, 2 workers, leastconn + cookie insert, Redis",
     "g": "geoproxy as f, plus 5 http-request header rules",
+    "h": "HAProxy as b, HTTP/2 (h2c, h2load)",
+    "i": "geoproxy as f, HTTP/2 (h2c, h2load)",
 }
+H2_ROWS = frozenset({"h", "i"})
 CONNECTIONS = 32
 ROUNDS = 2
 
@@ -76,6 +83,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--rules", action="store_true", help="add row g (f with rules) and compare it to f"
     )
+    parser.add_argument(
+        "--http2", action="store_true", help="add rows h and i (HTTP/2) and compare i to f"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
     parser.add_argument(
@@ -88,6 +98,8 @@ def parse_args() -> argparse.Namespace:
     args.rows = [row.strip() for row in args.only.split(",") if row.strip()]
     if args.rules:
         args.rows += [row for row in ("f", "g") if row not in args.rows]
+    if args.http2:
+        args.rows += [row for row in ("b", "f", "h", "i") if row not in args.rows]
     unknown = [row for row in args.rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose among {','.join(ROWS)}")
@@ -118,13 +130,29 @@ def start_row(row: str, work: Path, backends: Service, backend_ports: list[int])
         )
     if row == "g":
         return services.start_geoproxy(work, port, backend_ports, services.RULES)
+    if row in H2_ROWS and shutil.which("h2load") is None:
+        raise ServiceError("h2load is not installed (Debian: nghttp2-client)")
+    if row == "h":
+        if services.find_binary("haproxy") is None:
+            raise ServiceError("haproxy is not installed")
+        return services.start_haproxy(work, port, backend_ports, " proto h2")
+    if row == "i":
+        return services.start_geoproxy(work, port, backend_ports, bind_options=" proto h2")
     return services.start_geoproxy(work, port, backend_ports)
 
 
-def measure(service: Service, duration: float, tool: str) -> tuple[LoadResult, float]:
+def load(row: str, url: str, duration: float, tool: str) -> LoadResult:
+    """The row's load: h2load for the HTTP/2 rows, else ``tool``."""
+    if row in H2_ROWS:
+        return run_h2load(url, duration)
+    return run_load(url, CONNECTIONS, duration, tool)
+
+
+def measure(row: str, service: Service, duration: float, tool: str
+            ) -> tuple[LoadResult, float]:
     """One load run, and the CPU seconds the service's trees spent on it."""
     before = tree_cpu_seconds(service.cpu_roots)
-    result = run_load(service.url, CONNECTIONS, duration, tool)
+    result = load(row, service.url, duration, tool)
     return result, tree_cpu_seconds(service.cpu_roots) - before
 
 
@@ -218,6 +246,19 @@ def rules_ratio(rows: list[Row]) -> str:
     return f"rules: row g keeps {value:.2f} of row f's req/s (target 0.90) {met}"
 
 
+def http2_ratio(rows: list[Row]) -> str:
+    """Row i's req/s (HTTP/2) next to row f's (HTTP/1.1), and row h's (HAProxy, HTTP/2)."""
+    by_row = {row.row: row for row in rows}
+    if "i" not in by_row:
+        return ""
+    parts = [f"HTTP/2: geoproxy {by_row['i'].rps:,.0f} req/s"]
+    if "f" in by_row and by_row["f"].rps:
+        parts.append(f"{by_row['i'].rps / by_row['f'].rps:.2f} of its HTTP/1.1 req/s (row f)")
+    if "h" in by_row and by_row["h"].rps:
+        parts.append(f"{by_row['i'].rps / by_row['h'].rps:.2f} of HAProxy's HTTP/2 (row h)")
+    return ", ".join(parts)
+
+
 def header(tool: str, duration: float, backend_kind: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nproc = len(os.sched_getaffinity(0))
@@ -263,13 +304,13 @@ def main() -> int:
             except ServiceError as exc:
                 notes[row] = str(exc).splitlines()[0]
                 print(f"row {row} not measured: {exc}", file=sys.stderr)
-        for service in started.values():
-            run_load(service.url, CONNECTIONS, warmup, tool)
+        for row, service in started.items():
+            load(row, service.url, warmup, tool)
         runs: dict[str, list[tuple[LoadResult, float]]] = {row: [] for row in started}
         for round_number in range(1, ROUNDS + 1):
             for row, service in started.items():
                 print(f"round {round_number}, row {row}: {ROWS[row]}", file=sys.stderr)
-                runs[row].append(measure(service, duration, tool))
+                runs[row].append(measure(row, service, duration, tool))
     finally:
         for service in reversed(list(started.values())):
             service.stop()
@@ -291,6 +332,10 @@ def main() -> int:
     if with_rules:
         print()
         print(with_rules)
+    with_http2 = http2_ratio(rows)
+    if with_http2:
+        print()
+        print(with_http2)
     if args.json:
         report = {
             "header": header(tool, duration, backend_kind),

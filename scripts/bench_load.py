@@ -2,7 +2,10 @@
 
 Either way one run is one fixed number of keep-alive connections for a fixed time, and gives a
 ``LoadResult``. wrk counts "Non-2xx or 3xx responses" (it has no cheaper way to count statuses);
-the Python generator counts non-2xx exactly.
+the Python generator counts non-2xx exactly. HTTP/2 rows use h2load (nghttp2-client) over h2c
+with prior knowledge: ``H2_CLIENTS`` connections of ``H2_STREAMS`` concurrent streams each (as
+many requests in flight as wrk's connections); h2load reports no latency percentiles, so p50
+is its mean time per request and p99 its maximum.
 """
 
 from __future__ import annotations
@@ -24,6 +27,17 @@ _NON_2XX = re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", re.M)
 _SOCKET_ERRORS = re.compile(
     r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", re.M
 )
+
+
+_H2_FINISHED = re.compile(r"^finished in [\d.]+s, ([\d.]+) req/s", re.M)
+_H2_REQUESTS = re.compile(
+    r"^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+    r"(\d+) errored, (\d+) timeout", re.M)
+_H2_STATUS = re.compile(r"^status codes: (\d+) 2xx", re.M)
+_H2_TIME = re.compile(
+    r"^time for request:\s+[\d.]+\w+\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", re.M)
+H2_CLIENTS = 8
+H2_STREAMS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +104,31 @@ def run_python(url: str, connections: int, duration: float) -> LoadResult:
         argv, capture_output=True, text=True, timeout=duration + 30, check=True
     ).stdout
     return LoadResult(**json.loads(output))
+
+
+def run_h2load(url: str, duration: float) -> LoadResult:
+    """h2load over h2c (module doc); raises FileNotFoundError when it is not installed."""
+    if shutil.which("h2load") is None:
+        raise FileNotFoundError("h2load is not installed (Debian: nghttp2-client)")
+    seconds = max(1, round(duration))
+    argv = ["h2load", "-t1", f"-c{H2_CLIENTS}", f"-m{H2_STREAMS}", f"-D{seconds}", url]
+    output = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + 30, check=True
+    ).stdout
+    return parse_h2load(output)
+
+
+def parse_h2load(output: str) -> LoadResult:
+    rps, requests = _H2_FINISHED.search(output), _H2_REQUESTS.search(output)
+    status, times = _H2_STATUS.search(output), _H2_TIME.search(output)
+    if rps is None or requests is None or status is None or times is None:
+        raise ValueError(f"unexpected h2load output:\n{output}")
+    done = int(requests.group(1))
+    return LoadResult(
+        requests=done,
+        rps=float(rps.group(1)),
+        p50_ms=float(times.group(3)) * _UNITS[times.group(4)],
+        p99_ms=float(times.group(1)) * _UNITS[times.group(2)],
+        non_2xx=done - int(status.group(1)),
+        errors=sum(int(n) for n in requests.group(3, 4, 5)),
+    )

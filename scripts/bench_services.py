@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -87,17 +88,23 @@ def spawn(
     return process
 
 
-def wait_ready(service: Service, port: int, log: Path) -> None:
-    """Port open, then ``GET /`` answers 200 (a proxy may need a moment to see its servers)."""
+def wait_ready(service: Service, port: int, log: Path, *, http2: bool = False) -> None:
+    """Port open, then ``GET /`` answers 200 (a proxy may need a moment to see its servers),
+    over HTTP/2 with prior knowledge for an ``http2`` service."""
     process = service.processes[-1]
     deadline = time.monotonic() + READY_TIMEOUT
     try:
         wait_for_port(HOST, port, READY_TIMEOUT, lambda: process.poll() is None)
         while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2) as answer:
-                    if answer.status == 200:
+            if http2:
+                with contextlib.suppress(OSError, ValueError):
+                    if _h2_status(port) == 200:
                         return
+            else:
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2) as answer:
+                        if answer.status == 200:
+                            return
             if time.monotonic() > deadline or process.poll() is not None:
                 raise TimeoutError(f"GET / on port {port} did not answer 200")
             time.sleep(0.1)
@@ -105,6 +112,27 @@ def wait_ready(service: Service, port: int, log: Path) -> None:
         tail = log.read_text("utf-8", "replace")[-3000:] if log.exists() else ""
         service.stop()
         raise ServiceError(f"{service.name}: {exc}\n--- {log} ---\n{tail}") from exc
+
+
+def _h2_status(port: int) -> int:
+    """The status of ``GET /`` over h2c (prior knowledge), on a new connection."""
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.events import ResponseReceived
+
+    conn = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/"),
+                          (":authority", f"{HOST}:{port}")], end_stream=True)
+    with socket.create_connection((HOST, port), timeout=2) as sock:
+        sock.sendall(conn.data_to_send())
+        while data := sock.recv(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, ResponseReceived):
+                    for name, value in event.headers or ():
+                        if name in (":status", b":status"):
+                            return int(value)
+    raise ValueError("no HTTP/2 response")
 
 
 # -- backends ---------------------------------------------------------------------------------
@@ -174,9 +202,10 @@ COUNTER_RULES = (
 
 
 def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = "",
-                 frontend_lines: str = "") -> str:
+                 frontend_lines: str = "", bind_options: str = "") -> str:
     """The benchmark's configuration: leastconn, cookie insert, over the backends;
-    ``frontend_lines`` go in the frontend (the rules row)."""
+    ``frontend_lines`` go in the frontend (the rules row), ``bind_options`` after its bind
+    address (``proto h2``: the HTTP/2 rows)."""
     servers = "\n".join(
         f"    server s{i} {HOST}:{p} cookie s{i}" for i, p in enumerate(backend_ports, 1)
     )
@@ -184,22 +213,26 @@ def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = ""
         f"global\n{global_lines}"
         "defaults\n    mode http\n    timeout connect 5s\n    timeout client 30s\n"
         "    timeout server 30s\n"
-        f"frontend fe\n    bind {HOST}:{port}\n{frontend_lines}    default_backend be\n"
+        f"frontend fe\n    bind {HOST}:{port}{bind_options}\n{frontend_lines}"
+        "    default_backend be\n"
         "backend be\n    balance leastconn\n    cookie SERVERID insert indirect nocache\n"
         f"{servers}\n"
     )
 
 
-def start_haproxy(work: Path, port: int, backend_ports: Sequence[int]) -> Service:
+def start_haproxy(work: Path, port: int, backend_ports: Sequence[int],
+                  bind_options: str = "") -> Service:
     haproxy = find_binary("haproxy")
     assert haproxy is not None
-    conf = work / "haproxy.cfg"
-    conf.write_text(proxy_config(port, backend_ports, "    nbthread 1\n    maxconn 4096\n"))
-    service = Service("haproxy", f"http://{HOST}:{port}/")
-    log = work / "haproxy.log"
+    name = "haproxy-h2" if bind_options else "haproxy"
+    conf = work / f"{name}.cfg"
+    conf.write_text(proxy_config(port, backend_ports, "    nbthread 1\n    maxconn 4096\n",
+                                 bind_options=bind_options))
+    service = Service(name, f"http://{HOST}:{port}/")
+    log = work / f"{name}.log"
     process = spawn(service, [haproxy, "-db", "-f", str(conf)], log)
     service.cpu_roots.append(process.pid)
-    wait_ready(service, port, log)
+    wait_ready(service, port, log, http2="h2" in bind_options)
     return service
 
 
@@ -233,21 +266,23 @@ def start_gunicorn_into(
 
 
 def start_geoproxy(
-    work: Path, port: int, backend_ports: Sequence[int], frontend_lines: str = ""
+    work: Path, port: int, backend_ports: Sequence[int], frontend_lines: str = "",
+    bind_options: str = "",
 ) -> Service:
     """``geoproxy run``, 2 workers, with a Redis the bench starts (so its CPU is counted)."""
-    name = "geoproxy-rules" if frontend_lines else "geoproxy"
+    name = "geoproxy-rules" if frontend_lines else "geoproxy-h2" if bind_options else "geoproxy"
     service = Service(name, f"http://{HOST}:{port}/")
     try:
         redis = start_redis(service)
         conf = work / f"{name}.cfg"
-        conf.write_text(proxy_config(port, backend_ports, frontend_lines=frontend_lines))
+        conf.write_text(proxy_config(port, backend_ports, frontend_lines=frontend_lines,
+                                     bind_options=bind_options))
         log = work / f"{name}.log"
         argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
         argv += ["--workers", "2", "--redis", redis.url]
         process = spawn(service, argv, log)
         service.cpu_roots.append(process.pid)
-        wait_ready(service, port, log)
+        wait_ready(service, port, log, http2="h2" in bind_options)
     except BaseException:
         service.stop()
         raise

@@ -193,7 +193,8 @@ class UseBackendDraft:
 class Rules:
     """What a proxy never inherits (rule 2)."""
 
-    binds: list[tuple[str, int, Location, bool]] = field(default_factory=list)  # accept-proxy
+    # (host, port, where, accept-proxy, proto)
+    binds: list[tuple[str, int, Location, bool, str]] = field(default_factory=list)
     acls: dict[str, list[AclTest]] = field(default_factory=dict)
     acl_locations: dict[str, Location] = field(default_factory=dict)
     use_backends: list[UseBackendDraft] = field(default_factory=list)

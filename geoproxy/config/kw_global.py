@@ -1,4 +1,5 @@
-"""The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``log``,
+"""The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``tune.h2.*``,
+``log``,
 ``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), and
 geoproxy's own ``redis-url`` and ``workers``.
 
@@ -8,12 +9,19 @@ HAProxy's process-level keywords are ignored with a warning or refused (see ``ig
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from geoproxy.config.context import Keyword, Line
 from geoproxy.config.kw_log import log_target
 from geoproxy.config.kw_stats_socket import StatsDraft, parse_global_stats
-from geoproxy.config.model import DEFAULT_BUFSIZE, DEFAULT_MAXHDR, GlobalSettings, LogTarget
+from geoproxy.config.model import (
+    DEFAULT_BUFSIZE,
+    DEFAULT_MAXHDR,
+    GlobalSettings,
+    H2Settings,
+    LogTarget,
+)
 
 # The URL forms geoproxy/state/connect.py reads (a single server, Sentinel, Cluster).
 _REDIS_SCHEMES = (
@@ -36,11 +44,12 @@ class GlobalDraft:
     bufsize: int = DEFAULT_BUFSIZE
     maxhdr: int = DEFAULT_MAXHDR
     stats: StatsDraft = field(default_factory=StatsDraft)
+    h2: H2Settings = field(default_factory=H2Settings)
 
     def freeze(self) -> GlobalSettings:
         return GlobalSettings(
             self.maxconn, self.redis_url, self.workers, tuple(self.logs), self.bufsize,
-            self.maxhdr, tuple(self.stats.sockets), self.stats.timeout,
+            self.maxhdr, tuple(self.stats.sockets), self.stats.timeout, self.h2,
         )
 
 
@@ -96,6 +105,26 @@ def _maxhdr(draft: GlobalDraft, line: Line) -> None:
     draft.maxhdr = int(text)
 
 
+# tune.h2.* -> (H2Settings field, least value, greatest value), HAProxy 2.6's bounds
+_H2_TUNING: dict[str, tuple[str, int, int]] = {
+    "tune.h2.header-table-size": ("header_table_size", 0, 65536),
+    "tune.h2.initial-window-size": ("initial_window_size", 0, 2**31 - 1),
+    "tune.h2.max-concurrent-streams": ("max_concurrent_streams", 1, 2**31 - 1),
+    "tune.h2.max-frame-size": ("max_frame_size", 16384, 2**24 - 1),
+}
+
+
+def _h2_tuning(draft: GlobalDraft, line: Line) -> None:
+    name, least, greatest = _H2_TUNING[line.keyword]
+    text = line.arg(0)
+    if not text.isdigit() or not least <= int(text) <= greatest:
+        got = f" (got '{text}')" if text else ""
+        line.fail(f"'{line.keyword}' expects a numeric value between {least} and "
+                  f"{greatest}{got}.")
+    line.at_most(1)
+    draft.h2 = dataclasses.replace(draft.h2, **{name: int(text)})
+
+
 def _log(draft: GlobalDraft, line: Line) -> None:
     if line.prefix == "no":
         draft.logs.clear()
@@ -117,5 +146,7 @@ GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
     "log": Keyword(_log),  # where request and health lines go
     "tune.bufsize": Keyword(_bufsize),  # a request head fits in it, less 1024 bytes (414, 431)
     "tune.http.maxhdr": Keyword(_maxhdr),  # at most this many lines in a request head (431)
+    # the SETTINGS announced to HTTP/2 clients (geoproxy.runtime.h2_connection)
+    **{keyword: Keyword(_h2_tuning) for keyword in _H2_TUNING},
     "stats": Keyword(lambda draft, line: parse_global_stats(draft.stats, line)),  # Runtime API
 }

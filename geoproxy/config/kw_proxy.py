@@ -36,7 +36,7 @@ _TLS_BIND_OPTIONS = frozenset({
 _REFUSED_BIND_OPTIONS = frozenset({
     "accept-netscaler-cip", "interface", "namespace", "transparent", "v6only",
     "maxconn", "uid", "gid", "mode", "user", "group", "level", "severity-output", "expose-fd",
-    "proto", "label", "tcp-ut", "quic-force-retry", "shards", "idle-ping",
+    "label", "tcp-ut", "quic-force-retry", "shards", "idle-ping",
 })
 _IGNORED_BIND_OPTIONS = frozenset({"name", "id", "process", "thread", "defer-accept", "tfo",
                                    "nice", "backlog", "mss", "v4v6"})
@@ -85,20 +85,29 @@ def parse_bind(proxy: ProxyDraft, line: Line) -> None:
         addresses = address.parse_bind(address.expand(line.arg(0), line.env))
     except address.AddressError as exc:
         line.fail(f"'bind' : {exc}")
-    accept_proxy = _bind_options(proxy, line)
+    accept_proxy, proto = _bind_options(proxy, line)
     proxy.rules.binds.extend(
-        (host, port, line.location, accept_proxy) for host, port in addresses)
+        (host, port, line.location, accept_proxy, proto) for host, port in addresses)
 
 
-def _bind_options(proxy: ProxyDraft, line: Line) -> bool:
-    """Check the options after the address; returns whether ``accept-proxy`` is one."""
+def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, str]:
+    """Check the options after the address; returns whether ``accept-proxy`` is one, and the
+    ``proto`` named (only ``h2``: HTTP/2 with prior knowledge), if any."""
     accept_proxy = False
+    proto = ""
     index = 1
     while index < len(line.args):
         option = line.args[index]
         if option == "accept-proxy":
             accept_proxy = True
             index += 1
+            continue
+        if option == "proto":
+            proto = line.arg(index + 1)
+            if proto != "h2":
+                line.fail(f"'bind {line.arg(0)}' : 'proto' : geoproxy knows only 'h2' "
+                          f"(HTTP/2 with prior knowledge){f', got {proto!r}' if proto else ''}.")
+            index += 2
             continue
         where = f"'bind {line.arg(0)}' in section '{proxy.kind.value}'"
         if option in _TLS_BIND_OPTIONS:
@@ -111,7 +120,7 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> bool:
                       f"{quoted_list(sorted(_IGNORED_BIND_OPTIONS))}, and ignores them).")
         line.warn(f"'bind {line.arg(0)}' : '{option}' is ignored by geoproxy.")
         index += 1 + _BIND_OPTION_ARITY.get(option, 0)
-    return accept_proxy
+    return accept_proxy, proto
 
 
 def _backend_name(line: Line) -> str:

@@ -529,6 +529,7 @@ class Bind:
     port: int
     location: Location
     accept_proxy: bool = False  # accept-proxy: connections start with a PROXY protocol header
+    proto: str = ""  # proto h2: clients speak HTTP/2 with prior knowledge (h2c)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -770,6 +771,7 @@ class GlobalSettings:
     maxhdr: int = DEFAULT_MAXHDR
     stats_sockets: tuple[StatsSocket, ...] = ()
     stats_timeout: float = 10.0  # ``stats timeout``: an idle Runtime API session closes
+    h2: H2Settings = field(default_factory=lambda: H2Settings())  # tune.h2.*
 
     @property
     def request_limits(self) -> RequestLimits:
@@ -778,6 +780,17 @@ class GlobalSettings:
         and ``tune.http.maxhdr`` counts the request line with the header fields."""
         head = self.bufsize - min(MAXREWRITE, self.bufsize // 2)
         return RequestLimits(max_head=head, max_fields=self.maxhdr - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class H2Settings:
+    """``tune.h2.*``: the SETTINGS geoproxy announces to HTTP/2 clients (HAProxy 2.6's
+    defaults). The header list size comes from ``request_limits``, as for HTTP/1.1."""
+
+    header_table_size: int = 4096
+    initial_window_size: int = 65535
+    max_concurrent_streams: int = 100
+    max_frame_size: int = 16384
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ class Exchange:
         """The response's headers when it is to be compressed, else None (rule 3)."""
         if self.algorithm is None or self.policy is None:
             return None
-        request_ok = (environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
+        request_ok = (environ.get("SERVER_PROTOCOL") in ("HTTP/1.1", "HTTP/2.0")
                       and environ.get("REQUEST_METHOD") != "HEAD")
         changed = compress_response(
             self.policy, self.algorithm, response.status, headers,

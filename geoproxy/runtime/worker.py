@@ -33,6 +33,10 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    frontends before its first accept, then at every heartbeat of its fleet state
    (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
    frontends, are served on.
+10. A connection accepted on a bind with ``proto h2`` speaks HTTP/2 from its first byte: it is
+   served by ``geoproxy.runtime.h2_connection.serve_h2`` (after the PROXY prelude, if any),
+   with the environ every request of the connection shares (``connection_environ``). When the
+   worker stops, its heartbeat (``notify``) tells those connections to go away (GOAWAY).
 """
 
 from __future__ import annotations
@@ -42,12 +46,11 @@ import sys
 import time
 from functools import partial
 from typing import Any
-from urllib.parse import unquote
 
 from gunicorn.workers.ggevent import GeventWorker
 
 from geoproxy import watchdog
-from geoproxy.config.model import RequestLimits
+from geoproxy.config.model import H2Settings, RequestLimits
 from geoproxy.errors import ClientGone, UpstreamError
 from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
@@ -56,8 +59,10 @@ from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
 from geoproxy.rules.txn import SESSION_STICK
 from geoproxy.runtime.frontend_gate import frontend_of
 from geoproxy.runtime.frontend_listener import FrontendListener
+from geoproxy.runtime.h2_connection import drain_all, serve_h2
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
+from geoproxy.runtime.request_environ import request_environ
 from geoproxy.runtime.tcp_service import Listener, TcpService, end_session
 from geoproxy.runtime.tunnel import Tunnel
 
@@ -80,6 +85,13 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         if config is not None and fleet is not None and TcpService.wanted(config):
             # mode tcp, accept-proxy (rule 8); the app's stick counters, one view per process
             self.tcp = TcpService(config, fleet, counters=getattr(self.wsgi, "counters", None))
+        # binds with ``proto h2``: their connections speak HTTP/2 (geoproxy.runtime.h2_connection)
+        self.h2_settings = config.global_.h2 if config else H2Settings()
+        self.h2_binds = frozenset(
+            ("0.0.0.0" if bind.host in ("", "*", "0.0.0.0") else bind.host, bind.port)
+            for frontend in (config.frontends if config else ()) for bind in frontend.binds
+            if bind.proto == "h2"
+        )
         self.listeners: list[FrontendListener] = []
         self.disabled_frontends = self._follow_disabled_frontends()
         super().run()
@@ -145,6 +157,18 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
                     _close(client)
                     return
                 addr, rest, session = opened
+        if self.h2_binds and _address_of(listener_name) in self.h2_binds:
+            base = connection_environ(client, addr, listener_name)
+            if session is not None:
+                base[SESSION_STICK] = session.stick
+            try:
+                serve_h2(self, client, listener_name, base, rest)
+            except Exception:
+                self.log.exception("unexpected error on an HTTP/2 connection")
+            finally:
+                _close(client)
+                end_session(session)
+            return
         connection = _Connection(self, client, addr, listener_name)
         if session is not None:
             connection.base[SESSION_STICK] = session.stick  # every request counts there
@@ -170,6 +194,13 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         finally:
             _close(client)
 
+    def notify(self) -> None:
+        """gunicorn's heartbeat, every second, also while a stopping worker waits for its
+        connections: HTTP/2 clients are told to go away (GOAWAY) once the worker stops."""
+        super().notify()
+        if not self.alive:
+            drain_all()
+
     def count_request(self) -> bool:
         """Count one request; False when the worker must stop after it (``max_requests``)."""
         self.nr += 1
@@ -189,8 +220,7 @@ class _Connection:
         self.sock = sock
         self.reader = ClientReader(sock, worker.request_limits)
         self.timeouts: ClientTimeouts = worker.wsgi.client_timeouts(listener_name)
-        self.base = _base_environ(addr, listener_name)
-        self.base[LOCAL_ADDRESS] = _local_address(sock, listener_name)
+        self.base = connection_environ(sock, addr, listener_name)
         # when the request being read began (the log's accept date and TR): the connection's
         # start for its first request, the first byte for the next ones
         self.began = time.monotonic()
@@ -345,23 +375,26 @@ class _Connection:
                 return False
 
     def _environ(self, request: Request, body: RequestBody | EmptyBody) -> dict[str, Any]:
-        environ = self.base.copy()
-        environ.update(request.fields)
-        target = request.target.decode("latin-1")
-        path, _, query = target.partition("?")
-        if path[:1] != "/" and path != "*":
-            path = "/" + path.partition("://")[2].partition("/")[2]
-        environ["REQUEST_METHOD"] = request.method
-        environ["RAW_URI"] = target
-        environ["PATH_INFO"] = unquote(path, "latin-1") if "%" in path else path
-        environ["QUERY_STRING"] = query
-        environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
-        environ["wsgi.input"] = body
-        environ["geoproxy.accepted"] = self.began_at
-        environ["geoproxy.head_ms"] = int((time.monotonic() - self.began) * 1000)
+        environ = request_environ(
+            self.base, request.fields, request.method, request.target.decode("latin-1"),
+            "HTTP/" + request.version, body, (self.began, self.began_at),
+        )
         if request.upgrade:
             environ[UPGRADE_OFFER] = True
         return environ
+
+
+def connection_environ(sock: Any, addr: Any, listener_name: Any) -> dict[str, Any]:
+    """What every request of a connection shares, HTTP/1.1 or HTTP/2."""
+    base = _base_environ(addr, listener_name)
+    base[LOCAL_ADDRESS] = _local_address(sock, listener_name)
+    return base
+
+
+def _address_of(listener_name: Any) -> tuple[str, int] | None:
+    if isinstance(listener_name, tuple) and len(listener_name) >= 2:
+        return str(listener_name[0]), int(listener_name[1])
+    return None
 
 
 def _base_environ(addr: Any, listener_name: Any) -> dict[str, Any]:
