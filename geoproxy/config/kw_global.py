@@ -1,5 +1,6 @@
 """The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``log``,
-``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), and
+``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), the TLS keywords
+(``crt-base``, ``ca-base``, ``ssl-default-bind-*``, ``ssl-server-verify``: ``kw_ssl.py``), and
 geoproxy's own ``redis-url`` and ``workers``.
 
 HAProxy's process-level keywords are ignored with a warning or refused (see ``ignored.py``).
@@ -12,8 +13,10 @@ from dataclasses import dataclass, field
 
 from geoproxy.config.context import Keyword, Line
 from geoproxy.config.kw_log import log_target
+from geoproxy.config.kw_ssl import GLOBAL_TLS_KEYWORDS, parse_global
 from geoproxy.config.kw_stats_socket import StatsDraft, parse_global_stats
 from geoproxy.config.model import DEFAULT_BUFSIZE, DEFAULT_MAXHDR, GlobalSettings, LogTarget
+from geoproxy.config.tls_draft import TlsGlobalsDraft
 
 # The URL forms geoproxy/state/connect.py reads (a single server, Sentinel, Cluster).
 _REDIS_SCHEMES = (
@@ -36,6 +39,7 @@ class GlobalDraft:
     bufsize: int = DEFAULT_BUFSIZE
     maxhdr: int = DEFAULT_MAXHDR
     stats: StatsDraft = field(default_factory=StatsDraft)
+    tls: TlsGlobalsDraft = field(default_factory=TlsGlobalsDraft)
 
     def freeze(self) -> GlobalSettings:
         return GlobalSettings(
@@ -118,4 +122,7 @@ GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
     "tune.bufsize": Keyword(_bufsize),  # a request head fits in it, less 1024 bytes (414, 431)
     "tune.http.maxhdr": Keyword(_maxhdr),  # at most this many lines in a request head (431)
     "stats": Keyword(lambda draft, line: parse_global_stats(draft.stats, line)),  # Runtime API
+    # TLS: crt-base, ca-base, ssl-default-bind-*, ssl-server-verify (kw_ssl.py)
+    **{name: Keyword(lambda draft, line: parse_global(draft.tls, line))
+       for name in GLOBAL_TLS_KEYWORDS},
 }

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:  # TCP proxies' own values (model_tcp imports this module)
     from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck, TcpRequestRules
 
+from geoproxy.config.model_tls import BindTls
 from geoproxy.counters.datatypes import StoreItem
 from geoproxy.rules.auth import Userlist
 from geoproxy.rules.spec import Action, CaptureSlot, LogFormat, MatchSpec, SampleExpr
@@ -529,6 +530,7 @@ class Bind:
     port: int
     location: Location
     accept_proxy: bool = False  # accept-proxy: connections start with a PROXY protocol header
+    tls: BindTls | None = None  # ssl crt ...: the bind terminates TLS (model_tls.py)
 
     @property
     def address(self) -> tuple[str, int]:

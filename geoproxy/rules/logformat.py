@@ -24,6 +24,7 @@ from typing import Final
 
 from geoproxy.rules.calls import ParseContext, RuleError
 from geoproxy.rules.expr import compile_expr, compile_text, parse_expr
+from geoproxy.rules.fetch_ssl import TLS_FACTS
 from geoproxy.rules.fetches import CompileEnv, request_path
 from geoproxy.rules.spec import Literal, LogFormat, Sample, Segment, Variable
 from geoproxy.rules.txn import Txn
@@ -273,7 +274,7 @@ VARIABLES: Final[dict[str, Read]] = {
     or txn.environ.get("SERVER_NAME", ""),
     "fp": lambda txn, facts: txn.environ.get("SERVER_PORT", ""),
     "f": lambda txn, facts: txn.frontend,
-    "ft": lambda txn, facts: txn.frontend,
+    "ft": lambda txn, facts: txn.frontend + "~" if TLS_FACTS in txn.environ else txn.frontend,
     "b": lambda txn, facts: txn.backend or txn.frontend,
     "s": lambda txn, facts: txn.server or "<NOSRV>",
     "si": lambda txn, facts: txn.environ.get("geoproxy.server_host", "-"),

@@ -33,6 +33,7 @@ from geoproxy.proxy.sticky import BackendPersistence
 from geoproxy.proxy.upgrade import tunnel_timeout
 from geoproxy.rules.fetch_types import CompileEnv
 from geoproxy.rules.logformat import Render, compile_logformat
+from geoproxy.runtime.tls import BindContexts, TlsListeners
 from geoproxy.runtime.tunnel import Tunnel
 from geoproxy.state.store import FleetState
 from geoproxy.tcp.conditions import TcpPredicate, compile_condition, txn_of
@@ -103,13 +104,14 @@ class Listener:
     frontend: TcpFrontend
     accept_proxy: bool
     is_tcp: bool
+    tls: BindContexts | None = None  # a bind with ssl: the session shakes hands first
 
 
 class TcpService:
     """A worker's TCP proxies (see the module rules)."""
 
     def __init__(self, config: Config, fleet: FleetState, rng: random.Random | None = None,
-                 counters: CounterTables | None = None):
+                 counters: CounterTables | None = None, tls: TlsListeners | None = None):
         self.config = config
         self.fleet = fleet
         chooser = rng or random.Random()
@@ -125,7 +127,9 @@ class TcpService:
         for frontend in config.frontends:
             runtime = _frontend(frontend, config, env)
             for bind in frontend.binds:
-                listener = Listener(runtime, bind.accept_proxy, frontend.mode is ProxyMode.TCP)
+                contexts = tls.get((bind.host or "0.0.0.0", bind.port)) if tls else None
+                listener = Listener(runtime, bind.accept_proxy, frontend.mode is ProxyMode.TCP,
+                                    contexts if bind.tls is not None else None)
                 self._by_address[(bind.host, str(bind.port))] = listener
                 self._by_port.setdefault(str(bind.port), listener)
         # tunnels of this process per (backend, server), for rule 3
@@ -228,23 +232,38 @@ def read_proxy_header(sock: socket.socket, timeout: float) -> tuple[tuple[Addres
     data = b""
     sock.settimeout(timeout)
     try:
+        # The bytes are peeked at, and only the header's are taken: what follows it stays in
+        # the socket for whoever reads next (a TLS handshake cannot be handed bytes read).
         while True:
-            chunk = sock.recv(4096)
+            chunk = sock.recv(4096, socket.MSG_PEEK)
             if not chunk:
                 return None
-            data += chunk
-            header = decode(data)
-            if header is not INCOMPLETE:
-                break
+            header = decode(data + chunk)
+            if header is INCOMPLETE:
+                data += _take(sock, len(chunk))  # all of it is the header's
+                continue
+            assert not isinstance(header, type(INCOMPLETE))
+            data += _take(sock, header.length - len(data))
+            break
     except (OSError, ProxyHeaderError):
         return None
     finally:
         with contextlib.suppress(OSError):
             sock.settimeout(None)
-    assert not isinstance(header, type(INCOMPLETE))
     addresses = header.addresses
     found = None if addresses is None else (addresses.source, addresses.destination)
-    return found, data[header.length:]
+    return found, b""
+
+
+def _take(sock: socket.socket, count: int) -> bytes:
+    """Exactly ``count`` bytes (already peeked at, so already there)."""
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
 
 
 def silent_drop(sock: socket.socket) -> None:

@@ -41,6 +41,7 @@ from geoproxy.runtime.tcp_service import (
     read_proxy_header,
     silent_drop,
 )
+from geoproxy.runtime.tls import handshake
 from geoproxy.runtime.tunnel import BULK_BUFFER_SIZE, Tunnel
 from geoproxy.state.store import Lease
 from geoproxy.tcp.counters import count_session
@@ -138,6 +139,12 @@ class TcpSession:
             self._apply(frontend.connection_rules, None, connection=True)
             self.facts.final = False  # the content rules may still wait for bytes
         count_session(self.facts)  # what connection rules tracked counts the session
+        if listener.tls is not None:
+            try:
+                self.client, _ = handshake(self.client, listener.tls,
+                                           frontend.config.timeouts.client)
+            except (OSError, ValueError):
+                raise _Rejected("CR", logged=False) from None  # a failed handshake
         if frontend.content_rules:
             self._apply(frontend.content_rules, frontend.inspect_delay)
         self.facts.final = True

@@ -33,6 +33,12 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    frontends before its first accept, then at every heartbeat of its fleet state
    (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
    frontends, are served on.
+10. A bind with ``ssl`` (``geoproxy.runtime.tls``): after the PROXY header and the
+   ``tcp-request connection`` rules, the handshake runs here, in the connection's greenlet,
+   bounded by ``timeout client``; a failed one closes the connection quietly. The contexts
+   are built once, when the worker starts. The connection's TLS facts go in its base environ
+   (``ssl_fc*`` fetches, ``%ft``'s ``~``) and its ``wsgi.url_scheme`` is ``https``. A ``mode
+   tcp`` frontend's connections shake hands in ``tcp_session`` (after the same stages).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from geoproxy.runtime.frontend_listener import FrontendListener
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
 from geoproxy.runtime.tcp_service import Listener, TcpService, end_session
+from geoproxy.runtime.tls import TLS_FACTS, TlsListeners, handshake
 from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
@@ -70,16 +77,21 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
     alive: bool
     request_limits: RequestLimits
     tcp: TcpService | None
+    tls: TlsListeners
 
     def run(self) -> None:
         watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
         config = getattr(self.wsgi, "config", None)  # tune.bufsize, tune.http.maxhdr
         self.request_limits = config.global_.request_limits if config else RequestLimits()
         fleet = getattr(self.wsgi, "fleet", None)
+        # rule 10: every TLS bind's contexts, once per process, from the files as they are now
+        self.tls = TlsListeners(b for f in config.frontends for b in f.binds) if config \
+            else TlsListeners(())
         self.tcp = None
         if config is not None and fleet is not None and TcpService.wanted(config):
             # mode tcp, accept-proxy (rule 8); the app's stick counters, one view per process
-            self.tcp = TcpService(config, fleet, counters=getattr(self.wsgi, "counters", None))
+            self.tcp = TcpService(config, fleet, counters=getattr(self.wsgi, "counters", None),
+                                  tls=self.tls)
         self.listeners: list[FrontendListener] = []
         self.disabled_frontends = self._follow_disabled_frontends()
         super().run()
@@ -145,9 +157,23 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
                     _close(client)
                     return
                 addr, rest, session = opened
+        tls_facts = None
+        contexts = self.tls.get(listener_name)
+        if contexts is not None:  # rule 10
+            try:
+                timeout = self.wsgi.client_timeouts(listener_name).client
+                client, tls_facts = handshake(client, contexts, timeout)
+            except (OSError, ValueError):
+                _close(client)  # a failed handshake: the connection closes, nothing to answer
+                end_session(session)
+                return
+        # ALPN h2: HTTP/2 connection (runtime/h2_connection.py)
         connection = _Connection(self, client, addr, listener_name)
         if session is not None:
             connection.base[SESSION_STICK] = session.stick  # every request counts there
+        if tls_facts is not None:
+            connection.base[TLS_FACTS] = tls_facts
+            connection.base["wsgi.url_scheme"] = "https"
         if rest:
             connection.reader.feed(rest)
         try:

@@ -15,8 +15,7 @@ def test_the_seed_configuration_loads_with_exactly_the_expected_warnings() -> No
     warned = [(w.location.line, w.keyword) for w in config.warnings]
     assert warned == [
         (23, "chroot"),
-        (26, "user"), (27, "group"), (28, "daemon"), (31, "ca-base"), (32, "crt-base"),
-        (37, "ssl-default-bind-ciphers"), (38, "ssl-default-bind-options"),
+        (26, "user"), (27, "group"), (28, "daemon"),
         (45, "contimeout"), (46, "clitimeout"), (47, "srvtimeout"),
         (62, "cookie"),
     ]
