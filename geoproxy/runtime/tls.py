@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import ssl
+import warnings
 from typing import Any, Final
 
 from geoproxy.config.model_tls import TLS_VERSIONS, BindTls, Certificate, TlsOptions
@@ -63,8 +64,10 @@ def server_context(options: TlsOptions, certificate: Certificate) -> ssl.SSLCont
 def _apply(context: ssl.SSLContext, options: TlsOptions) -> None:
     low = options.min_version if options.min_version is not None else 3
     high = options.max_version if options.max_version is not None else len(TLS_VERSIONS) - 1
-    context.minimum_version = _VERSIONS[TLS_VERSIONS[low]]
-    context.maximum_version = _VERSIONS[TLS_VERSIONS[high]]
+    with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated; asked for all the same
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = _VERSIONS[TLS_VERSIONS[low]]
+        context.maximum_version = _VERSIONS[TLS_VERSIONS[high]]
     if options.ciphers:
         try:
             context.set_ciphers(options.ciphers)
