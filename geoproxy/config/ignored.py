@@ -30,9 +30,6 @@ GLOBAL_IGNORED: dict[str, str] = {
     "ssl-mode-async": "TLS runs in OpenSSL's default engine",
     "ssl-load-extra-files": "geoproxy reads a certificate's key from FILE.key when the PEM "
                             "has none, and no other extra file",
-    **dict.fromkeys(("ssl-default-server-options", "ssl-default-server-ciphers",
-                     "ssl-default-server-ciphersuites", "ssl-default-server-curves"),
-                    "geoproxy does not connect to servers over TLS yet"),
     **dict.fromkeys(("maxsslconn", "maxsslrate", "maxpipes", "spread-checks",
                      "max-spread-checks", "busy-polling", "noepoll", "nokqueue", "noevports",
                      "nopoll", "nosplice", "nogetaddrinfo", "noreuseport", "profiling.tasks",

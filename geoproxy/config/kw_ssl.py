@@ -425,7 +425,8 @@ def parse_global(tls: TlsGlobalsDraft, line: Line) -> None:
     keyword = line.keyword
     if keyword in ("crt-base", "ca-base", "ssl-default-bind-ciphers",
                    "ssl-default-bind-ciphersuites", "ssl-default-bind-curves",
-                   "ssl-server-verify", "ssl-dh-param-file"):
+                   "ssl-server-verify", "ssl-dh-param-file", "ssl-default-server-ciphers",
+                   "ssl-default-server-ciphersuites"):
         if not line.arg(0):
             line.fail(f"'{keyword}' expects a single argument.")
         line.at_most(1)
@@ -440,6 +441,12 @@ def parse_global(tls: TlsGlobalsDraft, line: Line) -> None:
         tls.bind_ciphersuites = value
     elif keyword == "ssl-default-bind-curves":
         tls.bind_curves = value
+    elif keyword == "ssl-default-server-ciphers":
+        tls.server_ciphers = value
+    elif keyword == "ssl-default-server-ciphersuites":
+        tls.server_ciphersuites = value
+    elif keyword == "ssl-default-server-options":
+        _default_server_options(tls, line)
     elif keyword == "ssl-dh-param-file":
         tls.dh_param_file = resolve(value, None, line.config_dir)
         try:
@@ -482,4 +489,32 @@ def _default_bind_options(tls: TlsGlobalsDraft, line: Line) -> None:
 
 GLOBAL_TLS_KEYWORDS = ("crt-base", "ca-base", "ssl-default-bind-options",
                        "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
-                       "ssl-default-bind-curves", "ssl-server-verify", "ssl-dh-param-file")
+                       "ssl-default-bind-curves", "ssl-server-verify", "ssl-dh-param-file",
+                       "ssl-default-server-options", "ssl-default-server-ciphers",
+                       "ssl-default-server-ciphersuites")
+
+
+def _default_server_options(tls: TlsGlobalsDraft, line: Line) -> None:
+    """``ssl-default-server-options``: version bounds (``ssl-min-ver``, ``ssl-max-ver``,
+    ``force-tlsv1x``) and ``no-ssl-reuse``/``no-tls-tickets`` (sessions are never resumed)."""
+    args, index = line.args, 0
+    while index < len(args):
+        option = args[index]
+        try:
+            if option in ("ssl-min-ver", "ssl-max-ver"):
+                version = version_index(line.arg(index + 1))
+                if option == "ssl-min-ver":
+                    tls.server_min = version
+                else:
+                    tls.server_max = version
+                index += 2
+                continue
+        except TlsConfigError as exc:
+            line.fail(f"'{line.keyword}' : '{option}' : {exc}")
+        if option in _FORCE_FLAGS and option != "force-sslv3":
+            tls.server_min = tls.server_max = _FORCE_FLAGS[option]
+        elif option not in ("no-ssl-reuse", "no-tls-tickets"):
+            line.fail(f"'{line.keyword}' : unknown or unsupported option '{option}' (geoproxy "
+                      "reads ssl-min-ver, ssl-max-ver, force-tlsv1x, no-ssl-reuse and "
+                      "no-tls-tickets here).")
+        index += 1

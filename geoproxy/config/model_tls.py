@@ -62,23 +62,20 @@ class BindTls:
 
 @dataclass(frozen=True, slots=True)
 class ServerTls:
-    """``server ... ssl``: ``verify`` is ``none`` or ``required``; ``sni`` a sample
-    expression's text (evaluated per connection), ``check_sni`` a constant name."""
+    """A ``server`` line's TLS parameters (used when the server has ``ssl``, or for checks
+    with ``check-ssl``): ``verify`` None means "as ``ssl-server-verify`` says"; ``sni`` and
+    ``check_sni`` are constant names; ``verifyhost`` the name the certificate must hold
+    (else the SNI, when there is one, as HAProxy does)."""
 
-    verify: str = "required"
+    verify: str | None = None
     ca_file: str | None = None
     crt: str | None = None
     sni: str | None = None
+    check_sni: str | None = None
     verifyhost: str | None = None
     alpn: tuple[str, ...] | None = None
     ciphers: str | None = None
+    ciphersuites: str | None = None
+    curves: str | None = None
     min_version: int | None = None
     max_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GlobalTls:
-    """The ``global`` TLS keywords: ``ssl-default-bind-*``, ``ssl-server-verify``."""
-
-    bind_options: TlsOptions = TlsOptions()
-    server_verify: str = "required"

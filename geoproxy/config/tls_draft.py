@@ -23,3 +23,8 @@ class TlsGlobalsDraft:
     bind_curves: str | None = None
     dh_param_file: str | None = None
     server_verify: str = "required"
+    # ssl-default-server-*: what a server's TLS uses when its line does not say
+    server_ciphers: str | None = None
+    server_ciphersuites: str | None = None
+    server_min: int | None = None
+    server_max: int | None = None

@@ -8,6 +8,7 @@ Rules:
 3. A server whose address run-time resolution manages (``resolvers``) is reached at the
    address its snapshot holds; when that address changes, the next request gets a pool to the
    new address, and the old pool's idle connections are closed.
+4. A server with ``ssl`` has TLS pools: its client context is built once per pool.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from geoproxy.balance.view import BackendView
 from geoproxy.config.model import Backend, Server
 from geoproxy.forward.pool import ServerPool
 from geoproxy.proxy.unique_id import LOCAL_ADDRESS
+from geoproxy.runtime.tls_client import ClientTls
 
 Environ = dict[str, Any]
 
@@ -30,7 +32,7 @@ class ServerPools:
     def __init__(self, backend: Backend) -> None:
         self._servers: dict[str, Server] = {s.name: s for s in backend.servers}
         self._fixed: dict[str, ServerPool] = {
-            s.name: ServerPool(s.host, s.port)
+            s.name: ServerPool(s.host, s.port, tls=_tls(s))
             for s in backend.servers
             if not s.maps_port and not s.maps_address and not _resolved(s)
         }
@@ -59,7 +61,7 @@ class ServerPools:
             return known[2]
         if known is not None:
             known[2].close()
-        pool = ServerPool(host, port)
+        pool = ServerPool(host, port, tls=_tls(server))
         self._dynamic[key] = (host, port, pool)
         return pool
 
@@ -76,3 +78,8 @@ class ServerPools:
 
 def _resolved(server: Server) -> bool:
     return server.resolution is not None and server.resolution.resolvers is not None
+
+
+def _tls(server: Server) -> ClientTls | None:
+    """``server ... ssl``: the server's handshakes, one context per server and process."""
+    return ClientTls(server.tls) if server.ssl else None
