@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoproxy.config import load
-from geoproxy.demo.certificate import CERT_ENV, self_signed
 from geoproxy.config.model import BalanceAlgorithm, CookieMode
+from geoproxy.demo.certificate import CERT_ENV, self_signed
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
