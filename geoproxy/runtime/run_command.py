@@ -4,10 +4,11 @@ Without ``-c`` it runs the demo: three demo backends on 127.0.0.1:9001-9003 and
 ``config/demo.cfg``, over HTTP on 8080 and HTTPS on 8443 with a self-signed certificate made
 at each start (``geoproxy.demo.certificate``). Every ``bind`` is bound before anything
 starts (``listeners.py``): a port in use ends the start at once, exit 1. Without a Redis URL
-it starts the embedded Redis on a unix socket in the runtime directory (or in one of its own when another run owns that one:
-``instances.py``), prints how to inspect it, and stops it on exit. Everything it started is
-stopped when gunicorn's master exits (SIGTERM, SIGINT), and only by the master: gunicorn's
-workers leave through the same stack after fork and must not stop the master's children.
+it starts the embedded Redis on a unix socket in the runtime directory (or in one of its own
+when another run owns that one: ``instances.py``), prints how to inspect it, and stops it on
+exit. Everything it started is stopped when gunicorn's master exits (SIGTERM, SIGINT), and
+only by the master: gunicorn's workers leave through the same stack after fork and must not
+stop the master's children.
 """
 
 from __future__ import annotations
