@@ -10,6 +10,11 @@ nginx is installed, else two demo backends):
   d  "the obvious proxy": Werkzeug + urllib3 PoolManager, gunicorn 2 gevent workers, round robin
   e  the same, leastconn through Redis (MGET of both counts, INCR before, DECR after)
   f  geoproxy, 2 workers, balance leastconn, cookie SERVERID insert indirect nocache, its Redis
+  h  (--tls) row b's HAProxy terminating TLS (bind ... ssl crt, a self-signed P-256 certificate)
+  i  (--tls) row f's geoproxy terminating TLS, the same certificate
+  j  (--tls) row h with 'Connection: close' on every request: a new TLS handshake each
+  k  (--tls) row i the same way; the run prints i/h next to f/b (issue 14: i/h at least
+     f/b less 20 %) and k/j, the handshake rate's ratio
   g  (--rules) row f's geoproxy with five http-request header rules in its frontend
      (set-header X-Forwarded-Proto/X-Real-IP %[src]/X-Forwarded-Host %[req.hdr(host)]/
      X-Forwarded-Port %[dst_port], add-header X-Frontend %f if { path_beg / }); the run prints
@@ -49,7 +54,12 @@ ROWS = {
     "e": "obvious proxy, leastconn through Redis",
     "f": "geoproxy, 2 workers, leastconn + cookie insert, Redis",
     "g": "geoproxy as f, plus 5 http-request header rules",
+    "h": "HAProxy as b, terminating TLS",
+    "i": "geoproxy as f, terminating TLS",
+    "j": "HAProxy as h, Connection: close (a handshake per request)",
+    "k": "geoproxy as i, Connection: close (a handshake per request)",
 }
+CLOSING = ("j", "k")  # rows whose requests each ask Connection: close
 CONNECTIONS = 32
 ROUNDS = 2
 
@@ -76,6 +86,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--rules", action="store_true", help="add row g (f with rules) and compare it to f"
     )
+    parser.add_argument(
+        "--tls", action="store_true", help="add rows h-k (TLS) and compare them to b and f"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
     parser.add_argument(
@@ -88,6 +101,8 @@ def parse_args() -> argparse.Namespace:
     args.rows = [row.strip() for row in args.only.split(",") if row.strip()]
     if args.rules:
         args.rows += [row for row in ("f", "g") if row not in args.rows]
+    if args.tls:
+        args.rows += [row for row in ("b", "f", "h", "i", "j", "k") if row not in args.rows]
     unknown = [row for row in args.rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose among {','.join(ROWS)}")
@@ -118,13 +133,20 @@ def start_row(row: str, work: Path, backends: Service, backend_ports: list[int])
         )
     if row == "g":
         return services.start_geoproxy(work, port, backend_ports, services.RULES)
+    if row in ("h", "j"):
+        if services.find_binary("haproxy") is None:
+            raise ServiceError("haproxy is not installed")
+        return services.start_haproxy(work, port, backend_ports, tls=True)
+    if row in ("i", "k"):
+        return services.start_geoproxy(work, port, backend_ports, tls=True)
     return services.start_geoproxy(work, port, backend_ports)
 
 
-def measure(service: Service, duration: float, tool: str) -> tuple[LoadResult, float]:
+def measure(service: Service, duration: float, tool: str,
+            close: bool = False) -> tuple[LoadResult, float]:
     """One load run, and the CPU seconds the service's trees spent on it."""
     before = tree_cpu_seconds(service.cpu_roots)
-    result = run_load(service.url, CONNECTIONS, duration, tool)
+    result = run_load(service.url, CONNECTIONS, duration, tool, close)
     return result, tree_cpu_seconds(service.cpu_roots) - before
 
 
@@ -218,6 +240,24 @@ def rules_ratio(rows: list[Row]) -> str:
     return f"rules: row g keeps {value:.2f} of row f's req/s (target 0.90) {met}"
 
 
+def tls_ratios(rows: list[Row]) -> str:
+    """Issue 14's figures: geoproxy/HAProxy over TLS (i/h) next to plain HTTP's (f/b), and
+    the ratio of new handshakes per second (k/j)."""
+    by_row = {row.row: row for row in rows}
+    lines = []
+    if all(r in by_row and by_row[r].rps for r in "bfhi"):
+        plain = by_row["f"].rps / by_row["b"].rps
+        tls = by_row["i"].rps / by_row["h"].rps
+        met = "met" if tls >= plain * 0.8 else "NOT met"
+        lines.append(f"TLS keep-alive: geoproxy/HAProxy {tls:.2f} (i/h) vs plain HTTP {plain:.2f}"
+                     f" (f/b); target i/h >= 0.8 x f/b = {plain * 0.8:.2f}: {met}")
+    if all(r in by_row and by_row[r].rps for r in "jk"):
+        closing, haproxy = by_row["k"].rps, by_row["j"].rps
+        lines.append(f"TLS handshakes (Connection: close): geoproxy {closing:,.0f}/s, "
+                     f"HAProxy {haproxy:,.0f}/s, ratio {closing / haproxy:.2f} (k/j)")
+    return "\n".join(lines)
+
+
 def header(tool: str, duration: float, backend_kind: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nproc = len(os.sched_getaffinity(0))
@@ -263,13 +303,13 @@ def main() -> int:
             except ServiceError as exc:
                 notes[row] = str(exc).splitlines()[0]
                 print(f"row {row} not measured: {exc}", file=sys.stderr)
-        for service in started.values():
-            run_load(service.url, CONNECTIONS, warmup, tool)
+        for row, service in started.items():
+            run_load(service.url, CONNECTIONS, warmup, tool, row in CLOSING)
         runs: dict[str, list[tuple[LoadResult, float]]] = {row: [] for row in started}
         for round_number in range(1, ROUNDS + 1):
             for row, service in started.items():
                 print(f"round {round_number}, row {row}: {ROWS[row]}", file=sys.stderr)
-                runs[row].append(measure(service, duration, tool))
+                runs[row].append(measure(service, duration, tool, row in CLOSING))
     finally:
         for service in reversed(list(started.values())):
             service.stop()
@@ -287,6 +327,10 @@ def main() -> int:
     if summary:
         print()
         print(summary)
+    with_tls = tls_ratios(rows)
+    if with_tls:
+        print()
+        print(with_tls)
     with_rules = rules_ratio(rows)
     if with_rules:
         print()

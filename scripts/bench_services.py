@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -93,9 +94,13 @@ def wait_ready(service: Service, port: int, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     try:
         wait_for_port(HOST, port, READY_TIMEOUT, lambda: process.poll() is None)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # its own cert
         while True:
             with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2) as answer:
+                scheme = service.url.partition(":")[0]
+                with urllib.request.urlopen(f"{scheme}://{HOST}:{port}/", timeout=2,
+                                            context=insecure) as answer:
                     if answer.status == 200:
                         return
             if time.monotonic() > deadline or process.poll() is not None:
@@ -174,9 +179,10 @@ COUNTER_RULES = (
 
 
 def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = "",
-                 frontend_lines: str = "") -> str:
+                 frontend_lines: str = "", bind_options: str = "") -> str:
     """The benchmark's configuration: leastconn, cookie insert, over the backends;
-    ``frontend_lines`` go in the frontend (the rules row)."""
+    ``frontend_lines`` go in the frontend (the rules row), ``bind_options`` after the bind's
+    address (the TLS rows: ``ssl crt PEM``)."""
     servers = "\n".join(
         f"    server s{i} {HOST}:{p} cookie s{i}" for i, p in enumerate(backend_ports, 1)
     )
@@ -184,19 +190,32 @@ def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = ""
         f"global\n{global_lines}"
         "defaults\n    mode http\n    timeout connect 5s\n    timeout client 30s\n"
         "    timeout server 30s\n"
-        f"frontend fe\n    bind {HOST}:{port}\n{frontend_lines}    default_backend be\n"
+        f"frontend fe\n    bind {HOST}:{port}{bind_options}\n{frontend_lines}"
+        "    default_backend be\n"
         "backend be\n    balance leastconn\n    cookie SERVERID insert indirect nocache\n"
         f"{servers}\n"
     )
 
 
-def start_haproxy(work: Path, port: int, backend_ports: Sequence[int]) -> Service:
+def certificate(work: Path) -> Path:
+    """The TLS rows' certificate (self-signed, as the demo's), made once per run."""
+    from geoproxy.demo.certificate import self_signed
+
+    path = work / "bench-cert.pem"
+    return path if path.exists() else self_signed(path)
+
+
+def start_haproxy(work: Path, port: int, backend_ports: Sequence[int],
+                  tls: bool = False) -> Service:
     haproxy = find_binary("haproxy")
     assert haproxy is not None
-    conf = work / "haproxy.cfg"
-    conf.write_text(proxy_config(port, backend_ports, "    nbthread 1\n    maxconn 4096\n"))
-    service = Service("haproxy", f"http://{HOST}:{port}/")
-    log = work / "haproxy.log"
+    name = "haproxy-tls" if tls else "haproxy"
+    conf = work / f"{name}.cfg"
+    bind = f" ssl crt {certificate(work)} alpn http/1.1" if tls else ""
+    conf.write_text(proxy_config(port, backend_ports, "    nbthread 1\n    maxconn 4096\n",
+                                 bind_options=bind))
+    service = Service(name, f"{'https' if tls else 'http'}://{HOST}:{port}/")
+    log = work / f"{name}.log"
     process = spawn(service, [haproxy, "-db", "-f", str(conf)], log)
     service.cpu_roots.append(process.pid)
     wait_ready(service, port, log)
@@ -233,18 +252,22 @@ def start_gunicorn_into(
 
 
 def start_geoproxy(
-    work: Path, port: int, backend_ports: Sequence[int], frontend_lines: str = ""
+    work: Path, port: int, backend_ports: Sequence[int], frontend_lines: str = "",
+    tls: bool = False, workers: int = 2,
 ) -> Service:
     """``geoproxy run``, 2 workers, with a Redis the bench starts (so its CPU is counted)."""
     name = "geoproxy-rules" if frontend_lines else "geoproxy"
-    service = Service(name, f"http://{HOST}:{port}/")
+    name += "-tls" if tls else ""
+    service = Service(name, f"{'https' if tls else 'http'}://{HOST}:{port}/")
+    bind = f" ssl crt {certificate(work)} alpn http/1.1" if tls else ""
     try:
         redis = start_redis(service)
         conf = work / f"{name}.cfg"
-        conf.write_text(proxy_config(port, backend_ports, frontend_lines=frontend_lines))
+        conf.write_text(proxy_config(port, backend_ports, frontend_lines=frontend_lines,
+                                     bind_options=bind))
         log = work / f"{name}.log"
         argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
-        argv += ["--workers", "2", "--redis", redis.url]
+        argv += ["--workers", str(workers), "--redis", redis.url]
         process = spawn(service, argv, log)
         service.cpu_roots.append(process.pid)
         wait_ready(service, port, log)
