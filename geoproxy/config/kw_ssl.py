@@ -174,10 +174,15 @@ def _version_range(draft: BindTlsDraft, defaults: TlsGlobalsDraft,
     flags = draft.flags | defaults.bind_flags
     low = draft.min_version if draft.min_version is not None else defaults.bind_min
     high = draft.max_version if draft.max_version is not None else defaults.bind_max
-    where = f"'bind {line.arg(0)}'"
+    return narrow(flags, low, high, line, f"'bind {line.arg(0)}'")
+
+
+def narrow(flags: set[str], low: int | None, high: int | None, line: Line,
+           where: str) -> tuple[int, int]:
+    """The enabled range of versions, as HAProxy narrows it (rule 4)."""
     versions = {name for name in flags if name in _VERSION_FLAGS}
     if versions and (low is not None or high is not None):
-        line.warn(f"{where} : no-sslv3/no-tlsv1x are ignored for this bind. Use only "
+        line.warn(f"{where} : no-sslv3/no-tlsv1x are ignored. Use only "
                   "'ssl-min-ver' and 'ssl-max-ver' to fix.")
         flags = flags - versions
     forced = [v for name, v in _FORCE_FLAGS.items() if name in flags]
@@ -495,8 +500,9 @@ GLOBAL_TLS_KEYWORDS = ("crt-base", "ca-base", "ssl-default-bind-options",
 
 
 def _default_server_options(tls: TlsGlobalsDraft, line: Line) -> None:
-    """``ssl-default-server-options``: version bounds (``ssl-min-ver``, ``ssl-max-ver``,
-    ``force-tlsv1x``) and ``no-ssl-reuse``/``no-tls-tickets`` (sessions are never resumed)."""
+    """``ssl-default-server-options``: versions (``ssl-min-ver``, ``ssl-max-ver``,
+    ``no-sslv3``, ``no-tlsv1x``, ``force-tlsv1x``) and ``no-ssl-reuse``/``no-tls-tickets``
+    (sessions to servers are never resumed)."""
     args, index = line.args, 0
     while index < len(args):
         option = args[index]
@@ -511,10 +517,10 @@ def _default_server_options(tls: TlsGlobalsDraft, line: Line) -> None:
                 continue
         except TlsConfigError as exc:
             line.fail(f"'{line.keyword}' : '{option}' : {exc}")
-        if option in _FORCE_FLAGS and option != "force-sslv3":
-            tls.server_min = tls.server_max = _FORCE_FLAGS[option]
+        if option in _FORCE_FLAGS or option in _VERSION_FLAGS:
+            tls.server_flags.add(option)
         elif option not in ("no-ssl-reuse", "no-tls-tickets"):
             line.fail(f"'{line.keyword}' : unknown or unsupported option '{option}' (geoproxy "
-                      "reads ssl-min-ver, ssl-max-ver, force-tlsv1x, no-ssl-reuse and "
-                      "no-tls-tickets here).")
+                      "reads ssl-min-ver, ssl-max-ver, no-sslv3, no-tlsv1x, force-tlsv1x, "
+                      "no-ssl-reuse and no-tls-tickets here).")
         index += 1

@@ -1,6 +1,7 @@
 """TLS parameters of ``server`` and ``default-server`` lines: ``ssl``, ``verify``,
 ``ca-file``, ``crt``, ``sni``, ``verifyhost``, ``alpn``, ``ciphers``, ``ciphersuites``,
-``curves``, ``ssl-min-ver``/``ssl-max-ver``, ``force-tlsv1x``, ``check-ssl``, ``check-sni``.
+``curves``, ``ssl-min-ver``/``ssl-max-ver``, ``no-tlsv1x``, ``force-tlsv1x``, ``check-ssl``,
+``check-sni``.
 
 Rules (HAProxy 2.6's meaning; what geoproxy cannot honour is refused):
 1. ``verify`` is ``none`` or ``required``; unset, it is the global ``ssl-server-verify``
@@ -25,21 +26,22 @@ from geoproxy.config.kw_ssl import (
     TlsConfigError,
     check_ca_file,
     load_certificate,
+    narrow,
     resolve,
     version_index,
 )
 from geoproxy.config.model import Server
-from geoproxy.config.model_tls import TLS_VERSIONS, ServerTls
+from geoproxy.config.model_tls import ServerTls
 
 _CONSTANT_SNI = re.compile(r"str\(([A-Za-z0-9._-]+)\)")
-_FORCE = {"force-tlsv10": "TLSv1.0", "force-tlsv11": "TLSv1.1", "force-tlsv12": "TLSv1.2",
-          "force-tlsv13": "TLSv1.3"}
+_FORCE = ("force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13")
 # parameter -> argument count
 SERVER_TLS_PARAMS: dict[str, int] = {
     "ssl": 0, "no-ssl": 0, "verify": 1, "ca-file": 1, "crt": 1, "sni": 1, "verifyhost": 1,
     "no-verifyhost": 0, "alpn": 1, "ciphers": 1, "ciphersuites": 1, "curves": 1,
     "ssl-min-ver": 1, "ssl-max-ver": 1, "check-ssl": 0, "no-check-ssl": 0, "check-sni": 1,
     "no-ssl-reuse": 0, **dict.fromkeys(_FORCE, 0),
+    **dict.fromkeys(("no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13"), 0),
 }
 REFUSED_SERVER_TLS: dict[str, str] = {
     "npn": "NPN is obsolete and Python's ssl does not offer it",
@@ -51,9 +53,8 @@ REFUSED_SERVER_TLS: dict[str, str] = {
     "ssl-reuse": "geoproxy does not resume TLS sessions to servers (every connection is a full "
                  "handshake; the keep-alive pool makes them rare)",
     "force-sslv3": "SSLv3 is not supported by geoproxy (Python's ssl has none)",
-    "no-sslv3": "", "no-tlsv10": "", "no-tlsv11": "", "no-tlsv12": "", "no-tlsv13": "",
 }
-_NO_VERSION = "use 'ssl-min-ver' and 'ssl-max-ver' for servers in geoproxy"
+_NO_VERSIONS = ("no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13")
 
 
 def is_server_tls_param(name: str) -> bool:
@@ -63,8 +64,8 @@ def is_server_tls_param(name: str) -> bool:
 def server_param(server: Server, line: Line, name: str, value: str, label: str) -> Server:
     """Apply TLS parameter ``name`` (``value``: its argument) to ``server``."""
     if name in REFUSED_SERVER_TLS:
-        reason = REFUSED_SERVER_TLS[name] or _NO_VERSION
-        line.fail(f"{label} : '{name}' is not supported by geoproxy: {reason}.")
+        line.fail(f"{label} : '{name}' is not supported by geoproxy: "
+                  f"{REFUSED_SERVER_TLS[name]}.")
     try:
         return _READERS[name](server, line, value)
     except TlsConfigError as exc:
@@ -84,14 +85,16 @@ def finish_server(server: Server, line: Line, label: str) -> Server:
                   "line, or use 'ssl-server-verify none' in the global section to disable "
                   "server-side verifications by default.")
     defaults = line.tls
+    low, high = narrow(
+        set(server.tls.flags) | defaults.server_flags,
+        server.tls.min_version if server.tls.min_version is not None else defaults.server_min,
+        server.tls.max_version if server.tls.max_version is not None else defaults.server_max,
+        line, label)
     tls = replace(
         server.tls, verify=verify,
         ciphers=server.tls.ciphers or defaults.server_ciphers,
         ciphersuites=server.tls.ciphersuites or defaults.server_ciphersuites,
-        min_version=(server.tls.min_version if server.tls.min_version is not None
-                     else defaults.server_min),
-        max_version=(server.tls.max_version if server.tls.max_version is not None
-                     else defaults.server_max))
+        min_version=low, max_version=high)
     from geoproxy.runtime.tls_client import TlsSetupError, client_context
 
     try:
@@ -149,9 +152,9 @@ def _alpn(tls: ServerTls, line: Line, value: str) -> ServerTls:
     return replace(tls, alpn=names)
 
 
-def _force(name: str) -> Callable[[ServerTls, Line, str], ServerTls]:
-    version = TLS_VERSIONS.index(_FORCE[name])
-    return lambda tls, line, value: replace(tls, min_version=version, max_version=version)
+def _flag(name: str) -> Callable[[ServerTls, Line, str], ServerTls]:
+    """``no-tlsv1x``, ``force-tlsv1x``: narrowed with the bounds in ``finish_server``."""
+    return lambda tls, line, value: replace(tls, flags=tuple(sorted({*tls.flags, name})))
 
 
 _READERS: dict[str, Callable[[Server, Line, str], Server]] = {
@@ -173,5 +176,5 @@ _READERS: dict[str, Callable[[Server, Line, str], Server]] = {
     "curves": _tls(lambda tls, line, value: replace(tls, curves=value)),
     "ssl-min-ver": _tls(lambda tls, line, value: replace(tls, min_version=version_index(value))),
     "ssl-max-ver": _tls(lambda tls, line, value: replace(tls, max_version=version_index(value))),
-    **{name: _tls(_force(name)) for name in _FORCE},
+    **{name: _tls(_flag(name)) for name in (*_FORCE, *_NO_VERSIONS)},
 }

@@ -79,3 +79,4 @@ class ServerTls:
     curves: str | None = None
     min_version: int | None = None
     max_version: int | None = None
+    flags: tuple[str, ...] = ()  # no-tlsv1x, force-tlsv1x, as read (narrowed at the line's end)

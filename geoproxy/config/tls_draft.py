@@ -28,3 +28,4 @@ class TlsGlobalsDraft:
     server_ciphersuites: str | None = None
     server_min: int | None = None
     server_max: int | None = None
+    server_flags: set[str] = field(default_factory=set)

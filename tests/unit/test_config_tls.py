@@ -190,3 +190,70 @@ def test_a_crt_list_line_option_other_than_alpn_is_refused(files: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load(str(_write(files, "ssl crt-list bad-list.txt")), env={})
     assert "bad-list.txt:1: 'ssl-min-ver' per crt-list line is not supported" in str(caught.value)
+
+
+SERVER_HEAD = """global
+    {global_line}
+defaults
+    mode http
+    timeout client 1s
+    timeout server 1s
+    timeout connect 1s
+frontend web
+    bind 127.0.0.1:1
+    default_backend app
+backend app
+    server s1 127.0.0.1:2 {options}
+"""
+SERVER_VALID = [
+    "ssl verify none",
+    "ssl verify required ca-file ca.pem sni str(a.test)",
+    "ssl ca-file ca.pem verifyhost a.test check",
+    "ssl verify none crt a.pem alpn http/1.1",
+    "ssl verify none ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3",
+    "ssl verify none no-tlsv13",
+    "ssl verify none check-ssl check-sni a.test check",
+    "verify none ca-file ca.pem",  # TLS keywords without ssl: plain TCP, as in HAProxy
+]
+SERVER_INVALID = [
+    "ssl",  # verify required by default, and no ca-file
+    "ssl verify maybe",
+    "ssl verify none ciphers BOGUS",
+    "ssl verify required ca-file missing.pem",
+    "check-ssl check",  # checks over TLS verify too
+]
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
+@pytest.mark.parametrize("options", SERVER_VALID + SERVER_INVALID)
+def test_geoproxy_and_haproxy_agree_on_each_server_line(files: Path, options: str) -> None:
+    path = files / "server.cfg"
+    path.write_text(SERVER_HEAD.format(options=options, global_line="maxconn 100"))
+    valid, lines = _geoproxy(path)
+    assert valid == _haproxy(path) == (options in SERVER_VALID)
+    if not valid:
+        assert lines == {12}
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
+@pytest.mark.parametrize(("global_line", "options", "valid"), [
+    ("ssl-server-verify none", "ssl", True),
+    ("ssl-default-server-options no-sslv3 no-tlsv10 no-tlsv11 no-tls-tickets",
+     "ssl verify none", True),
+    ("ssl-default-server-ciphers ECDHE-ECDSA-AES128-GCM-SHA256", "ssl verify none", True),
+])
+def test_geoproxy_and_haproxy_agree_on_the_global_server_tls_keywords(
+        files: Path, global_line: str, options: str, valid: bool) -> None:
+    path = files / "server.cfg"
+    path.write_text(SERVER_HEAD.format(options=options, global_line=global_line))
+    assert _geoproxy(path)[0] == _haproxy(path) == valid
+
+
+def test_a_non_constant_sni_is_refused_with_the_reason(files: Path) -> None:
+    path = files / "server.cfg"
+    path.write_text(SERVER_HEAD.format(options="ssl verify none sni req.hdr(host)",
+                                       global_line="maxconn 100"))
+    with pytest.raises(ConfigError) as caught:
+        load(str(path), env={})
+    assert "server.cfg:12" in str(caught.value)
+    assert "geoproxy reads a constant name only, 'sni str(NAME)'" in str(caught.value)
