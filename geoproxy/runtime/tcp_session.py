@@ -141,8 +141,8 @@ class TcpSession:
         count_session(self.facts)  # what connection rules tracked counts the session
         if listener.tls is not None:
             try:
-                self.client, _ = handshake(self.client, listener.tls,
-                                           frontend.config.timeouts.client)
+                self.client, self.facts.tls = handshake(self.client, listener.tls,
+                                                        frontend.config.timeouts.client)
             except (OSError, ValueError):
                 raise _Rejected("CR", logged=False) from None  # a failed handshake
         if frontend.content_rules:
@@ -380,10 +380,11 @@ class TcpSession:
             retries=self.retries,
             redispatched=self.redispatched,
         )
+        name = self.frontend.config.name
         entry = TcpLog(
             client=self.facts.source,
             accepted=self.accepted,
-            frontend=self.frontend.config.name,
+            frontend=name + "~" if self.facts.tls is not None else name,  # HAProxy's %ft
             backend=backend,
             server=server,
             queue_ms=self.queued_ms,

@@ -98,7 +98,9 @@ frontend fe_mtls
     default_backend app
 frontend fe_tcp
     mode tcp
+    option tcplog
     bind {HOST}:{ports['tcp']} ssl crt beta.pem
+    tcp-request content reject unless {{ ssl_fc }} {{ ssl_fc_sni beta.test }}
     default_backend raw
 backend app
     server s1 {HOST}:{echo_port}
@@ -232,4 +234,11 @@ def test_mode_tcp_terminates_tls_and_proxies_the_bytes(setup: Setup) -> None:
     status, _, body = https_request(setup.ports["tcp"], "/over-tcp", server_name="beta.test")
     assert status == 200
     assert json.loads(body)["target"] == "/over-tcp"
+    # the content rule reads the TLS fetches: another SNI is rejected
+    with pytest.raises((ConnectionError, OSError)):
+        https_request(setup.ports["tcp"], "/over-tcp", server_name="alpha.test")
+    deadline = time.monotonic() + 5
+    while " fe_tcp~ raw/s1 " not in setup.proxy.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert " fe_tcp~ raw/s1 " in setup.proxy.output()
 
