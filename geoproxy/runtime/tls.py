@@ -190,9 +190,13 @@ def handshake(sock: Any, contexts: BindContexts, timeout: float | None) -> tuple
     OSError (``ssl.SSLError`` among them) when it fails."""
     tls_sock = contexts.default.wrap_socket(sock, server_side=True,
                                             do_handshake_on_connect=False)
-    tls_sock.settimeout(timeout)
-    tls_sock.do_handshake()
-    return tls_sock, facts_of(tls_sock)
+    try:
+        tls_sock.settimeout(timeout)
+        tls_sock.do_handshake()
+        return tls_sock, facts_of(tls_sock)
+    except BaseException:
+        tls_sock.close()  # it owns the descriptor now: the caller's socket is detached
+        raise
 
 
 def facts_of(tls_sock: Any) -> TlsFacts:

@@ -82,13 +82,16 @@ class ClientTls:
         (``ssl.SSLError`` among them) when the handshake or the name check fails (rule 3)."""
         tls_sock = self.context.wrap_socket(sock, server_hostname=self.server_name,
                                             do_handshake_on_connect=False)
-        tls_sock.settimeout(timeout)
-        tls_sock.do_handshake()
-        if self.verify_name is not None and not _holds(tls_sock.getpeercert(),
-                                                       self.verify_name):
-            tls_sock.close()
-            raise ssl.SSLCertVerificationError(
-                f"the server's certificate does not match '{self.verify_name}'")
+        try:
+            tls_sock.settimeout(timeout)
+            tls_sock.do_handshake()
+            if self.verify_name is not None and not _holds(tls_sock.getpeercert(),
+                                                           self.verify_name):
+                raise ssl.SSLCertVerificationError(
+                    f"the server's certificate does not match '{self.verify_name}'")
+        except BaseException:
+            tls_sock.close()  # it owns the descriptor now: the caller's socket is detached
+            raise
         return tls_sock
 
 
