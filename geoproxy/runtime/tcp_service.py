@@ -172,7 +172,7 @@ class TcpService:
         source, destination, rest = _address(addr), _address(local), b""
         if listener.accept_proxy:
             timeout = listener.frontend.config.timeouts.client or DEFAULT_HEADER_TIMEOUT
-            header = read_proxy_header(sock, timeout)
+            header = read_proxy_header(sock, timeout, exact=listener.tls is not None)
             if header is None:
                 return None
             found, rest = header
@@ -224,35 +224,37 @@ def end_session(session: TcpFacts | None) -> None:
         end_tracking(session, 0, 0)
 
 
-def read_proxy_header(sock: socket.socket, timeout: float) -> tuple[tuple[Address, Address] | None,
-                                                                    bytes] | None:
+def read_proxy_header(sock: socket.socket, timeout: float, *, exact: bool = False
+                      ) -> tuple[tuple[Address, Address] | None, bytes] | None:
     """The PROXY header at the start of ``sock`` (``accept-proxy``): the addresses it carries
     (None for LOCAL/UNKNOWN) and the bytes read past it; None when the header is invalid, the
-    client left or ``timeout`` passed (the connection is then closed, as HAProxy closes it)."""
+    client left or ``timeout`` passed (the connection is then closed, as HAProxy closes it).
+    ``exact`` (a bind with ``ssl``): the bytes are peeked at and only the header's are taken,
+    so what follows stays in the socket for the TLS handshake, which cannot be handed bytes
+    already read; the bytes past the header are then always empty."""
     data = b""
     sock.settimeout(timeout)
     try:
-        # The bytes are peeked at, and only the header's are taken: what follows it stays in
-        # the socket for whoever reads next (a TLS handshake cannot be handed bytes read).
         while True:
-            chunk = sock.recv(4096, socket.MSG_PEEK)
+            chunk = sock.recv(4096, socket.MSG_PEEK) if exact else sock.recv(4096)
             if not chunk:
                 return None
             header = decode(data + chunk)
-            if header is INCOMPLETE:
-                data += _take(sock, len(chunk))  # all of it is the header's
-                continue
-            assert not isinstance(header, type(INCOMPLETE))
-            data += _take(sock, header.length - len(data))
-            break
+            if exact:
+                taken = len(chunk) if header is INCOMPLETE else header.length - len(data)
+                chunk = _take(sock, taken)  # what was peeked is there: all of it, or the head
+            data += chunk
+            if header is not INCOMPLETE:
+                break
     except (OSError, ProxyHeaderError):
         return None
     finally:
         with contextlib.suppress(OSError):
             sock.settimeout(None)
+    assert not isinstance(header, type(INCOMPLETE))
     addresses = header.addresses
     found = None if addresses is None else (addresses.source, addresses.destination)
-    return found, b""
+    return found, data[header.length:]
 
 
 def _take(sock: socket.socket, count: int) -> bytes:

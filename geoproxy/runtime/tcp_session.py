@@ -127,7 +127,7 @@ class TcpSession:
         listener, frontend = self.listener, self.frontend
         if listener.accept_proxy:
             timeout = frontend.config.timeouts.client or DEFAULT_HEADER_TIMEOUT
-            header = read_proxy_header(self.client, timeout)
+            header = read_proxy_header(self.client, timeout, exact=listener.tls is not None)
             if header is None:
                 raise _Rejected("CR", logged=False)
             found, rest = header

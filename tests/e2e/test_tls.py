@@ -54,7 +54,7 @@ def setup(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Se
         "listed/one.pem [alpn http/1.1] filtered.test *.f.test !no.f.test\n"
         "listed/two.pem\n")
     client_ca.write(files / "client-ca.pem")
-    names = ["tls", "strict", "list", "mtls", "plain", "tcp", "dir"]
+    names = ["tls", "strict", "list", "mtls", "plain", "tcp", "dir", "pp"]
     echo_port, *free = free_ports(len(names) + 1)
     ports = dict(zip(names, free, strict=True))
     echo = process_registry.start(
@@ -95,6 +95,10 @@ frontend fe_mtls
     http-request set-header X-Client-CN %[ssl_c_s_dn(CN)]
     http-request set-header X-Client-Issuer %[ssl_c_i_dn]
     http-request set-header X-Client-Verify %[ssl_c_verify]
+    default_backend app
+frontend fe_pp
+    bind {HOST}:{ports['pp']} accept-proxy ssl crt alpha.pem
+    http-request set-header X-Src %[src]
     default_backend app
 frontend fe_tcp
     mode tcp
@@ -242,3 +246,18 @@ def test_mode_tcp_terminates_tls_and_proxies_the_bytes(setup: Setup) -> None:
         time.sleep(0.1)
     assert " fe_tcp~ raw/s1 " in setup.proxy.output()
 
+
+
+def test_a_proxy_header_comes_before_the_handshake(setup: Setup) -> None:
+    port = setup.ports["pp"]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection((HOST, port), timeout=5) as raw:
+        raw.sendall(f"PROXY TCP4 198.51.100.7 {HOST} 4321 {port}\r\n".encode())
+        with context.wrap_socket(raw, server_hostname="alpha.test") as tls:
+            tls.sendall(b"GET /pp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert _headers(answer.partition(b"\r\n\r\n")[2])["x-src"] == "198.51.100.7"
