@@ -54,13 +54,14 @@ def setup(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Se
         "listed/one.pem [alpn http/1.1] filtered.test *.f.test !no.f.test\n"
         "listed/two.pem\n")
     client_ca.write(files / "client-ca.pem")
-    names = ["tls", "strict", "list", "mtls", "plain", "tcp", "dir", "pp"]
+    names = ["tls", "strict", "list", "mtls", "plain", "tcp", "dir", "pp", "optional"]
     echo_port, *free = free_ports(len(names) + 1)
     ports = dict(zip(names, free, strict=True))
     echo = process_registry.start(
         "echo", [sys.executable, "-m", "tests.support.echo_backend", str(echo_port)],
         module_stack.directory, session=True)
     wait_for_port(HOST, echo_port, 15.0, echo.is_running)
+    client_ca = files / "client-ca.pem"
     config = f"""
 global
     crt-base {files}
@@ -95,6 +96,10 @@ frontend fe_mtls
     http-request set-header X-Client-CN %[ssl_c_s_dn(CN)]
     http-request set-header X-Client-Issuer %[ssl_c_i_dn]
     http-request set-header X-Client-Verify %[ssl_c_verify]
+    default_backend app
+frontend fe_optional
+    bind {HOST}:{ports['optional']} ssl crt alpha.pem verify optional ca-file {client_ca}
+    http-request set-header X-Client-Used %[ssl_c_used]
     default_backend app
 frontend fe_pp
     bind {HOST}:{ports['pp']} accept-proxy ssl crt alpha.pem
@@ -261,3 +266,30 @@ def test_a_proxy_header_comes_before_the_handshake(setup: Setup) -> None:
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 200")
     assert _headers(answer.partition(b"\r\n\r\n")[2])["x-src"] == "198.51.100.7"
+
+
+def test_verify_optional_accepts_a_client_without_a_certificate(setup: Setup,
+                                                                 tmp_path: Path) -> None:
+    port = setup.ports["optional"]
+    status, _, body = https_request(port, "/", server_name="alpha.test")
+    assert status == 200 and _headers(body)["x-client-used"] == "0"
+    good = setup.client_ca.issue("bob", client=True).write(tmp_path / "bob.pem")
+    status, _, body = https_request(port, "/", server_name="alpha.test", client_cert=good)
+    assert status == 200 and _headers(body)["x-client-used"] == "1"
+
+
+def test_keep_alive_and_pipelined_requests_over_one_tls_connection(setup: Setup) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    request = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((HOST, setup.ports["tls"]), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="beta.test") as tls:
+        tls.sendall(request % 1)  # one, then three pipelined in one TLS record
+        tls.sendall(request % 2 + request % 3 + (request % 4).replace(
+            b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 200") == 4
+    for number in (1, 2, 3, 4):
+        assert f'"target": "/{number}"'.encode() in answer
