@@ -61,7 +61,7 @@ def setup(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Se
         "echo", [sys.executable, "-m", "tests.support.echo_backend", str(echo_port)],
         module_stack.directory, session=True)
     wait_for_port(HOST, echo_port, 15.0, echo.is_running)
-    client_ca = files / "client-ca.pem"
+    client_ca_file = files / "client-ca.pem"
     config = f"""
 global
     crt-base {files}
@@ -98,7 +98,7 @@ frontend fe_mtls
     http-request set-header X-Client-Verify %[ssl_c_verify]
     default_backend app
 frontend fe_optional
-    bind {HOST}:{ports['optional']} ssl crt alpha.pem verify optional ca-file {client_ca}
+    bind {HOST}:{ports['optional']} ssl crt alpha.pem verify optional ca-file {client_ca_file}
     http-request set-header X-Client-Used %[ssl_c_used]
     default_backend app
 frontend fe_pp
