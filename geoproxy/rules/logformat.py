@@ -267,6 +267,12 @@ def _total(txn: Txn, facts: LogFacts | None) -> object:
     return facts.timers[4]
 
 
+def _tls_field(txn: Txn, name: str) -> object:
+    """A connection's TLS fact (``fetch_ssl.TlsFacts``), "" without TLS as HAProxy logs it."""
+    facts = txn.environ.get(TLS_FACTS)
+    return (getattr(facts, name, None) or "") if facts is not None else ""
+
+
 VARIABLES: Final[dict[str, Read]] = {
     "ci": lambda txn, facts: txn.environ.get("REMOTE_ADDR", ""),
     "cp": lambda txn, facts: txn.environ.get("REMOTE_PORT", ""),
@@ -324,6 +330,6 @@ VARIABLES: Final[dict[str, Read]] = {
     "lc": lambda txn, facts: 0,
     "ID": lambda txn, facts: txn.environ.get("geoproxy.unique_id", ""),
     "o": lambda txn, facts: "",
-    "sslc": lambda txn, facts: "",
-    "sslv": lambda txn, facts: "",
+    "sslc": lambda txn, facts: _tls_field(txn, "cipher"),  # the TLS cipher, HAProxy's %sslc
+    "sslv": lambda txn, facts: _tls_field(txn, "protocol"),  # the TLS version, %sslv
 }

@@ -23,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import ctypes
+import logging
 import ssl
 import warnings
 from typing import Any, Final
@@ -32,6 +33,7 @@ from geoproxy.rules.fetch_ssl import TLS_FACTS, TlsFacts, dn_entries
 
 __all__ = ["TLS_FACTS", "BindContexts", "TlsFacts", "TlsListeners", "handshake"]
 
+log = logging.getLogger("geoproxy")
 SNI_ATTRIBUTE: Final = "geoproxy_sni"  # where the SNI callback leaves the name it saw
 _VERSIONS = {
     "TLSv1.0": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -95,6 +97,16 @@ class BindContexts:
     """A bind's contexts and SNI's choice among them (rules 1 and 2)."""
 
     __slots__ = ("default", "strict", "_exact", "_wildcard", "_excluded")
+
+    @classmethod
+    def refusing(cls) -> BindContexts:
+        """Contexts that refuse every handshake (``TlsListeners``)."""
+        contexts = cls.__new__(cls)
+        contexts.strict = True
+        contexts._exact, contexts._wildcard, contexts._excluded = {}, {}, {}
+        contexts.default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        contexts.default.sni_callback = lambda *_: ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+        return contexts
 
     def __init__(self, tls: BindTls) -> None:
         self.strict = tls.strict_sni
@@ -215,7 +227,10 @@ def facts_of(tls_sock: Any) -> TlsFacts:
 class TlsListeners:
     """A worker's TLS binds (rule 1): each bind's ``BindContexts``, found by the name of its
     listening socket as ``frontend_gate.frontend_of`` finds a frontend (same host and port,
-    else same port: a wildcard bind's socket is named 0.0.0.0)."""
+    else same port: a wildcard bind's socket is named 0.0.0.0). A bind whose files no longer
+    load (changed since the configuration was checked) gets contexts that refuse every
+    handshake, and one error line: never a plain-text service on a TLS port, nor a worker
+    that dies at start."""
 
     __slots__ = ("_by_address", "_by_port")
 
@@ -225,7 +240,12 @@ class TlsListeners:
         for bind in binds:
             if bind.tls is None:
                 continue
-            contexts = BindContexts(bind.tls)
+            try:
+                contexts = BindContexts(bind.tls)
+            except TlsSetupError as error:
+                log.error("bind %s: its TLS files do not load (%s): its handshakes are "
+                          "refused until a reload", bind.location, error)
+                contexts = BindContexts.refusing()
             host = "0.0.0.0" if bind.host in ("", "*") else bind.host
             self._by_address[(host, bind.port)] = contexts
             self._by_port.setdefault(bind.port, contexts)

@@ -78,6 +78,7 @@ frontend fe_tls
     http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
     http-request set-header X-SNI %[ssl_fc_sni] if {{ ssl_fc_sni -m found }}
     http-request set-header X-TLS %[ssl_fc_protocol]/%[ssl_fc_alpn]/%[ssl_c_used]
+    http-request set-header X-TLS-Log %sslv/%sslc
     redirect scheme https code 301 if !{{ ssl_fc }}
     http-response set-header Strict-Transport-Security "max-age=31536000" if {{ ssl_fc }}
     default_backend app
@@ -195,6 +196,7 @@ def test_recipes_redirect_forwarded_proto_and_hsts(setup: Setup) -> None:
     assert seen["x-forwarded-proto"] == "https"
     assert seen["x-sni"] == "beta.test"
     assert seen["x-tls"].startswith("TLSv1.")
+    assert seen["x-tls-log"].startswith(seen["x-tls"].partition("/")[0] + "/TLS_")
     assert headers["strict-transport-security"] == "max-age=31536000"
 
 

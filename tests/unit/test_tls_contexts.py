@@ -61,3 +61,34 @@ def test_a_server_certificate_holds_a_name_by_san_else_by_cn() -> None:
     assert not _holds(by_san, "a.b.example.com") and not _holds(by_san, "other")
     by_cn = {"subject": ((("commonName", "backend.test"),),)}
     assert _holds(by_cn, "backend.test") and not _holds(by_cn, "x.test")
+
+
+def test_a_bind_whose_files_no_longer_load_refuses_handshakes(tmp_path: Path) -> None:
+    import socket
+    import ssl
+
+    from geoproxy.config.model import Bind, Location
+    from geoproxy.runtime.tls import TlsListeners
+
+    gone = Certificate(str(tmp_path / "gone.pem"), ("gone.test",))
+    bind = Bind("127.0.0.1", 8443, Location("f.cfg", 1), tls=BindTls((gone,), TlsOptions()))
+    contexts = TlsListeners([bind]).get(("127.0.0.1", 8443))
+    assert contexts is not None
+    server, client = socket.socketpair()
+    tls_server = contexts.default.wrap_socket(server, server_side=True,
+                                              do_handshake_on_connect=False)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.check_hostname, client_context.verify_mode = False, ssl.CERT_NONE
+    tls_client = client_context.wrap_socket(client, server_hostname="gone.test",
+                                            do_handshake_on_connect=False)
+    tls_client.setblocking(False)
+    tls_server.setblocking(False)
+    with pytest.raises(ssl.SSLError):
+        for _ in range(10):
+            for side in (tls_client, tls_server):
+                try:
+                    side.do_handshake()
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+    tls_client.close()
+    tls_server.close()
