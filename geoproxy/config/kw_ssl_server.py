@@ -6,8 +6,9 @@
 Rules (HAProxy 2.6's meaning; what geoproxy cannot honour is refused):
 1. ``verify`` is ``none`` or ``required``; unset, it is the global ``ssl-server-verify``
    (``required`` by default), and a server that verifies needs a ``ca-file``: HAProxy's error.
-2. ``sni`` takes a sample expression in HAProxy; geoproxy reads a constant one only,
-   ``sni str(NAME)`` (its keep-alive pool is per server, not per name). ``check-sni`` is a name.
+2. ``sni EXPR`` is a sample expression, evaluated per request (``sni req.hdr(host)``); the
+   keep-alive pool is then per server and name (``geoproxy/proxy/pools.py``). ``sni
+   str(NAME)`` is a constant. ``check-sni`` is a name.
 3. The server's certificate must hold the SNI's name when one is sent, else ``verifyhost``'s
    (HAProxy 2.6's order, checked against it), else only the chain is verified.
 4. ``alpn`` may only offer ``http/1.1``: geoproxy speaks HTTP/1.1 to servers.
@@ -32,6 +33,8 @@ from geoproxy.config.kw_ssl import (
 )
 from geoproxy.config.model import Server
 from geoproxy.config.model_tls import ServerTls
+from geoproxy.rules.calls import RuleError
+from geoproxy.rules.expr import parse_expr
 
 _CONSTANT_SNI = re.compile(r"str\(([A-Za-z0-9._-]+)\)")
 _FORCE = ("force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13")
@@ -138,10 +141,13 @@ def _crt(tls: ServerTls, line: Line, value: str) -> ServerTls:
 
 def _sni(tls: ServerTls, line: Line, value: str) -> ServerTls:
     found = _CONSTANT_SNI.fullmatch(value)
-    if found is None:
-        raise TlsConfigError(f"geoproxy reads a constant name only, 'sni str(NAME)' (got "
-                             f"'{value}'): its keep-alive pool is per server, not per name.")
-    return replace(tls, sni=found.group(1))
+    if found is not None:
+        return replace(tls, sni=found.group(1), sni_expr=None)
+    try:
+        expr = parse_expr(value, line.rules_context())
+    except RuleError as exc:
+        raise TlsConfigError(f"failed to parse sni expression '{value}': {exc}") from exc
+    return replace(tls, sni=None, sni_expr=expr)
 
 
 def _alpn(tls: ServerTls, line: Line, value: str) -> ServerTls:

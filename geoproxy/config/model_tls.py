@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from geoproxy.rules.spec import SampleExpr
+
 # HAProxy's version names, oldest first (``ssl-min-ver``, ``ssl-max-ver``)
 TLS_VERSIONS = ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
@@ -63,14 +65,16 @@ class BindTls:
 @dataclass(frozen=True, slots=True)
 class ServerTls:
     """A ``server`` line's TLS parameters (used when the server has ``ssl``, or for checks
-    with ``check-ssl``): ``verify`` None means "as ``ssl-server-verify`` says"; ``sni`` and
-    ``check_sni`` are constant names; ``verifyhost`` the name the certificate must hold
-    (else the SNI, when there is one, as HAProxy does)."""
+    with ``check-ssl``): ``verify`` None means "as ``ssl-server-verify`` says"; ``sni`` a
+    constant name (``sni str(NAME)``), ``sni_expr`` any other sample expression, evaluated per
+    request; ``check_sni`` a constant name; ``verifyhost`` the name the certificate must hold
+    when no SNI is sent (HAProxy checks the SNI's name first)."""
 
     verify: str | None = None
     ca_file: str | None = None
     crt: str | None = None
     sni: str | None = None
+    sni_expr: SampleExpr | None = None
     check_sni: str | None = None
     verifyhost: str | None = None
     alpn: tuple[str, ...] | None = None

@@ -67,15 +67,25 @@ class ClientTls:
     """How connections to one server shake hands: its context, the SNI sent, the name its
     certificate must hold (rule 1)."""
 
-    __slots__ = ("context", "server_name", "verify_name")
+    __slots__ = ("context", "server_name", "verify_name", "_verifyhost")
 
     def __init__(self, tls: ServerTls, *, for_checks: bool = False) -> None:
         self.context = client_context(tls)
-        self.server_name = tls.check_sni if for_checks else tls.sni
-        if tls.verify == "none":
-            self.verify_name = None
-        else:
-            self.verify_name = self.server_name or tls.verifyhost
+        self._verifyhost = tls.verifyhost if tls.verify != "none" else None
+        self._name(tls.check_sni if for_checks else tls.sni, tls.verify != "none")
+
+    def _name(self, server_name: str | None, verify: bool) -> None:
+        self.server_name = server_name
+        self.verify_name = (server_name or self._verifyhost) if verify else None
+
+    def named(self, server_name: str | None) -> ClientTls:
+        """The same handshakes, sending SNI ``server_name`` (a server's ``sni EXPR``, per
+        request): the context is shared."""
+        other = ClientTls.__new__(ClientTls)
+        other.context = self.context
+        other._verifyhost = self._verifyhost
+        other._name(server_name, self.context.verify_mode != ssl.CERT_NONE)
+        return other
 
     def wrap(self, sock: Any, timeout: float | None) -> Any:
         """Shake hands over ``sock`` within ``timeout``: the TLS socket. Raises OSError

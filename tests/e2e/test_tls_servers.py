@@ -52,6 +52,8 @@ backend be_wronghost
     server s1 {HOST}:{tls_echo} ssl ca-file {ca} verifyhost other.test
 backend be_snifirst
     server s1 {HOST}:{tls_echo} ssl ca-file {ca} sni str(backend.test) verifyhost other.test
+backend be_byhost
+    server s1 {HOST}:{tls_echo} ssl verify required ca-file {ca} sni req.hdr(host)
 backend be_none
     server s1 {HOST}:{tls_echo} ssl verify none
 backend be_checked
@@ -124,3 +126,21 @@ def test_check_ssl_marks_a_server_down_and_ssl_checks_keep_one_up(pair: Pair) ->
                 break
             assert time.monotonic() < deadline, servers
             time.sleep(0.2)
+
+
+@pytest.mark.parametrize(("host", "expected"), [("backend.test", 200), ("other.test", 503)])
+def test_an_sni_expression_is_evaluated_per_request_and_verified(pair: Pair, host: str,
+                                                                 expected: int) -> None:
+    statuses = {name: get(port, "/byhost/x", headers={"Host": host}).status
+                for name, port in (("haproxy", pair.haproxy), ("geoproxy", pair.geoproxy))}
+    assert statuses == {"haproxy": expected, "geoproxy": expected}
+
+
+def test_the_pool_keeps_connections_per_server_and_name(pair: Pair) -> None:
+    def connection(host: str) -> str | None:
+        return get(pair.geoproxy, "/byhost/x", headers={"Host": host}).header(
+            "X-Echo-Connection")
+
+    first = connection("backend.test")
+    assert connection("backend.test") == first
+    assert connection("BACKEND.test") not in (first, None)  # another name, another pool

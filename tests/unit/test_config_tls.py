@@ -208,6 +208,7 @@ backend app
 SERVER_VALID = [
     "ssl verify none",
     "ssl verify required ca-file ca.pem sni str(a.test)",
+    "ssl verify required ca-file ca.pem sni req.hdr(host)",
     "ssl ca-file ca.pem verifyhost a.test check",
     "ssl verify none crt a.pem alpn http/1.1",
     "ssl verify none ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3",
@@ -249,11 +250,17 @@ def test_geoproxy_and_haproxy_agree_on_the_global_server_tls_keywords(
     assert _geoproxy(path)[0] == _haproxy(path) == valid
 
 
-def test_a_non_constant_sni_is_refused_with_the_reason(files: Path) -> None:
+def test_an_sni_is_a_constant_or_an_expression_evaluated_per_request(files: Path) -> None:
     path = files / "server.cfg"
-    path.write_text(SERVER_HEAD.format(options="ssl verify none sni req.hdr(host)",
+    for options, constant, expression in (("ssl verify none sni str(a.test)", "a.test", None),
+                                          ("ssl verify none sni req.hdr(host),lower", None,
+                                           "req.hdr")):
+        path.write_text(SERVER_HEAD.format(options=options, global_line="maxconn 100"))
+        tls = load(str(path), env={}).backends[0].servers[0].tls
+        assert tls.sni == constant
+        assert (tls.sni_expr.fetch.name if tls.sni_expr else None) == expression
+    path.write_text(SERVER_HEAD.format(options="ssl verify none sni nosuchfetch",
                                        global_line="maxconn 100"))
     with pytest.raises(ConfigError) as caught:
         load(str(path), env={})
-    assert "server.cfg:12" in str(caught.value)
-    assert "geoproxy reads a constant name only, 'sni str(NAME)'" in str(caught.value)
+    assert "server.cfg:12" in str(caught.value) and "'sni'" in str(caught.value)
