@@ -6,7 +6,8 @@ Each request is answered ``200 OK`` with a JSON body ``{"method", "target", "hea
 ``x-respond-status: CODE`` changes its status: response rules then have something to act on.
 Threads, one per connection, HTTP/1.1 keep-alive, no body read beyond Content-Length.
 Prints ``echo backend listening on PORT`` when ready; stops on SIGTERM.
-``python -m tests.support.echo_backend PORT CERT.pem`` serves over TLS instead, and tells in
+``python -m tests.support.echo_backend PORT CERT.pem [CLIENT_CA.pem]`` serves over TLS instead
+(requiring a client certificate signed by CLIENT_CA when given), and tells in
 ``X-Echo-Connection`` which of its connections (1, 2...) carried each answer.
 """
 
@@ -105,6 +106,9 @@ def main() -> None:
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2])
+        if len(sys.argv) > 3:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=sys.argv[3])
     print(f"echo backend listening on {port}", flush=True)
     accepted = 0
     while True:
