@@ -106,7 +106,8 @@ def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pai
         haproxy = start_haproxy(process_registry,
                                 build_config(haproxy_port, tls_echo, plain_echo, files, mutual),
                                 directory / "haproxy", outlive_test=True)
-        module_stack.proxy(build_config(geoproxy_port, tls_echo, plain_echo, files, mutual), workers=1)
+        module_stack.proxy(build_config(geoproxy_port, tls_echo, plain_echo, files, mutual),
+                           workers=1)
         yield Pair(haproxy_port, geoproxy_port)
     finally:
         if haproxy is not None:
