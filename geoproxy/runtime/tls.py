@@ -211,6 +211,16 @@ def handshake(sock: Any, contexts: BindContexts, timeout: float | None) -> tuple
         raise
 
 
+def handshake_failure(error: BaseException) -> tuple[str, bool]:
+    """HAProxy's words for a failed handshake, and whether the client sent nothing (then
+    ``option dontlognull`` keeps it out of the log, as HAProxy does)."""
+    if isinstance(error, TimeoutError):
+        return "Timeout during SSL handshake", True
+    if isinstance(error, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError)):
+        return "Connection closed during SSL handshake", True
+    return "SSL handshake failure", False
+
+
 def facts_of(tls_sock: Any) -> TlsFacts:
     cipher = tls_sock.cipher()
     peer = tls_sock.getpeercert() if tls_sock.getpeercert(True) is not None else None

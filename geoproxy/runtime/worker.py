@@ -35,7 +35,8 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    frontends, are served on.
 10. A bind with ``ssl`` (``geoproxy.runtime.tls``): after the PROXY header and the
    ``tcp-request connection`` rules, the handshake runs here, in the connection's greenlet,
-   bounded by ``timeout client``; a failed one closes the connection quietly. The contexts
+   bounded by ``timeout client``; a failed one closes the connection, with one line in the
+   frontend's log as HAProxy writes it (``fe/1: SSL handshake failure``). The contexts
    are built once, when the worker starts. The connection's TLS facts go in its base environ
    (``ssl_fc*`` fetches, ``%ft``'s ``~``) and its ``wsgi.url_scheme`` is ``https``. A ``mode
    tcp`` frontend's connections shake hands in ``tcp_session`` (after the same stages).
@@ -65,7 +66,7 @@ from geoproxy.runtime.frontend_listener import FrontendListener
 from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request, RequestBody
 from geoproxy.runtime.http1_response import Response
 from geoproxy.runtime.tcp_service import Listener, TcpService, end_session
-from geoproxy.runtime.tls import TLS_FACTS, TlsListeners, handshake
+from geoproxy.runtime.tls import TLS_FACTS, TlsListeners, handshake, handshake_failure
 from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
@@ -160,12 +161,14 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         tls_facts = None
         contexts = self.tls.get(listener_name)
         if contexts is not None:  # rule 10
+            accepted = time.time()
             try:
                 timeout = self.wsgi.client_timeouts(listener_name).client
                 client, tls_facts = handshake(client, contexts, timeout)
-            except (OSError, ValueError):
+            except (OSError, ValueError) as error:
                 _close(client)  # a failed handshake: the connection closes, nothing to answer
                 end_session(session)
+                self._log_handshake_failure(addr, listener_name, accepted, error)
                 return
         # ALPN h2: HTTP/2 connection (runtime/h2_connection.py)
         connection = _Connection(self, client, addr, listener_name)
@@ -185,6 +188,18 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         finally:
             _close(client)
             end_session(session)
+
+    def _log_handshake_failure(self, addr: Any, listener_name: Any, accepted: float,
+                               error: Exception) -> None:
+        """Rule 10: one line in the frontend's log, HAProxy's words for why."""
+        log = getattr(self.wsgi, "log_connection_error", None)
+        if log is None:
+            return
+        message, empty = handshake_failure(error)
+        try:
+            log(_base_environ(addr, listener_name), accepted, message, empty)
+        except Exception:  # a log line must never cost the worker
+            self.log.exception("could not log a failed TLS handshake")
 
     def _serve_tcp(self, tcp: TcpService, listener: Listener, client: socket.socket,
                    addr: Any) -> None:

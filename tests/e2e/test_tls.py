@@ -7,6 +7,7 @@ Certificates are made by the test (``tests/support/certs.py``)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import sys
@@ -239,6 +240,13 @@ def test_a_failed_handshake_costs_the_worker_nothing(setup: Setup) -> None:
             pass
     assert served_name(HOST, port, "beta.test")[0] == "beta.test"
     assert "Traceback" not in setup.proxy.output()
+    # one line in the frontend's log, HAProxy's (fe_tls's first bind: number 1)
+    deadline = time.monotonic() + 5
+    line = re.compile(r"^127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:[\d:.]+\] "
+                      r"fe_tls/1: SSL handshake failure$", re.M)
+    while not line.search(setup.proxy.output()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert line.search(setup.proxy.output())
 
 
 def test_mode_tcp_terminates_tls_and_proxies_the_bytes(setup: Setup) -> None:
