@@ -62,6 +62,9 @@ def wait_readable(sock: Any) -> None:
     that cannot be there yet: a reply to what was just sent, the next request of a client that
     was just answered. gevent's ``recv`` would first try and fail with EAGAIN (a system call
     and an exception); a plain socket's blocking ``recv`` waits anyway, so nothing is done."""
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending():
+        return  # a TLS socket holds decrypted bytes its file descriptor no longer shows
     wait = getattr(sock, "_wait", None)
     event = getattr(sock, "_read_event", None)
     if wait is not None and event is not None:

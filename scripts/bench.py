@@ -10,6 +10,11 @@ nginx is installed, else two demo backends):
   d  "the obvious proxy": Werkzeug + urllib3 PoolManager, gunicorn 2 gevent workers, round robin
   e  the same, leastconn through Redis (MGET of both counts, INCR before, DECR after)
   f  geoproxy, 2 workers, balance leastconn, cookie SERVERID insert indirect nocache, its Redis
+  h  (--tls) row b's HAProxy terminating TLS (bind ... ssl crt, a self-signed P-256 certificate)
+  i  (--tls) row f's geoproxy terminating TLS, the same certificate
+  j  (--tls) row h with 'Connection: close' on every request: a new TLS handshake each
+  k  (--tls) row i the same way; the run prints i/h next to f/b (issue 14: i/h at least
+     f/b less 20 %) and k/j, the handshake rate's ratio
   g  (--rules) row f's geoproxy with five http-request header rules in its frontend
      (set-header X-Forwarded-Proto/X-Real-IP %[src]/X-Forwarded-Host %[req.hdr(host)]/
      X-Forwarded-Port %[dst_port], add-header X-Frontend %f if { path_beg / }); the run prints
@@ -55,8 +60,13 @@ ROWS = {
     "g": "geoproxy as f, plus 5 http-request header rules",
     "h": "HAProxy as b, HTTP/2 (h2c, h2load)",
     "i": "geoproxy as f, HTTP/2 (h2c, h2load)",
+    "j": "HAProxy as b, terminating TLS",
+    "k": "geoproxy as f, terminating TLS",
+    "l": "HAProxy as j, Connection: close (a handshake per request)",
+    "m": "geoproxy as k, Connection: close (a handshake per request)",
 }
 H2_ROWS = frozenset({"h", "i"})
+CLOSING = ("l", "m")  # rows whose requests each ask Connection: close
 CONNECTIONS = 32
 ROUNDS = 2
 
@@ -86,6 +96,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--http2", action="store_true", help="add rows h and i (HTTP/2) and compare i to f"
     )
+    parser.add_argument(
+        "--tls", action="store_true", help="add rows j-m (TLS) and compare them to b and f"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
     parser.add_argument(
@@ -100,6 +113,8 @@ def parse_args() -> argparse.Namespace:
         args.rows += [row for row in ("f", "g") if row not in args.rows]
     if args.http2:
         args.rows += [row for row in ("b", "f", "h", "i") if row not in args.rows]
+    if args.tls:
+        args.rows += [row for row in ("b", "f", "j", "k", "l", "m") if row not in args.rows]
     unknown = [row for row in args.rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose among {','.join(ROWS)}")
@@ -132,20 +147,25 @@ def start_row(row: str, work: Path, backends: Service, backend_ports: list[int])
         return services.start_geoproxy(work, port, backend_ports, services.RULES)
     if row in H2_ROWS and shutil.which("h2load") is None:
         raise ServiceError("h2load is not installed (Debian: nghttp2-client)")
+    if row in ("h", "j", "l") and services.find_binary("haproxy") is None:
+        raise ServiceError("haproxy is not installed")
     if row == "h":
-        if services.find_binary("haproxy") is None:
-            raise ServiceError("haproxy is not installed")
         return services.start_haproxy(work, port, backend_ports, " proto h2")
     if row == "i":
         return services.start_geoproxy(work, port, backend_ports, bind_options=" proto h2")
+    if row in ("j", "l"):
+        return services.start_haproxy(work, port, backend_ports, tls=True)
+    if row in ("k", "m"):
+        return services.start_geoproxy(work, port, backend_ports, tls=True)
     return services.start_geoproxy(work, port, backend_ports)
 
 
 def load(row: str, url: str, duration: float, tool: str) -> LoadResult:
-    """The row's load: h2load for the HTTP/2 rows, else ``tool``."""
+    """The row's load: h2load for the HTTP/2 rows, else ``tool`` (``Connection: close`` for
+    the handshake rows)."""
     if row in H2_ROWS:
         return run_h2load(url, duration)
-    return run_load(url, CONNECTIONS, duration, tool)
+    return run_load(url, CONNECTIONS, duration, tool, row in CLOSING)
 
 
 def measure(row: str, service: Service, duration: float, tool: str
@@ -259,6 +279,24 @@ def http2_ratio(rows: list[Row]) -> str:
     return ", ".join(parts)
 
 
+def tls_ratios(rows: list[Row]) -> str:
+    """Issue 14's figures: geoproxy/HAProxy over TLS (k/j) next to plain HTTP's (f/b), and
+    the ratio of new handshakes per second (m/l)."""
+    by_row = {row.row: row for row in rows}
+    lines = []
+    if all(r in by_row and by_row[r].rps for r in "bfjk"):
+        plain = by_row["f"].rps / by_row["b"].rps
+        tls = by_row["k"].rps / by_row["j"].rps
+        met = "met" if tls >= plain * 0.8 else "NOT met"
+        lines.append(f"TLS keep-alive: geoproxy/HAProxy {tls:.2f} (k/j) vs plain HTTP {plain:.2f}"
+                     f" (f/b); target k/j >= 0.8 x f/b = {plain * 0.8:.2f}: {met}")
+    if all(r in by_row and by_row[r].rps for r in "lm"):
+        closing, haproxy = by_row["m"].rps, by_row["l"].rps
+        lines.append(f"TLS handshakes (Connection: close): geoproxy {closing:,.0f}/s, "
+                     f"HAProxy {haproxy:,.0f}/s, ratio {closing / haproxy:.2f} (m/l)")
+    return "\n".join(lines)
+
+
 def header(tool: str, duration: float, backend_kind: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nproc = len(os.sched_getaffinity(0))
@@ -328,6 +366,10 @@ def main() -> int:
     if summary:
         print()
         print(summary)
+    with_tls = tls_ratios(rows)
+    if with_tls:
+        print()
+        print(with_tls)
     with_rules = rules_ratio(rows)
     if with_rules:
         print()

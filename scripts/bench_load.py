@@ -57,17 +57,26 @@ def load_tool() -> str:
     return "wrk" if shutil.which("wrk") else "python"
 
 
-def run_load(url: str, connections: int, duration: float, tool: str) -> LoadResult:
-    """Drive ``url`` with ``connections`` keep-alive connections for ``duration`` seconds."""
+def run_load(url: str, connections: int, duration: float, tool: str,
+             close: bool = False) -> LoadResult:
+    """Drive ``url`` with ``connections`` keep-alive connections for ``duration`` seconds;
+    ``close``: every request asks ``Connection: close`` (a new connection, and over TLS a new
+    handshake, per request: wrk only)."""
     if tool == "wrk":
-        return run_wrk(url, connections, duration)
+        return run_wrk(url, connections, duration, close=close)
+    if close:
+        raise ValueError("Connection: close runs need wrk")
     return run_python(url, connections, duration)
 
 
-def run_wrk(url: str, connections: int, duration: float, script: str | None = None) -> LoadResult:
-    """wrk's report; ``script``: a wrk Lua script's path (``-s``)."""
+def run_wrk(url: str, connections: int, duration: float, script: str | None = None,
+            close: bool = False) -> LoadResult:
+    """wrk's report; ``script``: a wrk Lua script's path (``-s``); ``close``: every request
+    with ``Connection: close``."""
     seconds = max(1, round(duration))
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if close:
+        argv[1:1] = ["-H", "Connection: close"]
     if script is not None:
         argv[1:1] = ["-s", script]
     output = subprocess.run(

@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -95,6 +96,8 @@ def wait_ready(service: Service, port: int, log: Path, *, http2: bool = False) -
     deadline = time.monotonic() + READY_TIMEOUT
     try:
         wait_for_port(HOST, port, READY_TIMEOUT, lambda: process.poll() is None)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # its own cert
         while True:
             if http2:
                 with contextlib.suppress(OSError, ValueError):
@@ -102,7 +105,9 @@ def wait_ready(service: Service, port: int, log: Path, *, http2: bool = False) -
                         return
             else:
                 with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2) as answer:
+                    scheme = service.url.partition(":")[0]
+                    with urllib.request.urlopen(f"{scheme}://{HOST}:{port}/", timeout=2,
+                                                context=insecure) as answer:
                         if answer.status == 200:
                             return
             if time.monotonic() > deadline or process.poll() is not None:
@@ -204,8 +209,8 @@ COUNTER_RULES = (
 def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = "",
                  frontend_lines: str = "", bind_options: str = "") -> str:
     """The benchmark's configuration: leastconn, cookie insert, over the backends;
-    ``frontend_lines`` go in the frontend (the rules row), ``bind_options`` after its bind
-    address (``proto h2``: the HTTP/2 rows)."""
+    ``frontend_lines`` go in the frontend (the rules row), ``bind_options`` after the bind's
+    address (``proto h2``: the HTTP/2 rows; ``ssl crt PEM``: the TLS rows)."""
     servers = "\n".join(
         f"    server s{i} {HOST}:{p} cookie s{i}" for i, p in enumerate(backend_ports, 1)
     )
@@ -220,15 +225,24 @@ def proxy_config(port: int, backend_ports: Sequence[int], global_lines: str = ""
     )
 
 
+def certificate(work: Path) -> Path:
+    """The TLS rows' certificate (self-signed, as the demo's), made once per run."""
+    from geoproxy.demo.certificate import self_signed
+
+    path = work / "bench-cert.pem"
+    return path if path.exists() else self_signed(path)
+
+
 def start_haproxy(work: Path, port: int, backend_ports: Sequence[int],
-                  bind_options: str = "") -> Service:
+                  bind_options: str = "", tls: bool = False) -> Service:
     haproxy = find_binary("haproxy")
     assert haproxy is not None
-    name = "haproxy-h2" if bind_options else "haproxy"
+    name = "haproxy-tls" if tls else "haproxy-h2" if bind_options else "haproxy"
     conf = work / f"{name}.cfg"
+    bind = f" ssl crt {certificate(work)} alpn http/1.1" if tls else bind_options
     conf.write_text(proxy_config(port, backend_ports, "    nbthread 1\n    maxconn 4096\n",
-                                 bind_options=bind_options))
-    service = Service(name, f"http://{HOST}:{port}/")
+                                 bind_options=bind))
+    service = Service(name, f"{'https' if tls else 'http'}://{HOST}:{port}/")
     log = work / f"{name}.log"
     process = spawn(service, [haproxy, "-db", "-f", str(conf)], log)
     service.cpu_roots.append(process.pid)
@@ -267,19 +281,21 @@ def start_gunicorn_into(
 
 def start_geoproxy(
     work: Path, port: int, backend_ports: Sequence[int], frontend_lines: str = "",
-    bind_options: str = "",
+    bind_options: str = "", tls: bool = False, workers: int = 2,
 ) -> Service:
     """``geoproxy run``, 2 workers, with a Redis the bench starts (so its CPU is counted)."""
     name = "geoproxy-rules" if frontend_lines else "geoproxy-h2" if bind_options else "geoproxy"
-    service = Service(name, f"http://{HOST}:{port}/")
+    name += "-tls" if tls else ""
+    service = Service(name, f"{'https' if tls else 'http'}://{HOST}:{port}/")
+    bind = f" ssl crt {certificate(work)} alpn http/1.1" if tls else bind_options
     try:
         redis = start_redis(service)
         conf = work / f"{name}.cfg"
         conf.write_text(proxy_config(port, backend_ports, frontend_lines=frontend_lines,
-                                     bind_options=bind_options))
+                                     bind_options=bind))
         log = work / f"{name}.log"
         argv = [sys.executable, "-m", "geoproxy", "run", "-c", str(conf)]
-        argv += ["--workers", "2", "--redis", redis.url]
+        argv += ["--workers", str(workers), "--redis", redis.url]
         process = spawn(service, argv, log)
         service.cpu_roots.append(process.pid)
         wait_ready(service, port, log, http2="h2" in bind_options)

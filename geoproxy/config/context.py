@@ -19,6 +19,7 @@ from typing import Generic, NoReturn, TypeVar
 
 from geoproxy.config.lexer import Directive
 from geoproxy.config.model import Diagnostic, Location
+from geoproxy.config.tls_draft import TlsGlobalsDraft
 from geoproxy.rules.calls import ParseContext
 
 Section = TypeVar("Section")
@@ -43,6 +44,8 @@ class Line:
     prefix: str = ""
     # the environment the configuration expands (addresses expand it outside quotes too)
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    # the global section's TLS settings read so far (crt-base, ssl-default-bind-*...)
+    tls: TlsGlobalsDraft = field(default_factory=TlsGlobalsDraft)
 
     @property
     def keyword(self) -> str:

@@ -46,6 +46,7 @@ from geoproxy.config.model import (
     Timeouts,
 )
 from geoproxy.config.model_tcp import CheckProtocol, TcpAction, TcpCheckStep
+from geoproxy.config.model_tls import BindTls
 from geoproxy.rules.spec import Action, CaptureSlot, LogFormat, ScUpdate, TrackSc
 
 
@@ -193,8 +194,9 @@ class UseBackendDraft:
 class Rules:
     """What a proxy never inherits (rule 2)."""
 
-    # (host, port, where, accept-proxy, proto)
-    binds: list[tuple[str, int, Location, bool, str]] = field(default_factory=list)
+    # host, port, location, accept-proxy, TLS, proto (h2: HTTP/2 with prior knowledge)
+    binds: list[tuple[str, int, Location, bool, BindTls | None, str]] = field(
+        default_factory=list)
     acls: dict[str, list[AclTest]] = field(default_factory=dict)
     acl_locations: dict[str, Location] = field(default_factory=dict)
     use_backends: list[UseBackendDraft] = field(default_factory=list)

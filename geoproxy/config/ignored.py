@@ -13,7 +13,6 @@ from __future__ import annotations
 
 _PROCESS = "process management belongs to gunicorn and geoproxy's command line"
 _LOGGING = "logging is configured on geoproxy's command line"
-_TLS = "geoproxy does not terminate TLS"
 _TUNING = "HAProxy's tuning does not apply to geoproxy"
 _NOTHING = "it has no effect on traffic in geoproxy"
 # HAProxy 2.6 keeps the keyword and does nothing with it: Proxy-Connection is forwarded unread,
@@ -30,8 +29,10 @@ GLOBAL_IGNORED: dict[str, str] = {
                      "mworker-max-reloads", "numa-cpu-mapping", "server-state-base",
                      "server-state-file"), _PROCESS),
     **dict.fromkeys(("log-tag", "log-send-hostname", "log-format"), _LOGGING),
-    **dict.fromkeys(("ca-base", "crt-base", "ssl-server-verify", "ssl-engine",
-                     "ssl-mode-async", "ssl-load-extra-files", "ssl-dh-param-file"), _TLS),
+    "ssl-engine": "TLS runs in OpenSSL's default engine",
+    "ssl-mode-async": "TLS runs in OpenSSL's default engine",
+    "ssl-load-extra-files": "geoproxy reads a certificate's key from FILE.key when the PEM "
+                            "has none, and no other extra file",
     **dict.fromkeys(("maxsslconn", "maxsslrate", "maxpipes", "spread-checks",
                      "max-spread-checks", "busy-polling", "noepoll", "nokqueue", "noevports",
                      "nopoll", "nosplice", "nogetaddrinfo", "noreuseport", "profiling.tasks",
@@ -40,9 +41,12 @@ GLOBAL_IGNORED: dict[str, str] = {
                     "geoproxy compresses what the compression rules select, whatever the load"),
 }
 # prefixes of whole keyword families ignored in the global section
-GLOBAL_IGNORED_PREFIXES: dict[str, str] = {"tune.": _TUNING, "ssl-default-": _TLS}
+GLOBAL_IGNORED_PREFIXES: dict[str, str] = {"tune.": _TUNING}
 
 GLOBAL_REFUSED: dict[str, str] = {
+    **dict.fromkeys(("ssl-default-bind-sigalgs", "ssl-default-bind-client-sigalgs",
+                     "ssl-default-server-sigalgs", "ssl-default-server-client-sigalgs"),
+                    "geoproxy does not set signature algorithms"),
     "nbproc": "HAProxy 2.5 and later refuse it too (threads replaced processes; geoproxy's "
               "worker processes are set with --workers or 'workers N')",
     **dict.fromkeys(("maxconnrate", "maxsessrate"),

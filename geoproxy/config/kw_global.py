@@ -1,6 +1,6 @@
 """The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``tune.h2.*``,
-``log``,
-``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), and
+``log``, ``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), the TLS keywords
+(``crt-base``, ``ca-base``, ``ssl-default-bind-*``, ``ssl-server-verify``: ``kw_ssl.py``), and
 geoproxy's own ``redis-url`` and ``workers``.
 
 HAProxy's process-level keywords are ignored with a warning or refused (see ``ignored.py``).
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from geoproxy.config.context import Keyword, Line
 from geoproxy.config.kw_log import log_target
+from geoproxy.config.kw_ssl import GLOBAL_TLS_KEYWORDS, parse_global
 from geoproxy.config.kw_stats_socket import StatsDraft, parse_global_stats
 from geoproxy.config.model import (
     DEFAULT_BUFSIZE,
@@ -22,6 +23,7 @@ from geoproxy.config.model import (
     H2Settings,
     LogTarget,
 )
+from geoproxy.config.tls_draft import TlsGlobalsDraft
 
 # The URL forms geoproxy/state/connect.py reads (a single server, Sentinel, Cluster).
 _REDIS_SCHEMES = (
@@ -45,6 +47,7 @@ class GlobalDraft:
     maxhdr: int = DEFAULT_MAXHDR
     stats: StatsDraft = field(default_factory=StatsDraft)
     h2: H2Settings = field(default_factory=H2Settings)
+    tls: TlsGlobalsDraft = field(default_factory=TlsGlobalsDraft)
 
     def freeze(self) -> GlobalSettings:
         return GlobalSettings(
@@ -149,4 +152,7 @@ GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
     # the SETTINGS announced to HTTP/2 clients (geoproxy.runtime.h2_connection)
     **{keyword: Keyword(_h2_tuning) for keyword in _H2_TUNING},
     "stats": Keyword(lambda draft, line: parse_global_stats(draft.stats, line)),  # Runtime API
+    # TLS: crt-base, ca-base, ssl-default-bind-*, ssl-server-verify (kw_ssl.py)
+    **{name: Keyword(lambda draft, line: parse_global(draft.tls, line))
+       for name in GLOBAL_TLS_KEYWORDS},
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from geoproxy.config import address
+from geoproxy.config import address, kw_ssl
 from geoproxy.config.acl import (
     NO_PATTERN_WARNING,
     AclError,
@@ -23,16 +23,10 @@ from geoproxy.config.draft import ConditionDraft, ProxyDraft, ProxyKind
 from geoproxy.config.errorfile import ErrorFileError, read_errorfile
 from geoproxy.config.kw_global import integer
 from geoproxy.config.model import ProxyMode
+from geoproxy.config.model_tls import BindTls
 from geoproxy.config.units import UnitError, parse_time
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.:-]+")
-_TLS_BIND_OPTIONS = frozenset({
-    "ssl", "crt", "crt-list", "ca-file", "crl-file", "verify", "alpn", "npn", "ciphers",
-    "ciphersuites", "curves", "ecdhe", "ssl-min-ver", "ssl-max-ver", "strict-sni", "no-sslv3",
-    "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "force-tlsv12", "force-tlsv13",
-    "ca-sign-file", "generate-certificates", "no-tls-tickets", "prefer-client-ciphers",
-    "allow-0rtt", "ca-ignore-err", "crt-ignore-err", "sigalgs", "client-sigalgs", "quic-cc-algo",
-})
 _REFUSED_BIND_OPTIONS = frozenset({
     "accept-netscaler-cip", "interface", "namespace", "transparent", "v6only",
     "maxconn", "uid", "gid", "mode", "user", "group", "level", "severity-output", "expose-fd",
@@ -85,15 +79,17 @@ def parse_bind(proxy: ProxyDraft, line: Line) -> None:
         addresses = address.parse_bind(address.expand(line.arg(0), line.env))
     except address.AddressError as exc:
         line.fail(f"'bind' : {exc}")
-    accept_proxy, proto = _bind_options(proxy, line)
+    accept_proxy, tls, proto = _bind_options(proxy, line)
     proxy.rules.binds.extend(
-        (host, port, line.location, accept_proxy, proto) for host, port in addresses)
+        (host, port, line.location, accept_proxy, tls, proto) for host, port in addresses)
 
 
-def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, str]:
-    """Check the options after the address; returns whether ``accept-proxy`` is one, and the
-    ``proto`` named (only ``h2``: HTTP/2 with prior knowledge), if any."""
+def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, BindTls | None, str]:
+    """Check the options after the address; returns whether ``accept-proxy`` is one, the
+    bind's TLS (``kw_ssl.py``), if any, and the ``proto`` named (only ``h2``: HTTP/2 with prior
+    knowledge), if any."""
     accept_proxy = False
+    tls = kw_ssl.BindTlsDraft()
     proto = ""
     index = 1
     while index < len(line.args):
@@ -109,10 +105,10 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, str]:
                           f"(HTTP/2 with prior knowledge){f', got {proto!r}' if proto else ''}.")
             index += 2
             continue
+        if kw_ssl.is_tls_bind_option(option):
+            index = kw_ssl.bind_option(tls, line, index)
+            continue
         where = f"'bind {line.arg(0)}' in section '{proxy.kind.value}'"
-        if option in _TLS_BIND_OPTIONS:
-            line.fail(f"'bind {line.arg(0)}' : '{option}' : geoproxy does not terminate TLS; "
-                      "put a TLS terminator in front of it and bind geoproxy to plain HTTP.")
         if option in _REFUSED_BIND_OPTIONS:
             line.fail(f"'bind {line.arg(0)}' : '{option}' is not supported by geoproxy.")
         if option not in _IGNORED_BIND_OPTIONS:
@@ -120,7 +116,7 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, str]:
                       f"{quoted_list(sorted(_IGNORED_BIND_OPTIONS))}, and ignores them).")
         line.warn(f"'bind {line.arg(0)}' : '{option}' is ignored by geoproxy.")
         index += 1 + _BIND_OPTION_ARITY.get(option, 0)
-    return accept_proxy, proto
+    return accept_proxy, kw_ssl.finish_bind(tls, line), proto
 
 
 def _backend_name(line: Line) -> str:

@@ -37,6 +37,12 @@ from geoproxy.config.kw_resolve import (
     apply_resolvers,
     is_srv_record,
 )
+from geoproxy.config.kw_ssl_server import (
+    SERVER_TLS_PARAMS,
+    finish_server,
+    is_server_tls_param,
+    server_param,
+)
 from geoproxy.config.model import Observe, OnError, Server
 from geoproxy.config.model_tcp import ProxyProtocol
 from geoproxy.config.units import UnitError, parse_time
@@ -181,13 +187,7 @@ SERVER_PARAMS: dict[str, Param] = {
     "check-send-proxy": Param(0, _flag(lambda s: replace(s, check_send_proxy=True))),
 }
 _IGNORED = {"id": 1}
-_SILENT = {"no-ssl": 0, "no-agent-check": 0,
-           "no-check-ssl": 0, "no-tfo": 0, "no-verifyhost": 0}
-_TLS = frozenset({"ssl", "verify", "ca-file", "crt", "sni", "alpn", "npn", "check-ssl",
-                  "check-sni", "check-alpn", "ciphers", "ciphersuites", "crl-file", "verifyhost",
-                  "ssl-min-ver", "ssl-max-ver", "ssl-reuse", "no-ssl-reuse", "sigalgs",
-                  "client-sigalgs", "curves", "allow-0rtt", "force-sslv3", "force-tlsv10",
-                  "force-tlsv11", "force-tlsv12", "force-tlsv13"})
+_SILENT = {"no-agent-check": 0, "no-tfo": 0}
 _REFUSED = frozenset({"send-proxy-v2-ssl", "send-proxy-v2-ssl-cn",
                       "proxy-v2-options", "track", "redir", "source", "usesrc", "agent-check",
                       "agent-port", "agent-inter", "agent-addr", "agent-send", "minconn",
@@ -209,7 +209,7 @@ def parse_server(proxy: ProxyDraft, line: Line) -> None:
     host, port = _server_address(line, line.arg(1), label)
     template = dataclasses.replace(proxy.settings.default_server, name=name, host=host,
                                    port=port, location=line.location)
-    server = _apply_params(line, template, 2, label)
+    server = finish_server(_apply_params(line, template, 2, label), line, label)
     proxy.rules.servers.append(server)
 
 
@@ -235,7 +235,7 @@ def parse_server_template(proxy: ProxyDraft, line: Line) -> None:
         _check_unique(proxy, line, f"{prefix}{number}")
     template = dataclasses.replace(proxy.settings.default_server, name=prefix, host=host,
                                    port=port, location=line.location)
-    server = _apply_params(line, template, 3, label)
+    server = finish_server(_apply_params(line, template, 3, label), line, label)
     proxy.rules.servers.extend(dataclasses.replace(server, name=f"{prefix}{number}")
                                for number in range(first, last + 1))
 
@@ -268,6 +268,13 @@ def _apply_params(line: Line, server: Server, index: int, label: str) -> Server:
     args = line.args
     while index < len(args):
         name = args[index]
+        if is_server_tls_param(name):  # kw_ssl_server.py
+            arity = SERVER_TLS_PARAMS.get(name, 0)
+            if arity and index + 1 >= len(args):
+                line.fail(f"{label} : '{name}' expects {_expected(name)} as argument.")
+            server = server_param(server, line, name, args[index + 1] if arity else "", label)
+            index += 1 + arity
+            continue
         arity = _arity(line, name, label)
         if arity and index + 1 >= len(args):
             line.fail(f"{label} : '{name}' expects {_expected(name)} as argument.")
@@ -291,8 +298,6 @@ def _arity(line: Line, name: str, label: str) -> int:
         return _IGNORED[name]
     if name in _SILENT:
         return 0
-    if name in _TLS:
-        line.fail(f"{label} : '{name}' : geoproxy does not connect to servers over TLS.")
     if name in _REFUSED:
         line.fail(f"{label} : '{name}' is not supported by geoproxy.")
     line.fail(f"{label} : unknown keyword '{name}'{suggestion(name, SERVER_PARAMS)} "

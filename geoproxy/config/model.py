@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:  # TCP proxies' own values (model_tcp imports this module)
     from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck, TcpRequestRules
 
+from geoproxy.config.model_tls import BindTls, ServerTls
 from geoproxy.counters.datatypes import StoreItem
 from geoproxy.rules.auth import Userlist
 from geoproxy.rules.spec import Action, CaptureSlot, LogFormat, MatchSpec, SampleExpr
@@ -191,6 +192,10 @@ class Server:
     fall: int = 3
     slowstart: float = 0.0
     observe: Observe | None = None
+    # ssl: traffic to the server is TLS; check_ssl: so are its checks (kw_ssl.py)
+    ssl: bool = False
+    check_ssl: bool = False
+    tls: ServerTls = ServerTls()
     error_limit: int = 10
     on_error: OnError = OnError.FAIL_CHECK
     on_marked_down_shutdown_sessions: bool = False
@@ -529,6 +534,7 @@ class Bind:
     port: int
     location: Location
     accept_proxy: bool = False  # accept-proxy: connections start with a PROXY protocol header
+    tls: BindTls | None = None  # ssl crt ...: the bind terminates TLS (model_tls.py)
     proto: str = ""  # proto h2: clients speak HTTP/2 with prior knowledge (h2c)
 
     @property

@@ -81,7 +81,8 @@ class SectionReader:
 
     def read(self, directives: list[Directive]) -> SectionResult:
         for directive in directives:
-            line = Line(directive, self.config_dir, self.warnings, env=self.env)
+            line = Line(directive, self.config_dir, self.warnings, env=self.env,
+                        tls=self.global_.tls)
             try:
                 if line.keyword in ("no", "default") and isinstance(self.current, ProxyDraft):
                     # errors then name the real keyword: 'option', not 'no'
@@ -125,7 +126,8 @@ class SectionReader:
                       "only for options and log.")
         directive = line.directive
         stripped = Directive(directive.location, words[0], words[1:], directive.columns[1:])
-        return Line(stripped, line.config_dir, line.warnings, prefix=line.keyword, env=line.env)
+        return Line(stripped, line.config_dir, line.warnings, prefix=line.keyword, env=line.env,
+                    tls=line.tls)
 
     def _global_line(self, draft: GlobalDraft, line: Line) -> None:
         keyword = line.keyword

@@ -19,6 +19,11 @@ Rules:
    in a process running ``geoproxy.watchdog`` it is enforced by the watchdog (the socket has
    no timeout: gevent would arm a timer per wait), elsewhere by the socket's own timeout.
 
+7. A pool with ``tls`` (``server ... ssl``) shakes hands on each new connection within the
+   connect timeout; a failed handshake is a failed connect. Its idle connections are TLS
+   connections, kept and checked like any other (a TLS socket that holds decrypted bytes is
+   not idle: it is closed instead).
+
 ``ServerPool.opened`` counts the connections the pool opened (for tests and statistics).
 """
 
@@ -26,9 +31,12 @@ from __future__ import annotations
 
 import select
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gevent.monkey import get_original
+
+if TYPE_CHECKING:
+    from geoproxy.runtime.tls_client import ClientTls
 
 from geoproxy import watchdog
 from geoproxy.errors import ConnectFailed
@@ -152,15 +160,17 @@ class Connection:
 class ServerPool:
     """Idle keep-alive connections to ``host:port`` (see the module rules)."""
 
-    __slots__ = ("host", "port", "max_idle", "opened", "_idle", "_address")
+    __slots__ = ("host", "port", "max_idle", "opened", "tls", "_idle", "_address")
 
-    def __init__(self, host: str, port: int, *, max_idle: int = 64) -> None:
+    def __init__(self, host: str, port: int, *, max_idle: int = 64,
+                 tls: ClientTls | None = None) -> None:
         if max_idle < 0:
             raise ValueError("max_idle must be >= 0")
         self.host = host
         self.port = port
         self.max_idle = max_idle
         self.opened = 0
+        self.tls = tls
         self._idle: list[Connection] = []
         self._address: tuple[socket.AddressFamily, Any] | None = None
 
@@ -195,6 +205,8 @@ class ServerPool:
             sock.settimeout(connect_timeout)
             sock.connect(sockaddr)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:  # rule 7
+                sock = self.tls.wrap(sock, connect_timeout)
         except OSError as exc:
             sock.close()
             raise ConnectFailed(f"{self.host}:{self.port}: {exc}") from exc
@@ -203,7 +215,7 @@ class ServerPool:
 
     def release(self, conn: Connection) -> None:
         """Give back a connection that is between two exchanges (rule 3); close it if full."""
-        if len(self._idle) < self.max_idle and conn.buffered == 0:
+        if len(self._idle) < self.max_idle and conn.buffered == 0 and not _pending(conn.sock):
             self._idle.append(conn)
         else:
             conn.close()
@@ -220,3 +232,9 @@ class ServerPool:
         # sockaddr as given: IPv6 ones carry flow info and a scope id
         self._address = (family, sockaddr)
         return self._address
+
+
+def _pending(sock: Any) -> bool:
+    """Whether a TLS socket holds decrypted bytes nobody read (rule 7)."""
+    pending = getattr(sock, "pending", None)
+    return bool(pending is not None and pending())

@@ -26,9 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from geoproxy.balance.view import OperState
+from geoproxy.config.kw_ssl_server import checks_use_tls
 from geoproxy.config.model import Backend, Server
 from geoproxy.health.probe import CheckResult, CheckTarget, run_check
 from geoproxy.health.verdict import next_interval
+from geoproxy.runtime.tls_client import ClientTls
 from geoproxy.state.health_store import CheckOutcome, HealthStore, HealthStoreUnavailable
 
 TICK = 0.5
@@ -55,6 +57,7 @@ def check_target(backend: Backend, server: Server) -> CheckTarget:
         host_header=f"{server.host}:{server.port}",
         tcp_check=backend.tcp_check,
         send_proxy=server.send_proxy if server.check_send_proxy else None,
+        tls=ClientTls(server.tls, for_checks=True) if checks_use_tls(server) else None,
     )
 
 

@@ -11,11 +11,15 @@ import re
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from geoproxy.config.model import HttpCheck, HttpCheckExpectKind
 from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck
 from geoproxy.health.tcpcheck import TcpCheckTarget, run_tcp_check
 from geoproxy.tcp.proxyproto import encode_v1, encode_v2
+
+if TYPE_CHECKING:
+    from geoproxy.runtime.tls_client import ClientTls
 
 _MAX_ANSWER = 16384
 NOLB_CODE = "L7OKC"  # http-check disable-on-404 and a 404: "check conditionally passed"
@@ -39,6 +43,7 @@ class CheckTarget:
     host_header: str | None = None
     tcp_check: TcpCheck | None = None  # option tcp-check, redis-check... (health.tcpcheck)
     send_proxy: ProxyProtocol | None = None  # check-send-proxy: a PROXY header first
+    tls: ClientTls | None = None  # check-ssl (or ssl): the check shakes hands first
 
 
 def run_check(target: CheckTarget) -> CheckResult:
@@ -52,7 +57,7 @@ def run_check(target: CheckTarget) -> CheckResult:
     if target.tcp_check is not None:
         result = run_tcp_check(TcpCheckTarget(
             target.host, target.port, target.timeout, target.connect_timeout,
-            target.tcp_check, target.send_proxy))
+            target.tcp_check, target.send_proxy, target.tls))
         return done(result.passed, result.code, result.description)
     try:
         sock = socket.create_connection(
@@ -69,7 +74,16 @@ def run_check(target: CheckTarget) -> CheckResult:
                 sock.sendall(header)
             except OSError as error:
                 return done(False, "L4CON", f"Layer4 connection problem: {error}")
+        if target.tls is not None:
+            try:
+                sock = target.tls.wrap(sock, min(target.connect_timeout, target.timeout))
+            except TimeoutError:
+                return done(False, "L6TOUT", "Layer6 timeout")
+            except OSError as error:
+                return done(False, "L6RSP", f"Layer6 invalid response: {error}")
         if target.http is None:
+            if target.tls is not None:
+                return done(True, "L6OK", "Layer6 check passed")
             return done(True, "L4OK", "Layer4 check passed")
         remaining = max(target.timeout - (time.monotonic() - started), 0.001)
         sock.settimeout(remaining)

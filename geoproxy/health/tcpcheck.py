@@ -29,6 +29,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from geoproxy.config.model_tcp import (
     CheckProtocol,
@@ -40,6 +41,9 @@ from geoproxy.config.model_tcp import (
 )
 from geoproxy.health.protocols import CUSTOM, Outcome, sslv3_hello
 from geoproxy.tcp.proxyproto import encode_v1, encode_v2
+
+if TYPE_CHECKING:
+    from geoproxy.runtime.tls_client import ClientTls
 
 BUFFER_SIZE = 16384
 STATUS_TEXT = {
@@ -64,6 +68,7 @@ class TcpCheckTarget:
     connect_timeout: float
     check: TcpCheck
     send_proxy: ProxyProtocol | None = None  # the server's check-send-proxy header
+    tls: ClientTls | None = None  # check-ssl (or ssl): each connect shakes hands
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,13 @@ class _Run:
         except OSError as error:
             raise _Failed("L4CON", error.strerror or str(error)) from None
         self.received, self.closed, self.must_read = b"", False, True
+        if self.target.tls is not None:
+            try:
+                self.sock = self.target.tls.wrap(self.sock, self.left())
+            except TimeoutError:
+                raise _Failed("L6TOUT") from None
+            except OSError as error:
+                raise _Failed("L6RSP", str(error)) from None
         version = self.target.send_proxy
         if step.send_proxy and version is None:
             version = ProxyProtocol.V1

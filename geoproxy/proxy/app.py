@@ -38,6 +38,7 @@ from geoproxy.proxy.body import ProxiedBody, Traffic
 from geoproxy.proxy.content_rules import rejects
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.exchange import ExchangeFeatures
+from geoproxy.proxy.httplog import accept_date
 from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
 from geoproxy.proxy.replies import after_response, has_after_rules, reply_page, response_rules
 from geoproxy.proxy.requestlog import LogNote, note_of
@@ -184,6 +185,23 @@ class ProxyApp:
         note = LogNote(frontend.log, environ, frontend.config.name)
         note.request_line = "<BADREQ>"
         note.finish(status, size, "cR" if status == 408 else "PR")
+
+    def log_connection_error(self, base: Environ, accepted: float, message: str,
+                             empty: bool) -> None:
+        """Log a connection that ended before any request, in its TLS handshake, as HAProxy
+        logs it: ``CLIENT:PORT [DATE] FRONTEND/BIND: MESSAGE`` (BIND: the listener's number
+        in the frontend, from 1); with ``option dontlognull``, not when the client sent
+        nothing (``empty``)."""
+        frontend = self.frontend_for(base)
+        if frontend.log is None or (empty and frontend.config.dontlognull):
+            return
+        host, port = base.get("SERVER_NAME", ""), base.get("SERVER_PORT", "")
+        binds = frontend.config.binds
+        number = next((i for i, b in enumerate(binds, 1)
+                       if str(b.port) == port and b.host in (host, "", "*", "0.0.0.0")), 1)
+        frontend.log.write(f"{base.get('REMOTE_ADDR', '')}:{base.get('REMOTE_PORT', '')} "
+                           f"[{accept_date(accepted)}] {frontend.config.name}/{number}: "
+                           f"{message}")
 
     def frontend_for(self, environ: Environ) -> FrontendRuntime:
         """The frontend whose ``bind`` accepted this connection."""

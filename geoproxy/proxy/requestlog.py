@@ -13,6 +13,7 @@ from typing import Any
 
 from geoproxy.proxy.accesslog import AccessLog
 from geoproxy.proxy.httplog import Counters, RequestLog, Timers, capture_field, format_line
+from geoproxy.rules.fetch_ssl import TLS_FACTS
 from geoproxy.rules.logformat import LogFacts
 from geoproxy.rules.txn import ENVIRON_KEY as TXN_KEY
 from geoproxy.rules.txn import Txn
@@ -118,7 +119,8 @@ class LogNote:
         entry = RequestLog(
             client=(environ.get("REMOTE_ADDR", "-"), int(environ.get("REMOTE_PORT") or 0)),
             accepted=self.accepted,
-            frontend=self.frontend,
+            # HAProxy's %ft: the frontend's name, then '~' when the connection is TLS
+            frontend=self.frontend + "~" if TLS_FACTS in environ else self.frontend,
             backend=self.backend,
             server=self.server,
             timers=timers,

@@ -144,7 +144,7 @@ def build_backends(config: Config, rng: random.Random,
         backends[backend.name] = BackendRuntime(
             config=backend,
             policy=policy_for(backend, rng),
-            pools=ServerPools(backend),
+            pools=ServerPools(backend, env),
             errors=ErrorPages(backend.errorfiles),
             connect_timeout=timeouts.connect,
             server_timeout=timeouts.server,

@@ -14,7 +14,8 @@ Rules (configuration manual 7.3):
 3. ``hdr`` reads the request's headers in request rules and the response's in response rules.
    Header values are split on commas outside quotes; the worker joins repeated fields, so
    ``req.fhdr`` sees one line per header name (docs/rules.md lists this difference).
-4. TLS is not terminated yet: ``ssl_fc`` is false; other ``ssl_*`` fetches are refused, as
+4. A connection's TLS: ``ssl_fc``, ``ssl_fc_sni|protocol|cipher|alpn``, ``ssl_c_used|verify``,
+   ``ssl_c_s_dn``, ``ssl_c_i_dn`` (``fetch_ssl.py``); other ``ssl_*`` fetches are refused, as
    are the ``req.ssl_*`` ones of a ClientHello but ``req.ssl_sni``, ``req.ssl_alpn`` and
    ``req.ssl_hello_type`` (``fetch_tcp.py``).
 5. Stick counters (``sc_*``, ``sc0_*``..``sc2_*``, ``src_*``, ``table_cnt``, ``table_avl``)
@@ -55,6 +56,7 @@ from geoproxy.rules.fetch_http import (
     url_param,
     url_param_all,
 )
+from geoproxy.rules.fetch_ssl import SSL_FETCHES
 from geoproxy.rules.fetch_tcp import TCP_FETCHES
 from geoproxy.rules.fetch_types import Args, CompileEnv, Fetch, FetchDef
 from geoproxy.rules.txn import Txn
@@ -336,7 +338,6 @@ FETCHES: Final[dict[str, FetchDef]] = {
     "be_name": F("", _STR, _simple(lambda txn: txn.backend or None), needs="any"),
     "srv_name": F("", _STR, _simple(lambda txn: txn.server or None), needs="res"),
     "nbsrv": F("|S", _INT, _nbsrv, needs="any"),
-    "ssl_fc": F("", _BOOL, _fixed(False), needs="any"),
     # variables, environment, time, constants
     "var": F("v|s", _STR, _var, needs="any"),
     "env": F("S", _STR, _env_fetch, needs="any"),
@@ -355,6 +356,8 @@ FETCHES: Final[dict[str, FetchDef]] = {
     **COUNTER_FETCHES,  # rule 5
     # a connection's first bytes, for mode tcp (fetch_tcp.py)
     **TCP_FETCHES,
+    # a connection's TLS (fetch_ssl.py)
+    **SSL_FETCHES,
 }
 
 # ACL keywords that are a fetch with an implied matching method (``path_beg``): HAProxy's
@@ -373,9 +376,10 @@ DERIVED: Final[dict[str, tuple[str, str]]] = {
 
 # Refused with a reason, by prefix (rule 4).
 REFUSED_PREFIXES: Final[dict[str, str]] = {
-    "ssl_": "geoproxy does not terminate TLS yet: TLS fetches have nothing to read",
-    "req.ssl": "geoproxy does not terminate TLS yet: TLS fetches have nothing to read",
-    "req_ssl": "geoproxy does not terminate TLS yet: TLS fetches have nothing to read",
+    "ssl_": "geoproxy's TLS fetches are ssl_fc, ssl_fc_sni, ssl_fc_protocol, ssl_fc_cipher, "
+            "ssl_fc_alpn, ssl_c_used, ssl_c_verify, ssl_c_s_dn and ssl_c_i_dn",
+    "req.ssl": "geoproxy reads only req.ssl_sni and req.ssl_hello_type of a ClientHello",
+    "req_ssl": "geoproxy reads only req.ssl_sni and req.ssl_hello_type of a ClientHello",
     "lua.": "geoproxy does not run Lua",
     "req.body": "geoproxy streams request bodies and never buffers them for fetches",
     "res.body": "geoproxy streams response bodies and never buffers them for fetches",

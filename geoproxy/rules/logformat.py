@@ -24,6 +24,7 @@ from typing import Final
 
 from geoproxy.rules.calls import ParseContext, RuleError
 from geoproxy.rules.expr import compile_expr, compile_text, parse_expr
+from geoproxy.rules.fetch_ssl import TLS_FACTS
 from geoproxy.rules.fetches import CompileEnv, request_path
 from geoproxy.rules.spec import Literal, LogFormat, Sample, Segment, Variable
 from geoproxy.rules.txn import Txn
@@ -266,6 +267,12 @@ def _total(txn: Txn, facts: LogFacts | None) -> object:
     return facts.timers[4]
 
 
+def _tls_field(txn: Txn, name: str) -> object:
+    """A connection's TLS fact (``fetch_ssl.TlsFacts``), "" without TLS as HAProxy logs it."""
+    facts = txn.environ.get(TLS_FACTS)
+    return (getattr(facts, name, None) or "") if facts is not None else ""
+
+
 VARIABLES: Final[dict[str, Read]] = {
     "ci": lambda txn, facts: txn.environ.get("REMOTE_ADDR", ""),
     "cp": lambda txn, facts: txn.environ.get("REMOTE_PORT", ""),
@@ -273,7 +280,7 @@ VARIABLES: Final[dict[str, Read]] = {
     or txn.environ.get("SERVER_NAME", ""),
     "fp": lambda txn, facts: txn.environ.get("SERVER_PORT", ""),
     "f": lambda txn, facts: txn.frontend,
-    "ft": lambda txn, facts: txn.frontend,
+    "ft": lambda txn, facts: txn.frontend + "~" if TLS_FACTS in txn.environ else txn.frontend,
     "b": lambda txn, facts: txn.backend or txn.frontend,
     "s": lambda txn, facts: txn.server or "<NOSRV>",
     "si": lambda txn, facts: txn.environ.get("geoproxy.server_host", "-"),
@@ -323,6 +330,6 @@ VARIABLES: Final[dict[str, Read]] = {
     "lc": lambda txn, facts: 0,
     "ID": lambda txn, facts: txn.environ.get("geoproxy.unique_id", ""),
     "o": lambda txn, facts: "",
-    "sslc": lambda txn, facts: "",
-    "sslv": lambda txn, facts: "",
+    "sslc": lambda txn, facts: _tls_field(txn, "cipher"),  # the TLS cipher, HAProxy's %sslc
+    "sslv": lambda txn, facts: _tls_field(txn, "protocol"),  # the TLS version, %sslv
 }

@@ -1,12 +1,14 @@
 """``geoproxy run``: load the configuration, find or start Redis, start gunicorn.
 
 Without ``-c`` it runs the demo: three demo backends on 127.0.0.1:9001-9003 and
-``config/demo.cfg``. Every ``bind`` is bound before anything starts (``listeners.py``): a port
-in use ends the start at once, exit 1. Without a Redis URL it starts the embedded Redis on a
-unix socket in the runtime directory (or in one of its own when another run owns that one:
-``instances.py``), prints how to inspect it, and stops it on exit. Everything it started is
-stopped when gunicorn's master exits (SIGTERM, SIGINT), and only by the master: gunicorn's
-workers leave through the same stack after fork and must not stop the master's children.
+``config/demo.cfg``, over HTTP on 8080 and HTTPS on 8443 with a self-signed certificate made
+at each start (``geoproxy.demo.certificate``). Every ``bind`` is bound before anything
+starts (``listeners.py``): a port in use ends the start at once, exit 1. Without a Redis URL
+it starts the embedded Redis on a unix socket in the runtime directory (or in one of its own
+when another run owns that one: ``instances.py``), prints how to inspect it, and stops it on
+exit. Everything it started is stopped when gunicorn's master exits (SIGTERM, SIGINT), and
+only by the master: gunicorn's workers leave through the same stack after fork and must not
+stop the master's children.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ def run(config_path: str | None, *, workers: int | None, redis_url: str | None) 
     master_pid = os.getpid()
     demo = config_path is None
     config_path = str(cli.DEMO_CONFIG) if config_path is None else config_path
+    if demo:  # the demo's HTTPS bind names it (geoproxy.demo.certificate)
+        from geoproxy.demo.certificate import CERT_ENV, self_signed
+
+        directory = instances.runtime_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        os.environ[CERT_ENV] = str(self_signed(directory / "demo-cert.pem"))
     try:
         config = load(config_path)
     except ConfigError as error:
@@ -157,6 +165,7 @@ def _announce(config: Config) -> None:
     for frontend in config.frontends:
         for bind in frontend.binds:
             host = "127.0.0.1" if bind.host in ("0.0.0.0", "", "*") else bind.host
-            where = (f"http://{host}:{bind.port}/" if frontend.mode is ProxyMode.HTTP
+            scheme = "https" if bind.tls is not None else "http"
+            where = (f"{scheme}://{host}:{bind.port}/" if frontend.mode is ProxyMode.HTTP
                      else f"tcp {host}:{bind.port}")
             print(f"geoproxy: frontend {frontend.name} listening on {where}", flush=True)

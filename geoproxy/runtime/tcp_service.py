@@ -33,6 +33,7 @@ from geoproxy.proxy.sticky import BackendPersistence
 from geoproxy.proxy.upgrade import tunnel_timeout
 from geoproxy.rules.fetch_types import CompileEnv
 from geoproxy.rules.logformat import Render, compile_logformat
+from geoproxy.runtime.tls import BindContexts, TlsListeners
 from geoproxy.runtime.tunnel import Tunnel
 from geoproxy.state.store import FleetState
 from geoproxy.tcp.conditions import TcpPredicate, compile_condition, txn_of
@@ -103,13 +104,14 @@ class Listener:
     frontend: TcpFrontend
     accept_proxy: bool
     is_tcp: bool
+    tls: BindContexts | None = None  # a bind with ssl: the session shakes hands first
 
 
 class TcpService:
     """A worker's TCP proxies (see the module rules)."""
 
     def __init__(self, config: Config, fleet: FleetState, rng: random.Random | None = None,
-                 counters: CounterTables | None = None):
+                 counters: CounterTables | None = None, tls: TlsListeners | None = None):
         self.config = config
         self.fleet = fleet
         chooser = rng or random.Random()
@@ -125,7 +127,9 @@ class TcpService:
         for frontend in config.frontends:
             runtime = _frontend(frontend, config, env)
             for bind in frontend.binds:
-                listener = Listener(runtime, bind.accept_proxy, frontend.mode is ProxyMode.TCP)
+                contexts = tls.get((bind.host or "0.0.0.0", bind.port)) if tls else None
+                listener = Listener(runtime, bind.accept_proxy, frontend.mode is ProxyMode.TCP,
+                                    contexts if bind.tls is not None else None)
                 self._by_address[(bind.host, str(bind.port))] = listener
                 self._by_port.setdefault(str(bind.port), listener)
         # tunnels of this process per (backend, server), for rule 3
@@ -168,7 +172,7 @@ class TcpService:
         source, destination, rest = _address(addr), _address(local), b""
         if listener.accept_proxy:
             timeout = listener.frontend.config.timeouts.client or DEFAULT_HEADER_TIMEOUT
-            header = read_proxy_header(sock, timeout)
+            header = read_proxy_header(sock, timeout, exact=listener.tls is not None)
             if header is None:
                 return None
             found, rest = header
@@ -220,20 +224,26 @@ def end_session(session: TcpFacts | None) -> None:
         end_tracking(session, 0, 0)
 
 
-def read_proxy_header(sock: socket.socket, timeout: float) -> tuple[tuple[Address, Address] | None,
-                                                                    bytes] | None:
+def read_proxy_header(sock: socket.socket, timeout: float, *, exact: bool = False
+                      ) -> tuple[tuple[Address, Address] | None, bytes] | None:
     """The PROXY header at the start of ``sock`` (``accept-proxy``): the addresses it carries
     (None for LOCAL/UNKNOWN) and the bytes read past it; None when the header is invalid, the
-    client left or ``timeout`` passed (the connection is then closed, as HAProxy closes it)."""
+    client left or ``timeout`` passed (the connection is then closed, as HAProxy closes it).
+    ``exact`` (a bind with ``ssl``): the bytes are peeked at and only the header's are taken,
+    so what follows stays in the socket for the TLS handshake, which cannot be handed bytes
+    already read; the bytes past the header are then always empty."""
     data = b""
     sock.settimeout(timeout)
     try:
         while True:
-            chunk = sock.recv(4096)
+            chunk = sock.recv(4096, socket.MSG_PEEK) if exact else sock.recv(4096)
             if not chunk:
                 return None
+            header = decode(data + chunk)
+            if exact:
+                taken = len(chunk) if header is INCOMPLETE else header.length - len(data)
+                chunk = _take(sock, taken)  # what was peeked is there: all of it, or the head
             data += chunk
-            header = decode(data)
             if header is not INCOMPLETE:
                 break
     except (OSError, ProxyHeaderError):
@@ -245,6 +255,17 @@ def read_proxy_header(sock: socket.socket, timeout: float) -> tuple[tuple[Addres
     addresses = header.addresses
     found = None if addresses is None else (addresses.source, addresses.destination)
     return found, data[header.length:]
+
+
+def _take(sock: socket.socket, count: int) -> bytes:
+    """Exactly ``count`` bytes (already peeked at, so already there)."""
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
 
 
 def silent_drop(sock: socket.socket) -> None:

@@ -41,6 +41,7 @@ from geoproxy.runtime.tcp_service import (
     read_proxy_header,
     silent_drop,
 )
+from geoproxy.runtime.tls import handshake
 from geoproxy.runtime.tunnel import BULK_BUFFER_SIZE, Tunnel
 from geoproxy.state.store import Lease
 from geoproxy.tcp.counters import count_session
@@ -126,7 +127,7 @@ class TcpSession:
         listener, frontend = self.listener, self.frontend
         if listener.accept_proxy:
             timeout = frontend.config.timeouts.client or DEFAULT_HEADER_TIMEOUT
-            header = read_proxy_header(self.client, timeout)
+            header = read_proxy_header(self.client, timeout, exact=listener.tls is not None)
             if header is None:
                 raise _Rejected("CR", logged=False)
             found, rest = header
@@ -138,6 +139,12 @@ class TcpSession:
             self._apply(frontend.connection_rules, None, connection=True)
             self.facts.final = False  # the content rules may still wait for bytes
         count_session(self.facts)  # what connection rules tracked counts the session
+        if listener.tls is not None:
+            try:
+                self.client, self.facts.tls = handshake(self.client, listener.tls,
+                                                        frontend.config.timeouts.client)
+            except (OSError, ValueError):
+                raise _Rejected("CR", logged=False) from None  # a failed handshake
         if frontend.content_rules:
             self._apply(frontend.content_rules, frontend.inspect_delay)
         self.facts.final = True
@@ -373,10 +380,11 @@ class TcpSession:
             retries=self.retries,
             redispatched=self.redispatched,
         )
+        name = self.frontend.config.name
         entry = TcpLog(
             client=self.facts.source,
             accepted=self.accepted,
-            frontend=self.frontend.config.name,
+            frontend=name + "~" if self.facts.tls is not None else name,  # HAProxy's %ft
             backend=backend,
             server=server,
             queue_ms=self.queued_ms,

@@ -114,8 +114,10 @@ class _Copy:
 
     def run(self) -> None:
         activity, pool, source, sink = self._activity, self._pool, self.source, self.sink
-        # the operating system's socket under gevent's, for a receive that never waits
-        raw = getattr(source, "_sock", None)
+        # the operating system's socket under gevent's, for a receive that never waits (not
+        # under a TLS socket: its bytes are ciphertext; its own receive waits instead)
+        raw = getattr(source, "_sock", None) if getattr(source, "_sslobj", None) is None \
+            else None
         failing = source
         try:
             if self.first:

@@ -33,10 +33,19 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    frontends before its first accept, then at every heartbeat of its fleet state
    (``geoproxy.runtime.frontend_gate``). Connections already accepted, and the other
    frontends, are served on.
-10. A connection accepted on a bind with ``proto h2`` speaks HTTP/2 from its first byte: it is
-   served by ``geoproxy.runtime.h2_connection.serve_h2`` (after the PROXY prelude, if any),
-   with the environ every request of the connection shares (``connection_environ``). When the
-   worker stops, its heartbeat (``notify``) tells those connections to go away (GOAWAY).
+10. A bind with ``ssl`` (``geoproxy.runtime.tls``): after the PROXY header and the
+   ``tcp-request connection`` rules, the handshake runs here, in the connection's greenlet,
+   bounded by ``timeout client``; a failed one closes the connection, with one line in the
+   frontend's log as HAProxy writes it (``fe/1: SSL handshake failure``). The contexts
+   are built once, when the worker starts. The connection's TLS facts go in its base environ
+   (``ssl_fc*`` fetches, ``%ft``'s ``~``) and its ``wsgi.url_scheme`` is ``https``. A ``mode
+   tcp`` frontend's connections shake hands in ``tcp_session`` (after the same stages).
+11. A connection speaks HTTP/2 when its bind has ``proto h2`` (from its first byte, prior
+   knowledge) or when its TLS handshake chose ALPN ``h2``: it is served by
+   ``geoproxy.runtime.h2_connection.serve_h2`` (after the PROXY prelude and the handshake),
+   with the environ every request of the connection shares (``connection_environ``, with the
+   TLS facts). When the worker stops, its heartbeat (``notify``) tells those connections to go
+   away (GOAWAY).
 """
 
 from __future__ import annotations
@@ -64,6 +73,13 @@ from geoproxy.runtime.http1 import EMPTY_BODY, ClientReader, EmptyBody, Request,
 from geoproxy.runtime.http1_response import Response
 from geoproxy.runtime.request_environ import request_environ
 from geoproxy.runtime.tcp_service import Listener, TcpService, end_session
+from geoproxy.runtime.tls import (
+    TLS_FACTS,
+    TlsFacts,
+    TlsListeners,
+    handshake,
+    handshake_failure,
+)
 from geoproxy.runtime.tunnel import Tunnel
 
 _PAGES = {status: builtin_page(status).raw for status in (400, 408, 414, 431, 500)}
@@ -75,17 +91,22 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
     alive: bool
     request_limits: RequestLimits
     tcp: TcpService | None
+    tls: TlsListeners
 
     def run(self) -> None:
         watchdog.start()  # timeouts on the request path: see geoproxy.watchdog
         config = getattr(self.wsgi, "config", None)  # tune.bufsize, tune.http.maxhdr
         self.request_limits = config.global_.request_limits if config else RequestLimits()
         fleet = getattr(self.wsgi, "fleet", None)
+        # rule 10: every TLS bind's contexts, once per process, from the files as they are now
+        self.tls = TlsListeners(b for f in config.frontends for b in f.binds) if config \
+            else TlsListeners(())
         self.tcp = None
         if config is not None and fleet is not None and TcpService.wanted(config):
             # mode tcp, accept-proxy (rule 8); the app's stick counters, one view per process
-            self.tcp = TcpService(config, fleet, counters=getattr(self.wsgi, "counters", None))
-        # binds with ``proto h2``: their connections speak HTTP/2 (geoproxy.runtime.h2_connection)
+            self.tcp = TcpService(config, fleet, counters=getattr(self.wsgi, "counters", None),
+                                  tls=self.tls)
+        # binds with ``proto h2``: their connections speak HTTP/2 (rule 11)
         self.h2_settings = config.global_.h2 if config else H2Settings()
         self.h2_binds = frozenset(
             ("0.0.0.0" if bind.host in ("", "*", "0.0.0.0") else bind.host, bind.port)
@@ -157,21 +178,29 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
                     _close(client)
                     return
                 addr, rest, session = opened
-        if self.h2_binds and _address_of(listener_name) in self.h2_binds:
-            base = connection_environ(client, addr, listener_name)
-            if session is not None:
-                base[SESSION_STICK] = session.stick
+        tls_facts = None
+        contexts = self.tls.get(listener_name)
+        if contexts is not None:  # rule 10
+            accepted = time.time()
             try:
-                serve_h2(self, client, listener_name, base, rest)
-            except Exception:
-                self.log.exception("unexpected error on an HTTP/2 connection")
-            finally:
-                _close(client)
+                timeout = self.wsgi.client_timeouts(listener_name).client
+                client, tls_facts = handshake(client, contexts, timeout)
+            except (OSError, ValueError) as error:
+                _close(client)  # a failed handshake: the connection closes, nothing to answer
                 end_session(session)
+                self._log_handshake_failure(addr, listener_name, accepted, error)
+                return
+        if (tls_facts is not None and tls_facts.alpn == "h2") or (
+            self.h2_binds and _address_of(listener_name) in self.h2_binds
+        ):
+            self._serve_h2(client, addr, listener_name, session, tls_facts, rest)
             return
         connection = _Connection(self, client, addr, listener_name)
         if session is not None:
             connection.base[SESSION_STICK] = session.stick  # every request counts there
+        if tls_facts is not None:
+            connection.base[TLS_FACTS] = tls_facts
+            connection.base["wsgi.url_scheme"] = "https"
         if rest:
             connection.reader.feed(rest)
         try:
@@ -183,6 +212,35 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         finally:
             _close(client)
             end_session(session)
+
+    def _serve_h2(self, client: Any, addr: Any, listener_name: Any, session: Any,
+                  tls_facts: TlsFacts | None, rest: bytes) -> None:
+        """An HTTP/2 connection (rule 11)."""
+        base = connection_environ(client, addr, listener_name)
+        if session is not None:
+            base[SESSION_STICK] = session.stick
+        if tls_facts is not None:
+            base[TLS_FACTS] = tls_facts
+            base["wsgi.url_scheme"] = "https"
+        try:
+            serve_h2(self, client, listener_name, base, rest)
+        except Exception:
+            self.log.exception("unexpected error on an HTTP/2 connection")
+        finally:
+            _close(client)
+            end_session(session)
+
+    def _log_handshake_failure(self, addr: Any, listener_name: Any, accepted: float,
+                               error: Exception) -> None:
+        """Rule 10: one line in the frontend's log, HAProxy's words for why."""
+        log = getattr(self.wsgi, "log_connection_error", None)
+        if log is None:
+            return
+        message, empty = handshake_failure(error)
+        try:
+            log(_base_environ(addr, listener_name), accepted, message, empty)
+        except Exception:  # a log line must never cost the worker
+            self.log.exception("could not log a failed TLS handshake")
 
     def _serve_tcp(self, tcp: TcpService, listener: Listener, client: socket.socket,
                    addr: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from geoproxy.config.model import Acl, AclTest, Condition
 from geoproxy.rules.calls import arg_int
 from geoproxy.rules.conditions import compile_test as compile_txn_test
+from geoproxy.rules.fetch_ssl import TLS_FACTS
 from geoproxy.rules.fetch_tcp import BUFFER_FETCHES
 from geoproxy.rules.fetches import FETCHES, CompileEnv
 from geoproxy.rules.txn import Txn
@@ -41,6 +42,8 @@ def txn_of(facts: TcpFacts) -> Txn:
         "REMOTE_ADDR": facts.source[0], "REMOTE_PORT": str(facts.source[1]),
         "SERVER_NAME": facts.destination[0], "SERVER_PORT": str(facts.destination[1]),
     }
+    if facts.tls is not None:
+        environ[TLS_FACTS] = facts.tls  # ssl_fc* (geoproxy.rules.fetch_ssl)
     txn = Txn(environ)
     txn.tcp = facts
     txn.stick = facts.stick  # the connection's stick counters (geoproxy.tcp.counters)

@@ -47,6 +47,8 @@ class TcpFacts:
     # them a connection rule started
     stick: list[Any] = field(default_factory=lambda: [None, None, None])
     session_tracked: set[int] = field(default_factory=set)
+    # the connection's TLS (geoproxy.rules.fetch_ssl.TlsFacts) once a bind with ssl shook hands
+    tls: Any = None
 
     def received(self, data: bytes) -> None:
         self.payload += data

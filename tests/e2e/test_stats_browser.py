@@ -2,6 +2,9 @@
 (two geoproxy processes on one Redis), log in, see every server, put one in DRAIN with the
 page's own form, and see the change on the page and in Redis.
 
+The same page is then served over HTTPS (``bind ... ssl crt``, a certificate the test makes),
+and the browser logs in and drains a server there too.
+
 The run saves a screenshot in ``artifacts/stats-page.png``; ``docs/stats-page.png`` (the
 README's) is written when it is missing or when ``GEOPROXY_UPDATE_DOCS=1``.
 """
@@ -88,7 +91,9 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # --ignore-certificate-errors: the HTTPS case's certificate is the test's own
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--ignore-certificate-errors",
                      "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync",
                      "--window-size=1500,900", f"--user-data-dir={tmp_path / 'chromium'}"):
@@ -189,3 +194,58 @@ def test_an_operator_logs_in_sees_the_fleet_and_drains_a_server_from_the_page(
     if not docs.exists() or os.environ.get("GEOPROXY_UPDATE_DOCS") == "1":
         docs.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, docs)
+
+
+HTTPS_CONFIG = """
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+listen stats
+    bind 127.0.0.1:{stats} ssl crt {pem}
+    stats uri /
+    stats auth admin:s3cret
+    stats admin if TRUE
+    http-response set-header Strict-Transport-Security "max-age=60" if {{ ssl_fc }}
+
+backend app
+    server s1 {s1}
+    server s2 {s2}
+"""
+
+
+def test_the_stats_page_over_https_in_the_browser(
+    backends: Callable[..., list[Backend]],
+    proxy: Callable[..., ProxyProcess],
+    tmp_path: Path,
+    browser: object,  # last: it quits first, so its keep-alive connections hold no worker
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from tests.support.certs import authority
+
+    assert isinstance(browser, WebDriver)
+    s1, s2 = backends(2)
+    pem = authority().issue("localhost", ("localhost", "127.0.0.1")).write(tmp_path / "s.pem")
+    (stats,) = free_ports(1)
+    proxy(HTTPS_CONFIG.format(stats=stats, pem=pem, s1=s1.address, s2=s2.address), workers=1)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd(
+        "Network.setExtraHTTPHeaders", {"headers": {"Authorization": CREDENTIALS}}
+    )
+    browser.get(f"https://127.0.0.1:{stats}/")
+    wait = WebDriverWait(browser, 10)
+    wait.until(lambda _: browser.find_elements(By.ID, "app/s2"))
+    assert browser.current_url.startswith("https://")
+    browser.find_element(By.CSS_SELECTOR, '#form-app input[name="s"][value="s2"]').click()
+    Select(browser.find_element(By.CSS_SELECTOR, '#form-app select[name="action"]')
+           ).select_by_value("drain")
+    browser.find_element(By.CSS_SELECTOR, '#form-app input[type="submit"]').click()
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "status")))
+    assert "Action processed successfully." in browser.find_element(By.ID, "status").text
+    assert browser.find_element(By.ID, "app/s2").get_attribute("class") == "active_draining"

@@ -6,6 +6,9 @@ Each request is answered ``200 OK`` with a JSON body ``{"method", "target", "hea
 ``x-respond-status: CODE`` changes its status: response rules then have something to act on.
 Threads, one per connection, HTTP/1.1 keep-alive, no body read beyond Content-Length.
 Prints ``echo backend listening on PORT`` when ready; stops on SIGTERM.
+``python -m tests.support.echo_backend PORT CERT.pem [CLIENT_CA.pem]`` serves over TLS instead
+(requiring a client certificate signed by CLIENT_CA when given), and tells in
+``X-Echo-Connection`` which of its connections (1, 2...) carried each answer.
 """
 
 from __future__ import annotations
@@ -35,8 +38,16 @@ def _read_head(conn: socket.socket, buffer: bytearray) -> bytes | None:
     return head
 
 
-def _serve(conn: socket.socket) -> None:
+def _serve(conn: socket.socket, context: Any = None, number: int = 0) -> None:
     buffer = bytearray()
+    if context is not None:
+        try:
+            conn.settimeout(5)
+            conn = context.wrap_socket(conn, server_side=True)
+            conn.settimeout(None)
+        except OSError:
+            conn.close()
+            return
     with conn:
         while True:
             head = _read_head(conn, buffer)
@@ -55,10 +66,11 @@ def _serve(conn: socket.socket) -> None:
                     return
                 buffer += data
             del buffer[:length]
-            _answer(conn, method, target, headers)
+            _answer(conn, method, target, headers, number)
 
 
-def _answer(conn: socket.socket, method: str, target: str, headers: list[Any]) -> None:
+def _answer(conn: socket.socket, method: str, target: str, headers: list[Any],
+            number: int = 0) -> None:
     status = 200
     extra: list[tuple[str, str]] = []
     for name, value in headers:
@@ -76,6 +88,8 @@ def _answer(conn: socket.socket, method: str, target: str, headers: list[Any]) -
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Other')}",
              "Content-Type: application/json", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in extra]
+    if number:
+        lines.append(f"X-Echo-Connection: {number}")
     conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
 
@@ -86,10 +100,22 @@ def main() -> None:
     listener.bind(("127.0.0.1", port))
     listener.listen(128)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # threads hold no state to flush
+    context = None
+    if len(sys.argv) > 2:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2])
+        if len(sys.argv) > 3:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=sys.argv[3])
     print(f"echo backend listening on {port}", flush=True)
+    accepted = 0
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=_serve, args=(conn,), daemon=True).start()
+        accepted += 1
+        number = accepted if context is not None else 0
+        threading.Thread(target=_serve, args=(conn, context, number), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from geoproxy.config import load
 from geoproxy.config.model import BalanceAlgorithm, CookieMode
+from geoproxy.demo.certificate import CERT_ENV, self_signed
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -15,8 +16,7 @@ def test_the_seed_configuration_loads_with_exactly_the_expected_warnings() -> No
     warned = [(w.location.line, w.keyword) for w in config.warnings]
     assert warned == [
         (23, "chroot"),
-        (26, "user"), (27, "group"), (28, "daemon"), (31, "ca-base"), (32, "crt-base"),
-        (37, "ssl-default-bind-ciphers"), (38, "ssl-default-bind-options"),
+        (26, "user"), (27, "group"), (28, "daemon"),
         (45, "contimeout"), (46, "clitimeout"), (47, "srvtimeout"),
         (62, "cookie"),
     ]
@@ -59,12 +59,16 @@ def test_the_seed_error_pages_are_read_relative_to_the_configuration() -> None:
     assert config.backends[0].errorfiles == config.frontends[0].errorfiles
 
 
-def test_the_demo_configuration_loads_without_any_warning() -> None:
-    config = load(str(CONFIG_DIR / "demo.cfg"), env={})
+def test_the_demo_configuration_loads_without_any_warning(tmp_path: Path) -> None:
+    certificate = self_signed(tmp_path / "demo.pem")
+    config = load(str(CONFIG_DIR / "demo.cfg"), env={CERT_ENV: str(certificate)})
     assert config.warnings == ()
     (frontend,) = config.frontends
     (backend,) = config.backends
-    assert [(b.host, b.port) for b in frontend.binds] == [("127.0.0.1", 8080)]
+    assert [(b.host, b.port) for b in frontend.binds] == [("127.0.0.1", 8080),
+                                                           ("127.0.0.1", 8443)]
+    https = frontend.binds[1].tls
+    assert https is not None and https.certificates[0].names == ("localhost", "geoproxy demo")
     assert backend.name == "app" and backend.balance.algorithm is BalanceAlgorithm.ROUNDROBIN
     assert backend.cookie is not None and backend.cookie.mode is CookieMode.INSERT
     assert backend.redispatch and backend.retries == 3 and backend.forwardfor is not None

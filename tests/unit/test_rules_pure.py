@@ -198,10 +198,11 @@ def test_conditions_read_any_fetch_of_the_table() -> None:
          "error detected in frontend 'f' while parsing 'http-response set-header' rule : "
          "sample fetch <path> may not be reliably used here because it needs 'HTTP request "
          "headers' which is not available here."),
-        ("http-request set-header X %[ssl_fc_sni]",
+        ("http-request set-header X %[ssl_fc_session_id]",
          "error detected in frontend 'f' while parsing 'http-request set-header' rule : fetch "
-         "method 'ssl_fc_sni' is not supported: geoproxy does not terminate TLS yet: TLS "
-         "fetches have nothing to read."),
+         "method 'ssl_fc_session_id' is not supported: geoproxy's TLS fetches are ssl_fc, "
+         "ssl_fc_sni, ssl_fc_protocol, ssl_fc_cipher, ssl_fc_alpn, ssl_c_used, ssl_c_verify, "
+         "ssl_c_s_dn and ssl_c_i_dn."),
         ("http-request auth if { http_auth(nolist) }",
          "proxy 'f': unable to find userlist 'nolist' referenced in arg 1 of ACL keyword "
          "'http_auth'."),
