@@ -204,7 +204,7 @@ defaults
     timeout server 10s
 
 listen stats
-    bind 127.0.0.1:{stats} ssl crt {pem}
+    bind 127.0.0.1:{stats} ssl crt {pem} alpn h2,http/1.1
     stats uri /
     stats auth admin:s3cret
     stats admin if TRUE
@@ -242,6 +242,9 @@ def test_the_stats_page_over_https_in_the_browser(
     wait = WebDriverWait(browser, 10)
     wait.until(lambda _: browser.find_elements(By.ID, "app/s2"))
     assert browser.current_url.startswith("https://")
+    # the browser chose HTTP/2 in the handshake (ALPN), and the page and its form work over it
+    assert browser.execute_script(
+        "return performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
     browser.find_element(By.CSS_SELECTOR, '#form-app input[name="s"][value="s2"]').click()
     Select(browser.find_element(By.CSS_SELECTOR, '#form-app select[name="action"]')
            ).select_by_value("drain")

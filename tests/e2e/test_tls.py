@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -175,14 +176,21 @@ def test_crt_directory_loads_every_pem_in_it(setup: Setup) -> None:
     assert served_name(HOST, port, "one.test")[0] == "one.test"
 
 
-def test_alpn_negotiates_http11_and_never_advertises_h2_yet(setup: Setup) -> None:
+def test_alpn_h2_makes_the_connection_http2_and_http11_stays_http11(setup: Setup) -> None:
     port = setup.ports["tls"]
-    assert served_name(HOST, port, "alpha.test", ("h2", "http/1.1"))[1] == "http/1.1"
-    assert served_name(HOST, port, "alpha.test", ("h2",))[1] is None
-    status, _, body = https_request(port, "/", server_name="alpha.test",
-                                    alpn=("h2", "http/1.1"))
+    assert served_name(HOST, port, "alpha.test", ("h2", "http/1.1"))[1] == "h2"
+    assert served_name(HOST, port, "alpha.test", ("http/1.1",))[1] == "http/1.1"
+    status, _, body = https_request(port, "/", server_name="alpha.test", alpn=("http/1.1",))
     assert status == 200
     assert _headers(body)["x-tls"].endswith("/http/1.1/0")
+    # a browser's way: curl offers h2 and http/1.1 over TLS, and speaks HTTP/2 when chosen
+    done = subprocess.run(
+        ["curl", "--http2", "-sk", "-D", "-", "--max-time", "10",
+         "--resolve", f"alpha.test:{port}:{HOST}", f"https://alpha.test:{port}/h2"],
+        capture_output=True, timeout=20, check=False)
+    head, _, body = done.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/2 200"), done.stdout[:300] + done.stderr
+    assert _headers(body)["x-tls"].endswith("/h2/0")  # ssl_fc_alpn in the rules: h2
 
 
 def test_recipes_redirect_forwarded_proto_and_hsts(setup: Setup) -> None:

@@ -119,13 +119,16 @@ def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pai
 @pytest.mark.parametrize(("route", "expected"), [
     ("ok", 200), ("wrongca", 503), ("wrongsni", 503), ("wronghost", 503), ("snifirst", 200),
     # no client certificate: TLS 1.3 finishes the client's handshake before the server
-    # refuses it, so the refusal comes as the answer is read: 502 in both
-    ("none", 200), ("withcert", 200), ("nocert", 502)])
+    # refuses it, so the refusal comes as the answer is read (502), or, when the server's
+    # alert arrives before the request is sent, as the connection fails (503): haproxy 2.6
+    # answers either from run to run, so both count
+    ("none", 200), ("withcert", 200), ("nocert", (502, 503))])
 def test_server_verification_answers_as_haproxy_does(pair: Pair, route: str,
-                                                      expected: int) -> None:
+                                                      expected: int | tuple[int, int]) -> None:
     statuses = {name: get(port, f"/{route}/x").status
                 for name, port in (("haproxy", pair.haproxy), ("geoproxy", pair.geoproxy))}
-    assert statuses == {"haproxy": expected, "geoproxy": expected}
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    assert statuses["haproxy"] in allowed and statuses["geoproxy"] in allowed, statuses
 
 
 def test_the_keep_alive_pool_reuses_tls_connections(pair: Pair) -> None:
