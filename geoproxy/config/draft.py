@@ -194,8 +194,8 @@ class UseBackendDraft:
 class Rules:
     """What a proxy never inherits (rule 2)."""
 
-    # host, port, location, accept-proxy, TLS, proto (h2: HTTP/2 with prior knowledge)
-    binds: list[tuple[str, int, Location, bool, BindTls | None, str]] = field(
+    # host, port, location, accept-proxy, TLS, proto (h2: HTTP/2 with prior knowledge), v6only
+    binds: list[tuple[str, int, Location, bool, BindTls | None, str, bool]] = field(
         default_factory=list)
     acls: dict[str, list[AclTest]] = field(default_factory=dict)
     acl_locations: dict[str, Location] = field(default_factory=dict)

@@ -97,8 +97,8 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
     return Frontend(
         name=draft.name,
         location=draft.location,
-        binds=tuple(Bind(host, port, location, accept, tls, proto)
-                    for host, port, location, accept, tls, proto in rules.binds),
+        binds=tuple(Bind(host, port, location, accept, tls, proto, v6only)
+                    for host, port, location, accept, tls, proto, v6only in rules.binds),
         default_backend=default_backend,
         default_backend_location=default_backend_location,
         use_backends=tuple(

@@ -28,7 +28,7 @@ from geoproxy.config.units import UnitError, parse_time
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.:-]+")
 _REFUSED_BIND_OPTIONS = frozenset({
-    "accept-netscaler-cip", "interface", "namespace", "transparent", "v6only",
+    "accept-netscaler-cip", "interface", "namespace", "transparent",
     "maxconn", "uid", "gid", "mode", "user", "group", "level", "severity-output", "expose-fd",
     "label", "tcp-ut", "quic-force-retry", "shards", "idle-ping",
 })
@@ -79,16 +79,20 @@ def parse_bind(proxy: ProxyDraft, line: Line) -> None:
         addresses = address.parse_bind(address.expand(line.arg(0), line.env))
     except address.AddressError as exc:
         line.fail(f"'bind' : {exc}")
-    accept_proxy, tls, proto = _bind_options(proxy, line)
+    accept_proxy, tls, proto, v6only = _bind_options(proxy, line)
+    if v6only and any(":" not in host for host, _ in addresses):
+        line.fail(f"'bind {line.arg(0)}' : 'v6only' applies to IPv6 addresses only.")
     proxy.rules.binds.extend(
-        (host, port, line.location, accept_proxy, tls, proto) for host, port in addresses)
+        (host, port, line.location, accept_proxy, tls, proto, v6only)
+        for host, port in addresses)
 
 
-def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, BindTls | None, str]:
+def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, BindTls | None, str, bool]:
     """Check the options after the address; returns whether ``accept-proxy`` is one, the
-    bind's TLS (``kw_ssl.py``), if any, and the ``proto`` named (only ``h2``: HTTP/2 with prior
-    knowledge), if any."""
+    bind's TLS (``kw_ssl.py``), if any, the ``proto`` named (only ``h2``: HTTP/2 with prior
+    knowledge), if any, and whether ``v6only`` is one."""
     accept_proxy = False
+    v6only = False
     tls = kw_ssl.BindTlsDraft()
     proto = ""
     index = 1
@@ -96,6 +100,10 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, BindTls | None, 
         option = line.args[index]
         if option == "accept-proxy":
             accept_proxy = True
+            index += 1
+            continue
+        if option == "v6only":
+            v6only = True
             index += 1
             continue
         if option == "proto":
@@ -116,7 +124,7 @@ def _bind_options(proxy: ProxyDraft, line: Line) -> tuple[bool, BindTls | None, 
                       f"{quoted_list(sorted(_IGNORED_BIND_OPTIONS))}, and ignores them).")
         line.warn(f"'bind {line.arg(0)}' : '{option}' is ignored by geoproxy.")
         index += 1 + _BIND_OPTION_ARITY.get(option, 0)
-    return accept_proxy, kw_ssl.finish_bind(tls, line), proto
+    return accept_proxy, kw_ssl.finish_bind(tls, line), proto, v6only
 
 
 def _backend_name(line: Line) -> str:

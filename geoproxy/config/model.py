@@ -536,6 +536,7 @@ class Bind:
     accept_proxy: bool = False  # accept-proxy: connections start with a PROXY protocol header
     tls: BindTls | None = None  # ssl crt ...: the bind terminates TLS (model_tls.py)
     proto: str = ""  # proto h2: clients speak HTTP/2 with prior knowledge (h2c)
+    v6only: bool = False  # v6only: an IPv6 address that takes no IPv4 client (IPV6_V6ONLY)
 
     @property
     def address(self) -> tuple[str, int]:

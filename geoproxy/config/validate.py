@@ -178,7 +178,9 @@ def _frontend_errors(frontend: Frontend, kind: str,
 
 
 def _bind_collisions(frontends: tuple[Frontend, ...]) -> Iterator[Diagnostic]:
-    """Two listeners on one port collide when their hosts are equal or one is a wildcard."""
+    """Two listeners on one port collide when their hosts are equal or one is a wildcard of
+    the same family: an IPv6 listener takes no IPv4 client when an IPv4 one shares its port
+    (``runtime/listeners.py``), so ``bind :25`` and ``bind :::25`` both serve, as in HAProxy."""
     seen: list[tuple[Bind, str]] = []
     for frontend in frontends:
         for bind in frontend.binds:
@@ -199,7 +201,13 @@ def _show(bind: Bind) -> str:
 def _overlap(first: str, second: str) -> bool:
     if first == second:
         return True
+    if _is_ipv6(first) != _is_ipv6(second):
+        return False
     return _is_wildcard(first) or _is_wildcard(second)
+
+
+def _is_ipv6(host: str) -> bool:
+    return ":" in host
 
 
 def _is_wildcard(host: str) -> bool:

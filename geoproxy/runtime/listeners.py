@@ -10,6 +10,10 @@ Rules:
    use for the operator to look at.
 3. The sockets are handed to gunicorn as they are (its ``create_sockets`` with descriptors),
    so gunicorn never binds for itself and never loops on ``Connection in use``.
+4. An IPv6 listener takes IPv4 clients too (Linux's default), unless its bind says
+   ``v6only`` or an IPv4 bind shares its port: then it takes IPv6 clients only
+   (``IPV6_V6ONLY``), and the IPv4 one its own, so ``bind :25`` with ``bind :::25`` serves
+   both families, as HAProxy's pair does.
 """
 
 from __future__ import annotations
@@ -57,11 +61,12 @@ def bind_all(config: Config) -> list[socket.socket]:
     listens = {b.name for b in config.backends if _is_listen(config, b.name)}
     bound: list[socket.socket] = []
     failures: list[BindFailure] = []
+    ipv6_only = ipv6_only_binds(config)
     for frontend in config.frontends:
         kind = "proxy" if frontend.name in listens else "frontend"
         for bind in frontend.binds:
             try:
-                bound.append(_listen(bind))
+                bound.append(_listen(bind, v6only=bind.address in ipv6_only))
             except OSError as error:
                 reason = error.strerror or str(error)
                 failures.append(BindFailure(kind, frontend.name, bind, reason))
@@ -72,18 +77,28 @@ def bind_all(config: Config) -> list[socket.socket]:
     return bound
 
 
+def ipv6_only_binds(config: Config) -> set[tuple[str, int]]:
+    """The addresses of the IPv6 binds whose listener takes no IPv4 client (rule 4)."""
+    binds = [bind for frontend in config.frontends for bind in frontend.binds]
+    ipv4_ports = {bind.port for bind in binds if ":" not in bind.host}
+    return {bind.address for bind in binds
+            if ":" in bind.host and (bind.v6only or bind.port in ipv4_ports)}
+
+
 def _is_listen(config: Config, name: str) -> bool:
     frontend, backend = config.frontend(name), config.backend(name)
     return frontend is not None and backend is not None and frontend.location == backend.location
 
 
-def _listen(bind: Bind) -> socket.socket:
+def _listen(bind: Bind, *, v6only: bool = False) -> socket.socket:
     host = "0.0.0.0" if bind.host in _WILDCARDS else bind.host
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         # as gunicorn sets it: a restart must not wait for TIME_WAIT connections to expire
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # rule 4
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
         sock.bind((host, bind.port))
         sock.listen(BACKLOG)
     except OSError:
