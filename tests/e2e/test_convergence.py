@@ -131,12 +131,13 @@ def test_a_health_verdict_reaches_every_worker_within_the_bound(
         fleet.backends["s1"].fail_health()
         down = wait_seen(lambda: fleet.oper("s1") == "down")
         time.sleep(SETTLE)
+        healing = time.monotonic()  # from here s1 may pass a check and be UP again
         fleet.backends["s1"].pass_health()
         up = wait_seen(lambda: fleet.oper("s1") == "up")
         time.sleep(SETTLE)
         end = time.monotonic()
     assert not traffic.errors, traffic.errors
-    gone, back = took_away(traffic, "s1", down, up), brought_back(traffic, "s1", up, end)
+    gone, back = took_away(traffic, "s1", down, healing), brought_back(traffic, "s1", up, end)
     print(f"DOWN: {gone * 1000:.1f} ms, UP: {back * 1000:.1f} ms")
     assert gone <= BOUND, f"a worker still sent to s1 {gone * 1000:.0f} ms after DOWN"
     assert back <= BOUND, f"a worker took s1 back only {back * 1000:.0f} ms after UP"
