@@ -3,14 +3,15 @@
 Rules:
 1. It runs only on a configuration whose lines all parsed: a wrong line would make the checks
    below report consequences instead of causes.
-2. Errors: a frontend without ``bind`` or without any backend to send to, a
-   ``default_backend`` or ``use_backend`` naming no backend, two binds on the same address, a
-   stick rule without a stick table, no frontend at all.
-3. Warnings: HAProxy's ("missing timeouts", http-check rules without ``option httpchk``), and
-   geoproxy's own where a configuration is legal but surely not what was meant (a backend
-   without servers, unless it is a ``listen`` section serving the stats page; persistence
-   cookies nobody can get) or where geoproxy departs from HAProxy (``cookie ... prefix
-   indirect``, see the persistence spec).
+2. Errors: a ``default_backend`` or ``use_backend`` naming no backend, two binds on the same
+   address, a stick rule without a stick table, no frontend at all.
+3. Warnings: HAProxy's ("missing timeouts", http-check rules without ``option httpchk``, a
+   proxy without ``bind``), and geoproxy's own where a configuration is legal but surely not
+   what was meant (a backend without servers, unless it is a ``listen`` section serving the
+   stats page; persistence cookies nobody can get; a frontend without any backend, whose
+   requests no rule answers get a 503, as in HAProxy: a frontend that only redirects is one)
+   or where geoproxy departs from HAProxy (``cookie ... prefix indirect``, see the
+   persistence spec).
 4. Each message carries the location of the line at fault, or of the section when the fault is
    an absence.
 """
@@ -67,7 +68,8 @@ def validate(config: Config) -> tuple[list[Diagnostic], list[Diagnostic]]:
     warnings.extend(_rule_warnings(config))
     for frontend in config.frontends:
         kind = "listen" if frontend.name in listens else "frontend"
-        errors.extend(_frontend_errors(frontend, kind, backends))
+        errors.extend(_frontend_errors(frontend, backends))
+        warnings.extend(_frontend_warnings(frontend, kind))
         if frontend.name not in listens and frontend.timeouts.client is None:
             warnings.append(_missing_timeouts(frontend.location, f"frontend '{frontend.name}'"))
     errors.extend(_bind_collisions(config.frontends))
@@ -156,16 +158,21 @@ def _missing_timeouts(location: Location, label: str) -> Diagnostic:
     return Diagnostic(location, "timeout", _MISSING_TIMEOUTS.format(label=label))
 
 
-def _frontend_errors(frontend: Frontend, kind: str,
-                     backends: dict[str, Backend]) -> Iterator[Diagnostic]:
+def _frontend_warnings(frontend: Frontend, kind: str) -> Iterator[Diagnostic]:
     where = frontend.location
-    if not frontend.binds:
-        yield Diagnostic(where, "bind", f"{kind} '{frontend.name}' has no 'bind' directive: "
-                         "geoproxy would never receive its traffic.")
+    if not frontend.binds:  # HAProxy's warning, word for word
+        yield Diagnostic(where, "bind", f"proxy '{frontend.name}' has no 'bind' directive. "
+                         "Please declare it as a backend if this was intended.")
     if frontend.default_backend is None and not frontend.use_backends and not frontend.stats:
         yield Diagnostic(where, "default_backend", (
             f"{kind} '{frontend.name}' has no 'default_backend' and no 'use_backend' rule: "
-            "every request would be answered with 503."))
+            "the requests its rules do not answer get a 503 (the connections of a TCP "
+            "frontend are closed)."))
+
+
+def _frontend_errors(frontend: Frontend,
+                     backends: dict[str, Backend]) -> Iterator[Diagnostic]:
+    where = frontend.location
     if frontend.default_backend is not None and frontend.default_backend not in backends:
         yield Diagnostic(frontend.default_backend_location or where, "default_backend", (
             f"Proxy '{frontend.name}': unable to find required default_backend: "

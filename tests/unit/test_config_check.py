@@ -58,6 +58,25 @@ def test_http_use_proxy_header_is_accepted_as_haproxy_26_accepts_it_doing_nothin
     )
 
 
+def test_a_proxy_without_bind_or_backend_is_valid_with_warnings_as_in_haproxy(
+    tmp_path: Path,
+) -> None:
+    """HAProxy 2.6 accepts both: a frontend that only redirects (to HTTPS) has no backend; a
+    ``listen`` without ``bind`` gets its warning, word for word."""
+    path = tmp_path / "nb.cfg"
+    path.write_text(VALID + "listen l\n    server s 127.0.0.1:9002\n"
+                    "frontend r\n    bind 127.0.0.1:8081\n    http-request redirect scheme https\n")
+    status, _, err = run(path)
+    assert status == 0
+    assert err == (
+        f"[WARNING]  config : parsing [{path}:11] : proxy 'l' has no 'bind' directive. Please "
+        "declare it as a backend if this was intended.\n"
+        f"[WARNING]  config : parsing [{path}:13] : frontend 'r' has no 'default_backend' and no "
+        "'use_backend' rule: the requests its rules do not answer get a 503 (the connections of "
+        "a TCP frontend are closed).\n"
+    )
+
+
 def test_errors_are_alerts_followed_by_haproxys_closing_lines_and_exit_one(
     tmp_path: Path,
 ) -> None:
