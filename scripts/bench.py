@@ -64,8 +64,10 @@ ROWS = {
     "k": "geoproxy as f, terminating TLS",
     "l": "HAProxy as j, Connection: close (a handshake per request)",
     "m": "geoproxy as k, Connection: close (a handshake per request)",
+    "n": "HAProxy as j, HTTP/2 over TLS (ALPN h2, h2load)",
+    "o": "geoproxy as k, HTTP/2 over TLS (ALPN h2, h2load)",
 }
-H2_ROWS = frozenset({"h", "i"})
+H2_ROWS = frozenset({"h", "i", "n", "o"})
 CLOSING = ("l", "m")  # rows whose requests each ask Connection: close
 CONNECTIONS = 32
 ROUNDS = 2
@@ -115,6 +117,8 @@ def parse_args() -> argparse.Namespace:
         args.rows += [row for row in ("b", "f", "h", "i") if row not in args.rows]
     if args.tls:
         args.rows += [row for row in ("b", "f", "j", "k", "l", "m") if row not in args.rows]
+    if args.tls and args.http2:
+        args.rows += [row for row in ("n", "o") if row not in args.rows]
     unknown = [row for row in args.rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose among {','.join(ROWS)}")
@@ -147,7 +151,7 @@ def start_row(row: str, work: Path, backends: Service, backend_ports: list[int])
         return services.start_geoproxy(work, port, backend_ports, services.RULES)
     if row in H2_ROWS and shutil.which("h2load") is None:
         raise ServiceError("h2load is not installed (Debian: nghttp2-client)")
-    if row in ("h", "j", "l") and services.find_binary("haproxy") is None:
+    if row in ("h", "j", "l", "n") and services.find_binary("haproxy") is None:
         raise ServiceError("haproxy is not installed")
     if row == "h":
         return services.start_haproxy(work, port, backend_ports, " proto h2")
@@ -157,6 +161,10 @@ def start_row(row: str, work: Path, backends: Service, backend_ports: list[int])
         return services.start_haproxy(work, port, backend_ports, tls=True)
     if row in ("k", "m"):
         return services.start_geoproxy(work, port, backend_ports, tls=True)
+    if row == "n":
+        return services.start_haproxy(work, port, backend_ports, tls=True, alpn="h2,http/1.1")
+    if row == "o":
+        return services.start_geoproxy(work, port, backend_ports, tls=True, alpn="h2,http/1.1")
     return services.start_geoproxy(work, port, backend_ports)
 
 
@@ -267,16 +275,22 @@ def rules_ratio(rows: list[Row]) -> str:
 
 
 def http2_ratio(rows: list[Row]) -> str:
-    """Row i's req/s (HTTP/2) next to row f's (HTTP/1.1), and row h's (HAProxy, HTTP/2)."""
+    """HTTP/2's req/s next to HTTP/1.1's: row i (h2c) to row f, and row o (HTTP/2 over TLS) to
+    row k (HTTP/1.1 over TLS); each next to HAProxy's HTTP/2 (rows h and n)."""
     by_row = {row.row: row for row in rows}
-    if "i" not in by_row:
-        return ""
-    parts = [f"HTTP/2: geoproxy {by_row['i'].rps:,.0f} req/s"]
-    if "f" in by_row and by_row["f"].rps:
-        parts.append(f"{by_row['i'].rps / by_row['f'].rps:.2f} of its HTTP/1.1 req/s (row f)")
-    if "h" in by_row and by_row["h"].rps:
-        parts.append(f"{by_row['i'].rps / by_row['h'].rps:.2f} of HAProxy's HTTP/2 (row h)")
-    return ", ".join(parts)
+    lines = []
+    for h2, h1, haproxy, what in (("i", "f", "h", "h2c"), ("o", "k", "n", "over TLS")):
+        if h2 not in by_row:
+            continue
+        parts = [f"HTTP/2 {what}: geoproxy {by_row[h2].rps:,.0f} req/s (row {h2})"]
+        if h1 in by_row and by_row[h1].rps:
+            parts.append(f"{by_row[h2].rps / by_row[h1].rps:.2f} of its HTTP/1.1 req/s "
+                         f"(row {h1})")
+        if haproxy in by_row and by_row[haproxy].rps:
+            parts.append(f"{by_row[h2].rps / by_row[haproxy].rps:.2f} of HAProxy's HTTP/2 "
+                         f"(row {haproxy})")
+        lines.append(", ".join(parts))
+    return "\n".join(lines)
 
 
 def tls_ratios(rows: list[Row]) -> str:

@@ -116,7 +116,8 @@ def run_python(url: str, connections: int, duration: float) -> LoadResult:
 
 
 def run_h2load(url: str, duration: float) -> LoadResult:
-    """h2load over h2c (module doc); raises FileNotFoundError when it is not installed."""
+    """h2load over h2c, or over TLS (ALPN h2) for an https URL (module doc); raises
+    FileNotFoundError when it is not installed."""
     if shutil.which("h2load") is None:
         raise FileNotFoundError("h2load is not installed (Debian: nghttp2-client)")
     seconds = max(1, round(duration))

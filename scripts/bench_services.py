@@ -234,12 +234,14 @@ def certificate(work: Path) -> Path:
 
 
 def start_haproxy(work: Path, port: int, backend_ports: Sequence[int],
-                  bind_options: str = "", tls: bool = False) -> Service:
+                  bind_options: str = "", tls: bool = False,
+                  alpn: str = "http/1.1") -> Service:
     haproxy = find_binary("haproxy")
     assert haproxy is not None
     name = "haproxy-tls" if tls else "haproxy-h2" if bind_options else "haproxy"
+    name += "-h2" if tls and "h2" in alpn else ""
     conf = work / f"{name}.cfg"
-    bind = f" ssl crt {certificate(work)} alpn http/1.1" if tls else bind_options
+    bind = f" ssl crt {certificate(work)} alpn {alpn}" if tls else bind_options
     conf.write_text(proxy_config(port, backend_ports, "    nbthread 1\n    maxconn 4096\n",
                                  bind_options=bind))
     service = Service(name, f"{'https' if tls else 'http'}://{HOST}:{port}/")
@@ -281,13 +283,14 @@ def start_gunicorn_into(
 
 def start_geoproxy(
     work: Path, port: int, backend_ports: Sequence[int], frontend_lines: str = "",
-    bind_options: str = "", tls: bool = False, workers: int = 2,
+    bind_options: str = "", tls: bool = False, workers: int = 2, alpn: str = "http/1.1",
 ) -> Service:
     """``geoproxy run``, 2 workers, with a Redis the bench starts (so its CPU is counted)."""
     name = "geoproxy-rules" if frontend_lines else "geoproxy-h2" if bind_options else "geoproxy"
     name += "-tls" if tls else ""
+    name += "-h2" if tls and "h2" in alpn else ""
     service = Service(name, f"{'https' if tls else 'http'}://{HOST}:{port}/")
-    bind = f" ssl crt {certificate(work)} alpn http/1.1" if tls else bind_options
+    bind = f" ssl crt {certificate(work)} alpn {alpn}" if tls else bind_options
     try:
         redis = start_redis(service)
         conf = work / f"{name}.cfg"
