@@ -87,13 +87,24 @@ class StatsDraft:
     metrics_uri: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorFilesImport:
+    """``errorfiles NAME [CODE...]``: the pages of an ``http-errors`` section, all of them when
+    ``codes`` is empty; resolved once every section is read."""
+
+    name: str
+    codes: tuple[int, ...]
+    location: Location
+
+
 @dataclass(slots=True)
 class Settings:
     """What a proxy inherits from its ``defaults`` section (rule 2)."""
 
     mode_location: Location | None = None  # where `mode http` was said, if it was
     timeouts: Timeouts = field(default_factory=Timeouts)
-    errorfiles: dict[int, ErrorFile] = field(default_factory=dict)
+    # `errorfile` pages and `errorfiles` imports, in declaration order (kw_http_errors rule 3)
+    errorfiles: list[ErrorFile | ErrorFilesImport] = field(default_factory=list)
     forwardfor: ForwardFor | None = None
     http_mode: HttpMode = HttpMode.KEEP_ALIVE
     # frontend side
@@ -235,6 +246,8 @@ class ProxyDraft:
     # defaults sections only: how proxies refer to them (HAProxy warns when both happen)
     referenced_explicitly: bool = False
     referenced_implicitly: bool = False
+    # the error pages once `errorfile`/`errorfiles` are resolved (kw_http_errors rule 4)
+    error_pages: dict[int, ErrorFile] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

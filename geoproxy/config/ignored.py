@@ -74,7 +74,7 @@ PROXY_IGNORED.update(dict.fromkeys(
 
 PROXY_REFUSED: dict[str, str] = {
     "rate-limit": "it caps new sessions per second and geoproxy does not implement it",
-    **dict.fromkeys(("tcp-response", "use-server", "http-error", "errorfiles",
+    **dict.fromkeys(("tcp-response", "use-server", "http-error",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
                      "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
                      "persist", "external-check",

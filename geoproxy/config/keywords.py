@@ -19,6 +19,7 @@ from geoproxy.config.kw_backend import (
 from geoproxy.config.kw_check import parse_http_check
 from geoproxy.config.kw_compression import parse_compression
 from geoproxy.config.kw_cookie import parse_cookie
+from geoproxy.config.kw_http_errors import parse_errorfiles
 from geoproxy.config.kw_http_reuse import parse_http_reuse
 from geoproxy.config.kw_log import parse_log
 from geoproxy.config.kw_monitor import parse_monitor, parse_monitor_uri
@@ -65,6 +66,7 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "clitimeout": Keyword(parse_timeout_alias),
     "srvtimeout": Keyword(parse_timeout_alias),
     "errorfile": Keyword(parse_errorfile),
+    "errorfiles": Keyword(parse_errorfiles),
     "option": Keyword(parse_option),
     "retries": Keyword(parse_retries, frontend=False),
     "balance": Keyword(parse_balance, frontend=False),

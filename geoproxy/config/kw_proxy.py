@@ -22,7 +22,7 @@ from geoproxy.config.context import Line, quoted_list
 from geoproxy.config.draft import ConditionDraft, ProxyDraft, ProxyKind
 from geoproxy.config.errorfile import ErrorFileError, read_errorfile
 from geoproxy.config.kw_global import integer
-from geoproxy.config.model import ProxyMode
+from geoproxy.config.model import ErrorFile, ProxyMode
 from geoproxy.config.model_tls import BindTls
 from geoproxy.config.units import UnitError, parse_time
 
@@ -222,6 +222,12 @@ def _set_timeout(proxy: ProxyDraft, line: Line, name: str, value: str, shown: st
 
 
 def parse_errorfile(proxy: ProxyDraft, line: Line) -> None:
+    proxy.settings.errorfiles.append(errorfile_page(line))
+
+
+def errorfile_page(line: Line) -> ErrorFile:
+    """The page of an ``errorfile CODE FILE`` line, in a proxy or an ``http-errors``
+    section."""
     if len(line.args) < 2:
         line.fail("errorfile : expects <status_code> and <file> as arguments.")
     line.at_most(2)
@@ -235,7 +241,7 @@ def parse_errorfile(proxy: ProxyDraft, line: Line) -> None:
     if page.response_status != page.status and not page.is_empty:
         line.warn(f"errorfile : '{page.path}' answers {page.response_status} for status "
                   f"{page.status}; geoproxy sends the file as it is, as HAProxy does.")
-    proxy.settings.errorfiles[page.status] = page
+    return page
 
 
 def parse_persist_rule(proxy: ProxyDraft, line: Line) -> None:

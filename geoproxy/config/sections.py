@@ -2,8 +2,9 @@
 
 Rules (manual sections 2.1 and 4; HAProxy's ``cfg_parse_listen()``):
 1. A section keyword (``global``, ``defaults``, ``frontend``, ``backend``, ``listen``,
-   ``resolvers``) ends the current section and opens the next. Other HAProxy sections
-   (``peers``, ``userlist``...) are skipped whole, with one warning on their first line.
+   ``resolvers``, ``userlist``, ``http-errors``) ends the current section and opens the
+   next. Other HAProxy sections (``peers``, ``cache``...) are skipped whole, with one warning
+   on their first line.
 2. Every proxy section inherits from the last ``defaults`` section before it, or from the one
    named by ``from NAME`` (HAProxy 2.4+). A ``defaults`` section starts from HAProxy's built-in
    defaults, or from ``from NAME``. A defaults section used both by name and implicitly gets
@@ -11,7 +12,9 @@ Rules (manual sections 2.1 and 4; HAProxy's ``cfg_parse_listen()``):
 3. Frontend names and backend names are two namespaces; a ``listen`` takes its name in both.
    Names use letters, digits and ``_.:-``.
 4. ``no`` and ``default`` prefix only ``option`` and ``log``.
-5. Every error is collected; a section whose first line is wrong is still read (into a draft
+5. Once every section is read, each proxy's ``errorfile``/``errorfiles`` lines are resolved
+   against the ``http-errors`` sections (``kw_http_errors`` rules 3 and 4).
+6. Every error is collected; a section whose first line is wrong is still read (into a draft
    that is then dropped) so that the errors in its body are reported too.
 """
 
@@ -31,6 +34,11 @@ from geoproxy.config.ignored import (
 )
 from geoproxy.config.keywords import PREFIXABLE, PROXY_KEYWORDS
 from geoproxy.config.kw_global import GLOBAL_KEYWORDS, GlobalDraft
+from geoproxy.config.kw_http_errors import (
+    HttpErrorsDraft,
+    parse_http_errors_line,
+    resolve_error_pages,
+)
 from geoproxy.config.kw_proxy import check_name
 from geoproxy.config.kw_resolve import ResolversDraft, parse_resolvers_line
 from geoproxy.config.kw_userlist import UserlistDraft, parse_userlist_line
@@ -71,9 +79,11 @@ class SectionReader:
     proxies: list[ProxyDraft] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
-    current: GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | _Skipped | None = None
+    current: (GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | HttpErrorsDraft
+              | _Skipped | None) = None
     resolvers: dict[str, ResolversDraft] = field(default_factory=dict)
     userlists: dict[str, UserlistDraft] = field(default_factory=dict)
+    http_errors: dict[str, HttpErrorsDraft] = field(default_factory=dict)
     last_defaults: ProxyDraft | None = None
     defaults: list[ProxyDraft] = field(default_factory=list)
     frontends: dict[str, ProxyDraft] = field(default_factory=dict)
@@ -93,6 +103,9 @@ class SectionReader:
         for userlist in self.userlists.values():
             for location, message in userlist.undeclared_groups():
                 self.errors.append(Diagnostic(location, "user", message))
+        for proxy in self.proxies:
+            for is_error, diagnostic in resolve_error_pages(proxy, self.http_errors):
+                (self.errors if is_error else self.warnings).append(diagnostic)
         return SectionResult(self.global_, self.proxies, self.errors, self.warnings,
                              list(self.resolvers.values()), list(self.userlists.values()))
 
@@ -111,6 +124,9 @@ class SectionReader:
             return
         if isinstance(current, UserlistDraft):
             parse_userlist_line(current, line)
+            return
+        if isinstance(current, HttpErrorsDraft):
+            parse_http_errors_line(current, line)
             return
         if keyword in ("no", "default"):
             self._strip_prefix(line)  # in the global section: always refused
@@ -184,7 +200,7 @@ class SectionReader:
 
     def _open(
         self, line: Line
-    ) -> GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | _Skipped:
+    ) -> GlobalDraft | ProxyDraft | ResolversDraft | UserlistDraft | HttpErrorsDraft | _Skipped:
         keyword = line.keyword
         if keyword == "global":
             self.current = self.global_
@@ -194,6 +210,8 @@ class SectionReader:
             return self._open_resolvers(line)
         if keyword == "userlist":
             return self._open_userlist(line)
+        if keyword == "http-errors":
+            return self._open_http_errors(line)
         kind = _PROXY_KINDS.get(keyword)
         if kind is None:
             line.warn(f"section '{keyword}' is ignored by geoproxy; its lines are not read.")
@@ -232,6 +250,22 @@ class SectionReader:
                       f"another userlist declared at {other.location}.")
         draft = UserlistDraft(name, line.location)
         self.userlists[name] = draft
+        return draft
+
+    def _open_http_errors(self, line: Line) -> HttpErrorsDraft:
+        name = line.arg(0)
+        draft = HttpErrorsDraft(name, line.location)
+        self.current = draft  # a wrong first line still reads the body, into a throwaway
+        if not name:
+            line.fail("missing name for http-errors section.")
+        if len(line.args) > 1:  # HAProxy 2.6 ignores them silently
+            line.warn(f"'http-errors' ignores the arguments after the name "
+                      f"('{' '.join(line.args[1:])}').")
+        other = self.http_errors.get(name)
+        if other is not None:
+            line.fail(f"http-errors section '{name}' already exists (declared at "
+                      f"{other.location}).")
+        self.http_errors[name] = draft
         return draft
 
     def _open_defaults(self, line: Line) -> ProxyDraft:

@@ -1,12 +1,13 @@
 """monitor-uri, compression, unique-id-header, port-less servers, stats in a backend, an empty
-errorfile and option http-buffer-request, each through haproxy 2.6 and through geoproxy with
-the same configuration and the same requests: the status, the headers the client gets (all
-but Date), the body (decompressed) and the request headers the server sees must agree.
+errorfile, http-errors sections with errorfiles, and option http-buffer-request, each through
+haproxy 2.6 and through geoproxy with the same configuration and the same requests: the
+status, the headers the client gets (all but Date), the body (decompressed) and the request
+headers the server sees must agree.
 
 HAProxy manual: ``monitor-uri``, ``monitor fail``, ``compression``, ``unique-id-format``,
 ``unique-id-header``, ``option originalto``, ``server`` (an address without a port, or ``*``),
 ``stats`` (in a backend),
-``errorfile``, ``option http-buffer-request``.
+``errorfile``, ``http-errors``, ``errorfiles``, ``option http-buffer-request``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ frontend f
     unique-id-header X-Unique-ID
     option forwardfor
     option originalto
+    errorfiles site 403
+    http-request deny if {{ path_beg /denied }}
+    use_backend sectioned if {{ path_beg /sectioned }}
+    use_backend overridden if {{ path_beg /overridden }}
+    use_backend reimported if {{ path_beg /reimported }}
     use_backend portless if {{ path_beg /portless }}
     use_backend dst if {{ path_beg /dst }}
     use_backend st if {{ path_beg /st }}
@@ -65,7 +71,31 @@ backend st
 backend empty
     errorfile 503 {empty}
     server e1 127.0.0.1:1 disabled
+backend sectioned
+    errorfiles site
+    server x1 127.0.0.1:1 disabled
+backend overridden
+    errorfiles site
+    errorfile 503 {own503}
+    server x2 127.0.0.1:1 disabled
+backend reimported
+    errorfile 503 {own503}
+    errorfiles site 503
+    server x3 127.0.0.1:1 disabled
+http-errors site
+    errorfile 503 {site503}
+    errorfile 403 {site403}
 """
+
+PAGES = {
+    "site503": b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+               b"Cache-Control: no-cache\r\n\r\nfrom the http-errors section\n",
+    "site403": b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+               b"\r\nsection: 403\n",
+    "own503": b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\n"
+              b"the backend's own errorfile\n",
+}
+
 
 
 @dataclass
@@ -86,10 +116,15 @@ def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pai
     mapped = [start_shaped("127.0.0.2", port) for port in (haproxy_port, geoproxy_port)]
     empty = module_stack.directory / "empty.http"
     empty.write_bytes(b"")
+    pages = {}
+    for name, content in PAGES.items():
+        pages[name] = module_stack.directory / f"{name}.http"
+        pages[name].write_bytes(content)
     started = []
     try:
         for port in (haproxy_port, geoproxy_port):
-            text = CONFIG.format(port=port, app=app.address, app_port=app.port, empty=empty)
+            text = CONFIG.format(port=port, app=app.address, app_port=app.port, empty=empty,
+                                 **pages)
             if port == haproxy_port:
                 started.append(start_haproxy(process_registry, text,
                                              module_stack.directory / "haproxy",
@@ -303,6 +338,24 @@ def test_an_empty_errorfile_closes_the_connection_without_a_byte(pair: Pair) -> 
     request = b"GET /empty HTTP/1.1\r\nHost: x\r\n\r\n"
     assert raw_exchange(pair.haproxy, request) == b""
     assert raw_exchange(pair.geoproxy, request) == b""
+
+
+# -- http-errors sections and errorfiles -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "status", "body"), [
+    ("/sectioned", 503, b"from the http-errors section\n"),
+    ("/overridden", 503, b"the backend's own errorfile\n"),
+    ("/reimported", 503, b"from the http-errors section\n"),
+    ("/denied", 403, b"section: 403\n"),
+], ids=["imported-page", "later-errorfile-wins", "later-errorfiles-wins",
+         "frontend-imports-one-code"])
+def test_errorfiles_serve_the_pages_of_an_http_errors_section_as_haproxy_does(
+    pair: Pair, path: str, status: int, body: bytes
+) -> None:
+    theirs, ours = both(pair, path)
+    assert (ours.status, ours.body) == (status, body)
+    assert ours.comparable() == theirs.comparable()
 
 
 # -- option http-buffer-request ----------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_errors_are_alerts_followed_by_haproxys_closing_lines_and_exit_one(
         "(got 'lots').",
         f"[ALERT]    config : parsing [{path}:14] : unknown keyword 'bogus' in 'backend' "
         "section (geoproxy supports: mode, acl, timeout, contimeout, clitimeout, srvtimeout, "
-        "errorfile, option, retries, balance, hash-type, cookie, dynamic-cookie-key, "
+        "errorfile, errorfiles, option, retries, balance, hash-type, cookie, dynamic-cookie-key, "
         "http-check, default-server, server, server-template, stick-table, stick, "
         "force-persist, ignore-persist, stats, tcp-request, tcp-check, compression, "
         "http-reuse, http-request, http-response, http-after-response, redirect).",
