@@ -5,6 +5,11 @@
     python -m tests.support.tcp_servers proxy NAME PORT
         reads a PROXY protocol header (v1 or v2, parsed here independently of geoproxy), says
         ``NAME v1|v2|none SRC SPORT DST DPORT\\n``, then echoes
+    python -m tests.support.tcp_servers httpproxy NAME PORT [CERT KEY]
+        reads a PROXY protocol header, then (after a TLS handshake with CERT and KEY) serves
+        HTTP/1.1 keep-alive GET requests; each answer's body is
+        ``NAME conn=N req=K HEADER\n`` (N: the connection's number in the process, from 1; K:
+        the request's number on it; HEADER as ``proxy`` says it), then the request's head
     python -m tests.support.tcp_servers tls NAME PORT CERT KEY
         a TLS server: after the handshake says ``NAME SNI\\n`` (the name the client asked
         for), then echoes
@@ -123,6 +128,10 @@ def main(argv: list[str]) -> None:
     else:
         name, port, extra = argv[1], int(argv[2]), argv[3:]
     context = None
+    connections = iter(range(1, 1 << 30))
+    if kind == "httpproxy" and extra:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(extra[0], extra[1])
     if kind == "tls":
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(extra[0], extra[1])
@@ -140,6 +149,11 @@ def main(argv: list[str]) -> None:
                     if rest:
                         sock.sendall(rest)
                     _echo(sock)
+                elif kind == "httpproxy":
+                    header, rest = read_proxy_header(sock)
+                    if context is not None:  # the PROXY header came before the handshake
+                        sock = context.wrap_socket(sock, server_side=True)
+                    _serve_http(sock, f"{name} conn={next(connections)}", header, rest)
                 elif kind == "tls":
                     assert context is not None
                     wrapped = context.wrap_socket(sock, server_side=True)
@@ -161,6 +175,22 @@ def main(argv: list[str]) -> None:
     socketserver.ThreadingTCPServer.request_queue_size = 256
     with socketserver.ThreadingTCPServer((HOST, port), Handler) as server:
         server.serve_forever()
+
+
+def _serve_http(sock: socket.socket, prefix: str, header: str, data: bytes) -> None:
+    """Answer body-less HTTP/1.1 requests on ``sock`` until the client closes it."""
+    count = 0
+    while True:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        count += 1
+        body = f"{prefix} req={count} {header}\n".encode() + head + b"\r\n\r\n"
+        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d"
+                     b"\r\n\r\n%b" % (len(body), body))
 
 
 def _sink(sock: socket.socket) -> None:
