@@ -29,7 +29,7 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the servers themselves import nothing but the standard library
     from tests.support.processes import ManagedProcess, ProcessRegistry
@@ -88,7 +88,11 @@ def _echo(sock: socket.socket) -> None:
         sock.sendall(data)
 
 
-def read_proxy_header(sock: socket.socket) -> tuple[str, bytes]:
+class _Receiver(Protocol):
+    def recv(self, size: int, /) -> bytes: ...
+
+
+def read_proxy_header(sock: _Receiver) -> tuple[str, bytes]:
     """The PROXY header at the start of ``sock``: ("v1"|"v2"|"none", "SRC SPORT DST DPORT")
     and what followed it."""
     data = b""
@@ -150,9 +154,11 @@ def main(argv: list[str]) -> None:
                         sock.sendall(rest)
                     _echo(sock)
                 elif kind == "httpproxy":
-                    header, rest = read_proxy_header(sock)
                     if context is not None:  # the PROXY header came before the handshake
+                        header, rest = read_proxy_header(_HeaderOnly(sock))
                         sock = context.wrap_socket(sock, server_side=True)
+                    else:
+                        header, rest = read_proxy_header(sock)
                     _serve_http(sock, f"{name} conn={next(connections)}", header, rest)
                 elif kind == "tls":
                     assert context is not None
@@ -175,6 +181,29 @@ def main(argv: list[str]) -> None:
     socketserver.ThreadingTCPServer.request_queue_size = 256
     with socketserver.ThreadingTCPServer((HOST, port), Handler) as server:
         server.serve_forever()
+
+
+class _HeaderOnly:
+    """A socket whose ``recv`` never returns a byte past the PROXY header (it peeks first):
+    what follows is the TLS handshake, for the TLS layer to read."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.taken = b""
+
+    def recv(self, _size: int) -> bytes:
+        peeked = self.sock.recv(4096, socket.MSG_PEEK)
+        data = self.taken + peeked
+        if data.startswith(_V2_SIGNATURE) and len(data) >= 16:
+            end = 16 + int.from_bytes(data[14:16], "big")
+        elif data.startswith(b"PROXY ") and b"\r\n" in data:
+            end = data.index(b"\r\n") + 2
+        else:
+            end = len(data) if len(data) < 16 else 16
+        want = max(0, min(end, len(data)) - len(self.taken))
+        chunk = self.sock.recv(want) if want else b""
+        self.taken += chunk
+        return chunk
 
 
 def _serve_http(sock: socket.socket, prefix: str, header: str, data: bytes) -> None:
