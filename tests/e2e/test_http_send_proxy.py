@@ -20,6 +20,7 @@ import pytest
 
 from tests.e2e.conftest import Stack
 from tests.support.certs import authority
+from tests.support.h2_client import RawH2Client
 from tests.support.haproxy_process import start_haproxy
 from tests.support.ports import free_ports
 from tests.support.processes import ManagedProcess, ProcessRegistry
@@ -48,6 +49,10 @@ frontend tls_in
     bind {host}:{tls_in}
     default_backend b_tls
 
+frontend h2_in
+    bind {host}:{h2_in} proto h2
+    default_backend b_v1
+
 backend b_v1
     server s1 {s1} send-proxy
 
@@ -57,7 +62,7 @@ backend b_v2
 backend b_tls
     server s3 {s3} send-proxy ssl verify none
 """
-FRONTENDS = ("v1_in", "v2_in", "tls_in")
+FRONTENDS = ("v1_in", "v2_in", "tls_in", "h2_in")
 ANSWER = re.compile(r"(\w+) conn=(\d+) req=(\d+) (.*)")
 
 
@@ -149,7 +154,31 @@ def test_a_new_client_connection_never_reuses_an_ended_ones_server_connection(
     assert later.conn != first.conn and later.req == 1
 
 
-@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_http2_client_connections_each_have_their_own_server_connection(scene: Scene) -> None:
+    port = scene.mine["h2_in"]
+    clients = [RawH2Client(HOST, port), RawH2Client(HOST, port)]
+    try:
+        seen: list[list[Seen]] = [[], []]
+        for _ in range(2):
+            for index, client in enumerate(clients):
+                answer = client.get("/h2")
+                assert answer.status == 200, answer
+                line = answer.body.partition(b"\n")[0].decode()
+                found = ANSWER.fullmatch(line)
+                assert found is not None, line
+                seen[index].append(Seen(found[1], int(found[2]), int(found[3]), found[4], b""))
+        for client, (first, second) in zip(clients, seen, strict=True):
+            own = client.sock.getsockname()[1]
+            assert first.header == second.header == f"v1 {HOST} {own} {HOST} {port}"
+            assert (first.conn, first.req, second.conn, second.req) == (
+                first.conn, 1, first.conn, 2)
+        assert seen[0][0].conn != seen[1][0].conn
+    finally:
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS[:3])
 def test_the_server_receives_what_haproxy_sends_it(scene: Scene, frontend: str) -> None:
     def run(port: int) -> list[tuple[str, int, bytes]]:
         """(header with the ports as names, request number, request head) per request, and
