@@ -5,8 +5,6 @@ Rules:
 1. Errors: an HTTP frontend that sends traffic to a TCP backend (``use_backend`` or
    ``default_backend``), in HAProxy's words. A TCP frontend that sends to an HTTP backend is
    legal in HAProxy (it upgrades the connection to HTTP); geoproxy does not upgrade, and says so.
-   ``send-proxy`` on a server of an HTTP backend is refused (the forwarder's pooled connections
-   are shared by clients; HAProxy makes them private).
 2. Warnings, HAProxy's: HTTP-only settings in a TCP proxy are ignored (``option httplog`` falls
    back to ``option tcplog``; ``option forwardfor``, ``cookie``, ``stats``, layer-7 ``balance``
    algorithms, which fall back to round robin), and ``tcp-check`` rules without
@@ -36,15 +34,6 @@ LAYER7_BALANCE = frozenset({BalanceAlgorithm.URI, BalanceAlgorithm.URL_PARAM,
 def mode_errors(config: Config, kinds: dict[str, str]) -> Iterator[Diagnostic]:
     """Rule 1; ``kinds`` names each frontend's section kind ("frontend" or "listen")."""
     backends = {backend.name: backend for backend in config.backends}
-    for http in config.backends:
-        if http.mode is not ProxyMode.HTTP:
-            continue
-        for server in http.servers:
-            if server.send_proxy is not None:
-                yield Diagnostic(server.location, "server", (
-                    f"'server {http.name}/{server.name}' : 'send-proxy' on a server of an "
-                    "http backend is not supported by geoproxy (its keep-alive connections to "
-                    "a server carry many clients' requests); it is supported in 'mode tcp'."))
     for frontend in config.frontends:
         routes: list[tuple[str, Location, str]] = [
             (rule.backend, rule.location, "in a 'use_backend' rule")

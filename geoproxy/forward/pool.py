@@ -23,6 +23,9 @@ Rules:
    connect timeout; a failed handshake is a failed connect. Its idle connections are TLS
    connections, kept and checked like any other (a TLS socket that holds decrypted bytes is
    not idle: it is closed instead).
+8. A pool with a ``header`` (``server ... send-proxy``: a PROXY protocol header) sends it on
+   each new connection right after the TCP connect, before any TLS handshake, as HAProxy
+   does. Such a pool carries one client connection's requests only (``PrivatePools``).
 
 ``ServerPool.opened`` counts the connections the pool opened (for tests and statistics).
 """
@@ -160,10 +163,10 @@ class Connection:
 class ServerPool:
     """Idle keep-alive connections to ``host:port`` (see the module rules)."""
 
-    __slots__ = ("host", "port", "max_idle", "opened", "tls", "_idle", "_address")
+    __slots__ = ("host", "port", "max_idle", "opened", "tls", "header", "_idle", "_address")
 
     def __init__(self, host: str, port: int, *, max_idle: int = 64,
-                 tls: ClientTls | None = None) -> None:
+                 tls: ClientTls | None = None, header: bytes = b"") -> None:
         if max_idle < 0:
             raise ValueError("max_idle must be >= 0")
         self.host = host
@@ -171,6 +174,7 @@ class ServerPool:
         self.max_idle = max_idle
         self.opened = 0
         self.tls = tls
+        self.header = header
         self._idle: list[Connection] = []
         self._address: tuple[socket.AddressFamily, Any] | None = None
 
@@ -205,6 +209,8 @@ class ServerPool:
             sock.settimeout(connect_timeout)
             sock.connect(sockaddr)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.header:  # rule 8: before the TLS handshake
+                sock.sendall(self.header)
             if self.tls is not None:  # rule 7
                 sock = self.tls.wrap(sock, connect_timeout)
         except OSError as exc:
@@ -212,6 +218,13 @@ class ServerPool:
             raise ConnectFailed(f"{self.host}:{self.port}: {exc}") from exc
         self.opened += 1
         return Connection(sock)
+
+    def private(self, header: bytes, max_idle: int) -> ServerPool:
+        """A pool to the same server (address, TLS) whose connections start with ``header``
+        (rule 8)."""
+        pool = ServerPool(self.host, self.port, max_idle=max_idle, tls=self.tls, header=header)
+        pool._address = self._address
+        return pool
 
     def release(self, conn: Connection) -> None:
         """Give back a connection that is between two exchanges (rule 3); close it if full."""

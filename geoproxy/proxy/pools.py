@@ -12,6 +12,11 @@ Rules:
    whose ``sni`` is an expression (``sni req.hdr(host)``) has a pool per name sent, as
    HAProxy keys its idle server connections by SNI: the name is evaluated per request, and
    at most ``MAX_NAMED`` such pools live in a worker (the least recently used one is closed).
+5. A server with ``send-proxy``/``send-proxy-v2`` gets, per client connection, a private pool
+   beside the shared one (``geoproxy.forward.private``): its connections start with the PROXY
+   header of the client's addresses (source, and the address and port it connected to), and
+   carry that client connection's requests only. A request without its connection's
+   ``PrivatePools`` (none is expected) gets a pool that keeps no connection.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from typing import Any
 
 from geoproxy.balance.view import BackendView
 from geoproxy.config.model import Backend, Server
+from geoproxy.config.model_tcp import ProxyProtocol
 from geoproxy.forward.pool import ServerPool
+from geoproxy.forward.private import PRIVATE
 from geoproxy.proxy.unique_id import LOCAL_ADDRESS
 from geoproxy.rules.expr import compile_text
 from geoproxy.rules.fetch_types import CompileEnv
 from geoproxy.rules.txn import Txn, txn_of
 from geoproxy.runtime.tls_client import ClientTls
+from geoproxy.tcp.proxyproto import Addresses, encode_v1, encode_v2
 
 Environ = dict[str, Any]
 
@@ -63,8 +71,21 @@ class ServerPools:
         return self._fixed[name]
 
     def pool(self, name: str, environ: Environ, view: BackendView) -> ServerPool:
-        """The pool for a request of ``environ`` to server ``name`` (rules 1-3); ``view`` is
+        """The pool for a request of ``environ`` to server ``name`` (rules 1-5); ``view`` is
         the backend's snapshot (read only for servers under run-time resolution)."""
+        shared = self._shared(name, environ, view)
+        version = self._servers[name].send_proxy
+        if version is None:
+            return shared
+        header = proxy_header(version, environ)
+        private = environ.get(PRIVATE)
+        if private is None:
+            return shared.private(header, 0)
+        pool: ServerPool = private.pool(shared, header)
+        return pool
+
+    def _shared(self, name: str, environ: Environ, view: BackendView) -> ServerPool:
+        """Rules 1-4."""
         fixed = self._fixed.get(name)
         if fixed is not None:
             return fixed
@@ -113,6 +134,22 @@ class ServerPools:
             pool.close()
         for pool in self._named.values():
             pool.close()
+
+
+def proxy_header(version: ProxyProtocol, environ: Environ) -> bytes:
+    """The PROXY header of the client connection of ``environ`` (rule 5)."""
+    source = (str(environ.get("REMOTE_ADDR") or ""), _port(environ.get("REMOTE_PORT")))
+    destination = (str(environ.get(LOCAL_ADDRESS) or environ.get("SERVER_NAME") or ""),
+                   _port(environ.get("SERVER_PORT")))
+    addresses = Addresses(source, destination)
+    return encode_v1(addresses) if version is ProxyProtocol.V1 else encode_v2(addresses)
+
+
+def _port(value: object) -> int:
+    try:
+        return int(str(value or 0))
+    except ValueError:
+        return 0
 
 
 def _resolved(server: Server) -> bool:

@@ -46,6 +46,9 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
    with the environ every request of the connection shares (``connection_environ``, with the
    TLS facts). When the worker stops, its heartbeat (``notify``) tells those connections to go
    away (GOAWAY).
+12. Each client connection (HTTP/1.1 or HTTP/2) owns the server connections private to it
+   (``send-proxy`` servers, ``geoproxy.forward.private``): its base environ holds them, and
+   they are closed when it ends.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from gunicorn.workers.ggevent import GeventWorker
 from geoproxy import watchdog
 from geoproxy.config.model import H2Settings, RequestLimits
 from geoproxy.errors import ClientGone, UpstreamError
+from geoproxy.forward.private import PRIVATE, PrivatePools
 from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
 from geoproxy.proxy.exchange import LOCAL_ADDRESS
@@ -196,6 +200,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
             self._serve_h2(client, addr, listener_name, session, tls_facts, rest)
             return
         connection = _Connection(self, client, addr, listener_name)
+        private = connection.base[PRIVATE] = PrivatePools()  # rule 12
         if session is not None:
             connection.base[SESSION_STICK] = session.stick  # every request counts there
         if tls_facts is not None:
@@ -211,12 +216,14 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
             self.log.exception("unexpected error on a client connection")
         finally:
             _close(client)
+            private.close()
             end_session(session)
 
     def _serve_h2(self, client: Any, addr: Any, listener_name: Any, session: Any,
                   tls_facts: TlsFacts | None, rest: bytes) -> None:
         """An HTTP/2 connection (rule 11)."""
         base = connection_environ(client, addr, listener_name)
+        private = base[PRIVATE] = PrivatePools()  # rule 12
         if session is not None:
             base[SESSION_STICK] = session.stick
         if tls_facts is not None:
@@ -228,6 +235,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
             self.log.exception("unexpected error on an HTTP/2 connection")
         finally:
             _close(client)
+            private.close()
             end_session(session)
 
     def _log_handshake_failure(self, addr: Any, listener_name: Any, accepted: float,

@@ -5,6 +5,11 @@
     python -m tests.support.tcp_servers proxy NAME PORT
         reads a PROXY protocol header (v1 or v2, parsed here independently of geoproxy), says
         ``NAME v1|v2|none SRC SPORT DST DPORT\\n``, then echoes
+    python -m tests.support.tcp_servers httpproxy NAME PORT [CERT KEY]
+        reads a PROXY protocol header, then (after a TLS handshake with CERT and KEY) serves
+        HTTP/1.1 keep-alive GET requests; each answer's body is
+        ``NAME conn=N req=K HEADER\n`` (N: the connection's number in the process, from 1; K:
+        the request's number on it; HEADER as ``proxy`` says it), then the request's head
     python -m tests.support.tcp_servers tls NAME PORT CERT KEY
         a TLS server: after the handshake says ``NAME SNI\\n`` (the name the client asked
         for), then echoes
@@ -24,7 +29,7 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the servers themselves import nothing but the standard library
     from tests.support.processes import ManagedProcess, ProcessRegistry
@@ -83,7 +88,11 @@ def _echo(sock: socket.socket) -> None:
         sock.sendall(data)
 
 
-def read_proxy_header(sock: socket.socket) -> tuple[str, bytes]:
+class _Receiver(Protocol):
+    def recv(self, size: int, /) -> bytes: ...
+
+
+def read_proxy_header(sock: _Receiver) -> tuple[str, bytes]:
     """The PROXY header at the start of ``sock``: ("v1"|"v2"|"none", "SRC SPORT DST DPORT")
     and what followed it."""
     data = b""
@@ -123,6 +132,10 @@ def main(argv: list[str]) -> None:
     else:
         name, port, extra = argv[1], int(argv[2]), argv[3:]
     context = None
+    connections = iter(range(1, 1 << 30))
+    if kind == "httpproxy" and extra:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(extra[0], extra[1])
     if kind == "tls":
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(extra[0], extra[1])
@@ -140,6 +153,13 @@ def main(argv: list[str]) -> None:
                     if rest:
                         sock.sendall(rest)
                     _echo(sock)
+                elif kind == "httpproxy":
+                    if context is not None:  # the PROXY header came before the handshake
+                        header, rest = read_proxy_header(_HeaderOnly(sock))
+                        sock = context.wrap_socket(sock, server_side=True)
+                    else:
+                        header, rest = read_proxy_header(sock)
+                    _serve_http(sock, f"{name} conn={next(connections)}", header, rest)
                 elif kind == "tls":
                     assert context is not None
                     wrapped = context.wrap_socket(sock, server_side=True)
@@ -161,6 +181,45 @@ def main(argv: list[str]) -> None:
     socketserver.ThreadingTCPServer.request_queue_size = 256
     with socketserver.ThreadingTCPServer((HOST, port), Handler) as server:
         server.serve_forever()
+
+
+class _HeaderOnly:
+    """A socket whose ``recv`` never returns a byte past the PROXY header (it peeks first):
+    what follows is the TLS handshake, for the TLS layer to read."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.taken = b""
+
+    def recv(self, _size: int) -> bytes:
+        peeked = self.sock.recv(4096, socket.MSG_PEEK)
+        data = self.taken + peeked
+        if data.startswith(_V2_SIGNATURE) and len(data) >= 16:
+            end = 16 + int.from_bytes(data[14:16], "big")
+        elif data.startswith(b"PROXY ") and b"\r\n" in data:
+            end = data.index(b"\r\n") + 2
+        else:
+            end = len(data) if len(data) < 16 else 16
+        want = max(0, min(end, len(data)) - len(self.taken))
+        chunk = self.sock.recv(want) if want else b""
+        self.taken += chunk
+        return chunk
+
+
+def _serve_http(sock: socket.socket, prefix: str, header: str, data: bytes) -> None:
+    """Answer body-less HTTP/1.1 requests on ``sock`` until the client closes it."""
+    count = 0
+    while True:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        count += 1
+        body = f"{prefix} req={count} {header}\n".encode() + head + b"\r\n\r\n"
+        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d"
+                     b"\r\n\r\n%b" % (len(body), body))
 
 
 def _sink(sock: socket.socket) -> None:

@@ -163,8 +163,9 @@ def test_balance_hash_takes_one_fetch_geoproxy_evaluates() -> None:
     assert "balance hash : converters are not supported by geoproxy" in message
 
 
-def test_send_proxy_on_an_http_backend_is_refused_by_name() -> None:
-    (message,) = errors("frontend f\n    mode http\n    bind :9000\n    default_backend b\n"
-                        "backend b\n    mode http\n    server s 127.0.0.1:1 send-proxy-v2\n")
-    assert message.startswith("parsing [t.cfg:12] : 'server b/s' : 'send-proxy' on a server of "
-                              "an http backend is not supported by geoproxy")
+def test_send_proxy_on_an_http_backend_is_taken_as_haproxy_takes_it() -> None:
+    config = parse("frontend f\n    mode http\n    bind :9000\n    default_backend b\n"
+                   "backend b\n    mode http\n    server s 127.0.0.1:1 send-proxy-v2 ssl "
+                   "verify none check check-send-proxy\n")
+    (server,) = config.backends[0].servers
+    assert (server.send_proxy, server.check_send_proxy) == (ProxyProtocol.V2, True)
