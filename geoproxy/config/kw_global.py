@@ -1,6 +1,7 @@
 """The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``tune.h2.*``,
 ``log``, ``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), the TLS keywords
-(``crt-base``, ``ca-base``, ``ssl-default-bind-*``, ``ssl-server-verify``: ``kw_ssl.py``), and
+(``crt-base``, ``ca-base``, ``ssl-default-bind-*``, ``ssl-server-verify``: ``kw_ssl.py``),
+``external-check`` (which ``option external-check`` requires: ``kw_external_check.py``), and
 geoproxy's own ``redis-url`` and ``workers``.
 
 HAProxy's process-level keywords are ignored with a warning or refused (see ``ignored.py``).
