@@ -1,13 +1,16 @@
 """``option external-check``, ``external-check command|path`` and the global ``external-check``,
-with HAProxy 2.6's errors (checked against haproxy -c)."""
+with HAProxy 2.6's errors (checked against haproxy -c); the external statuses in ``show servers
+state``."""
 
 from __future__ import annotations
 
 import pytest
 
+from geoproxy.admin.runtime_api.show import _server_state_line
 from geoproxy.config import parse_text
 from geoproxy.config.model import Config, ExternalCheck, Location
 from geoproxy.errors import ConfigError
+from tests.unit.test_admin_rows import server
 
 GLOBAL = "global\n    external-check\n"
 HEAD = "defaults\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
@@ -104,3 +107,14 @@ def test_a_frontend_ignores_it_with_a_warning_as_haproxy_does() -> None:
     config = parse(GLOBAL + HEAD + "frontend f\n    bind 127.0.0.1:9000\n"
                    "    external-check command /bin/true\n")
     assert any("t.cfg:9" in str(w) and "external-check" in str(w) for w in config.warnings)
+
+
+def test_show_servers_state_writes_haproxys_numbers_for_external_statuses() -> None:
+    def fields(code: str) -> tuple[str, str]:
+        line = _server_state_line(2, "b", 1, server(check=f"{code} x", health=3), 0).split()
+        return line[10], line[11]  # srv_check_status, srv_check_result
+
+    # HAProxy's enum: ... L7STS 17, PROCERR 18, PROCTOUT 19, PROCOK 20; result 3 passed, 2 failed
+    assert fields("PROCOK") == ("20", "3")
+    assert fields("PROCERR") == ("18", "2")
+    assert fields("PROCTOUT") == ("19", "2")
