@@ -5,7 +5,10 @@ Rules (manual 4.2 ``external-check command``; HAProxy's check statuses):
    <server_port>`` ("NOT_USED" for the proxy's in a backend) and only HAProxy's environment:
    ``HAPROXY_PROXY_ADDR``, ``_ID``, ``_NAME``, ``_PORT``, ``HAPROXY_SERVER_ADDR``, ``_CURCONN``,
    ``_ID``, ``_MAXCONN``, ``_NAME``, ``_PORT``, ``_SSL``, ``_PROTO``, and ``PATH`` (from
-   ``external-check path``, "" by default), which also finds a bare command name.
+   ``external-check path``, "" by default), which also finds a bare command name. A server
+   named by a host name is given the address it resolves to now (its first, as the forwarder
+   connects to it; HAProxy gives the address it resolved at start), or the name if it does not
+   resolve.
 2. Exit status 0: PROCOK "External check passed"; any other status, or a command that cannot
    be started: PROCERR "External check error"; still running at the check's timeout: PROCTOUT
    "External check timeout", and the process is killed with its process group.
@@ -15,8 +18,11 @@ Rules (manual 4.2 ``external-check command``; HAProxy's check statuses):
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass
 
@@ -78,6 +84,7 @@ def environment(target: ExternalTarget, curconn: int = 0) -> dict[str, str]:
 def run_external(target: ExternalTarget) -> ExternalResult:
     """Run the check's command once (rules 2 and 3); never raises."""
     started = time.monotonic()
+    target = dataclasses.replace(target, server_addr=_address(target.server_addr))
     try:
         process = subprocess.Popen(
             command_line(target), env=environment(target), stdin=subprocess.DEVNULL,
@@ -100,6 +107,19 @@ def run_external(target: ExternalTarget) -> ExternalResult:
         return ExternalResult(True, "PROCOK", "External check passed")
     code = status if status > 0 else -status  # a signal number when it was killed
     return ExternalResult(False, "PROCERR", f"External check error, code: {code}")
+
+
+def _address(host: str) -> str:
+    """Rule 1: the address a host name resolves to, first of the system resolver's answers."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        return str(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0])
+    except (OSError, IndexError):
+        return host
 
 
 def _kill(pid: int) -> None:

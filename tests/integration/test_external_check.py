@@ -17,7 +17,7 @@ TIMEOUT = 0.5  # `timeout check`: a command still running then is killed
 
 
 def check(tmp_path: Path, body: str, path: str = "/usr/bin:/bin",
-          mode: int = 0o755) -> CheckResult:
+          mode: int = 0o755, server: str = "127.0.0.1:9") -> CheckResult:
     script = tmp_path / "check.sh"
     script.write_text("#!/bin/sh\n" + body)
     script.chmod(mode)
@@ -27,7 +27,7 @@ def check(tmp_path: Path, body: str, path: str = "/usr/bin:/bin",
         f"    timeout check {int(TIMEOUT * 1000)}ms\n"
         "frontend f\n    bind 127.0.0.1:1\n    default_backend b\n"
         f"backend b\n    option external-check\n    external-check command {script}\n"
-        f"    external-check path {path}\n    server s 127.0.0.1:9 check\n",
+        f"    external-check path {path}\n    server s {server} check\n",
         "t.cfg", env={})
     backend = config.backends[0]
     return run_check(check_target(backend, backend.servers[0]))
@@ -82,3 +82,10 @@ def test_a_command_past_the_timeout_is_killed_with_what_it_started(tmp_path: Pat
     while not _gone(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(child), "the command's own child outlived the timeout"
+
+
+def test_a_host_name_is_given_as_the_address_it_resolves_to(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    body = f'echo "$3 $HAPROXY_SERVER_ADDR" > {seen}\n'
+    assert check(tmp_path, body, server="localhost:9").code == "PROCOK"
+    assert seen.read_text().split() == ["127.0.0.1", "127.0.0.1"]  # haproxy 2.6's, too
