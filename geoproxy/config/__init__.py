@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from geoproxy.config.conditional import apply_conditions
 from geoproxy.config.freeze import freeze, resolvers_sections
+from geoproxy.config.kw_external_check import missing_parts
 from geoproxy.config.lexer import lex
 from geoproxy.config.model import Config, Diagnostic, Location
 from geoproxy.config.sections import SectionReader
@@ -72,6 +73,7 @@ def parse_text(text: str, path: str, env: Mapping[str, str] | None = None) -> Co
         userlists=userlists,
     )
     whole_errors, whole_warnings = validate(config)
+    whole_errors.extend(missing_parts(sections.proxies, config.global_.external_check))
     warnings.extend(check_drafts(sections.proxies))
     warnings.extend(whole_warnings)
     if whole_errors:

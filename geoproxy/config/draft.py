@@ -141,6 +141,10 @@ class Settings:
     check_location: Location | None = None
     tcp_checks: list[TcpCheckStep] = field(default_factory=list)
     tcp_check_location: Location | None = None
+    # option external-check (the last check option wins), external-check command|path
+    external_check: Location | None = None
+    external_command: str | None = None
+    external_path: str = ""
     # monitor-uri, unique-id-*, compression, option http-buffer-request
     monitor_uri: str | None = None
     unique_id_format: str | None = None

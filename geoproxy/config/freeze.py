@@ -29,6 +29,7 @@ from geoproxy.config.model import (
     Balance,
     Bind,
     Condition,
+    ExternalCheck,
     Frontend,
     HttpRule,
     HttpRules,
@@ -48,12 +49,12 @@ def freeze(drafts: list[ProxyDraft]) -> tuple[tuple[Frontend, ...], tuple[Backen
     """Every frontend and backend, in configuration order."""
     frontends: list[Frontend] = []
     backends: list[Backend] = []
-    for draft in drafts:
+    for rank, draft in enumerate(drafts, start=1):
         acls = _acls(draft)
         if draft.kind.has_frontend:
             frontends.append(_frontend(draft, acls))
         if draft.kind.has_backend:
-            backends.append(_backend(draft, acls))
+            backends.append(_backend(draft, acls, rank))
     return tuple(frontends), tuple(backends)
 
 
@@ -154,7 +155,21 @@ def _stats(draft: StatsDraft | None, admin: list[ConditionDraft],
     )
 
 
-def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
+def _external_check(draft: ProxyDraft, proxy_id: int) -> ExternalCheck | None:
+    """``option external-check`` with its command; a listen's first bind is the proxy's
+    address (HAProxy's arguments), a backend has none."""
+    settings = draft.settings
+    if settings.external_check is None or settings.external_command is None:
+        return None
+    addr = port = ""
+    if draft.kind.has_frontend and draft.rules.binds:
+        host, number = draft.rules.binds[0][0], draft.rules.binds[0][1]
+        addr, port = host if host not in ("", "*") else "0.0.0.0", str(number)
+    return ExternalCheck(settings.external_command, settings.external_path,
+                         settings.external_check, proxy_id, addr, port)
+
+
+def _backend(draft: ProxyDraft, acls: dict[str, Acl], proxy_id: int = 0) -> Backend:
     settings, rules = draft.settings, draft.rules
     timeouts = settings.timeouts
     mode = settings.mode or ProxyMode.TCP
@@ -194,6 +209,7 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         errorfiles=tuple(draft.error_pages.values()),
         mode=mode,
         tcp_check=tcp_check(settings),
+        external_check=_external_check(draft, proxy_id),
         tcp_request=tcp_request_rules(draft, acls, frontend=False),
         stats=_stats(settings.stats, rules.stats_admin, acls) if http else None,
         compression=settings.compression,

@@ -77,7 +77,7 @@ PROXY_REFUSED: dict[str, str] = {
     **dict.fromkeys(("tcp-response", "use-server", "http-error",
                      "errorloc", "errorloc302", "errorloc303", "filter", "use-fcgi-app",
                      "retry-on", "hash-balance-factor", "dispatch", "source", "transparent",
-                     "persist", "external-check",
+                     "persist",
                      "http-send-name-header", "disabled", "enabled"),
                     "it changes traffic and geoproxy does not implement it"),
 }
@@ -95,7 +95,7 @@ OPTION_IGNORED: dict[str, str] = {
 OPTION_REFUSED = frozenset({
     "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response",
     "checkcache", "http-pretend-keepalive", "prefer-last-server",
-    "transparent", "forwarded", "spop-check", "external-check",
+    "transparent", "forwarded", "spop-check",
     "http-restrict-req-hdr-names", "h1-case-adjust-bogus-client",
     "h1-case-adjust-bogus-server", "forceclose", "http-tunnel", "http_proxy",
 })

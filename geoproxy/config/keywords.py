@@ -19,6 +19,7 @@ from geoproxy.config.kw_backend import (
 from geoproxy.config.kw_check import parse_http_check
 from geoproxy.config.kw_compression import parse_compression
 from geoproxy.config.kw_cookie import parse_cookie
+from geoproxy.config.kw_external_check import parse_external_check
 from geoproxy.config.kw_http_errors import parse_errorfiles
 from geoproxy.config.kw_http_reuse import parse_http_reuse
 from geoproxy.config.kw_log import parse_log
@@ -86,6 +87,7 @@ PROXY_KEYWORDS: dict[str, ProxyKeyword] = {
     "log": Keyword(parse_log, backend=False),
     "tcp-request": Keyword(parse_tcp_request),
     "tcp-check": Keyword(parse_tcp_check, frontend=False),
+    "external-check": Keyword(parse_external_check, frontend=False),
     "monitor-uri": Keyword(parse_monitor_uri, backend=False),
     "monitor": Keyword(parse_monitor, backend=False),
     "compression": Keyword(parse_compression),

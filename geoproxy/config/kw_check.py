@@ -43,6 +43,7 @@ def parse_option_httpchk(proxy: ProxyDraft, line: Line) -> None:
         version, headers = _hidden_headers(line, version)
     proxy.settings.httpchk = True
     proxy.settings.check_protocol = None  # the last check option wins (kw_tcp_check rule 3)
+    proxy.settings.external_check = None
     proxy.settings.check_request = dataclasses.replace(
         current, method=method, uri=uri, version=version, headers=headers)
 

@@ -1,6 +1,7 @@
 """The ``global`` section: ``maxconn``, ``tune.bufsize``, ``tune.http.maxhdr``, ``tune.h2.*``,
 ``log``, ``stats socket`` and ``stats timeout`` (``kw_stats_socket.py``), the TLS keywords
-(``crt-base``, ``ca-base``, ``ssl-default-bind-*``, ``ssl-server-verify``: ``kw_ssl.py``), and
+(``crt-base``, ``ca-base``, ``ssl-default-bind-*``, ``ssl-server-verify``: ``kw_ssl.py``),
+``external-check`` (which ``option external-check`` requires: ``kw_external_check.py``), and
 geoproxy's own ``redis-url`` and ``workers``.
 
 HAProxy's process-level keywords are ignored with a warning or refused (see ``ignored.py``).
@@ -48,11 +49,13 @@ class GlobalDraft:
     stats: StatsDraft = field(default_factory=StatsDraft)
     h2: H2Settings = field(default_factory=H2Settings)
     tls: TlsGlobalsDraft = field(default_factory=TlsGlobalsDraft)
+    external_check: bool = False
 
     def freeze(self) -> GlobalSettings:
         return GlobalSettings(
             self.maxconn, self.redis_url, self.workers, tuple(self.logs), self.bufsize,
             self.maxhdr, tuple(self.stats.sockets), self.stats.timeout, self.h2,
+            self.external_check,
         )
 
 
@@ -141,11 +144,19 @@ def _default_path(draft: GlobalDraft, line: Line) -> None:
                   "configuration file's directory; only 'default-path config' is accepted.")
 
 
+def _external_check(draft: GlobalDraft, line: Line) -> None:
+    """``external-check``: backends may run ``option external-check`` commands."""
+    if line.args:
+        line.fail(f"'external-check' cannot handle unexpected argument '{line.arg(0)}'.")
+    draft.external_check = True
+
+
 GLOBAL_KEYWORDS: dict[str, Keyword[GlobalDraft]] = {
     "maxconn": Keyword(_maxconn),  # the most concurrent client connections
     "redis-url": Keyword(_redis_url),  # the Redis every worker and host shares
     "workers": Keyword(_workers),  # gunicorn worker processes
     "default-path": Keyword(_default_path),
+    "external-check": Keyword(_external_check),  # allows `option external-check`
     "log": Keyword(_log),  # where request and health lines go
     "tune.bufsize": Keyword(_bufsize),  # a request head fits in it, less 1024 bytes (414, 431)
     "tune.http.maxhdr": Keyword(_maxhdr),  # at most this many lines in a request head (431)

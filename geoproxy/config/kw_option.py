@@ -21,6 +21,7 @@ from geoproxy.config.context import Line, suggestion
 from geoproxy.config.draft import ProxyDraft
 from geoproxy.config.ignored import OPTION_IGNORED, OPTION_REFUSED
 from geoproxy.config.kw_check import parse_option_httpchk
+from geoproxy.config.kw_external_check import option_external_check
 from geoproxy.config.kw_tcp_check import (
     option_ldap_check,
     option_mysql_check,
@@ -190,6 +191,8 @@ OPTIONS: dict[str, Option] = {
     "httplog": Option(_httplog, frontend=True, backend=False, negatable=False),
     "dontlognull": Option(_dontlognull, frontend=True, backend=False, negatable=True),
     "tcplog": Option(_tcplog, frontend=True, backend=False, negatable=False),
+    "external-check": Option(option_external_check, frontend=False, backend=True,
+                             negatable=False),
     "tcp-check": Option(option_tcp_check, frontend=False, backend=True, negatable=False),
     "redis-check": Option(option_redis_check, frontend=False, backend=True, negatable=False),
     "mysql-check": Option(option_mysql_check, frontend=False, backend=True, negatable=False),

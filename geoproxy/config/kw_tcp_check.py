@@ -194,6 +194,7 @@ def _choose(proxy: ProxyDraft, line: Line, protocol: CheckProtocol,
     """Rule 3: this option's check replaces any other."""
     settings = proxy.settings
     settings.httpchk = False
+    settings.external_check = None
     settings.check_protocol = protocol
     settings.check_steps = steps
     settings.check_location = line.location

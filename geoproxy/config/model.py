@@ -284,6 +284,21 @@ class HttpCheckExpect:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalCheck:
+    """``option external-check`` with ``external-check command`` and ``path``: the command
+    runs once per check with HAProxy's arguments and environment (geoproxy.health.external).
+    ``proxy_id`` is HAProxy's automatic proxy id (the proxy's rank among frontends, listens and
+    backends); ``proxy_addr``/``proxy_port`` are a listen's first bind, "" in a backend."""
+
+    command: str
+    path: str  # the PATH the command runs with (HAProxy's default: "")
+    location: Location  # the `option external-check` line
+    proxy_id: int = 0
+    proxy_addr: str = ""
+    proxy_port: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class HttpCheck:
     """``option httpchk [METHOD] [URI] [VERSION]``; HAProxy's default is ``OPTIONS / HTTP/1.0``.
 
@@ -708,6 +723,7 @@ class Backend:
     errorfiles: tuple[ErrorFile, ...] = ()
     mode: ProxyMode = ProxyMode.HTTP
     tcp_check: TcpCheck | None = None  # option tcp-check and the protocol checks
+    external_check: ExternalCheck | None = None  # option external-check
     tcp_request: TcpRequestRules | None = None  # tcp-request content, inspect-delay
     stats: StatsConfig | None = None  # a backend serves the stats page too (HAProxy's meaning)
     compression: Compression | None = None
@@ -779,6 +795,7 @@ class GlobalSettings:
     stats_sockets: tuple[StatsSocket, ...] = ()
     stats_timeout: float = 10.0  # ``stats timeout``: an idle Runtime API session closes
     h2: H2Settings = field(default_factory=lambda: H2Settings())  # tune.h2.*
+    external_check: bool = False  # `external-check`: backends may run check commands
 
     @property
     def request_limits(self) -> RequestLimits:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from geoproxy.balance.view import OperState
 from geoproxy.config.kw_ssl_server import checks_use_tls
-from geoproxy.config.model import Backend, Server
+from geoproxy.config.model import Backend, ProxyMode, Server
+from geoproxy.health.external import ExternalTarget
 from geoproxy.health.probe import CheckResult, CheckTarget, run_check
 from geoproxy.health.verdict import next_interval
 from geoproxy.runtime.tls_client import ClientTls
@@ -58,6 +59,27 @@ def check_target(backend: Backend, server: Server) -> CheckTarget:
         tcp_check=backend.tcp_check,
         send_proxy=server.send_proxy if server.check_send_proxy else None,
         tls=ClientTls(server.tls, for_checks=True) if checks_use_tls(server) else None,
+        external=_external_target(backend, server),
+    )
+
+
+def _external_target(backend: Backend, server: Server) -> ExternalTarget | None:
+    """``option external-check``: the command is told the server's traffic address, and is
+    killed after ``timeout check``, else ``inter``."""
+    check = backend.external_check
+    if check is None:
+        return None
+    return ExternalTarget(
+        check=check,
+        proxy_name=backend.name,
+        server_name=server.name,
+        server_id=backend.servers.index(server) + 1,  # HAProxy's automatic server id
+        server_addr=server.host,
+        server_port=server.port,
+        maxconn=server.maxconn,
+        tls=server.ssl,
+        proto="h1" if backend.mode is ProxyMode.HTTP else "tcp",
+        timeout=backend.timeouts.check or server.inter,
     )
 
 
@@ -243,7 +265,10 @@ class HealthChecker:
             return schedule.target
         if not address:
             return None
-        return dataclasses.replace(schedule.target, host=address)
+        external = schedule.target.external
+        if external is not None:  # the command is told where the server is now
+            external = dataclasses.replace(external, server_addr=address)
+        return dataclasses.replace(schedule.target, host=address, external=external)
 
     def _after(
         self, backend: Backend, schedule: _Schedule, result: CheckResult, outcome: CheckOutcome

@@ -1,5 +1,7 @@
-"""One active health check, as HAProxy runs it: a TCP connect (``check``), or an HTTP request
-(``option httpchk``) whose answer is judged by ``http-check expect`` (default: 2xx or 3xx).
+"""One active health check, as HAProxy runs it: a TCP connect (``check``), an HTTP request
+(``option httpchk``) whose answer is judged by ``http-check expect`` (default: 2xx or 3xx), a
+``tcp-check`` ruleset (health.tcpcheck), or a command (``option external-check``:
+health.external).
 
 Results carry HAProxy's check status codes (L4OK, L4CON, L4TOUT, L7OK, L7STS, L7RSP, L7TOUT,
 ...) and a description, as its logs and stats page show them.
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from geoproxy.config.model import HttpCheck, HttpCheckExpectKind
 from geoproxy.config.model_tcp import ProxyProtocol, TcpCheck
+from geoproxy.health.external import ExternalTarget, run_external
 from geoproxy.health.tcpcheck import TcpCheckTarget, run_tcp_check
 from geoproxy.tcp.proxyproto import encode_v1, encode_v2
 
@@ -28,7 +31,7 @@ NOLB_CODE = "L7OKC"  # http-check disable-on-404 and a 404: "check conditionally
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     passed: bool
-    code: str  # HAProxy's check status: L4OK, L4CON, L4TOUT, L7OK, L7STS, L7RSP, L7TOUT
+    code: str  # HAProxy's check status: L4OK, L4CON, L4TOUT, L7OK, L7STS, L7RSP, L7TOUT, PROC*
     description: str
     duration_ms: int
 
@@ -44,6 +47,7 @@ class CheckTarget:
     tcp_check: TcpCheck | None = None  # option tcp-check, redis-check... (health.tcpcheck)
     send_proxy: ProxyProtocol | None = None  # check-send-proxy: a PROXY header first
     tls: ClientTls | None = None  # check-ssl (or ssl): the check shakes hands first
+    external: ExternalTarget | None = None  # option external-check: a command, no connection
 
 
 def run_check(target: CheckTarget) -> CheckResult:
@@ -54,6 +58,9 @@ def run_check(target: CheckTarget) -> CheckResult:
         elapsed = int((time.monotonic() - started) * 1000)
         return CheckResult(passed, code, description, elapsed)
 
+    if target.external is not None:
+        outcome = run_external(target.external)
+        return done(outcome.passed, outcome.code, outcome.description)
     if target.tcp_check is not None:
         result = run_tcp_check(TcpCheckTarget(
             target.host, target.port, target.timeout, target.connect_timeout,

@@ -93,8 +93,8 @@ def test_errors_are_alerts_followed_by_haproxys_closing_lines_and_exit_one(
         "section (geoproxy supports: mode, acl, timeout, contimeout, clitimeout, srvtimeout, "
         "errorfile, errorfiles, option, retries, balance, hash-type, cookie, dynamic-cookie-key, "
         "http-check, default-server, server, server-template, stick-table, stick, "
-        "force-persist, ignore-persist, stats, tcp-request, tcp-check, compression, "
-        "http-reuse, http-request, http-response, http-after-response, redirect).",
+        "force-persist, ignore-persist, stats, tcp-request, tcp-check, external-check, "
+        "compression, http-reuse, http-request, http-response, http-after-response, redirect).",
         f"[ALERT]    config : Error(s) found in configuration file : {path}",
         "[ALERT]    config : Fatal errors found in configuration.",
     ]

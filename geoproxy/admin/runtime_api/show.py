@@ -160,8 +160,8 @@ def show_info(ctx: Context, args: Sequence[str]) -> str:
 # HAProxy's enums, as 'show servers state' writes them
 _CHECK_STATUS = {"SOCKERR": 5, "L4OK": 6, "L4TOUT": 7, "L4CON": 8, "L6OK": 9, "L6TOUT": 10,
                  "L6RSP": 11, "L7TOUT": 12, "L7RSP": 13, "L7OK": 15, "L7OKC": 16, "L7STS": 17,
-                 "HANA": 4}
-_PASSED = ("L4OK", "L6OK", "L7OK", "L7OKC")
+                 "PROCERR": 18, "PROCTOUT": 19, "PROCOK": 20, "HANA": 4}
+_PASSED = ("L4OK", "L6OK", "L7OK", "L7OKC", "PROCOK")
 _SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
     "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
