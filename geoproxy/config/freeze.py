@@ -180,6 +180,7 @@ def _backend(draft: ProxyDraft, acls: dict[str, Acl]) -> Backend:
         redispatch_interval=settings.redispatch_interval,
         persist=settings.persist,
         allbackups=settings.allbackups,
+        abortonclose=settings.abortonclose,
         forwardfor=settings.forwardfor if http else None,
         http_mode=settings.http_mode,
         httpchk=settings.check_request if settings.httpchk else None,

@@ -697,6 +697,8 @@ class Backend:
     redispatch_interval: int = -1
     persist: bool = False
     allbackups: bool = False
+    # a request whose client closed while it waited (queue, connect) is dropped, not sent
+    abortonclose: bool = False
     forwardfor: ForwardFor | None = None
     http_mode: HttpMode = HttpMode.KEEP_ALIVE
     httpchk: HttpCheck | None = None
