@@ -112,6 +112,7 @@ def _frontend(draft: ProxyDraft, acls: dict[str, Acl]) -> Frontend:
         forwardfor=settings.forwardfor if mode is ProxyMode.HTTP else None,
         httplog=settings.httplog and mode is ProxyMode.HTTP,
         dontlognull=settings.dontlognull,
+        abortonclose=settings.abortonclose,
         http_mode=settings.http_mode,
         maxconn=settings.maxconn,
         errorfiles=tuple(settings.errorfiles.values()),

@@ -660,6 +660,9 @@ class Frontend:
     unique_id: UniqueId | None = None
     compression: Compression | None = None
     buffer_request: bool = False  # option http-buffer-request
+    # option abortonclose from defaults (or a listen's own): HAProxy 2.6 aborts a queued
+    # request only when its frontend has it too, not only its backend
+    abortonclose: bool = False
     originalto: OriginalTo | None = None
     rules: HttpRules = field(default_factory=HttpRules)
     log_format: LogFormat | None = None

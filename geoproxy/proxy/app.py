@@ -335,7 +335,7 @@ class ProxyApp:
             now = time.time()
             persistence = sticky.read(environ, view, now)
             stick = sticky.stick_request(environ, view, direct=persistence.is_direct)
-        lease = self._take_server(environ, backend, persistence.server, stick)
+        lease = self._take_server(environ, frontend, backend, persistence.server, stick)
         if note is not None:
             note.queued = time.monotonic()
             if persistence.policy is not None:
@@ -448,6 +448,7 @@ class ProxyApp:
     def _take_server(
         self,
         environ: Environ,
+        frontend: FrontendRuntime,
         backend: BackendRuntime,
         direct: ServerView | None,
         stick: StickRequest | None,
@@ -462,7 +463,7 @@ class ProxyApp:
             if lease is not None or not direct.maxconn:
                 return lease
             waited = wait_in_queue(self.fleet, backend.config, only, direct.name,
-                                   abandoned=_abandoned(environ, backend))
+                                   abandoned=_abandoned(environ, frontend, backend))
             if waited is QueueOutcome.ABORTED:
                 _abort_queued(environ)
             if waited is QueueOutcome.TIMED_OUT:
@@ -478,7 +479,7 @@ class ProxyApp:
             return lease
         if all(server.maxconn for server in ranking.candidates):
             waited = wait_in_queue(self.fleet, backend.config, ranking,
-                                   abandoned=_abandoned(environ, backend))
+                                   abandoned=_abandoned(environ, frontend, backend))
             if isinstance(waited, Lease):
                 return waited
             if waited is QueueOutcome.ABORTED:
@@ -664,10 +665,14 @@ def _note_queue_timeout(environ: Environ) -> None:
         note.termination = "sQ"
 
 
-def _abandoned(environ: Environ, backend: BackendRuntime) -> Callable[[], bool] | None:
-    """What tells a queued request that its client left: the worker's probe, with ``option
-    abortonclose`` (None: the request waits on, as HAProxy's does without the option)."""
-    if not backend.config.abortonclose:
+def _abandoned(
+    environ: Environ, frontend: FrontendRuntime, backend: BackendRuntime
+) -> Callable[[], bool] | None:
+    """What tells a queued request that its client left: the worker's probe, when both its
+    frontend and its backend have ``option abortonclose`` (HAProxy 2.6 needs both: in a
+    backend alone the option changes nothing; a frontend gets it from defaults or as a
+    listen). None: the request waits on, as HAProxy's does without the option."""
+    if not (frontend.config.abortonclose and backend.config.abortonclose):
         return None
     probe: Callable[[], bool] | None = environ.get(CLIENT_CLOSED)
     return probe

@@ -6,9 +6,10 @@ Rules:
    (2 ms doubling up to 20 ms); the queue script serves tickets in arrival order as slots free.
 2. A request that gives up (deadline passed, Redis away) takes its ticket out, so it blocks
    nobody; a ticket whose waiter died is purged by its deadline.
-3. With ``option abortonclose`` a request whose client closed its side while it waits
-   (``CLIENT_CLOSED``, the worker's probe in the environ) takes its ticket out and is not
-   sent (HAProxy's termination state CQ); without it, it waits on and is sent, as in HAProxy.
+3. With ``option abortonclose`` (in its frontend and its backend, as HAProxy 2.6 needs) a
+   request whose client closed its side while it waits (``CLIENT_CLOSED``, the worker's probe
+   in the environ) takes its ticket out and is not sent (HAProxy's termination state CQ);
+   without it, it waits on and is sent, as in HAProxy.
 4. HAProxy's default for ``timeout queue`` is ``timeout connect``; with neither set, geoproxy
    waits at most ``DEFAULT_QUEUE_TIMEOUT`` rather than forever.
 """

@@ -155,3 +155,5 @@ def test_option_abortonclose_comes_from_defaults_and_no_option_cancels_it() -> N
     )
     flags = {backend.name: backend.abortonclose for backend in config.backends}
     assert flags == {"kept": True, "cancelled": False, "own": True}
+    # HAProxy 2.6 aborts only when the frontend has it too: from defaults, or a listen's own
+    assert {f.name: f.abortonclose for f in config.frontends} == {"own": True, "f": True}
