@@ -126,6 +126,7 @@ class Settings:
     redispatch_interval: int = -1
     persist: bool = False
     allbackups: bool = False
+    abortonclose: bool = False
     httpchk: bool = False
     check_request: HttpCheck = field(default_factory=HttpCheck)
     http_check_location: Location | None = None

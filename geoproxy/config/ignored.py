@@ -93,7 +93,7 @@ OPTION_IGNORED: dict[str, str] = {
     "http-use-proxy-header": _INERT_IN_26,
 }
 OPTION_REFUSED = frozenset({
-    "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response",
+    "accept-invalid-http-request", "accept-invalid-http-response",
     "checkcache", "http-pretend-keepalive", "prefer-last-server",
     "transparent", "forwarded", "spop-check",
     "http-restrict-req-hdr-names", "h1-case-adjust-bogus-client",

@@ -85,6 +85,11 @@ def _allbackups(proxy: ProxyDraft, line: Line) -> None:
     proxy.settings.allbackups = line.prefix == ""
 
 
+def _abortonclose(proxy: ProxyDraft, line: Line) -> None:
+    line.at_most(1, "option abortonclose")
+    proxy.settings.abortonclose = line.prefix == ""
+
+
 def _redispatch(proxy: ProxyDraft, line: Line) -> None:
     line.at_most(2, "option redispatch")
     interval = line.arg(1)
@@ -183,6 +188,7 @@ OPTIONS: dict[str, Option] = {
     "redispatch": Option(_redispatch, frontend=False, backend=True, negatable=True),
     "persist": Option(_persist, frontend=False, backend=True, negatable=True),
     "allbackups": Option(_allbackups, frontend=False, backend=True, negatable=True),
+    "abortonclose": Option(_abortonclose, frontend=False, backend=True, negatable=True),
     "forwardfor": Option(_forwardfor, frontend=True, backend=True, negatable=False),
     "httpchk": Option(parse_option_httpchk, frontend=False, backend=True, negatable=False),
     "http-keep-alive": Option(_http_mode(HttpMode.KEEP_ALIVE), True, True, negatable=True),

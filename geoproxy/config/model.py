@@ -675,6 +675,9 @@ class Frontend:
     unique_id: UniqueId | None = None
     compression: Compression | None = None
     buffer_request: bool = False  # option http-buffer-request
+    # option abortonclose from defaults (or a listen's own): HAProxy 2.6 aborts a queued
+    # request only when its frontend has it too, not only its backend
+    abortonclose: bool = False
     originalto: OriginalTo | None = None
     rules: HttpRules = field(default_factory=HttpRules)
     log_format: LogFormat | None = None
@@ -712,6 +715,8 @@ class Backend:
     redispatch_interval: int = -1
     persist: bool = False
     allbackups: bool = False
+    # a request whose client closed while it waited (queue, connect) is dropped, not sent
+    abortonclose: bool = False
     forwardfor: ForwardFor | None = None
     http_mode: HttpMode = HttpMode.KEEP_ALIVE
     httpchk: HttpCheck | None = None

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from geoproxy.admin.mount import StatsApps, metrics_service, mount_backend_stats, mount_stats
 from geoproxy.balance.policy import PickMode, Ranking, RequestKeys
@@ -39,7 +39,7 @@ from geoproxy.proxy.content_rules import rejects
 from geoproxy.proxy.errorpages import ErrorPage
 from geoproxy.proxy.exchange import ExchangeFeatures
 from geoproxy.proxy.httplog import accept_date
-from geoproxy.proxy.queueing import QueueOutcome, wait_in_queue
+from geoproxy.proxy.queueing import CLIENT_CLOSED, QueueOutcome, wait_in_queue
 from geoproxy.proxy.replies import after_response, has_after_rules, reply_page, response_rules
 from geoproxy.proxy.requestlog import LogNote, note_of
 from geoproxy.proxy.retry import redispatches
@@ -335,7 +335,7 @@ class ProxyApp:
             now = time.time()
             persistence = sticky.read(environ, view, now)
             stick = sticky.stick_request(environ, view, direct=persistence.is_direct)
-        lease = self._take_server(environ, backend, persistence.server, stick)
+        lease = self._take_server(environ, frontend, backend, persistence.server, stick)
         if note is not None:
             note.queued = time.monotonic()
             if persistence.policy is not None:
@@ -448,6 +448,7 @@ class ProxyApp:
     def _take_server(
         self,
         environ: Environ,
+        frontend: FrontendRuntime,
         backend: BackendRuntime,
         direct: ServerView | None,
         stick: StickRequest | None,
@@ -461,7 +462,10 @@ class ProxyApp:
             lease = self.fleet.acquire(name, only, stick)
             if lease is not None or not direct.maxconn:
                 return lease
-            waited = wait_in_queue(self.fleet, backend.config, only, direct.name)
+            waited = wait_in_queue(self.fleet, backend.config, only, direct.name,
+                                   abandoned=_abandoned(environ, frontend, backend))
+            if waited is QueueOutcome.ABORTED:
+                _abort_queued(environ)
             if waited is QueueOutcome.TIMED_OUT:
                 _note_queue_timeout(environ)
                 return None
@@ -474,9 +478,12 @@ class ProxyApp:
         if lease is not None or ranking is None:
             return lease
         if all(server.maxconn for server in ranking.candidates):
-            waited = wait_in_queue(self.fleet, backend.config, ranking)
+            waited = wait_in_queue(self.fleet, backend.config, ranking,
+                                   abandoned=_abandoned(environ, frontend, backend))
             if isinstance(waited, Lease):
                 return waited
+            if waited is QueueOutcome.ABORTED:
+                _abort_queued(environ)
             _note_queue_timeout(environ)
         return None
 
@@ -656,6 +663,29 @@ def _note_queue_timeout(environ: Environ) -> None:
     note = note_of(environ)
     if note is not None:
         note.termination = "sQ"
+
+
+def _abandoned(
+    environ: Environ, frontend: FrontendRuntime, backend: BackendRuntime
+) -> Callable[[], bool] | None:
+    """What tells a queued request that its client left: the worker's probe, when both its
+    frontend and its backend have ``option abortonclose`` (HAProxy 2.6 needs both: in a
+    backend alone the option changes nothing; a frontend gets it from defaults or as a
+    listen). None: the request waits on, as HAProxy's does without the option."""
+    if not (frontend.config.abortonclose and backend.config.abortonclose):
+        return None
+    probe: Callable[[], bool] | None = environ.get(CLIENT_CLOSED)
+    return probe
+
+
+def _abort_queued(environ: Environ) -> NoReturn:
+    """The client closed while its request was queued (``option abortonclose``): nothing is
+    sent or answered, and the log says so as HAProxy 2.6's does: no server, no status, ``CQ``."""
+    note = note_of(environ)
+    if note is not None:
+        note.queued = time.monotonic()
+        note.finish(-1, 0, "CQ")
+    raise ClientGone("the client closed while its request was queued")
 
 
 def _note_rejected(environ: Environ) -> None:

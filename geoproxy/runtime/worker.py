@@ -49,6 +49,10 @@ which cost more CPU per request than the whole proxying did. Why, and what it do
 12. Each client connection (HTTP/1.1 or HTTP/2) owns the server connections private to it
    (``send-proxy`` servers, ``geoproxy.forward.private``): its base environ holds them, and
    they are closed when it ends.
+13. A plain HTTP/1.1 connection's requests carry a probe (``CLIENT_CLOSED``,
+   ``geoproxy.runtime.client_probe``) that says whether the client closed its side: a request
+   waiting in a queue of a backend with ``option abortonclose`` asks it, and is dropped when
+   the client left.
 """
 
 from __future__ import annotations
@@ -68,8 +72,10 @@ from geoproxy.forward.private import PRIVATE, PrivatePools
 from geoproxy.proxy.app import ClientTimeouts
 from geoproxy.proxy.errorpages import builtin_page
 from geoproxy.proxy.exchange import LOCAL_ADDRESS
+from geoproxy.proxy.queueing import CLIENT_CLOSED
 from geoproxy.proxy.upgrade import UPGRADE_OFFER, SwitchedBody
 from geoproxy.rules.txn import SESSION_STICK
+from geoproxy.runtime.client_probe import client_closed
 from geoproxy.runtime.frontend_gate import frontend_of
 from geoproxy.runtime.frontend_listener import FrontendListener
 from geoproxy.runtime.h2_connection import drain_all, serve_h2
@@ -206,6 +212,8 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
         if tls_facts is not None:
             connection.base[TLS_FACTS] = tls_facts
             connection.base["wsgi.url_scheme"] = "https"
+        else:  # rule 12
+            connection.base[CLIENT_CLOSED] = partial(client_closed, client)
         if rest:
             connection.reader.feed(rest)
         try:

@@ -143,3 +143,17 @@ def test_a_defaults_section_inherits_options_that_a_proxy_can_cancel() -> None:
     backend = config.backends[0]
     assert (backend.redispatch, backend.persist) == (False, True)
     assert backend.cookie is not None and backend.cookie.name == "OTHER"
+
+
+def test_option_abortonclose_comes_from_defaults_and_no_option_cancels_it() -> None:
+    config = parse(
+        "defaults\n    mode http\n" + TIMEOUTS + "    option abortonclose\n"
+        "backend kept\n    server s 127.0.0.1:9001\n"
+        "backend cancelled\n    no option abortonclose\n    server s 127.0.0.1:9001\n"
+        "listen own\n    bind :81\n    option abortonclose\n    server s 127.0.0.1:9001\n"
+        "frontend f\n    bind :80\n    default_backend kept\n"
+    )
+    flags = {backend.name: backend.abortonclose for backend in config.backends}
+    assert flags == {"kept": True, "cancelled": False, "own": True}
+    # HAProxy 2.6 aborts only when the frontend has it too: from defaults, or a listen's own
+    assert {f.name: f.abortonclose for f in config.frontends} == {"own": True, "f": True}
