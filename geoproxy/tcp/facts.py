@@ -14,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -61,47 +62,32 @@ class TcpFacts:
     def _unless_final(self, value: Any) -> Any:
         return ABSENT if value is WAIT and self.final else value
 
-    def hello_type(self) -> int | NoValue:
-        cached = self._cache.get("hello")
+    def _from_hello(self, key: str, read: Callable[[bytes], Any]) -> Any:
+        """What ``read`` finds in the ClientHello (``Hello.INCOMPLETE``: ``WAIT``, any other
+        ``Hello``: ``ABSENT``), once per buffer content (rule 3)."""
+        cached = self._cache.get(key)
         if cached is None:
-            found = hello_type(self.payload)
+            found = read(self.payload)
             if found is Hello.INCOMPLETE:
                 cached = WAIT
             elif isinstance(found, Hello):
                 cached = ABSENT
             else:
                 cached = found
-            self._remember("hello", cached)
-        result: int | NoValue = self._unless_final(cached)
+            self._remember(key, cached)
+        return self._unless_final(cached)
+
+    def hello_type(self) -> int | NoValue:
+        result: int | NoValue = self._from_hello("hello", hello_type)
         return result
 
     def alpn(self) -> tuple[str, ...] | NoValue:
         """The ALPN protocols the ClientHello offers (``req.ssl_alpn``)."""
-        cached = self._cache.get("alpn")
-        if cached is None:
-            found = protocols(self.payload)
-            if found is Hello.INCOMPLETE:
-                cached = WAIT
-            elif isinstance(found, Hello):
-                cached = ABSENT
-            else:
-                cached = found
-            self._remember("alpn", cached)
-        result: tuple[str, ...] | NoValue = self._unless_final(cached)
+        result: tuple[str, ...] | NoValue = self._from_hello("alpn", protocols)
         return result
 
     def server_name(self) -> str | NoValue:
-        cached = self._cache.get("sni")
-        if cached is None:
-            found = server_name(self.payload)
-            if found is Hello.INCOMPLETE:
-                cached = WAIT
-            elif isinstance(found, Hello):
-                cached = ABSENT
-            else:
-                cached = found
-            self._remember("sni", cached)
-        result: str | NoValue = self._unless_final(cached)
+        result: str | NoValue = self._from_hello("sni", server_name)
         return result
 
     def payload_slice(self, offset: int, length: int) -> bytes | NoValue:
