@@ -24,6 +24,7 @@ from tests.support.backends import Backend
 from tests.support.h2_client import RawH2Client
 from tests.support.ports import free_port
 from tests.support.proxy_process import ProxyProcess
+from tests.support.tools import tool_missing
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,7 @@ backend app
 
 def curl(*args: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
+        tool_missing("curl is not installed")
     return subprocess.run(["curl", "-s", "--http2-prior-knowledge", "--max-time", "10", *args],
                           capture_output=True, text=True, timeout=15, check=False)
 

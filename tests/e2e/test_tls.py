@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -25,6 +26,7 @@ from tests.support.http_client import get
 from tests.support.ports import free_ports, wait_for_port
 from tests.support.processes import ProcessRegistry
 from tests.support.proxy_process import ProxyProcess
+from tests.support.tools import tool_missing
 
 pytestmark = pytest.mark.e2e
 HOST = "127.0.0.1"
@@ -184,6 +186,8 @@ def test_alpn_h2_makes_the_connection_http2_and_http11_stays_http11(setup: Setup
     assert status == 200
     assert _headers(body)["x-tls"].endswith("/http/1.1/0")
     # a browser's way: curl offers h2 and http/1.1 over TLS, and speaks HTTP/2 when chosen
+    if shutil.which("curl") is None:
+        tool_missing("curl is not installed")
     done = subprocess.run(
         ["curl", "--http2", "-sk", "-D", "-", "--max-time", "10",
          "--resolve", f"alpha.test:{port}:{HOST}", f"https://alpha.test:{port}/h2"],
