@@ -80,8 +80,6 @@ def parse_bind(proxy: ProxyDraft, line: Line) -> None:
     except address.AddressError as exc:
         line.fail(f"'bind' : {exc}")
     accept_proxy, tls, proto, v6only = _bind_options(proxy, line)
-    if v6only and any(":" not in host for host, _ in addresses):
-        line.fail(f"'bind {line.arg(0)}' : 'v6only' applies to IPv6 addresses only.")
     proxy.rules.binds.extend(
         (host, port, line.location, accept_proxy, tls, proto, v6only)
         for host, port in addresses)
