@@ -43,6 +43,7 @@ frontend route
     tcp-request content accept if {{ req.len gt 10 }}
     tcp-request content accept if WAIT_END
     use_backend b_sni if {{ req.ssl_sni -i one.test }}
+    use_backend b_port if {{ req.ssl_alpn acme-tls/1 }}
     use_backend b_http if HTTP
     use_backend b_len if {{ req.len gt 10 }}
     use_backend b_port if {{ dst_port {route2} }}
@@ -116,6 +117,19 @@ def client_hello(name: str) -> bytes:
     return outgoing.read()
 
 
+@functools.cache
+def alpn_hello(protocols: tuple[str, ...]) -> bytes:
+    """A ClientHello for other.test offering ``protocols`` (ALPN), in that order."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.set_alpn_protocols(list(protocols))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="other.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
 @pytest.fixture(scope="module")
 def pair(module_stack: Stack, process_registry: ProcessRegistry) -> Iterator[Pair]:
     haproxy = shutil.which("haproxy")
@@ -170,6 +184,8 @@ def exchange(port: int, data: bytes) -> tuple[str, int]:
 CASES = {
     "hello for one.test": (client_hello, "one.test", "route"),
     "hello for another name": (client_hello, "other.test", "route"),
+    "hello offering h2 then acme-tls/1": (alpn_hello, ("h2", "acme-tls/1"), "route"),
+    "hello offering h2 and http/1.1": (alpn_hello, ("h2", "http/1.1"), "route"),
     "an HTTP request": (None, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n", "route"),
     "twenty bytes of something": (None, b"0123456789abcdefghij", "route"),
     "three bytes, then the delay": (None, b"abc", "route"),
@@ -190,6 +206,16 @@ def test_both_route_the_same_bytes_to_the_same_server(pair: Pair, case: str) -> 
     theirs, _ = exchange(pair.haproxy_ports[bind], data)
     mine, _ = exchange(pair.ports[bind], data)
     assert mine == theirs
+
+
+def test_req_ssl_alpn_matches_a_protocol_offered_after_another(pair: Pair) -> None:
+    """Each ALPN protocol is one value of ``req.ssl_alpn``: acme-tls/1 offered second still
+    matches, in haproxy as in geoproxy."""
+    data, bind = payload("hello offering h2 then acme-tls/1")
+    assert exchange(pair.haproxy_ports[bind], data)[0] == "port"
+    assert exchange(pair.ports[bind], data)[0] == "port"
+    data, bind = payload("hello offering h2 and http/1.1")
+    assert exchange(pair.ports[bind], data)[0] == "len"  # no acme-tls/1: the next rule
 
 
 def _tcplog(output: str, port: int) -> str:
