@@ -39,7 +39,7 @@ from gevent.event import Event
 from geoproxy.config.model import RequestLimits
 from geoproxy.errors import ClientGone, UpstreamError
 from geoproxy.proxy.errorpages import builtin_page
-from geoproxy.runtime.http1 import EMPTY_BODY, READ_SIZE, EmptyBody, environ_key
+from geoproxy.runtime.http1 import EMPTY_BODY, READ_SIZE, EmptyBody, environ_key, read_line
 from geoproxy.runtime.http1_response import HeaderError, Response
 from geoproxy.runtime.request_environ import request_environ
 
@@ -195,15 +195,7 @@ class H2Body:
 
     def readline(self, size: int = -1, /) -> bytes:
         """A WSGI requirement; geoproxy itself never reads lines."""
-        line = b""
-        while size < 0 or len(line) < size:
-            data = self.read(1)
-            if not data:
-                break
-            line += data
-            if data == b"\n":
-                break
-        return line
+        return read_line(self.read, size)
 
     @property
     def is_consumed(self) -> bool:

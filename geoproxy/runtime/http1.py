@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final
 
 import httptools
@@ -396,6 +397,20 @@ class ClientReader:
         self._idle = True
 
 
+def read_line(read: Callable[[int], bytes], size: int = -1) -> bytes:
+    """A line of a request body read a byte at a time with ``read`` (WSGI's ``readline``; at
+    most ``size`` bytes when it is not negative)."""
+    line = b""
+    while size < 0 or len(line) < size:
+        data = read(1)
+        if not data:
+            break
+        line += data
+        if data == b"\n":
+            break
+    return line
+
+
 class RequestBody:
     """``wsgi.input``: the request body, de-chunked, read from the client as it is asked for.
 
@@ -442,15 +457,7 @@ class RequestBody:
 
     def readline(self, size: int = -1, /) -> bytes:
         """A WSGI requirement; geoproxy itself never reads lines."""
-        line = b""
-        while size < 0 or len(line) < size:
-            data = self.read(1)
-            if not data:
-                break
-            line += data
-            if data == b"\n":
-                break
-        return line
+        return read_line(self.read, size)
 
     def _wait(self) -> None:
         request, reader = self._request, self._reader

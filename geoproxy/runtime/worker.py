@@ -206,13 +206,8 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
             self._serve_h2(client, addr, listener_name, session, tls_facts, rest)
             return
         connection = _Connection(self, client, addr, listener_name)
-        private = connection.base[PRIVATE] = PrivatePools()  # rule 12
-        if session is not None:
-            connection.base[SESSION_STICK] = session.stick  # every request counts there
-        if tls_facts is not None:
-            connection.base[TLS_FACTS] = tls_facts
-            connection.base["wsgi.url_scheme"] = "https"
-        else:  # rule 12
+        private = _share(connection.base, session, tls_facts)
+        if tls_facts is None:  # rule 13
             connection.base[CLIENT_CLOSED] = partial(client_closed, client)
         if rest:
             connection.reader.feed(rest)
@@ -231,12 +226,7 @@ class ProxyWorker(GeventWorker):  # type: ignore[misc]
                   tls_facts: TlsFacts | None, rest: bytes) -> None:
         """An HTTP/2 connection (rule 11)."""
         base = connection_environ(client, addr, listener_name)
-        private = base[PRIVATE] = PrivatePools()  # rule 12
-        if session is not None:
-            base[SESSION_STICK] = session.stick
-        if tls_facts is not None:
-            base[TLS_FACTS] = tls_facts
-            base["wsgi.url_scheme"] = "https"
+        private = _share(base, session, tls_facts)
         try:
             serve_h2(self, client, listener_name, base, rest)
         except Exception:
@@ -456,6 +446,19 @@ class _Connection:
         if request.upgrade:
             environ[UPGRADE_OFFER] = True
         return environ
+
+
+def _share(base: dict[str, Any], session: Any, tls_facts: TlsFacts | None) -> PrivatePools:
+    """Put in a connection's base environ what its stages give every request of it: the stick
+    counters its connection rules track, its TLS facts (rule 10), its private server
+    connections (rule 12, returned: the connection closes them when it ends)."""
+    if session is not None:
+        base[SESSION_STICK] = session.stick  # every request counts there
+    if tls_facts is not None:
+        base[TLS_FACTS] = tls_facts
+        base["wsgi.url_scheme"] = "https"
+    private = base[PRIVATE] = PrivatePools()
+    return private
 
 
 def connection_environ(sock: Any, addr: Any, listener_name: Any) -> dict[str, Any]:
