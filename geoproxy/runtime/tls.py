@@ -66,19 +66,8 @@ def server_context(options: TlsOptions, certificate: Certificate) -> ssl.SSLCont
 def _apply(context: ssl.SSLContext, options: TlsOptions) -> None:
     low = options.min_version if options.min_version is not None else 3
     high = options.max_version if options.max_version is not None else len(TLS_VERSIONS) - 1
-    with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated; asked for all the same
-        warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = _VERSIONS[TLS_VERSIONS[low]]
-        context.maximum_version = _VERSIONS[TLS_VERSIONS[high]]
-    if options.ciphers:
-        try:
-            context.set_ciphers(options.ciphers)
-        except ssl.SSLError as exc:
-            raise TlsSetupError(f"unable to set SSL cipher list to '{options.ciphers}'") from exc
-    if options.ciphersuites:
-        set_ciphersuites(context, options.ciphersuites)
-    if options.curves:
-        set_curves(context, options.curves)
+    set_versions_and_ciphers(context, (low, high), options.ciphers, options.ciphersuites,
+                             options.curves)
     if options.verify and options.verify != "none":
         context.verify_mode = _VERIFY[options.verify]
     if options.ca_file:
@@ -164,6 +153,29 @@ def _ssl_ctx(context: ssl.SSLContext) -> int:
     if not pointer:
         raise TlsSetupError("cannot reach the SSL context")
     return pointer
+
+
+def set_versions_and_ciphers(context: ssl.SSLContext, versions: tuple[int | None, int | None],
+                             ciphers: str | None, ciphersuites: str | None,
+                             curves: str | None) -> None:
+    """A context's protocol versions (indexes into ``TLS_VERSIONS``; None: OpenSSL's bound),
+    cipher list (TLS 1.2 and below), TLS 1.3 ciphersuites and curves, on either side."""
+    low, high = versions
+    with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated; asked for all the same
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if low is not None:
+            context.minimum_version = _VERSIONS[TLS_VERSIONS[low]]
+        if high is not None:
+            context.maximum_version = _VERSIONS[TLS_VERSIONS[high]]
+    if ciphers:
+        try:
+            context.set_ciphers(ciphers)
+        except ssl.SSLError as exc:
+            raise TlsSetupError(f"unable to set SSL cipher list to '{ciphers}'") from exc
+    if ciphersuites:
+        set_ciphersuites(context, ciphersuites)
+    if curves:
+        set_curves(context, curves)
 
 
 def set_ciphersuites(context: ssl.SSLContext, suites: str) -> None:

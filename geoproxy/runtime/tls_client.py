@@ -14,19 +14,12 @@ Rules:
 from __future__ import annotations
 
 import ssl
-import warnings
 from typing import Any
 
-from geoproxy.config.model_tls import TLS_VERSIONS, ServerTls
-from geoproxy.runtime.tls import TlsSetupError, set_ciphersuites, set_curves
+from geoproxy.config.model_tls import ServerTls
+from geoproxy.runtime.tls import TlsSetupError, set_versions_and_ciphers
 
 __all__ = ["ClientTls", "TlsSetupError", "client_context"]
-
-_VERSIONS = {
-    "TLSv1.0": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-}
-
 
 def client_context(tls: ServerTls) -> ssl.SSLContext:
     """The context of a server's connections; raises ``TlsSetupError``."""
@@ -41,21 +34,8 @@ def client_context(tls: ServerTls) -> ssl.SSLContext:
                 context.load_verify_locations(cafile=tls.ca_file)
         if tls.crt:
             context.load_cert_chain(tls.crt)
-        with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated; asked for all the same
-            warnings.simplefilter("ignore", DeprecationWarning)
-            if tls.min_version is not None:
-                context.minimum_version = _VERSIONS[TLS_VERSIONS[tls.min_version]]
-            if tls.max_version is not None:
-                context.maximum_version = _VERSIONS[TLS_VERSIONS[tls.max_version]]
-        if tls.ciphers:
-            try:
-                context.set_ciphers(tls.ciphers)
-            except ssl.SSLError as exc:
-                raise TlsSetupError(f"unable to set SSL cipher list to '{tls.ciphers}'") from exc
-        if tls.ciphersuites:
-            set_ciphersuites(context, tls.ciphersuites)
-        if tls.curves:
-            set_curves(context, tls.curves)
+        set_versions_and_ciphers(context, (tls.min_version, tls.max_version), tls.ciphers,
+                                 tls.ciphersuites, tls.curves)
         if tls.alpn:
             context.set_alpn_protocols(list(tls.alpn))
     except (ssl.SSLError, OSError, ValueError) as exc:
