@@ -58,6 +58,7 @@ class Watcher:
         self._log = log
         self.watching = threading.Event()  # set while every primary's connection is tracking
         self._warned = False  # said once that changes wait for the heartbeat (until watching)
+        self._ready = 0  # primaries whose connection is tracking, in this round of connections
 
     def loop(self, stop: threading.Event) -> None:
         """Watch until ``stop`` (one thread per primary; rule 4 between connections)."""
