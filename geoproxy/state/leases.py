@@ -7,15 +7,14 @@ Rules:
    trip in steady state (DESIGN.md invariant 1); a second one happens only when the script asks
    for more than the first carried (every candidate of a partial list was full).
 2. A request whose choice needs no check against the fleet (no candidate has maxconn, so no
-   queue either, and no stick-table entry: most requests of most backends) is decided here,
-   by the same
-   rule as the script (``rank.decide``), over the fleet's counts as this worker's previous calls
-   read them, when that was at most ``FRESH`` ago (under load, a call or two ago); the call is
-   then plain commands in one MULTI/EXEC (increments, and the counts read back for the next
-   decision), which costs Redis a tenth of a script call (on any topology: the keys of one
-   backend share a hash tag, so one Cluster node runs it). Every other request, and every
-   request of a worker whose counts are older (an idle one), goes through ``acquire.lua``,
-   exact to the request.
+   queue either, and no stick-table entry: most requests of most backends) is decided here, by
+   the same rule as the script (``rank.decide``), over the fleet's counts as this worker's
+   previous calls read them, when that was at most ``FRESH`` ago (under load, a call or two
+   ago); the call is then plain commands in one MULTI/EXEC (increments, and the counts read
+   back for the next decision), which costs Redis a tenth of a script call (on any topology:
+   the keys of one backend share a hash tag, so one Cluster node runs it). Every other
+   request, and every request of a worker whose counts are older (an idle one), goes through
+   ``acquire.lua``, exact to the request.
 3. What a scripted request sends stays small: a first-with-room ranking sends its candidates up
    to the first without maxconn, or up to ``ROOMY`` that the counts say have room; a
    least-loaded one over more than ``LISTED`` servers sends the ``LISTED`` least loaded by
