@@ -26,14 +26,21 @@ class BackendState:
     group: GroupCommit
     has_queues: bool  # a server has maxconn: acquire must respect the queues
     view_version: int = 0  # Redis time (ms) of the refresh that built ``view``
+    # the fleet's counts as this process last read them, plus its own changes not yet sent
     fleet_inflight: dict[str, int] = field(default_factory=dict)
     fleet_total: int = 0  # sum of ``fleet_inflight``
     counts_at: float = float("-inf")  # when every count was last read (clock seconds)
     local_inflight: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, int] = field(default_factory=dict)  # releases not yet sent
+    # changes to this process's counts not yet sent, by server: +1 per request counted here
+    # without a call (leases.py rule 2), -1 per release; a server whose changes cancel out
+    # has no entry
+    pending: dict[str, int] = field(default_factory=dict)
+    counts_wanted: bool = False  # a call should read every count, even with nothing to carry
+    pending_since: float = 0.0  # since when ``pending`` or ``counts_wanted`` waits (clock s)
+    plain_gap: float = 1.0  # the average time between two plain requests, seconds
+    plain_at: float = float("-inf")  # when the last plain request came (clock seconds)
     tally: BackendTally = field(default_factory=BackendTally)
     contended_until: float = 0.0  # requests of this process queued recently (clock seconds)
-    carried: int = 0  # how many calls carried this backend's pending releases
 
     @classmethod
     def of(cls, backend: Backend, group: GroupCommit) -> BackendState:
@@ -45,29 +52,65 @@ class BackendState:
             has_queues=any(server.maxconn for server in backend.servers),
         )
 
+    def change_pending(self, name: str, by: int, now: float) -> None:
+        """This process counts ``by`` more in flight on ``name`` (a request it decided, or a
+        release), to be sent with the backend's next call; its view of the fleet counts it at
+        once."""
+        pending = self.pending
+        if not pending and not self.counts_wanted:
+            self.pending_since = now
+        left = pending.get(name, 0) + by
+        if left:
+            pending[name] = left
+        else:
+            del pending[name]
+        counts = self.fleet_inflight
+        counts[name] = counts.get(name, 0) + by
+        self.fleet_total += by
+
+    def note_plain(self, now: float) -> float:
+        """A plain request comes (leases.py rule 2): the average time between two, seconds,
+        over about the last eight."""
+        gap = min(now - self.plain_at, 1.0)
+        self.plain_at = now
+        self.plain_gap += (gap - self.plain_gap) * 0.125
+        return self.plain_gap
+
+    def want_counts(self, now: float) -> None:
+        """The next call should read every count: the last reading grows old."""
+        if not self.pending and not self.counts_wanted:
+            self.pending_since = now
+        self.counts_wanted = True
+
     def take_pending(self) -> dict[str, int]:
         taken, self.pending = self.pending, {}
         return taken
 
     def give_back_pending(self, taken: dict[str, int]) -> None:
         for name, count in taken.items():
-            self.pending[name] = self.pending.get(name, 0) + count
+            left = self.pending.get(name, 0) + count
+            if left:
+                self.pending[name] = left
+            else:
+                self.pending.pop(name, None)
 
     def take_tally(self) -> BackendTally:
         taken, self.tally = self.tally, BackendTally()
         return taken
 
     def saw_count(self, name: str, count: int) -> None:
-        """Redis answered ``count`` in flight on ``name``."""
+        """Redis answered ``count`` in flight on ``name`` (what this process changed since the
+        call left counts on top)."""
+        count += self.pending.get(name, 0)
         counts = self.fleet_inflight
         self.fleet_total += count - counts.get(name, 0)
         counts[name] = count
 
-    def saw_counts(self, counts: dict[str, int], *, whole: bool = True) -> None:
-        """A call read ``counts``: every count of the backend (``whole``), or some."""
-        if whole:
-            self.fleet_inflight = counts
-        else:
-            self.fleet_inflight.update(counts)
-        self.fleet_total = sum(self.fleet_inflight.values())
+    def saw_counts(self, counts: dict[str, int]) -> None:
+        """A call read every count of the backend (what this process changed since the call
+        left counts on top)."""
+        for name, by in self.pending.items():
+            counts[name] = counts.get(name, 0) + by
+        self.fleet_inflight = counts
+        self.fleet_total = sum(counts.values())
 

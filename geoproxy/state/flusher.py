@@ -1,12 +1,15 @@
-"""What leaves a process off the request path: releases no request carried, statistics,
-errors, passive-health observations and stick entries written while Redis was away.
+"""What leaves a process off the request path: changes to the counts no request carried,
+statistics, errors, passive-health observations and stick entries written while Redis was away.
 
 Rules:
-1. A release waits at most ``FLUSH_DELAY`` for a request's call to carry it (under load, every
-   release rides on one); then the flusher sends it through the same group commit, on the same
-   raw connection, as ``acquire.lua`` with no request. A release that leaves the process with
+1. A backend's changes to this process's counts (``BackendState.pending``: releases, and the
+   requests decided without a call, leases.py rule 2) wait for a request's call to carry them
+   at most ``FLUSH_DELAY`` in a backend with maxconn (its requests are scripted, so under load
+   every change rides on one) and ``SHARE_DELAY`` in one without (where a busy worker's calls
+   are these alone); then the flusher sends them through the same group commit, on the same
+   raw connection, as plain commands in one MULTI/EXEC. A release that leaves the process with
    nothing in flight in its backend, or while requests of this process wait in a queue, goes
-   at once: other workers' leastconn must see the true count.
+   at once: other workers' leastconn and queues must see the true count.
 2. Statistics (sessions, bytes, retries, maxima, per-frontend figures) accumulate in the
    process and leave at most once per ``STATS_PERIOD`` per backend, one ``stats.lua`` call each,
    on the raw-socket path: like HAProxy's per-thread counters, they are exact per process and
@@ -33,9 +36,14 @@ from geoproxy.state.outage import RETRY_AFTER, Outage
 from geoproxy.state.scripts import Batch, Scripts
 from geoproxy.state.store import StickEntry
 
-# How long a release may wait for an acquire to carry it, seconds. Short, because leastconn in
-# other workers reads the fleet-wide count: under load acquires carry every release anyway.
+# How long a backend's changes to the counts may wait for a call to carry them, seconds. A
+# backend with maxconn: short, because other workers' requests may wait in its queues for the
+# slots given back (and its acquires, scripted, carry the changes anyway under load). One
+# without: its requests are decided in the worker and counted by these calls alone, so they
+# set how often the worker writes (Redis's cost of a call is shared by the requests of this
+# window) and how old other workers' view of this worker's requests may be.
 FLUSH_DELAY = 0.002
+SHARE_DELAY = 0.010
 STATS_PERIOD = 1.0  # seconds between two statistics flushes of a backend
 
 _health_log = logging.getLogger("geoproxy.health")
@@ -69,11 +77,13 @@ class Flusher:
         self._stats_at = 0.0
         self._now = False
         self.wanted = threading.Event()
+        self._hurry = threading.Event()  # set with ``_now``: ends the wait for a delay
 
     def wake(self, now: bool = False) -> None:
-        """Something waits to be sent; ``now``: without waiting ``FLUSH_DELAY`` (rule 1)."""
+        """Something waits to be sent; ``now``: without waiting out its delay (rule 1)."""
         if now:
             self._now = True
+            self._hurry.set()
         if not self.wanted.is_set():
             self.wanted.set()
 
@@ -89,36 +99,47 @@ class Flusher:
                 self.wanted.set()
 
     def _flush_due(self, stop: threading.Event) -> None:
-        """Until nothing is pending: the releases no call carried for ``FLUSH_DELAY``, the rare
-        things at once, and the statistics once per ``STATS_PERIOD``."""
+        """Until nothing is pending: each backend's changes once they waited their delay and
+        no call carried them, the rare things at once, the statistics once per
+        ``STATS_PERIOD``."""
         while True:
-            marks = [(state, state.carried) for state in self._backends.values() if state.pending]
+            backends = self._backends.values()
+            due = [state for state in backends if state.pending or state.counts_wanted]
             rare = self.sticks or self.observations or self.errors
-            tallies = any(not state.tally.is_empty() for state in self._backends.values())
-            if not marks and not rare and not tallies:
+            tallies = any(not state.tally.is_empty() for state in backends)
+            if not due and not rare and not tallies:
                 return
-            if self._now:
+            hurry = self._now
+            if hurry:
                 self._now = False
             else:
-                # a plain sleep: Event.wait with a timeout allocates a lock and arms a timer,
-                # and under load this loop turns a hundred times a second
-                time.sleep(FLUSH_DELAY)
+                now = self._clock()
+                wait = FLUSH_DELAY if rare or not due else SHARE_DELAY
+                for state in due:
+                    wait = min(wait, state.pending_since + _delay(state) - now)
+                if wait > 0:
+                    self._hurry.wait(wait)
+                self._hurry.clear()
+                hurry = self._now
+                self._now = False
             if stop.is_set():
                 return
-            for state, mark in marks:
-                if state.carried == mark:  # no call carried them meanwhile
-                    self._leases.flush_releases(state)
+            now = self._clock()
+            for state in due:
+                waiting = state.pending or state.counts_wanted
+                if waiting and (hurry or now - state.pending_since >= _delay(state)):
+                    self._leases.flush_pending(state)
             if rare:
                 self.flush_rare()
             if tallies and self._clock() - self._stats_at >= STATS_PERIOD:
                 self.flush_stats()
-            elif not marks and not rare:
-                return  # only statistics, not yet due: the next release wakes this loop again
+            elif not due and not rare:
+                return  # only statistics, not yet due: the next change wakes this loop again
 
     def flush(self) -> None:
         """Send everything pending now (at stop, and in tests)."""
         for state in list(self._backends.values()):
-            self._leases.flush_releases(state)
+            self._leases.flush_pending(state)
         self.flush_rare()
         self.flush_stats()
 
@@ -203,3 +224,8 @@ class Flusher:
                 "UP" if after in running else "DOWN",
                 limit,
             )
+
+
+def _delay(state: BackendState) -> float:
+    """How long ``state``'s changes may wait for a call to carry them (rule 1)."""
+    return FLUSH_DELAY if state.has_queues else SHARE_DELAY

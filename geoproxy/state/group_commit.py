@@ -100,6 +100,10 @@ class GroupCommit:
             self._pass_lead()
         return job
 
+    def in_worker(self) -> bool:
+        """Whether calls are batched (rule 5): this is a gevent worker."""
+        return self._hub is not None or self._in_worker()
+
     def _in_worker(self) -> bool:
         """Whether this is a gevent worker (rule 5); asked until it is, since the app is built
         before the worker starts its watchdog."""

@@ -9,23 +9,33 @@ Rules:
 2. A request whose choice needs no check against the fleet (no candidate has maxconn, so no
    queue either, and no stick-table entry: most requests of most backends) is decided here, by
    the same rule as the script (``rank.decide``), over the fleet's counts as this worker's
-   previous calls read them, when that was at most ``FRESH`` ago (under load, a call or two
-   ago); the call is then plain commands in one MULTI/EXEC (increments, and the counts read
-   back for the next decision), which costs Redis a tenth of a script call (on any topology:
-   the keys of one backend share a hash tag, so one Cluster node runs it). Every other
-   request, and every request of a worker whose counts are older (an idle one), goes through
-   ``acquire.lua``, exact to the request.
+   calls last read them plus its own changes not yet sent (``BackendState.fleet_inflight``),
+   when that reading is at most ``FRESH`` old. In a gevent worker whose plain requests to the
+   backend come less than ``BEHIND_GAP`` apart on average, such a request makes no call at
+   all: it is counted into ``BackendState.pending`` and the flusher sends the worker's changes
+   at most ``SHARE_DELAY`` later (flusher.py rule 1), so a call, and its cost to Redis, is
+   shared by every request of that window however busy the worker is. Other workers see those
+   requests once that call has left and their own next reading came (tens of milliseconds at
+   most). Otherwise (a quieter worker, or outside a gevent worker) the request is one job in
+   the group commit, and the worker's counts of the moment decide it, exactly. Either way the
+   call is plain commands in one MULTI/EXEC (increments, and the counts read back for the next
+   decision), which costs Redis a tenth of a script call (on any topology: the keys of one
+   backend share a hash tag, so one Cluster node runs it). Every other request, and every
+   request of a worker whose counts are older (an idle one), goes through ``acquire.lua``,
+   exact to the request.
 3. What a scripted request sends stays small: a first-with-room ranking sends its candidates up
    to the first without maxconn, or up to ``ROOMY`` that the counts say have room; a
    least-loaded one over more than ``LISTED`` servers sends the ``LISTED`` least loaded by
    those counts. Either list is ``partial``: the script asks for the whole ranking when none of
    it has room.
-4. Releases are counted into ``BackendState.pending`` and leave it in exactly one way: swapped
-   out by the next call of their backend's group commit (a request's, or the flusher's when no
-   request came for ``FLUSH_DELAY``). When the call fails they stay with the old holder, whose
-   reaper gives them back (outage.py rule 2): a count is never lost and never given back twice.
-   A worker's hash going below zero means the reaper took this holder for dead while it lived:
-   the over-release is put back, and the process counts under a new holder from then on.
+4. Releases, and the requests counted without a call (rule 2), are counted into
+   ``BackendState.pending`` (signed: +1 a request, -1 a release; the two cancel out) and
+   leave it in exactly one way: swapped out by the next call of their backend's group commit
+   (a request's, or the flusher's). When the call fails they stay with the old holder, whose
+   reaper gives back what reached Redis (outage.py rule 2): a count is never lost and never
+   given back twice. A worker's hash going below zero means the reaper took this holder for
+   dead while it lived: the over-release is put back, and the process counts under a new
+   holder from then on.
 5. While Redis is unreachable, decisions are local (this process's own counts) and leases are
    marked unshared (``Outage``).
 """
@@ -53,6 +63,9 @@ from geoproxy.state.store import Lease, QueueUnavailable, StickEntry, StickReque
 ROOMY = 4  # a partial first-with-room list holds this many candidates believed to have room
 LISTED = 16  # a least-loaded request lists at most this many candidates (rule 3)
 FRESH = 0.05  # seconds: counts read this recently may decide a plain request (rule 2)
+# A worker whose plain requests to a backend come less than this apart (seconds, on average)
+# counts them without a call of their own (rule 2)
+BEHIND_GAP = 0.001
 # A plain call reads every count back, for backends of up to READ_EVERY_CALL servers; for
 # larger ones (where reading them all costs Redis more than the rest of the call) when the last
 # reading is older than REREAD, seconds: in between, the increments answer the counts they
@@ -68,9 +81,14 @@ def ttl_ms(ttl: float | None) -> int:
     return max(int(ttl * 1000), 1) if ttl else 0
 
 
+def _plain_ranking(ranking: Ranking) -> bool:
+    """Whether no candidate of ``ranking`` has maxconn (and so no queue either)."""
+    return all(s.maxconn == 0 for s in ranking.candidates)
+
+
 def _is_plain(wish: _Wish) -> bool:
     """Whether a request's choice needs no check against the fleet (rule 2)."""
-    return wish.stick is None and all(s.maxconn == 0 for s in wish.ranking.candidates)
+    return wish.stick is None and _plain_ranking(wish.ranking)
 
 
 class _Wish(NamedTuple):
@@ -124,6 +142,11 @@ class Leases:
     ) -> Lease | None:
         state = self._backends[backend]
         if self._outage.may_call():
+            if stick is None and state.group.in_worker() and _plain_ranking(ranking):
+                now = self._clock()
+                busy = state.note_plain(now) < BEHIND_GAP
+                if busy and now - state.counts_at <= FRESH:
+                    return self._acquire_behind(state, ranking, now)
             job = state.group.submit(Job(_Wish(ranking, stick, False)))
             answer: _Answer | None = job.outcome
             if answer is not None and answer.resend:
@@ -138,18 +161,17 @@ class Leases:
         it is plain and the connection allows (rule 2), else ``acquire.lua``."""
         wishes = [job.wish for job in batch if job.wish is not None]
         holder = self._outage.holder
-        releases = state.take_pending()
-        state.carried += 1
+        changes = state.take_pending()
         plain = (not wishes or self._clock() - state.counts_at <= FRESH) and all(
             map(_is_plain, wishes)
         )
         try:
             if plain:
-                answers = self._send_plain(state, wishes, releases, holder)
+                answers = self._send_plain(state, wishes, changes, holder)
             else:
-                answers = self._send_scripted(state, wishes, releases, holder)
+                answers = self._send_scripted(state, wishes, changes, holder)
         except REDIS_ERRORS as error:
-            state.give_back_pending(releases)
+            state.give_back_pending(changes)
             self._outage.failed(error, counted=True)  # rule 4: the pending go with the holder
             for job in batch:
                 job.failed = True
@@ -163,16 +185,13 @@ class Leases:
         self,
         state: BackendState,
         wishes: Sequence[_Wish],
-        releases: dict[str, int],
+        changes: dict[str, int],
         holder: str,
     ) -> list[_Answer]:
         """Decide ``wishes`` here, then one MULTI/EXEC: the increments, and the counts read back
         (rule 2)."""
-        counts = dict(state.fleet_inflight)
-        delta: dict[str, int] = {}
-        for name, count in releases.items():
-            delta[name] = -count
-            counts[name] = counts.get(name, 0) - count
+        counts = dict(state.fleet_inflight) if wishes else state.fleet_inflight
+        delta = dict(changes)
         chosen: list[str | None] = []
         for wish in wishes:
             server = decide(wish.ranking, counts)
@@ -203,6 +222,7 @@ class Leases:
             self.beaten_at = now
         self._repair(state, commands, replies)
         if read_all:
+            state.counts_wanted = False
             read = replies[-1]
             if isinstance(read, dict):  # redis-py's answer to HGETALL
                 state.saw_counts({name: int(count) for name, count in read.items()})
@@ -254,17 +274,10 @@ class Leases:
         self,
         state: BackendState,
         wishes: Sequence[_Wish],
-        releases: dict[str, int],
+        changes: dict[str, int],
         holder: str,
     ) -> list[_Answer]:
         keys_of = state.keys
-        if not wishes:
-            given: list[Any] = [len(releases)]
-            for name, count in releases.items():
-                given += (name, count)
-            keys = [keys_of.inflight, keys_of.worker(holder)]
-            self._scripts.call(self._client, "release", keys, given, self._fast)
-            return []
         keys = [
             keys_of.inflight,
             keys_of.worker(holder),
@@ -278,10 +291,10 @@ class Leases:
             holder,
             WORKER_TTL_MS if beat else 0,
             keys_of.queue_prefix if state.has_queues else "",
-            len(releases),
+            len(changes),
         ]
-        for name, count in releases.items():
-            args += (name, count)
+        for name, by in changes.items():
+            args += (name, -by)  # the script takes releases: a request counted here is -1
         args.append(len(wishes))
         counts = state.fleet_inflight
         for wish in wishes:
@@ -336,6 +349,21 @@ class Leases:
         local[name] = local.get(name, 0) + 1
         state.tally.saw_acquire(name, answer.inflight, state.fleet_total)
         return Lease(state.config.name, name, True, answer.stuck, answer.holder)
+
+    def _acquire_behind(self, state: BackendState, ranking: Ranking, now: float) -> Lease | None:
+        """Decide a plain request here and count it with the backend's next call (rule 2)."""
+        if now - state.counts_at > REREAD:
+            state.want_counts(now)  # the next call reads them all, changes to carry or none
+        chosen = decide(ranking, state.fleet_inflight)
+        if chosen is None:
+            return None
+        name = chosen.name
+        state.change_pending(name, 1, now)
+        local = state.local_inflight
+        local[name] = local.get(name, 0) + 1
+        state.tally.saw_acquire(name, state.fleet_inflight[name], state.fleet_total)
+        self._wake_flusher(False)
+        return Lease(state.config.name, name, True, False, self._outage.holder)
 
     def _acquire_locally(self, state: BackendState, ranking: Ranking) -> Lease | None:
         local = state.local_inflight
@@ -398,8 +426,7 @@ class Leases:
         local[lease.server] = max(local.get(lease.server, 0) - 1, 0)
         if not lease.shared or lease.holder != self._outage.holder:
             return  # counted locally only, or by an old holder that the reaper gives back
-        pending = state.pending
-        pending[lease.server] = pending.get(lease.server, 0) + 1
+        state.change_pending(lease.server, -1, self._clock())
         # Someone waits in a queue, or this process has nothing else in flight in this backend
         # (no acquire will come soon to carry it): give the slot back at once, so that other
         # workers' leastconn sees the true count.
@@ -408,9 +435,9 @@ class Leases:
         )
         self._wake_flusher(bool(now))
 
-    def flush_releases(self, state: BackendState) -> None:
-        """Send ``state``'s pending releases in a call of their own (the flusher's)."""
-        if state.pending:
+    def flush_pending(self, state: BackendState) -> None:
+        """Send ``state``'s pending changes in a call of their own (the flusher's)."""
+        if state.pending or state.counts_wanted:
             state.group.submit(Job(None))
 
     def _forget_pending(self, holder: str) -> None:

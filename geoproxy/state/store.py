@@ -2,11 +2,11 @@
 
 Rules:
 1. ``acquire`` is the only call on a request's critical path in steady state, and it costs at
-   most one Redis round trip (DESIGN.md invariant 1). ``release`` never waits on Redis: releases
-   are batched and ride on the next acquire of the same backend, or on a short background
-   flush. ``stick_store`` writes before the response goes on (the client's next request, on any
-   worker or host, must find the entry), but only a response that teaches a table something
-   new (a new session id) calls it.
+   most one Redis round trip (DESIGN.md invariant 1), none for a busy worker's plain requests.
+   ``release`` never waits on Redis: releases are batched and ride on the next acquire of the
+   same backend, or on a short background flush. ``stick_store`` writes before the response
+   goes on (the client's next request, on any worker or host, must find the entry), but only a
+   response that teaches a table something new (a new session id) calls it.
 2. ``view`` never does I/O: it returns the process's local snapshot, which a background loop
    refreshes from Redis twice a second.
 3. When Redis is unreachable, every call still answers, from local counts and the last snapshot

@@ -32,6 +32,7 @@
 -- ARGV[3]  the prefix of server queue keys (the server name follows); '' when the backend has
 --          no maxconn (and so no queues)
 -- ARGV[4]  m, then m pairs: server, count -- releases batched since the caller's last call
+--          (below 0: requests it counted since without a script)
 -- then     r, then r requests, each: a header, the kind ('F' or 'L'), then '~' when its
 --          candidates are only the first of its ranking, '+' when it has stick-table work;
 --          then k, then k triples: server, weight, maxconn (0 = no limit); with
@@ -88,7 +89,8 @@ local function change(name, by)
 end
 
 -- 1. releases, given back before any pick sees the counts: a worker gives back only what its
---    hash holds (one reaped as dead while it was only slow gives back nothing twice)
+--    hash holds (one reaped as dead while it was only slow gives back nothing twice); a
+--    negative count is requests the worker decided and counted without a script (plain ones)
 if m > 0 then
   local names = {}
   for i = 1, m do
@@ -103,7 +105,7 @@ if m > 0 then
       given = holds
     end
     held[names[i]] = holds - given
-    if given > 0 then
+    if given ~= 0 then
       change(names[i], -given)
     end
   end
