@@ -4,9 +4,9 @@ statistics, errors, passive-health observations and stick entries written while 
 Rules:
 1. A backend's changes to this process's counts (``BackendState.pending``: releases, and the
    requests decided without a call, leases.py rule 2) wait for a request's call to carry them
-   at most ``FLUSH_DELAY`` in a backend with maxconn (its requests are scripted, so under load
-   every change rides on one) and ``SHARE_DELAY`` in one without (where a busy worker's calls
-   are these alone); then the flusher sends them through the same group commit, on the same
+   at most ``SHARE_DELAY`` while this worker counts the backend's plain requests without calls
+   (then these calls alone count them), else ``FLUSH_DELAY`` (under load, its requests' calls
+   carry every change); then the flusher sends them through the same group commit, on the same
    raw connection, as plain commands in one MULTI/EXEC. A release that leaves the process with
    nothing in flight in its backend, or while requests of this process wait in a queue, goes
    at once: other workers' leastconn and queues must see the true count.
@@ -31,17 +31,16 @@ from geoproxy.state.backend_state import BackendState
 from geoproxy.state.connect import REDIS_ERRORS, Client
 from geoproxy.state.fastpath import FastCaller
 from geoproxy.state.keys import backend_keys, stick_key
-from geoproxy.state.leases import Leases, ttl_ms
+from geoproxy.state.leases import BEHIND_GAP, Leases, ttl_ms
 from geoproxy.state.outage import RETRY_AFTER, Outage
 from geoproxy.state.scripts import Batch, Scripts
 from geoproxy.state.store import StickEntry
 
-# How long a backend's changes to the counts may wait for a call to carry them, seconds. A
-# backend with maxconn: short, because other workers' requests may wait in its queues for the
-# slots given back (and its acquires, scripted, carry the changes anyway under load). One
-# without: its requests are decided in the worker and counted by these calls alone, so they
-# set how often the worker writes (Redis's cost of a call is shared by the requests of this
-# window) and how old other workers' view of this worker's requests may be.
+# How long a backend's changes to the counts may wait for a call to carry them, seconds: while
+# the worker counts its plain requests without calls, these calls alone count them, so they set
+# how often a busy worker writes (Redis's cost of a call is shared by the requests of this
+# window) and how old other workers' view of its requests may be; otherwise short, because
+# other workers' leastconn and queues wait for the releases.
 FLUSH_DELAY = 0.002
 SHARE_DELAY = 0.010
 STATS_PERIOD = 1.0  # seconds between two statistics flushes of a backend
@@ -116,7 +115,7 @@ class Flusher:
                 now = self._clock()
                 wait = FLUSH_DELAY if rare or not due else SHARE_DELAY
                 for state in due:
-                    wait = min(wait, state.pending_since + _delay(state) - now)
+                    wait = min(wait, state.pending_since + _delay(state, now) - now)
                 if wait > 0:
                     self._hurry.wait(wait)
                 self._hurry.clear()
@@ -127,7 +126,7 @@ class Flusher:
             now = self._clock()
             for state in due:
                 waiting = state.pending or state.counts_wanted
-                if waiting and (hurry or now - state.pending_since >= _delay(state)):
+                if waiting and (hurry or now - state.pending_since >= _delay(state, now)):
                     self._leases.flush_pending(state)
             if rare:
                 self.flush_rare()
@@ -226,6 +225,8 @@ class Flusher:
             )
 
 
-def _delay(state: BackendState) -> float:
-    """How long ``state``'s changes may wait for a call to carry them (rule 1)."""
-    return FLUSH_DELAY if state.has_queues else SHARE_DELAY
+def _delay(state: BackendState, now: float) -> float:
+    """How long ``state``'s changes may wait for a call to carry them (rule 1): a busy
+    worker's plain requests of the last window are counted by these calls alone."""
+    behind = state.plain_gap < BEHIND_GAP and now - state.plain_at < SHARE_DELAY
+    return SHARE_DELAY if behind else FLUSH_DELAY

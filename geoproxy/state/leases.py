@@ -142,7 +142,8 @@ class Leases:
     ) -> Lease | None:
         state = self._backends[backend]
         if self._outage.may_call():
-            if stick is None and state.group.in_worker() and _plain_ranking(ranking):
+            # (maxconn read from the view: the Runtime API may set it on any server)
+            if stick is None and _plain_ranking(ranking) and state.group.in_worker():
                 now = self._clock()
                 busy = state.note_plain(now) < BEHIND_GAP
                 if busy and now - state.counts_at <= FRESH:
