@@ -60,6 +60,9 @@ class Measure:
     seconds: float
     redis_cpu_s: float
     note: str = ""
+    # with --commands: per Redis command, (calls, microseconds) during the run (INFO
+    # commandstats; a transaction's commands count both alone and within EXEC)
+    commands: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def per_second(self) -> float:
@@ -85,6 +88,31 @@ def redis_cpu_seconds(url: str) -> float:
     finally:
         client.close()
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def command_stats(url: str) -> dict[str, tuple[int, int]]:
+    """Every command's (calls, microseconds) so far, from ``INFO commandstats``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+            for name, v in info.items()}
+
+
+def command_delta(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> tuple[tuple[str, int, int], ...]:
+    """What each command added between two ``command_stats``, the dearest first."""
+    rows = []
+    for name, (calls, usec) in after.items():
+        was_calls, was_usec = before.get(name, (0, 0))
+        if calls > was_calls:
+            rows.append((name, calls - was_calls, usec - was_usec))
+    return tuple(sorted(rows, key=lambda row: -row[2]))
 
 
 # -- the state layer alone ---------------------------------------------------------------------
@@ -242,7 +270,7 @@ end
 
 
 def measure_proxy(work: Path, servers: int, duration: float, warmup: float,
-                  counters: str = "") -> Measure:
+                  counters: str = "", commands: bool = False) -> Measure:
     ports = [services.free_tcp_port() for _ in range(servers)]
     nginx = services.start_nginx(work, ports)
     proxy: services.Service | None = None
@@ -263,16 +291,18 @@ def measure_proxy(work: Path, servers: int, duration: float, warmup: float,
         services.spawn(proxy, argv, log)
         services.wait_ready(proxy, port, log)
         run_wrk(proxy.url, CONNECTIONS, warmup, script)
+        stats_before = command_stats(redis.url) if commands else {}
         before = redis_cpu_seconds(redis.url)
         started = time.monotonic()
         result = run_wrk(proxy.url, CONNECTIONS, duration, script)
         seconds = time.monotonic() - started
         cpu = redis_cpu_seconds(redis.url) - before
+        spent = command_delta(stats_before, command_stats(redis.url)) if commands else ()
         note = f"{result.rps:,.0f} req/s"
         if result.non_2xx or result.errors:
             note += f", {result.non_2xx} non-2xx, {result.errors} socket errors"
         part = "proxy" if not counters else f"proxy+sc {counters}"
-        return Measure(part, servers, result.requests, seconds, cpu, note)
+        return Measure(part, servers, result.requests, seconds, cpu, note, spent)
     finally:
         if proxy is not None:
             proxy.stop()
@@ -377,6 +407,26 @@ def table(measures: Sequence[Measure]) -> str:
     return "\n".join(lines)
 
 
+def command_table(measures: Sequence[Measure], top: int = 8) -> str:
+    """Per proxied request, the commands that cost Redis most (``--commands``)."""
+    lines = []
+    for m in measures:
+        if not m.commands or not m.operations:
+            continue
+        lines += [
+            f"{m.part}, {m.servers} servers: Redis commands per request (INFO commandstats;"
+            " EXEC's time includes its commands')",
+            "",
+            "| command | calls per request | µs per request | µs per call |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, calls, usec in m.commands[:top]:
+            lines.append(f"| {name} | {calls / m.operations:.3f} | {usec / m.operations:.2f} "
+                         f"| {usec / calls:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def header() -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     commit = subprocess.run(
@@ -394,6 +444,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--counters", action="store_true",
                         help="proxy part: also with a stick-counter rate limit")
+    parser.add_argument("--commands", action="store_true",
+                        help="proxy part: also what each Redis command costs per request")
     args = parser.parse_args()
     args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
     args.sizes = [int(n) for n in args.servers.split(",") if n.strip()]
@@ -417,7 +469,8 @@ def main() -> int:
         if "proxy" in args.parts:
             for servers in args.sizes or [2, 64]:
                 print(f"proxy, {servers} servers", file=sys.stderr)
-                measures.append(measure_proxy(work, servers, duration, warmup))
+                measures.append(measure_proxy(work, servers, duration, warmup,
+                                              commands=args.commands))
                 for counters in ("src", "distinct") if args.counters else ():
                     print(f"proxy, {servers} servers, stick counters ({counters})",
                           file=sys.stderr)
@@ -435,6 +488,8 @@ def main() -> int:
     if measures:
         print(table(measures))
         print()
+        if args.commands:
+            print(command_table(measures))
     if shares:
         print(share_table(shares))
     return 0
