@@ -27,7 +27,9 @@ Rules:
    to the first without maxconn, or up to ``ROOMY`` that the counts say have room; a
    least-loaded one over more than ``LISTED`` servers sends the ``LISTED`` least loaded by
    those counts. Either list is ``partial``: the script asks for the whole ranking when none of
-   it has room.
+   it has room. A call made because the counts are older than ``FRESH`` lists the whole
+   ranking of its first least-loaded request: the script's answer, every count, makes them
+   fresh again (else a large backend's calls would stay scripts).
 4. Releases, and the requests counted without a call (rule 2), are counted into
    ``BackendState.pending`` (signed: +1 a request, -1 a release; the two cancel out) and
    leave it in exactly one way: swapped out by the next call of their backend's group commit
@@ -298,7 +300,12 @@ class Leases:
             args += (name, -by)  # the script takes releases: a request counted here is -1
         args.append(len(wishes))
         counts = state.fleet_inflight
+        # counts too old to decide plain requests here (rule 2): the first least-loaded request
+        # lists its whole ranking, so that the script answers every count a decision reads
+        reread, whole = now - state.counts_at > FRESH, False
         for wish in wishes:
+            if reread and not whole and wish.ranking.mode is _LEAST:
+                wish, whole = wish._replace(whole=True), True
             self._encode(wish, counts, keys, args)
         reply = self._scripts.call(self._client, "acquire", keys, args, self._fast)
         if beat:
@@ -310,8 +317,8 @@ class Leases:
         seen = reply[4 * len(wishes) :]
         for at in range(0, len(seen), 2):
             state.saw_count(seen[at], int(seen[at + 1]))
-        if len(seen) == 2 * len(state.config.servers):
-            state.counts_at = now  # the script read every count
+        if whole or len(seen) == 2 * len(state.config.servers):
+            state.counts_at = now  # the script read every count (of every usable server)
         return answers
 
     @staticmethod

@@ -155,3 +155,33 @@ def test_a_quieter_worker_sends_each_request_and_its_call_reads_the_fleets_count
     finally:
         other.hincrby("gp:{app}:inflight", "s1", -3)
         other.close()
+
+
+def test_after_a_pause_one_script_call_reads_every_count_of_a_large_backend(
+    redis_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts older than ``FRESH`` send a plain request through the script, which lists only
+    the 16 least loaded of a larger backend: the first such call lists every server, so that
+    the requests after it are decided in the worker again (else every call stays a script)."""
+    monkeypatch.setattr(GroupCommit, "in_worker", lambda self: True)
+    names = [f"s{i}" for i in range(1, 21)]
+    large = Backend(
+        name="large",
+        location=HERE,
+        servers=tuple(Server(name=n, host="127.0.0.1", port=1, location=HERE) for n in names),
+    )
+    state = RedisFleetState(redis_url, "host-a:1", clock=clock)
+    state.register([large])
+    try:
+        view = state.view("large")
+        ranking = Ranking(PickMode.LEAST_LOADED, tuple(view.servers))
+        clock.now += 1.0  # the worker's counts are a second old
+        with wire_commands(redis_url) as sent:
+            for _ in range(5):
+                clock.now += BEHIND_GAP * 4
+                lease = state.acquire("large", ranking)
+                assert lease is not None and lease.shared
+                state.release(lease)
+        assert sent["EVALSHA"] == 1 and sent["EXEC"] == 4, sent
+    finally:
+        state.close()
