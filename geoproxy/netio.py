@@ -7,7 +7,8 @@ three system calls and a few microseconds of Python for nothing. ``sendall`` her
 ``send_nowait`` sends without waiting, so that no timeout needs arming when the kernel takes
 everything at once; ``guarded_sendall`` is that pattern under a watchdog guard.
 ``wait_readable`` uses gevent's socket internals (``_wait``, ``_read_event``, there since
-gevent 1.0) when it finds them, and does nothing otherwise.
+gevent 1.0) when it finds them, and does nothing otherwise; ``tls_pending`` tells a TLS socket
+holding decrypted bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from gevent import socket as gevent_socket
 
 if TYPE_CHECKING:
     from geoproxy.watchdog import Guard
+
+# gevent's TCP socket class exactly (its TLS sockets are a subclass: they may hold decrypted
+# bytes, and are asked). Looking up an attribute gevent's socket lacks costs a failed lookup
+# on the wrapped socket and an AttributeError: the request path avoids it.
+_GEVENT_SOCKET = gevent_socket.socket
 
 
 def sendall(sock: Any, data: bytes | memoryview) -> None:
@@ -57,14 +63,25 @@ def guarded_sendall(sock: Any, data: bytes, guard: Guard | None, timeout: float 
         guard.disarm()
 
 
+def tls_pending(sock: Any) -> bool:
+    """Whether ``sock`` is a TLS socket holding decrypted bytes nobody read (its file
+    descriptor no longer shows them)."""
+    if type(sock) is _GEVENT_SOCKET:
+        return False  # plain TCP, the common case: no attribute lookup that fails
+    pending = getattr(sock, "pending", None)
+    return bool(pending is not None and pending())
+
+
 def wait_readable(sock: Any) -> None:
     """Wait until ``sock`` has input (bytes, a close, an error), before a ``recv`` for an answer
     that cannot be there yet: a reply to what was just sent, the next request of a client that
     was just answered. gevent's ``recv`` would first try and fail with EAGAIN (a system call
     and an exception); a plain socket's blocking ``recv`` waits anyway, so nothing is done."""
-    pending = getattr(sock, "pending", None)
-    if pending is not None and pending():
-        return  # a TLS socket holds decrypted bytes its file descriptor no longer shows
+    if type(sock) is _GEVENT_SOCKET:
+        sock._wait(sock._read_event)
+        return
+    if tls_pending(sock):
+        return
     wait = getattr(sock, "_wait", None)
     event = getattr(sock, "_read_event", None)
     if wait is not None and event is not None:

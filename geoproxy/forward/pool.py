@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 from geoproxy import watchdog
 from geoproxy.errors import ConnectFailed
-from geoproxy.netio import guarded_sendall, wait_readable
+from geoproxy.netio import guarded_sendall, tls_pending, wait_readable
 
 # The read buffer of a connection: a response head must fit in it (HAProxy's tune.bufsize
 # default is 16384 too; a larger head is a 502 there as here).
@@ -228,7 +228,7 @@ class ServerPool:
 
     def release(self, conn: Connection) -> None:
         """Give back a connection that is between two exchanges (rule 3); close it if full."""
-        if len(self._idle) < self.max_idle and conn.buffered == 0 and not _pending(conn.sock):
+        if len(self._idle) < self.max_idle and conn.buffered == 0 and not tls_pending(conn.sock):
             self._idle.append(conn)
         else:
             conn.close()
@@ -247,7 +247,3 @@ class ServerPool:
         return self._address
 
 
-def _pending(sock: Any) -> bool:
-    """Whether a TLS socket holds decrypted bytes nobody read (rule 7)."""
-    pending = getattr(sock, "pending", None)
-    return bool(pending is not None and pending())
