@@ -318,7 +318,7 @@ class Leases:
         for at in range(0, len(seen), 2):
             state.saw_count(seen[at], int(seen[at + 1]))
         if whole or len(seen) == 2 * len(state.config.servers):
-            state.counts_at = now  # the script read every count (of every usable server)
+            state.counts_at = now  # the script read every count (a whole ranking: the usable ones)
         return answers
 
     @staticmethod

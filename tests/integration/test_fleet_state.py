@@ -124,12 +124,16 @@ def test_maxconn_full_server_is_skipped_and_none_when_all_are_full(fleet: RedisF
 def test_acquire_costs_one_round_trip_and_releases_ride_along(
     fleet: RedisFleetState, redis_url: str
 ) -> None:
+    """The first acquire is a script (this process has read no count yet) whose answer is
+    every count of its ranking; the next ones are decided here, each one MULTI/EXEC that also
+    carries the previous release (the two cancel out: no increment at all) and reads the counts
+    back."""
     with wire_commands(redis_url) as sent:
         for _ in range(20):
             lease = fleet.acquire("app", ranking(fleet, PickMode.LEAST_LOADED, "s1", "s2"))
             assert lease is not None
             fleet.release(lease)
-    assert sent == {"EVALSHA": 20}
+    assert sent == {"EVALSHA": 1, "MULTI": 19, "HGETALL": 19, "EXEC": 19}
     assert sum(counts(redis_url).values()) == 1, "the last release is still pending"
 
 
