@@ -1,7 +1,8 @@
 """DESIGN.md invariant 1, counted on the wire with MONITOR through real workers (whose Redis
-calls share one pipelined connection): every request is acquired through Redis, the requests a
-worker holds at once share acquire calls (group commit), and all Redis commands together stay
-below one round trip per request on average."""
+calls share one pipelined connection): every request is counted in Redis, the requests a
+worker holds at once share calls (group commit; a busy worker's plain requests are counted by
+its flusher's calls alone, one per 10 ms window), and all Redis commands together stay below
+one round trip per request on average."""
 
 from __future__ import annotations
 
@@ -87,15 +88,15 @@ def test_requests_share_round_trips_and_cost_less_than_one_each(
 ) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     send_requests(proxy_port, WARM)  # warm: connections open, scripts loaded
-    # every request is acquired through Redis, none decided locally: the totals (which travel
+    # every request is counted through Redis, none only locally: the totals (which travel
     # with each worker's statistics, within a second) count them all
     assert counted_within(client, WARM)
     with wire_log(redis_server.url) as recorded:
         send_requests(proxy_port, REQUESTS)
     assert counted_within(client, WARM + REQUESTS)
     client.close()
-    # under steady load releases ride on the acquires, which several requests share: fewer
-    # round trips than requests, heartbeats and statistics included
+    # under steady load releases ride on the calls that count the requests, which several
+    # requests share: fewer round trips than requests, heartbeats and statistics included
     trips = round_trips(recorded)
     # the request path's round trips (transactions and scripts: acquires, releases,
     # statistics); the rest is each process's heartbeat and the master's frontend poll, a few
