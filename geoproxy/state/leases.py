@@ -4,8 +4,9 @@ Rules:
 1. An acquire is one job in its backend's group commit (``group_commit.py``): the requests of a
    worker that want a server of one backend while a call is out leave together, with the
    releases batched meanwhile, in one round trip. That call is the request's only Redis round
-   trip in steady state (DESIGN.md invariant 1); a second one happens only when the script asks
-   for more than the first carried (every candidate of a partial list was full).
+   trip in steady state (DESIGN.md invariant 1; a busy worker's plain requests make none, rule
+   2); a second one happens only when the script asks for more than the first carried (every
+   candidate of a partial list was full).
 2. A request whose choice needs no check against the fleet (no candidate has maxconn, so no
    queue either, and no stick-table entry: most requests of most backends) is decided here, by
    the same rule as the script (``rank.decide``), over the fleet's counts as this worker's
@@ -17,7 +18,8 @@ Rules:
    shared by every request of that window however busy the worker is. Other workers see those
    requests once that call has left and their own next reading came (tens of milliseconds at
    most). Otherwise (a quieter worker, or outside a gevent worker) the request is one job in
-   the group commit, and the worker's counts of the moment decide it, exactly. Either way the
+   the group commit: decided the same way, then counted by its call before it goes on, so the
+   next decision reads every request the fleet counted before that call. Either way the
    call is plain commands in one MULTI/EXEC (increments, and the counts read back for the next
    decision), which costs Redis a tenth of a script call (on any topology: the keys of one
    backend share a hash tag, so one Cluster node runs it). Every other request, and every
