@@ -177,6 +177,7 @@ class Leases:
                 answers = self._send_scripted(state, wishes, changes, holder)
         except REDIS_ERRORS as error:
             state.give_back_pending(changes)
+            state.counts_wanted = False  # (else the flusher would ask again at once, and again)
             self._outage.failed(error, counted=True)  # rule 4: the pending go with the holder
             for job in batch:
                 job.failed = True

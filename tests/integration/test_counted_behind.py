@@ -22,6 +22,7 @@ from geoproxy.state.group_commit import GroupCommit
 from geoproxy.state.leases import BEHIND_GAP
 from geoproxy.state.redis_store import RedisFleetState
 from geoproxy.state.store import Lease
+from tests.support.ports import free_port
 from tests.support.redis_monitor import wire_commands
 
 HERE = Location("test", 1)
@@ -183,5 +184,25 @@ def test_after_a_pause_one_script_call_reads_every_count_of_a_large_backend(
                 assert lease is not None and lease.shared
                 state.release(lease)
         assert sent["EVALSHA"] == 1 and sent["EXEC"] == 4, sent
+    finally:
+        state.close()
+
+
+def test_a_failed_call_leaves_nothing_for_the_flusher_to_retry_at_once(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While Redis is away, the changes of a failed call go with the old holder and the wish
+    to read the counts is dropped: the flusher finds nothing due (it would otherwise call
+    again at once, in a loop, until Redis came back)."""
+    monkeypatch.setattr(GroupCommit, "in_worker", lambda self: True)
+    state = RedisFleetState(f"redis://127.0.0.1:{free_port()}/0", "host-a:1", clock=clock)
+    state.attach([BACKEND])
+    try:
+        backend = state._backends["app"]
+        backend.change_pending("s1", 1, clock.now)
+        backend.want_counts(clock.now)
+        state.flush()
+        assert backend.pending == {} and not backend.counts_wanted
+        assert state.degraded
     finally:
         state.close()
