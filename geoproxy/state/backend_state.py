@@ -7,6 +7,7 @@ that process read and change it between two cooperative switches only (see redis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from geoproxy.balance.view import BackendView
 from geoproxy.config.model import Backend
@@ -39,6 +40,8 @@ class BackendState:
     pending_since: float = 0.0  # since when ``pending`` or ``counts_wanted`` waits (clock s)
     plain_gap: float = 1.0  # the average time between two plain requests, seconds
     plain_at: float = float("-inf")  # when the last plain request came (clock seconds)
+    # the server hashes' STATE_FIELDS as last read, in configuration order (heartbeat.py rule 5)
+    server_fields: list[Any] | None = None
     tally: BackendTally = field(default_factory=BackendTally)
     contended_until: float = 0.0  # requests of this process queued recently (clock seconds)
 

@@ -12,6 +12,12 @@ Rules:
    snapshot wins over an older one in Redis (``state/pool.py``).
 4. A process that follows the disabled frontends (a worker's listeners) reads them in the same
    pipeline (``frontend_admin.py``): no round trip of their own.
+5. The server hashes (one HMGET a server) are read when the caller asks; otherwise the view
+   is rebuilt from the last ones read, at the refresh's time (slowstart ramps on). A worker
+   whose watcher tracks every write to them (redis_store.py) asks on each message it gets and
+   on every ``FULL_EVERY``-th heartbeat only: with hundreds of servers and of workers, reading
+   them all twice a second was the largest part of the fleet's load on Redis that no request
+   caused.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from geoproxy.state.snapshot import STATE_FIELDS, rebuild_view, shutdown_request
 
 HEARTBEAT_PERIOD = 0.5  # seconds between two heartbeats (and snapshot refreshes) of a process
 WORKER_TTL_MS = 1500  # a worker whose last heartbeat is older than this is dead
+FULL_EVERY = 4  # while the watcher tracks every write, the heartbeats that read server hashes
 
 # (backend, server, health before, health after), called from the snapshot refresh
 TransitionListener = Callable[[str, str, OperState, OperState], None]
@@ -61,9 +68,10 @@ class Heartbeat:
         # the names of the disabled frontends, at every refresh (rule 4)
         self.frontend_listeners: list[Callable[[frozenset[str]], None]] = []
 
-    def refresh(self, holder: str, *, beat: bool = True) -> int:
+    def refresh(self, holder: str, *, beat: bool = True, servers: bool = True) -> int:
         """One heartbeat under ``holder`` (``beat``: count it among the live workers; the
-        registering master and tools are none). Returns the Redis time, ms."""
+        registering master and tools are none; ``servers``: read the server hashes, else
+        rebuild each view from the last ones read, rule 5). Returns the Redis time, ms."""
         if self.unregistered:
             registry.register(self._client, self.unregistered)
             self._log.warning(
@@ -78,7 +86,9 @@ class Heartbeat:
         batch = Batch(self._client, self._scripts)
         if self._time_in_pipeline:
             batch.pipe.time()
-        for state in states:
+        # the backends whose server hashes this refresh reads (a backend never read: always)
+        reading = [servers or state.server_fields is None for state in states]
+        for state, read in zip(states, reading, strict=True):
             keys = state.keys
             if beat:
                 batch.script(
@@ -86,8 +96,9 @@ class Heartbeat:
                     [keys.workers, keys.inflight],
                     [keys.worker_prefix, holder, WORKER_TTL_MS],
                 )
-            for server in state.config.servers:
-                batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
+            if read:
+                for server in state.config.servers:
+                    batch.pipe.hmget(keys.server(server.name), STATE_FIELDS)
             batch.pipe.hgetall(keys.inflight)
             batch.pipe.sismember(BACKENDS, state.config.name)
         for state in states:  # after every reply read by position (keys.PAD_ABOVE)
@@ -101,10 +112,14 @@ class Heartbeat:
         seconds, micros = replies[0] if self._time_in_pipeline else self._client.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         position = 1 if self._time_in_pipeline else 0
-        for state in states:
+        for state, read in zip(states, reading, strict=True):
             position += 1 if beat else 0
-            fields = replies[position : position + len(state.config.servers)]
-            position += len(state.config.servers)
+            if read:
+                fields = replies[position : position + len(state.config.servers)]
+                position += len(state.config.servers)
+                state.server_fields = fields
+            else:
+                fields = state.server_fields or []
             counts = {name: int(count) for name, count in replies[position].items()}
             registered = bool(replies[position + 1])
             position += 2

@@ -41,7 +41,7 @@ from geoproxy.state.flusher import Flusher
 from geoproxy.state.frontend_admin import FrontendAdmin
 from geoproxy.state.group_commit import GroupCommit, Job
 from geoproxy.state.health_store import HealthStore
-from geoproxy.state.heartbeat import HEARTBEAT_PERIOD, Heartbeat, TransitionListener
+from geoproxy.state.heartbeat import FULL_EVERY, HEARTBEAT_PERIOD, Heartbeat, TransitionListener
 from geoproxy.state.keys import FRONTENDS_ADMIN
 from geoproxy.state.leases import Leases
 from geoproxy.state.outage import Outage
@@ -282,19 +282,26 @@ class RedisFleetState:
         # A heartbeat every HEARTBEAT_PERIOD; in between, a reload of the snapshot alone as
         # soon as the watcher says the routing state changed (messages arriving meanwhile
         # make one more). The heartbeat's cadence is the period's, whatever the reloads.
+        # The server hashes are read on a message, and at the heartbeat only every FULL_EVERY-th
+        # time while the watcher tracks every write (else at each: the safety net).
         beat_at = self._clock() + HEARTBEAT_PERIOD
+        unread = 0  # heartbeats since the server hashes were last read
         while True:
             changed = self._changed.wait(max(beat_at - self._clock(), 0.0))
             self._changed.clear()
             if self._stop.is_set():
                 return
             beat = not changed or self._clock() >= beat_at
+            watched = self.watcher is not None and self.watcher.watching.is_set()
+            servers = changed or not watched or unread + 1 >= FULL_EVERY
             try:
-                self.refresh(beat=beat)
+                self.refresh(beat=beat, servers=servers)
             except REDIS_ERRORS as error:
                 self._outage.failed(error)
+                servers = False  # (read at the next heartbeat: unread is not reset)
             else:
                 self._outage.answered()
+            unread = 0 if servers else unread + 1
             if not beat:
                 continue
             beat_at = self._clock() + HEARTBEAT_PERIOD
@@ -305,11 +312,12 @@ class RedisFleetState:
         """Send now whatever waits: releases, statistics, errors, observations, stick entries."""
         self._flusher.flush()
 
-    def refresh(self, *, beat: bool = True) -> None:
+    def refresh(self, *, beat: bool = True, servers: bool = True) -> None:
         """One heartbeat: say this process is alive, reap dead workers, and reload the snapshot
-        of every backend (admin and health state, weights, fleet-wide counts), in one pipeline."""
+        of every backend (admin and health state, weights, fleet-wide counts), in one pipeline
+        (``servers``: the server hashes too, else their last reading, heartbeat.py rule 5)."""
         started = self._clock()
-        redis_ms = self._heartbeat.refresh(self._outage.holder, beat=beat)
+        redis_ms = self._heartbeat.refresh(self._outage.holder, beat=beat, servers=servers)
         self._leases.redis_offset_ms = redis_ms - started * 1000
         for state in self._backends.values():
             state.counts_at = started
