@@ -76,6 +76,7 @@ from hyperframe.frame import GoAwayFrame
 
 from geoproxy.config.model import H2Settings, RequestLimits
 from geoproxy.errors import ClientGone
+from geoproxy.netio import tls_pending
 from geoproxy.runtime.h2_stream import Stream, parse_request, serve_stream
 
 READ_SIZE: Final = 65536
@@ -233,8 +234,7 @@ class H2Server:
     def _buffered(self) -> bool:
         """Whether a TLS socket holds decrypted bytes already (its file descriptor would not
         say so)."""
-        pending = getattr(self.sock, "pending", None)
-        return bool(pending is not None and pending())
+        return tls_pending(self.sock)
 
     def _wait_limit(self, now: float) -> float | None:
         """How long the reader may wait for the client (rule 4): while streams are open, a

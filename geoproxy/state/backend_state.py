@@ -59,9 +59,8 @@ class BackendState:
         """This process counts ``by`` more in flight on ``name`` (a request it decided, or a
         release), to be sent with the backend's next call; its view of the fleet counts it at
         once."""
+        self._starts_waiting(now)
         pending = self.pending
-        if not pending and not self.counts_wanted:
-            self.pending_since = now
         left = pending.get(name, 0) + by
         if left:
             pending[name] = left
@@ -81,9 +80,13 @@ class BackendState:
 
     def want_counts(self, now: float) -> None:
         """The next call should read every count: the last reading grows old."""
+        self._starts_waiting(now)
+        self.counts_wanted = True
+
+    def _starts_waiting(self, now: float) -> None:
+        """Something is about to wait for a call: when nothing did, the wait begins ``now``."""
         if not self.pending and not self.counts_wanted:
             self.pending_since = now
-        self.counts_wanted = True
 
     def take_pending(self) -> dict[str, int]:
         taken, self.pending = self.pending, {}

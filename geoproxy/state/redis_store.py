@@ -298,7 +298,7 @@ class RedisFleetState:
                 self.refresh(beat=beat, servers=servers)
             except REDIS_ERRORS as error:
                 self._outage.failed(error)
-                servers = False  # (read at the next heartbeat: unread is not reset)
+                servers = False  # nothing was read: the count since the last reading goes on
             else:
                 self._outage.answered()
             unread = 0 if servers else unread + 1

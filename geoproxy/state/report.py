@@ -26,7 +26,7 @@ def _int(value: Any, default: int = 0) -> int:
 def session_rate(fields: Mapping[str, str], prefix: str, now_ms: int) -> int:
     """HAProxy's ``read_freq_ctr`` over one-second periods: the current second's count plus
     the previous second's, weighted by the part of the last second it still covers (the fields
-    release.lua keeps: ``rate_sec``, ``rate_cur``, ``rate_prev``)."""
+    stats.lua keeps: ``rate_sec``, ``rate_cur``, ``rate_prev``)."""
     second, current = _int(fields.get(prefix + "rate_sec")), _int(fields.get(prefix + "rate_cur"))
     now_second, elapsed_ms = divmod(now_ms, 1000)
     remaining = 1000 - elapsed_ms

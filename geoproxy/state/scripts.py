@@ -23,7 +23,6 @@ from geoproxy.state.fastpath import FastCaller
 
 SCRIPT_NAMES = (
     "acquire",
-    "release",
     "stats",
     "heartbeat",
     "claim_checks",
