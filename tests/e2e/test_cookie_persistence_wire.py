@@ -35,7 +35,7 @@ from geoproxy.persistence.dynamic import dynamic_cookie
 from tests.support.backends import Backend, start_backends
 from tests.support.browser import Browser
 from tests.support.ports import free_port, free_ports
-from tests.support.proxy_process import ProxyProcess, start_proxy
+from tests.support.proxy_process import PortTaken, ProxyProcess, start_proxy
 from tests.support.raw_client import RawConnection, RawResponse
 from tests.support.redis_server import RedisServer, flush_all
 from tests.support.scripted_servers import CASE_HEADER, ScriptedServers
@@ -152,10 +152,17 @@ def wire(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
             backends = {name: golden_backend(suite, servers) for name, suite in suites.items()}
             for name, lines in HAND_BACKENDS.items():
                 backends[name] = [line.format(**addresses) for line in lines]
-            ports = dict(zip(backends, free_ports(len(backends)), strict=True))
             seed_server_states(client, list(suites.values()))
-            config = wire_config(backends, ports)
-            proxy = start_proxy(registry, config, work, redis_server.url, workers=2)
+            # dozens of ports chosen free, then bound: another test may take one meanwhile
+            for attempt in range(3):
+                ports = dict(zip(backends, free_ports(len(backends)), strict=True))
+                config = wire_config(backends, ports)
+                try:
+                    proxy = start_proxy(registry, config, work, redis_server.url, workers=2)
+                    break
+                except PortTaken:
+                    if attempt == 2:
+                        raise
             yield Wire(proxy, servers, {b.name: b for b in demo}, ports, client)
     finally:
         servers.stop()

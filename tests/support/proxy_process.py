@@ -114,6 +114,11 @@ def bind_addresses(config_text: str) -> list[tuple[str, int]]:
     return found
 
 
+class PortTaken(RuntimeError):
+    """geoproxy could not bind a port chosen free: something (another test's connection, whose
+    ephemeral port comes from the same range) took it between the choice and the bind."""
+
+
 def start_proxy(
     registry: ProcessRegistry,
     config_text: str,
@@ -145,5 +150,7 @@ def start_proxy(
         process.wait_for_output("Listening at: ", timeout)
     except (TimeoutError, ChildProcessError) as exc:
         process.stop()
-        raise RuntimeError(f"geoproxy did not start: {exc}\n{process.output()}") from exc
+        output = process.output()
+        failure = PortTaken if "Address already in use" in output else RuntimeError
+        raise failure(f"geoproxy did not start: {exc}\n{output}") from exc
     return ProxyProcess(process, config_path, tuple(binds))
